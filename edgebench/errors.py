@@ -1,0 +1,95 @@
+"""One error hierarchy for the whole controller.
+
+Library and transport exceptions (yaml, gguf, paramiko, subprocess, the runner's
+structured errors) are translated into these at the edge where they occur, so
+the CLI can print one clear line and pick an exit code without knowing which
+library failed.
+"""
+
+from __future__ import annotations
+
+
+class EdgebenchError(Exception):
+    """Base of every error edgebench reports to a user."""
+
+    #: short machine-readable kind, also used by the runner's error events
+    kind = "error"
+
+
+class ConfigError(EdgebenchError):
+    """A device or benchmark profile is malformed, mistyped or has an unknown key."""
+
+    kind = "config"
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
+                 key: str | None = None):
+        self.file, self.line, self.key, self.reason = file, line, key, message
+        where = file or "<config>"
+        if line is not None:
+            where += f":{line}"
+        if key:
+            where += f": {key}"
+        super().__init__(f"{where}: {message}")
+
+
+class DeviceNotFound(ConfigError):
+    kind = "device-not-found"
+
+
+class ModelFileError(EdgebenchError):
+    """A model file is missing, truncated, foreign or fails its checksum."""
+
+    kind = "model-file"
+
+
+class SynthError(EdgebenchError):
+    """A synthetic model spec is invalid or the model could not be built."""
+
+    kind = "synth"
+
+
+class TransportError(EdgebenchError):
+    """Reaching or talking to a device failed."""
+
+    kind = "transport"
+
+
+class ConnectionLost(TransportError):
+    kind = "connection-lost"
+
+
+class HostKeyError(TransportError):
+    kind = "host-key"
+
+
+class DiskFullError(EdgebenchError):
+    kind = "disk-full"
+
+
+class RunnerError(EdgebenchError):
+    """The on-device runner failed; carries its structured error event."""
+
+    kind = "runner"
+
+    def __init__(self, message: str, *, kind: str | None = None, exit_code: int | None = None,
+                 signal: int | None = None, stderr_tail: str = ""):
+        if kind:
+            self.kind = kind
+        self.exit_code, self.signal, self.stderr_tail = exit_code, signal, stderr_tail
+        super().__init__(message)
+
+
+class RunnerTimeout(RunnerError):
+    kind = "timeout"
+
+
+class EngineError(RunnerError):
+    """The engine (llama.cpp, llama-bench, onnxruntime) failed on the device."""
+
+    kind = "engine"
+
+
+class ResultsError(EdgebenchError):
+    """A results directory is missing, foreign or of an unsupported schema."""
+
+    kind = "results"

@@ -1,0 +1,1 @@
+"""Shape-faithful random-weight GGUF models, so a model's speed can be measured without its weights."""
