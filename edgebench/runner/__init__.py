@@ -1,0 +1,9 @@
+"""The on-device runner: stdlib-only, Python >= 3.8, shipped as one zipapp.
+
+It reads one JSON job from stdin and prints JSON-lines events to stdout.
+Only relative imports are used here because the zipapp packs this package
+under its own top-level name.
+"""
+
+RUNNER_VERSION = "1"
+PROTOCOL_VERSION = 1

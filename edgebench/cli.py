@@ -1,0 +1,146 @@
+"""The `edgebench` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from edgebench import __version__
+from edgebench.errors import EdgebenchError
+
+EXIT_OK, EXIT_FAILED_CELLS, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 3, 130
+
+
+def _add_devices_dir(parser):
+    parser.add_argument("--devices-dir", metavar="DIR",
+                        help="where device profiles live (default: $EDGEBENCH_DEVICES or ./devices)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgebench", description=(
+        "Deploy quantized LLMs to edge devices and benchmark them the way llama-bench does."))
+    parser.add_argument("--version", action="version", version=f"edgebench {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    synth = commands.add_parser("synth", help="write a shape-faithful random-weight GGUF model",
+                                description="Write a GGUF model with a real model's shapes and random weights. "
+                                            "Speed does not depend on weight values; quality cannot be measured.")
+    synth.add_argument("--like", required=True, metavar="PRESET", help="shape preset, e.g. tiny-qwen35, qwen3.5-4b")
+    synth.add_argument("--quant", default="F16", help="F16, Q8_0, Q6_K, Q5_K_M, Q4_K_M or Q3_K_S (default F16)")
+    synth.add_argument("--layers", type=int, metavar="N", help="keep the width, cut the depth to N layers")
+    synth.add_argument("-o", "--output", required=True, type=Path, help="GGUF file to write")
+    synth.set_defaults(handler=cmd_synth)
+
+    run = commands.add_parser("run", help="run a benchmark profile on devices",
+                              description="Run every cell (device x model x test) of a profile and store "
+                                          "the results in a new directory under the results root.")
+    run.add_argument("profile", type=Path, help="benchmark profile (profiles/*.yaml)")
+    run.add_argument("-d", "--device", action="append", metavar="NAME|FILE",
+                     help="device name (devices/NAME.yaml) or file; repeatable (default: local)")
+    _add_devices_dir(run)
+    run.add_argument("-o", "--results", type=Path, default=Path("results"), metavar="DIR",
+                     help="results root; each run makes a new subdirectory (default: results/)")
+    run.set_defaults(handler=cmd_run)
+
+    show = commands.add_parser("show", help="print a run's results",
+                               description="Print a run as a table, or export it in llama-bench's formats.")
+    show.add_argument("run_dir", type=Path, help="results/<run-id>")
+    show.add_argument("--format", default="md", choices=("md", "csv", "json", "jsonl", "sqlite"))
+    show.add_argument("-o", "--output", type=Path, help="write to this file (required for sqlite)")
+    show.set_defaults(handler=cmd_show)
+
+    devices = commands.add_parser("devices", help="list and inspect device profiles")
+    device_commands = devices.add_subparsers(dest="devices_command", metavar="ACTION", required=True)
+    listing = device_commands.add_parser("list", help="list device profiles",
+                                         description="List the device profiles found in the devices directory.")
+    _add_devices_dir(listing)
+    listing.set_defaults(handler=cmd_devices_list)
+    return parser
+
+
+def cmd_synth(args, console) -> int:
+    from edgebench.synth.build import build_synthetic
+    from edgebench.synth.spec import parse_synth_spec
+    from edgebench.ui import build_progress
+
+    spec_text = f"{args.like}@{args.quant}" + (f"?layers={args.layers}" if args.layers else "")
+    spec = parse_synth_spec(spec_text)
+    with build_progress(console, spec.canonical()) as progress:
+        path = build_synthetic(spec, args.output, progress=progress)
+    console.print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    return EXIT_OK
+
+
+def cmd_run(args, console) -> int:
+    from edgebench.config import find_device, load_profile
+    from edgebench.execute import run_cells
+    from edgebench.results.export import table_cells
+    from edgebench.ui import RunDisplay, print_table
+
+    profile = load_profile(args.profile)
+    devices = [find_device(name, args.devices_dir) for name in (args.device or ["local"])]
+    display = RunDisplay(console, total=len(profile.models) * len(profile.tests) * len(devices)
+                         * max(1, len(profile.engine.threads)))
+    try:
+        with display:
+            outcome = run_cells(profile, devices, args.results, observer=display)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted: finished samples are kept in the run directory[/]")
+        return EXIT_INTERRUPTED
+    print_table(console, *table_cells(outcome.rows))
+    console.print(f"results: {outcome.store.path}")
+    if outcome.failures:
+        console.print(f"[red]{len(outcome.failures)} cell(s) failed:[/]")
+        for cell_id, reason in outcome.failures:
+            console.print(f"  [red]{cell_id}[/]: {reason}")
+        return EXIT_FAILED_CELLS
+    return EXIT_OK
+
+
+def cmd_show(args, console) -> int:
+    from edgebench.results.aggregate import run_rows
+    from edgebench.results.export import FORMATS, write_sqlite
+
+    rows = run_rows(args.run_dir)
+    if args.format == "sqlite":
+        if not args.output:
+            raise EdgebenchError("--format sqlite needs -o FILE")
+        write_sqlite(rows, args.output)
+        console.print(f"wrote {args.output}")
+        return EXIT_OK
+    text = FORMATS[args.format](rows)
+    if args.output:
+        args.output.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_devices_list(args, console) -> int:
+    from edgebench.config import list_devices
+    from edgebench.ui import print_table
+
+    rows = [[d.name, d.transport, d.device_class or "", ", ".join(d.tags), d.host or d.ssh_config_host or "",
+             d.source] for d in list_devices(args.devices_dir)]
+    print_table(console, ["name", "transport", "class", "tags", "host", "file"], rows)
+    return EXIT_OK
+
+
+def main(argv=None) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+
+    args = build_parser().parse_args(argv)
+    console = Console(stderr=False, highlight=False)
+    try:
+        return args.handler(args, console)
+    except EdgebenchError as error:
+        Console(stderr=True, highlight=False).print(f"[red]error:[/] {escape(str(error))}")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

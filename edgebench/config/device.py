@@ -1,0 +1,121 @@
+"""Device profiles (`devices/*.yaml`): how to reach a device and what it is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgebench.config.fields import (Where, above, at_least, between, build, list_of, matches, not_blank,
+                                     one_of, section, setting, to_plain)
+from edgebench.config.yamlsource import Document, load_yaml, parse_yaml
+
+TRANSPORTS = ("local", "ssh")
+DEVICE_CLASSES = ("phone", "sbc", "laptop", "desktop", "server")
+SSH_KEYS = ("host", "port", "user", "identity", "ssh_config_host", "proxy_jump")
+DEFAULT_WORKDIR = "~/.cache/edgebench"
+
+# the name becomes a directory on the controller and on the device, and appears in shell commands
+NAME_RULE = matches(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}",
+                    "a device name becomes a directory name: use 1-64 letters, digits, '.', '_' or '-', "
+                    "starting with a letter or digit")
+# these end up as ssh arguments: a leading '-' would be read as an option (`-oProxyCommand=...`)
+SSH_WORD = matches(r"[^\s-]\S*", "must be a single word that does not start with '-'")
+
+_NO_SECRETS = ("passwords never go in files: use an SSH key (`identity:` or ~/.ssh/config) "
+               "or ssh-agent")
+FORBIDDEN = {"password": _NO_SECRETS, "passphrase": _NO_SECRETS}
+
+_optional_text = dict(default=None, types=str, check=not_blank)
+_paths = dict(default=(), types=list, convert=list_of(str, not_blank))
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceFacts:
+    """What the device is, for roofline estimates and fit checks; the runner measures the rest."""
+
+    ram_gb: float | None = setting(None, float, check=above(0))
+    mem_bandwidth_gbs: float | None = setting(None, float, check=above(0))
+    cores: int | None = setting(None, int, check=at_least(1))
+    soc: str | None = setting(**_optional_text)
+    peak_gflops: float | None = setting(None, float, check=above(0))
+    # memory to leave free for the OS and other apps when judging whether a model fits
+    reserve_gb: float | None = setting(None, float, check=at_least(0))
+
+
+@dataclass(frozen=True, kw_only=True)
+class TelemetryPaths:
+    """Sysfs files to sample in addition to the ones the runner discovers."""
+
+    extra_thermal_paths: tuple[str, ...] = setting(**_paths)
+    extra_power_paths: tuple[str, ...] = setting(**_paths)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceLimits:
+    max_temp_c: float | None = setting(None, float, check=above(0))
+    min_battery_pct: float | None = setting(None, float, check=between(0, 100))
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceProfile:
+    name: str = setting(types=str, check=NAME_RULE)
+    transport: str = setting("local", str, check=one_of(*TRANSPORTS))
+    device_class: str | None = setting(None, str, key="class", check=one_of(*DEVICE_CLASSES))
+    tags: tuple[str, ...] = setting((), list, convert=list_of(str, not_blank, unique=True))
+    # kept as written: `~` means the device user's home, which only the transport can expand
+    workdir: str = setting(DEFAULT_WORKDIR, str, check=not_blank)
+
+    host: str | None = setting(None, str, check=SSH_WORD)
+    port: int = setting(22, int, check=between(1, 65535))
+    user: str | None = setting(None, str, check=SSH_WORD)
+    identity: str | None = setting(**_optional_text)
+    ssh_config_host: str | None = setting(None, str, check=SSH_WORD)
+    proxy_jump: str | None = setting(None, str, check=SSH_WORD)
+
+    python: str = setting("python3", str, check=not_blank)
+    llama_bench: str | None = setting(**_optional_text)
+
+    facts: DeviceFacts = section(DeviceFacts)
+    telemetry: TelemetryPaths = section(TelemetryPaths)
+    limits: DeviceLimits = section(DeviceLimits)
+    max_cache_gb: float | None = setting(None, float, check=above(0))
+
+    source: str = ""
+
+    @property
+    def is_ssh(self) -> bool:
+        return self.transport == "ssh"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, under the YAML keys (`class`, not `device_class`). Holds no secrets:
+        the loader refuses them."""
+        return to_plain(self)
+
+
+def load_device(path: str | Path) -> DeviceProfile:
+    return device_from(load_yaml(path))
+
+
+def parse_device(text: str, file: str = "<string>") -> DeviceProfile:
+    return device_from(parse_yaml(text, file))
+
+
+def device_from(doc: Document) -> DeviceProfile:
+    where = Where(doc)
+    device = build(DeviceProfile, where, doc.data, forbidden=FORBIDDEN, source=doc.file)
+    _check_transport(device, where, doc.data)
+    return device
+
+
+def _check_transport(device: DeviceProfile, where: Where, raw: dict[str, Any]) -> None:
+    if device.is_ssh:
+        if not (device.host or device.ssh_config_host):
+            raise where.child("transport").error(
+                "transport ssh needs `host` (or `ssh_config_host` naming a Host in ~/.ssh/config)")
+        return
+    # without this, a file that forgot `transport: ssh` would quietly benchmark the controller
+    for key in SSH_KEYS:
+        if raw.get(key) is not None:
+            raise where.child(key).error(f"{key!r} is only used with `transport: ssh`, "
+                                         f"but this device's transport is {device.transport!r}")

@@ -1,0 +1,89 @@
+"""Finding device profiles by name and loading benchmark profiles by path.
+
+Device directories, first match wins (like $PATH): `devices_dir` when given, else each entry
+of `$EDGEBENCH_DEVICES` (os.pathsep-separated), else `./devices`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from edgebench.config.device import DeviceProfile, load_device
+from edgebench.config.profile import BenchProfile, load_profile_file
+from edgebench.errors import ConfigError, DeviceNotFound
+
+ENV_VAR = "EDGEBENCH_DEVICES"
+SUFFIXES = (".yaml", ".yml")
+
+
+def device_dirs(devices_dir: str | os.PathLike | None = None) -> list[Path]:
+    if devices_dir is not None:
+        return [Path(devices_dir)]
+    env = os.environ.get(ENV_VAR, "")
+    if env.strip():
+        return [Path(entry) for entry in env.split(os.pathsep) if entry.strip()]
+    return [Path("devices")]
+
+
+def find_device(name_or_path: str | os.PathLike, devices_dir: str | os.PathLike | None = None) -> DeviceProfile:
+    """A device by name (`rpi5` -> `rpi5.yaml` in the device directories) or by file path."""
+    text = os.fspath(name_or_path)
+    if _looks_like_path(text):
+        if not Path(text).is_file():
+            raise DeviceNotFound(f"device file {text!r} not found", file=text)
+        return load_device(text)
+    dirs = device_dirs(devices_dir)
+    for directory in dirs:
+        for suffix in SUFFIXES:
+            candidate = directory / f"{text}{suffix}"
+            if candidate.is_file():
+                return load_device(candidate)
+    available = sorted(_device_files(dirs))
+    raise DeviceNotFound(f"no device named {text!r} (looked for {text}.yaml and {text}.yml in "
+                         f"{_origin(devices_dir)}); available: {', '.join(available) or 'none'}",
+                         file=", ".join(os.path.abspath(d) for d in dirs))
+
+
+def list_devices(devices_dir: str | os.PathLike | None = None) -> list[DeviceProfile]:
+    """Every device profile in the device directories, sorted by name. A broken file raises its
+    ConfigError rather than quietly vanishing from the list."""
+    dirs = device_dirs(devices_dir)
+    if devices_dir is not None and not Path(devices_dir).is_dir():
+        raise ConfigError(f"device directory {os.fspath(devices_dir)!r} does not exist")
+    devices = [load_device(path) for path in _device_files(dirs).values()]
+    seen: dict[str, str] = {}
+    for device in devices:
+        if device.name in seen:
+            raise ConfigError(f"device name {device.name!r} is also used by {seen[device.name]}",
+                              file=device.source, key="name")
+        seen[device.name] = device.source
+    return sorted(devices, key=lambda d: d.name)
+
+
+def load_profile(path: str | os.PathLike) -> BenchProfile:
+    if not Path(path).is_file():
+        raise ConfigError(f"benchmark profile {os.fspath(path)!r} not found", file=os.fspath(path))
+    return load_profile_file(path)
+
+
+def _looks_like_path(text: str) -> bool:
+    separators = tuple(filter(None, (os.sep, os.altsep, "/")))
+    return text.endswith(SUFFIXES) or any(sep in text for sep in separators)
+
+
+def _device_files(dirs: list[Path]) -> dict[str, Path]:
+    """Stem -> file; an earlier directory shadows a later one, as on $PATH."""
+    found: dict[str, Path] = {}
+    for directory in dirs:
+        if directory.is_dir():
+            for path in sorted(directory.iterdir()):
+                if path.suffix in SUFFIXES and path.is_file():
+                    found.setdefault(path.stem, path)
+    return found
+
+
+def _origin(devices_dir: str | os.PathLike | None) -> str:
+    if devices_dir is not None:
+        return "the given devices directory"
+    return f"each directory of ${ENV_VAR}" if os.environ.get(ENV_VAR, "").strip() else "the default ./devices"

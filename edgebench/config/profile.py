@@ -1,0 +1,216 @@
+"""Benchmark profiles (`profiles/*.yaml`): which models, which engine settings, which tests, how often."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from edgebench.config.fields import (Where, above, at_least, build, describe, list_of, matches, not_blank,
+                                     one_of, read_value, reject_unknown, section, setting, to_plain,
+                                     yaml_keys)
+from edgebench.config.testspec import TestSpec, parse_test
+from edgebench.config.yamlsource import Document, load_yaml, parse_yaml
+from edgebench.errors import SynthError
+from edgebench.synth.spec import PREFIX as SYNTH_PREFIX
+from edgebench.synth.spec import SynthSpec, parse_synth_spec
+
+ENGINES = ("llama.cpp", "llama-bench", "onnxruntime")
+KV_TYPES = ("f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1", "f32")
+FLASH_ATTN = ("auto", "on", "off")
+
+
+# ---- conversions (value, where) -> value ------------------------------------------------------
+
+def _lower(value: str, where: Where) -> str:
+    return value.strip().lower()
+
+
+def _flash_attn(value: str | bool, where: Where) -> str:
+    # YAML 1.1 reads bare on/off as booleans, so `flash_attn: on` arrives here as True
+    return {True: "on", False: "off"}[value] if isinstance(value, bool) else value.strip().lower()
+
+
+_thread_list = list_of(int, at_least(1), nonempty=True, unique=True)
+
+
+def _threads(value: int | list, where: Where) -> tuple[int, ...]:
+    if isinstance(value, list):
+        return _thread_list(value, where)
+    return (read_value(where, value, int, at_least(1)),)
+
+
+def _resolve_path(value: str, where: Where) -> str:
+    if not value.strip():
+        raise where.error("a model path must not be empty")
+    # relative to the profile, not the working directory, so a profile works from anywhere
+    base = Path(where.doc.file).parent if where.doc.file != "<string>" else Path.cwd()
+    return os.path.abspath(base / os.path.expanduser(value.strip()))
+
+
+def _synthetic(value: str, where: Where) -> SynthSpec:
+    try:
+        return parse_synth_spec(value.strip())
+    except SynthError as exc:
+        raise where.error(str(exc)) from None
+
+
+_PERCENT = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*%\s*")
+
+
+def _fraction(value: str | float, where: Where) -> float:
+    if isinstance(value, str):
+        match = _PERCENT.fullmatch(value)
+        if not match:
+            raise where.error(f"expected a percentage such as '3%', got {describe(value)}")
+        value = float(match[1]) / 100
+    elif value >= 1:
+        raise where.error(f"a bare number is a fraction (0.03 means 3%); write '{value:g}%' for percent")
+    if value <= 0:
+        raise where.error("a threshold must be greater than 0")
+    return value
+
+
+def _thresholds(value: dict, where: Where) -> Mapping[str, float]:
+    return MappingProxyType({metric: read_value(where.child(metric), limit, (str, float), convert=_fraction)
+                             for metric, limit in value.items()})
+
+
+# ---- sections --------------------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class EngineOptions:
+    """Engine settings, named and defaulted as llama-bench names and defaults them."""
+
+    name: str = setting("llama.cpp", str, check=one_of(*ENGINES))
+    # empty: let the runner use the device's physical core count; several values make a sweep
+    threads: tuple[int, ...] = setting((), (int, list), convert=_threads)
+    # 0: as large as each test needs
+    n_ctx: int = setting(0, int, check=at_least(0))
+    n_batch: int = setting(2048, int, check=at_least(1))
+    n_ubatch: int = setting(512, int, check=at_least(1))
+    type_k: str = setting("f16", str, convert=_lower, check=one_of(*KV_TYPES))
+    type_v: str = setting("f16", str, convert=_lower, check=one_of(*KV_TYPES))
+    flash_attn: str = setting("auto", (str, bool), convert=_flash_attn, check=one_of(*FLASH_ATTN))
+    # -1: offload every layer (llama-cpp-python's convention; llama-bench users write 99)
+    n_gpu_layers: int = setting(0, int, check=at_least(-1))
+    use_mmap: bool = setting(True, bool)
+    binary: str | None = setting(None, str, check=not_blank)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TelemetryOptions:
+    enabled: bool = setting(True, bool)
+    interval_s: float = setting(0.5, float, check=above(0))
+
+
+@dataclass(frozen=True, kw_only=True)
+class CooldownOptions:
+    """Waiting between cells so that each starts from a comparable thermal state.
+    All unset means no waiting."""
+
+    target_c: float | None = setting(None, float, check=above(0))
+    max_wait_s: float = setting(300.0, float, check=above(0))
+    fixed_delay_s: float = setting(0.0, float, check=at_least(0))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelRef:
+    """One model to benchmark: a file (`path`) or a synthetic model built on demand."""
+
+    # empty: derived from the file stem or the synthetic spec
+    name: str = setting("", str, check=not_blank)
+    path: str | None = setting(None, str, convert=_resolve_path)
+    synthetic: SynthSpec | None = setting(None, str, convert=_synthetic)
+    sha256: str | None = setting(None, str, convert=_lower,
+                                 check=matches(r"[0-9a-f]{64}", "sha256 must be 64 hex digits"))
+
+    def __post_init__(self) -> None:
+        if (self.path is None) == (self.synthetic is None):
+            raise ValueError("a model needs exactly one of path and synthetic")
+        if not self.name:
+            default = Path(self.path).stem if self.path else self.synthetic.canonical()
+            object.__setattr__(self, "name", default)
+
+
+def _model(value: str | dict, where: Where) -> ModelRef:
+    if isinstance(value, str):
+        if value.strip().startswith(SYNTH_PREFIX):
+            return ModelRef(synthetic=_synthetic(value, where))
+        return ModelRef(path=_resolve_path(value, where))
+    # unknown keys first: `pth:` deserves "did you mean 'path'", not "needs path or synthetic"
+    reject_unknown(where, value, yaml_keys(ModelRef))
+    given = [key for key in ("path", "synthetic") if value.get(key) is not None]
+    if len(given) != 1:
+        problem = "give either `path` or `synthetic`, not both" if given else "needs `path` or `synthetic`"
+        raise (where.child(given[-1]) if given else where).error(problem)
+    return build(ModelRef, where, value)
+
+
+def _models(value: list, where: Where) -> tuple[ModelRef, ...]:
+    models = list_of((str, dict), convert=_model, nonempty=True)(value, where)
+    first: dict[str, int] = {}
+    for i, model in enumerate(models):
+        if model.name in first:
+            raise where.child(i).error(f"duplicate model name {model.name!r} (also models[{first[model.name]}]); "
+                                       f"give one of them a `name:`")
+        first[model.name] = i
+    return models
+
+
+def _test(value: str, where: Where) -> TestSpec:
+    try:
+        return parse_test(value)
+    except ValueError as exc:
+        raise where.error(str(exc)) from None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchProfile:
+    name: str = setting(types=str, check=not_blank)
+    description: str | None = setting(None, str)
+    models: tuple[ModelRef, ...] = setting(types=list, convert=_models)
+    engine: EngineOptions = section(EngineOptions)
+    tests: tuple[TestSpec, ...] = setting(types=list, convert=list_of(str, convert=_test, nonempty=True,
+                                                                       unique=True))
+    repetitions: int = setting(5, int, check=at_least(1))
+    warmup: int = setting(1, int, check=at_least(0))
+    timeout_s: float = setting(600.0, float, check=above(0))
+    telemetry: TelemetryOptions = section(TelemetryOptions)
+    cooldown: CooldownOptions = section(CooldownOptions)
+    # metric (`tg`, `pp`, a test name, ...) -> allowed regression as a fraction (0.03 = 3%)
+    thresholds: Mapping[str, float] = setting(types=dict, convert=_thresholds,
+                                              factory=lambda: MappingProxyType({}))
+
+    source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, under the YAML keys; model paths are the resolved absolute paths."""
+        return to_plain(self)
+
+
+def load_profile_file(path: str | Path) -> BenchProfile:
+    return profile_from(load_yaml(path))
+
+
+def parse_profile(text: str, file: str = "<string>") -> BenchProfile:
+    return profile_from(parse_yaml(text, file))
+
+
+def profile_from(doc: Document) -> BenchProfile:
+    where = Where(doc)
+    profile = build(BenchProfile, where, doc.data, name=Path(doc.file).stem, source=doc.file)
+    _check_context(profile, where)
+    return profile
+
+
+def _check_context(profile: BenchProfile, where: Where) -> None:
+    n_ctx = profile.engine.n_ctx
+    for test in profile.tests:
+        if n_ctx and test.n_tokens > n_ctx:
+            raise where.child("engine").child("n_ctx").error(
+                f"n_ctx {n_ctx} is too small for test {test.name}, which needs {test.n_tokens} tokens; "
+                f"raise it or use 0 (as large as each test needs)")

@@ -1,0 +1,125 @@
+"""From a run directory's records to one row per cell, in llama-bench's vocabulary.
+
+Rows are always derived from samples.jsonl and cells.jsonl, never from
+summary.json, so an interrupted run shows exactly what it measured.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+
+from edgebench.results.store import read_jsonl, read_meta
+
+# llama-bench's output fields, in its order (tools/llama-bench/llama-bench.cpp, get_fields)
+LLAMA_BENCH_FIELDS = (
+    "build_commit", "build_number", "cpu_info", "gpu_info", "backends", "model_filename", "model_type",
+    "model_size", "model_n_params", "n_batch", "n_ubatch", "n_threads", "cpu_mask", "cpu_strict", "poll",
+    "type_k", "type_v", "n_gpu_layers", "n_cpu_moe", "split_mode", "main_gpu", "no_kv_offload", "flash_attn",
+    "devices", "tensor_split", "tensor_buft_overrides", "load_mode", "embeddings", "no_op_offload", "no_host",
+    "fit_target", "fit_min_ctx", "n_prompt", "n_gen", "n_depth", "test_time", "avg_ns", "stddev_ns",
+    "avg_ts", "stddev_ts", "samples_ns", "samples_ts",
+)
+# what edgebench adds: where it ran, latency, memory, heat, energy
+EDGEBENCH_FIELDS = (
+    "device", "device_class", "engine", "engine_version", "model", "model_sha256", "test", "status", "error",
+    "n_samples", "ttft_ms", "stddev_ttft_ms", "samples_ttft_ns", "peak_rss_mib", "max_temp_c",
+    "min_freq_ratio", "throttled", "energy_j", "j_per_token",
+)
+FIELDS = LLAMA_BENCH_FIELDS + EDGEBENCH_FIELDS
+
+# values llama-bench prints for settings a CPU benchmark does not vary
+_LLAMA_BENCH_CONSTANTS = {
+    "gpu_info": "", "cpu_mask": "0x0", "cpu_strict": False, "poll": 50, "n_cpu_moe": 0, "split_mode": "layer",
+    "main_gpu": 0, "no_kv_offload": False, "devices": "auto", "tensor_split": "0.00",
+    "tensor_buft_overrides": "none", "embeddings": False, "no_op_offload": 0, "no_host": False,
+    "fit_target": 0, "fit_min_ctx": 0, "build_number": 0, "build_commit": "unknown",
+}
+_FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}
+
+
+def _stdev(values):
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _merge_cells(records):
+    """cells.jsonl holds a start and an end record per cell; later facts refine earlier ones."""
+    cells = {}
+    for record in records:
+        cell = cells.setdefault(record["cell"], {"info": {}})
+        info = record.get("info") or {}
+        cell.update({k: v for k, v in record.items() if k != "info"})
+        cell["info"].update({k: v for k, v in info.items() if v is not None})
+    return cells
+
+
+def _window_summary(samples):
+    windows = [s.get("window") or {} for s in samples]
+
+    def pick(key, reduce):
+        values = [w[key] for w in windows if w.get(key) is not None]
+        return reduce(values) if values else None
+
+    energy = pick("energy_j", sum)
+    n_tokens = sum(s["n_tokens"] for s in samples)
+    return {
+        "max_temp_c": pick("max_temp_c", max),
+        "min_freq_ratio": pick("min_freq_ratio", min),
+        "throttled": pick("throttled", any),
+        "energy_j": energy,
+        "j_per_token": energy / n_tokens if energy is not None and n_tokens else None,
+        "peak_rss_kb": pick("peak_rss_kb", max),
+    }
+
+
+def cell_row(cell: dict, samples: list[dict]) -> dict:
+    info, options = cell["info"], cell.get("engine_options") or {}
+    row = dict(_LLAMA_BENCH_CONSTANTS)
+    row.update({k: info[k] for k in LLAMA_BENCH_FIELDS if k in info})
+    row.update({
+        "model_filename": cell.get("model_filename"), "n_batch": options.get("n_batch"),
+        "n_ubatch": options.get("n_ubatch"), "type_k": options.get("type_k"), "type_v": options.get("type_v"),
+        "n_gpu_layers": options.get("n_gpu_layers"), "flash_attn": _FLASH_ATTN.get(options.get("flash_attn"), -1),
+        "load_mode": "auto" if options.get("use_mmap", True) else "none",
+        "n_prompt": cell["n_prompt"], "n_gen": cell["n_gen"], "n_depth": cell["n_depth"],
+        "test_time": cell.get("started"),
+        "device": cell.get("device"), "device_class": cell.get("device_class"), "engine": cell.get("engine"),
+        "engine_version": info.get("engine_version"), "model": cell.get("model"),
+        "model_sha256": cell.get("model_sha256"), "test": cell.get("test"),
+        "status": cell.get("state", "started"), "error": (cell.get("error") or {}).get("message"),
+    })
+    row.setdefault("n_threads", info.get("n_threads"))
+    ns = [s["t_ns"] for s in samples]
+    ts = [s["ts"] for s in samples]
+    ttft = [s["ttft_ns"] for s in samples if s.get("ttft_ns") is not None]
+    window = _window_summary(samples) if samples else {}
+    peaks = [v for v in (window.get("peak_rss_kb"), cell.get("peak_rss_kb")) if v is not None]
+    row.update({
+        "n_samples": len(samples),
+        "avg_ns": int(statistics.mean(ns)) if ns else None, "stddev_ns": int(_stdev(ns)) if ns else None,
+        "avg_ts": statistics.mean(ts) if ts else None, "stddev_ts": _stdev(ts) if ts else None,
+        "samples_ns": ns, "samples_ts": ts,
+        "ttft_ms": statistics.mean(ttft) / 1e6 if ttft else None,
+        "stddev_ttft_ms": _stdev(ttft) / 1e6 if ttft else None, "samples_ttft_ns": ttft,
+        "peak_rss_mib": max(peaks) / 1024 if peaks else None,
+        **{k: window.get(k) for k in ("max_temp_c", "min_freq_ratio", "throttled", "energy_j", "j_per_token")},
+    })
+    if row["status"] == "done" and not samples:
+        row["status"] = "failed"
+    return {k: row.get(k) for k in FIELDS}
+
+
+def run_rows(path: Path) -> list[dict]:
+    path = Path(path)
+    read_meta(path)
+    cells = _merge_cells(read_jsonl(path / "cells.jsonl"))
+    by_cell: dict[str, list[dict]] = {}
+    for sample in read_jsonl(path / "samples.jsonl"):
+        by_cell.setdefault(sample["cell"], []).append(sample)
+    return [cell_row(cell, sorted(by_cell.get(cell_id, []), key=lambda s: s["rep"]))
+            for cell_id, cell in cells.items()]
+
+
+def is_measured(row: dict) -> bool:
+    return row["avg_ts"] is not None and not math.isnan(row["avg_ts"])

@@ -1,0 +1,134 @@
+"""Output formats for `edgebench show`, a registry keyed by format name.
+
+jsonl, json, csv and sqlite carry llama-bench's field names (and its sqlite
+table layout), so llama.cpp's compare-llama-bench.py reads them; they hold
+measured cells only. md is for people and also lists the cells that failed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from pathlib import Path
+from typing import Callable
+
+from edgebench.results.aggregate import FIELDS, is_measured
+
+FORMATS: dict[str, Callable[[list[dict]], str]] = {}
+# list-valued fields are stored as JSON text where a format has no lists
+_LIST_FIELDS = ("samples_ns", "samples_ts", "samples_ttft_ns")
+
+
+def exporter(name):
+    def register(fn):
+        FORMATS[name] = fn
+        return fn
+    return register
+
+
+def _flat(row: dict) -> dict:
+    return {k: json.dumps(v) if k in _LIST_FIELDS else v for k, v in row.items()}
+
+
+@exporter("jsonl")
+def to_jsonl(rows):
+    return "".join(json.dumps(r) + "\n" for r in rows if is_measured(r))
+
+
+@exporter("json")
+def to_json(rows):
+    return json.dumps([r for r in rows if is_measured(r)], indent=2) + "\n"
+
+
+@exporter("csv")
+def to_csv(rows):
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        if is_measured(row):
+            writer.writerow(_flat(row))
+    return out.getvalue()
+
+
+def _sql_type(values) -> str:
+    kinds = {type(v) for v in values if v is not None}
+    if kinds <= {int, bool}:
+        return "INTEGER"
+    if kinds <= {int, bool, float}:
+        return "REAL"
+    return "TEXT"
+
+
+def write_sqlite(rows, path: Path) -> Path:
+    """llama-bench's `llama_bench` table (its columns first), with edgebench's columns after."""
+    measured = [_flat(r) for r in rows if is_measured(r)]
+    columns = [(f, _sql_type(r[f] for r in measured)) for f in FIELDS]
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE IF NOT EXISTS llama_bench (%s)" % ", ".join(f"{f} {t}" for f, t in columns))
+        db.executemany("INSERT INTO llama_bench (%s) VALUES (%s)" % (", ".join(FIELDS), ", ".join("?" * len(FIELDS))),
+                       [tuple(r[f] for f in FIELDS) for r in measured])
+    return Path(path)
+
+
+def _size(n_bytes):
+    if n_bytes is None:
+        return ""
+    return f"{n_bytes / 2**30:.2f} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:.2f} MiB"
+
+
+def _params(n):
+    if n is None:
+        return ""
+    return f"{n / 1e9:.2f} B" if n >= 1e9 else f"{n / 1e6:.2f} M"
+
+
+def _pm(mean, sd, digits=2):
+    if mean is None:
+        return ""
+    return f"{mean:.{digits}f} ± {sd or 0:.{digits}f}"
+
+
+def _opt(value, fmt):
+    return "" if value is None else format(value, fmt)
+
+
+MD_COLUMNS = (
+    ("device", lambda r: r["device"]),
+    ("model", lambda r: r["model"]),
+    ("size", lambda r: _size(r["model_size"])),
+    ("params", lambda r: _params(r["model_n_params"])),
+    ("backend", lambda r: r["backends"] or ""),
+    ("threads", lambda r: str(r["n_threads"] or "")),
+    ("test", lambda r: r["test"]),
+    ("t/s", lambda r: _pm(r["avg_ts"], r["stddev_ts"])),
+    ("TTFT ms", lambda r: _pm(r["ttft_ms"], r["stddev_ttft_ms"], 1)),
+    ("peak RSS MiB", lambda r: _opt(r["peak_rss_mib"], ".0f")),
+    ("max °C", lambda r: _opt(r["max_temp_c"], ".1f")),
+    ("J/tok", lambda r: _opt(r["j_per_token"], ".3f")),
+)
+
+
+def table_cells(rows):
+    """Header and string cells of the people-facing table (shared by md and the terminal)."""
+    header = [name for name, _ in MD_COLUMNS]
+    body = [[cell(r) for _, cell in MD_COLUMNS] for r in rows if is_measured(r)]
+    return header, body
+
+
+@exporter("md")
+def to_markdown(rows):
+    header, body = table_cells(rows)
+    lines = ["| " + " | ".join(header) + " |",
+             "| " + " | ".join("---:" if h in ("size", "params", "threads", "t/s", "TTFT ms", "peak RSS MiB",
+                                                "max °C", "J/tok") else "---" for h in header) + " |"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    failed = [r for r in rows if not is_measured(r)]
+    if failed:
+        lines += ["", "Failed cells:", ""]
+        lines += [f"- {r['device']} / {r['model']} / {r['test']}: {r['error'] or r['status']}" for r in failed]
+    return "\n".join(lines) + "\n"
+
+

@@ -1,0 +1,65 @@
+"""The engine interface the runner drives."""
+
+from __future__ import annotations
+
+import abc
+from typing import Callable, Iterator, NamedTuple, Optional
+
+
+class Test(NamedTuple):
+    n_prompt: int
+    n_gen: int
+    n_depth: int
+
+    @property
+    def name(self) -> str:
+        parts = []
+        if self.n_prompt:
+            parts.append("pp%d" % self.n_prompt)
+        if self.n_gen:
+            parts.append("tg%d" % self.n_gen)
+        text = "+".join(parts)
+        return text + ("@d%d" % self.n_depth if self.n_depth else "")
+
+
+class Measurement(NamedTuple):
+    """One timed repetition. `t0`/`t1` are time.monotonic() bounds of its window."""
+
+    rep: int
+    t_ns: int
+    ttft_ns: Optional[int]
+    t0: float
+    t1: float
+
+
+class Engine(abc.ABC):
+    name = ""
+
+    @staticmethod
+    @abc.abstractmethod
+    def missing() -> Optional[str]:
+        """None when the engine can run here, else the reason it cannot."""
+
+    @abc.abstractmethod
+    def open(self, model_path: str, options: dict) -> dict:
+        """Load what is needed; return model and build facts (llama-bench field names)."""
+
+    @abc.abstractmethod
+    def measure(self, test: Test, repetitions: int, warmup: int,
+                mark: Callable[[], None]) -> Iterator[Measurement]:
+        """Yield one Measurement per repetition, as soon as each is taken.
+
+        `mark()` takes a telemetry snapshot; engines that time in-process call it
+        just outside each timed region so every window has readings at both ends.
+        """
+
+    def late_info(self) -> dict:
+        """Facts learnt only while measuring (llama-bench reports its build with its results)."""
+        return {}
+
+    def engine_pid(self) -> Optional[int]:
+        """The pid whose memory is the engine's; None means the runner's own."""
+        return None
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,118 @@
+"""An existing llama-bench binary on the device, run with `-o jsonl` and parsed.
+
+llama-bench times every repetition itself and prints one JSON line per test
+when the test ends, so per-repetition telemetry windows are reconstructed
+backwards from the moment that line arrives, using the sample durations.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections import deque
+
+from ..protocol import RunnerFailure
+from .base import Engine, Measurement
+
+# llama-bench fields that describe the build and model rather than one test
+INFO_FIELDS = ("build_commit", "build_number", "cpu_info", "gpu_info", "backends", "model_type",
+               "model_size", "model_n_params", "n_threads", "load_mode")
+STDERR_TAIL_LINES = 20
+
+
+class LlamaBenchEngine(Engine):
+    name = "llama-bench"
+    binary = None
+
+    @staticmethod
+    def missing():
+        return None  # the binary's path comes with the job; open() says if it is absent
+
+    def __init__(self):
+        self.proc = None
+        self.model_path = None
+        self.options = {}
+        self.info = {}
+
+    def open(self, model_path, options):
+        binary = options.get("binary") or shutil.which("llama-bench")
+        if not binary or not os.access(binary, os.X_OK):
+            raise RunnerFailure("engine-missing", "llama-bench binary not found (%s); set llama_bench in the "
+                                "device profile or engine.binary in the profile" % (binary or "not on PATH"))
+        self.binary = binary
+        self.model_path = model_path
+        self.options = dict(options)
+        return {"engine_version": "llama-bench " + binary}
+
+    def command(self, test, repetitions, warmup):
+        opts = self.options
+        cmd = [self.binary, "-m", self.model_path, "-r", str(repetitions), "-o", "jsonl",
+               "-d", str(test.n_depth),
+               "-b", str(opts.get("n_batch", 2048)), "-ub", str(opts.get("n_ubatch", 512)),
+               "-ctk", opts.get("type_k", "f16"), "-ctv", opts.get("type_v", "f16"),
+               "-ngl", str(opts.get("n_gpu_layers", 0))]
+        if test.n_prompt and test.n_gen:
+            cmd += ["-p", "0", "-n", "0", "-pg", "%d,%d" % (test.n_prompt, test.n_gen)]
+        else:
+            cmd += ["-p", str(test.n_prompt), "-n", str(test.n_gen)]
+        if opts.get("threads"):
+            cmd += ["-t", str(opts["threads"])]
+        if opts.get("flash_attn", "auto") != "auto":
+            # 1/0 are understood by old and new builds alike; on/off only by new ones
+            cmd += ["-fa", "1" if opts["flash_attn"] == "on" else "0"]
+        if not warmup:
+            cmd.append("--no-warmup")
+        return cmd
+
+    def late_info(self):
+        return dict(self.info)
+
+    def engine_pid(self):
+        return self.proc.pid if self.proc else None
+
+    def measure(self, test, repetitions, warmup, mark):
+        tail = deque(maxlen=STDERR_TAIL_LINES)
+        try:
+            self.proc = subprocess.Popen(self.command(test, repetitions, warmup), stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, universal_newlines=True)
+        except OSError as exc:
+            raise RunnerFailure("engine", "cannot start llama-bench: %s" % exc)
+        drain = threading.Thread(target=lambda: [tail.append(line.rstrip()) for line in self.proc.stderr],
+                                 daemon=True)
+        drain.start()
+        row = None
+        for line in self.proc.stdout:
+            line = line.strip()
+            if line.startswith("{"):
+                arrived = time.monotonic()
+                mark()
+                row = json.loads(line)
+                break
+        self.proc.stdout.read()
+        code = self.proc.wait()
+        drain.join(timeout=5)
+        if code != 0 or row is None:
+            raise RunnerFailure("engine", "llama-bench exited with code %s" % code, exit_code=code,
+                                stderr_tail="\n".join(tail))
+        self.info.update({k: row[k] for k in INFO_FIELDS if k in row})
+        samples = [int(ns) for ns in row.get("samples_ns", [])]
+        end = arrived
+        windows = []
+        for ns in reversed(samples):
+            windows.append((end - ns / 1e9, end))
+            end -= ns / 1e9
+        windows.reverse()
+        for rep, (ns, (t0, t1)) in enumerate(zip(samples, windows)):
+            yield Measurement(rep=rep, t_ns=ns, ttft_ns=None, t0=t0, t1=t1)
+
+    def close(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+ENGINE = LlamaBenchEngine

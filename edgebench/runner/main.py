@@ -1,0 +1,106 @@
+"""Runner entry point: one job in on stdin, JSON-lines events out on stdout.
+
+    python3 runner.pyz run   < job.json     # measure one cell
+    python3 runner.pyz probe                # engines and telemetry available here
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import traceback
+
+from . import PROTOCOL_VERSION, RUNNER_VERSION
+from .engines import available as engines_available
+from .engines import load_engine
+from .engines.base import Test
+from .job import parse_job
+from .modelfile import check_model_file
+from .protocol import Emitter, RunnerFailure
+from .telemetry import Sampler, summarize_window
+from .telemetry.memory import own_rss_kb
+
+
+def _protocol_channel():
+    """Keep the real stdout for events and point fd 1 at stderr, so nothing a C library
+    prints can corrupt the protocol."""
+    channel = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return channel
+
+
+def run_job(job, emit):
+    engine = load_engine(job["engine"])()
+    runner_rss_kb = own_rss_kb()
+    check_model_file(job["model_path"])
+    telemetry = job["telemetry"]
+    sampler = None
+    if telemetry["enabled"]:
+        sampler = Sampler(
+            interval_s=telemetry["interval_s"],
+            root=telemetry.get("root", "/"),
+            pid=lambda: engine.engine_pid() or os.getpid(),
+            extra_thermal_paths=telemetry.get("extra_thermal_paths", ()),
+            extra_power_paths=telemetry.get("extra_power_paths", ()),
+            on_record=lambda record: emit("telemetry", **record),
+        )
+    test = Test(**job["test"])
+    n_tokens = test.n_prompt + test.n_gen
+    max_temp_c = job.get("limits", {}).get("max_temp_c")
+    try:
+        info = engine.open(job["model_path"], job["engine_options"])
+        emit("start", info=info, test=test.name, runner_rss_kb=runner_rss_kb,
+             telemetry=sampler.availability() if sampler else {})
+        if sampler:
+            sampler.start()
+        mark = sampler.snapshot if sampler else (lambda: None)
+        for m in engine.measure(test, job["repetitions"], job["warmup"], mark):
+            window = summarize_window(sampler.records_between(m.t0, m.t1), n_tokens,
+                                      max_temp_c=max_temp_c) if sampler else {}
+            emit("sample", rep=m.rep, t_ns=m.t_ns, ts=n_tokens * 1e9 / m.t_ns, ttft_ns=m.ttft_ns,
+                 window=window)
+    finally:
+        if sampler:
+            sampler.stop()
+        late = engine.late_info()
+        engine.close()
+    emit("done", ok=True, info=late, peak_rss_kb=own_rss_kb("VmHWM") if not engine.engine_pid() else None)
+
+
+def probe(emit):
+    emit("done", ok=True, info={"engines": engines_available(), "python": platform.python_version(),
+                                "machine": platform.machine(), "telemetry": Sampler(interval_s=1).availability()})
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    mode = argv[0] if argv else "run"
+    emitter = Emitter(_protocol_channel())
+    emit = emitter.emit
+    emit("hello", protocol=PROTOCOL_VERSION, runner_version=RUNNER_VERSION,
+         python=platform.python_version(), pid=os.getpid())
+    try:
+        if mode == "probe":
+            probe(emit)
+        elif mode == "run":
+            run_job(parse_job(sys.stdin.read()), emit)
+        else:
+            raise RunnerFailure("job", "unknown runner mode %r (use run or probe)" % mode)
+        return 0
+    except RunnerFailure as failure:
+        emit("error", kind=failure.kind, message=failure.message, **failure.details)
+    except MemoryError:
+        emit("error", kind="oom", message="the runner ran out of memory")
+    except KeyboardInterrupt:
+        emit("error", kind="interrupted", message="the runner was interrupted")
+    except Exception as exc:  # the controller must always get a structured reason
+        emit("error", kind="internal", message="%s: %s" % (type(exc).__name__, exc),
+             traceback=traceback.format_exc())
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""JSON-lines events from runner to controller.
+
+Every event is one line: {"event": <kind>, ...}. stdout carries nothing else,
+so engines that print must be kept off it (see main.py, which moves fd 1).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+EVENTS = ("hello", "start", "telemetry", "sample", "error", "done")
+
+
+class Emitter:
+    """Writes events to a stream; shared by the main and the sampler thread."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def emit(self, event: str, **fields) -> None:
+        assert event in EVENTS, event
+        fields["event"] = event
+        line = json.dumps(fields, separators=(",", ":"), allow_nan=False, default=str)
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+
+
+class RunnerFailure(Exception):
+    """An error the runner reports as a structured event before exiting non-zero."""
+
+    def __init__(self, kind: str, message: str, **details):
+        super().__init__(message)
+        self.kind, self.message, self.details = kind, message, details

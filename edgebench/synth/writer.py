@@ -1,0 +1,179 @@
+"""Write a random-weight F16 GGUF file for a `ModelShape`, tensor by tensor, in bounded memory.
+
+Weight values do not affect token/s, so the data is drawn from one pool of small random values
+(normal * 0.02, F16) that is generated once per file and streamed out at pseudo-random offsets.
+Peak memory is the pool (at most 32 MiB) plus the largest small F32 tensor, whatever the model
+size, and a multi-GB file is written at disk speed.
+
+The file is written under a temporary name in the target directory, flushed and fsynced, and
+renamed onto the final name only when complete.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgebench.errors import SynthError
+from edgebench.synth.shapes import N_BASE_TOKENS, ModelShape, TensorSpec
+
+#: Bump whenever the bytes written for a given shape change; `build.cached_synthetic` keys on it.
+WRITER_VERSION = 1
+
+GGUF_MAGIC = b"GGUF"
+WEIGHT_STD = 0.02
+POOL_ELEMENTS = 16 * 1024 * 1024  # 32 MiB of F16
+CHUNK_ELEMENTS = 8 * 1024 * 1024  # write in 16 MiB pieces
+
+Progress = Callable[[int, int], None]
+
+
+def write_gguf(shape: ModelShape, path: str | os.PathLike[str], *, seed: int = 0,
+               progress: Progress | None = None) -> Path:
+    """Write `shape` as an F16 GGUF file at `path` (atomically) and return the path.
+
+    `progress(done_bytes, total_bytes)` is called as tensor data is written (total counts tensor
+    bytes only, not the few-MB header).
+    """
+    import gguf  # heavy import, only needed here
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    specs = shape.tensors()
+    total = sum(t.nbytes for t in specs)
+    try:
+        writer = gguf.GGUFWriter(tmp, shape.arch)
+        try:
+            _add_metadata(writer, shape, gguf)
+            for t in specs:
+                dtype = np.float16 if t.dtype == "F16" else np.float32
+                writer.add_tensor_info(t.name, t.shape, np.dtype(dtype), t.nbytes)
+            writer.write_header_to_file()
+            writer.write_kv_data_to_file()
+            writer.write_ti_data_to_file()
+            fout = writer.fout[0]
+            writer.write_padding(fout, fout.tell())  # data section starts aligned
+            _write_data(fout, writer, specs, seed, total, progress)
+            fout.flush()
+            os.fsync(fout.fileno())
+        finally:
+            writer.close()
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise SynthError(f"could not write synthetic model {path}: {exc}") from exc
+        raise
+    return path
+
+
+def _write_data(fout, writer, specs: list[TensorSpec], seed: int, total: int,
+                progress: Progress | None) -> None:
+    rng = np.random.default_rng(seed)
+    biggest = max((t.n_elements for t in specs if t.dtype == "F16"), default=1)
+    pool_len = min(POOL_ELEMENTS, biggest)
+    pool = (rng.standard_normal(pool_len, dtype=np.float32) * WEIGHT_STD).astype(np.float16)
+    ring = np.concatenate([pool, pool])  # any window of <= pool_len elements is contiguous
+    done = 0
+    for t in specs:
+        if t.dtype == "F16":
+            remaining = t.n_elements
+            while remaining:
+                n = min(remaining, pool_len, CHUNK_ELEMENTS)
+                start = int(rng.integers(pool_len))
+                fout.write(ring[start:start + n].data)
+                remaining -= n
+                done += 2 * n
+                if progress is not None:
+                    progress(done, total)
+        else:
+            data = _f32_tensor(t, rng)
+            assert data.nbytes == t.nbytes
+            fout.write(data.data)
+            done += t.nbytes
+            if progress is not None:
+                progress(done, total)
+        writer.write_padding(fout, t.nbytes)
+
+
+def _f32_tensor(t: TensorSpec, rng: np.random.Generator) -> np.ndarray:
+    if t.init == "ones":
+        return np.ones(t.shape, dtype=np.float32)
+    if t.init == "dt_bias":
+        return np.ones(t.shape, dtype=np.float32)
+    if t.init == "ssm_a":
+        # llama.cpp stores -exp(A_log); HF initialises A uniformly in (0, 16): keep it away from 0
+        return -rng.uniform(1.0, 16.0, size=t.shape).astype(np.float32)
+    if t.init == "conv":
+        bound = 1.0 / np.sqrt(t.shape[-1])  # default init of a depthwise conv with kernel K
+        return rng.uniform(-bound, bound, size=t.shape).astype(np.float32)
+    return (rng.standard_normal(t.shape, dtype=np.float32) * WEIGHT_STD).astype(np.float32)
+
+
+def _add_metadata(w, shape: ModelShape, gguf) -> None:
+    w.add_type("model")
+    w.add_name(f"synthetic {shape.name}")
+    w.add_description("edgebench synthetic model: random weights with the shape of "
+                      f"{shape.name}; for speed measurement only, its output is meaningless")
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    w.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    w.add_bool("edgebench.synthetic", True)
+    w.add_string("edgebench.synth.preset", shape.name)
+    w.add_uint32("edgebench.synth.writer_version", WRITER_VERSION)
+
+    w.add_context_length(shape.context_length)
+    w.add_embedding_length(shape.n_embd)
+    w.add_block_count(shape.n_layer)
+    w.add_feed_forward_length(shape.n_ff)
+    w.add_head_count(shape.n_head)
+    w.add_head_count_kv(shape.n_head_kv)
+    w.add_key_length(shape.head_dim)
+    w.add_value_length(shape.head_dim)
+    w.add_layer_norm_rms_eps(shape.rms_norm_eps)
+    w.add_rope_freq_base(shape.rope_theta)
+    w.add_rope_dimension_count(shape.n_rot)
+    w.add_vocab_size(shape.n_vocab)
+    if shape.arch == "qwen35":
+        w.add_rope_dimension_sections(list(shape.rope_sections))
+        w.add_full_attention_interval(shape.full_attention_interval)
+        w.add_ssm_conv_kernel(shape.conv_kernel)
+        w.add_ssm_state_size(shape.state_size)
+        w.add_ssm_group_count(shape.group_count)
+        w.add_ssm_time_step_rank(shape.time_step_rank)
+        w.add_ssm_inner_size(shape.inner_size)
+    _add_tokenizer(w, shape.n_vocab, gguf)
+
+
+def _add_tokenizer(w, n_vocab: int, gguf) -> None:
+    """The minimal SentencePiece ("llama") vocabulary, padded with plain tokens up to n_vocab."""
+    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
+    types = [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL]
+    types += [gguf.TokenType.BYTE] * 256
+    assert len(tokens) == N_BASE_TOKENS
+    n_pad = n_vocab - N_BASE_TOKENS
+    tokens += [f"\u2581synth{i}" for i in range(n_pad)]
+    types += [gguf.TokenType.NORMAL] * n_pad
+    scores = [0.0] * N_BASE_TOKENS + [-float(i) for i in range(1, n_pad + 1)]
+    w.add_tokenizer_model("llama")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_scores(scores)
+    w.add_unk_token_id(0)
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_add_bos_token(True)
+    w.add_add_eos_token(False)
+
+
+def is_gguf_file(path: str | os.PathLike[str]) -> bool:
+    """Cheap validity check: a non-empty regular file that starts with the GGUF magic."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == GGUF_MAGIC
+    except OSError:
+        return False

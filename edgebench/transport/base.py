@@ -1,0 +1,100 @@
+"""The transport interface: how the controller reaches one device.
+
+A transport places files on the device and runs the runner there, streaming
+its JSON-lines events back. Library errors (subprocess, paramiko) are turned
+into edgebench's error hierarchy here, at the edge.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+from edgebench.errors import RunnerError
+
+STDERR_TAIL_LINES = 30
+EventHandler = Callable[[dict], None]
+
+
+@dataclass
+class RunnerExit:
+    """How a runner process ended, as the transport saw it."""
+
+    exit_code: int | None
+    signal: int | None = None
+    stderr_tail: list[str] = field(default_factory=list)
+
+
+class EventStream:
+    """Turns the runner's stdout lines into events; anything else is a protocol fault."""
+
+    def __init__(self, on_event: EventHandler):
+        self.on_event = on_event
+        self.last_error: dict | None = None
+        self.done: dict | None = None
+        self.stderr = deque(maxlen=STDERR_TAIL_LINES)
+
+    def feed_line(self, line: str) -> None:
+        line = line.strip()
+        if not line:
+            return
+        try:
+            event = json.loads(line)
+        except ValueError:
+            raise RunnerError(f"runner printed a line that is not an event: {line[:200]!r}", kind="protocol")
+        if event.get("event") == "error":
+            self.last_error = event
+        elif event.get("event") == "done":
+            self.done = event
+        self.on_event(event)
+
+
+class Transport(abc.ABC):
+    name = ""
+
+    def __init__(self, device):
+        self.device = device
+
+    @abc.abstractmethod
+    def install_runner(self) -> str:
+        """Make the runner zipapp present on the device; return its path there."""
+
+    @abc.abstractmethod
+    def model_path(self, local_path: str, sha256: str) -> str:
+        """Make the model present on the device; return its path there."""
+
+    @abc.abstractmethod
+    def run_runner(self, runner: str, mode: str, job: dict | None, timeout_s: float,
+                   on_event: EventHandler) -> dict:
+        """Run the runner to completion, calling on_event for each event; return its `done`
+        event, or raise RunnerError / RunnerTimeout / TransportError."""
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def conclude(stream: EventStream, ended: RunnerExit) -> dict:
+    """Decide how a cell ended from the events seen and the process exit: the runner's own
+    structured error wins; otherwise a signal or exit code tells what killed it."""
+    tail = "\n".join(ended.stderr_tail)
+    if stream.done is not None and ended.exit_code == 0:
+        return stream.done
+    if stream.last_error is not None:
+        err = stream.last_error
+        raise RunnerError(err.get("message", "runner failed"), kind=err.get("kind"),
+                          exit_code=ended.exit_code, signal=ended.signal, stderr_tail=tail)
+    if ended.signal:
+        hint = " (killed: out of memory?)" if ended.signal == 9 else ""
+        raise RunnerError(f"runner died from signal {ended.signal}{hint}", kind="crashed",
+                          exit_code=ended.exit_code, signal=ended.signal, stderr_tail=tail)
+    raise RunnerError(f"runner exited with code {ended.exit_code} without reporting why", kind="crashed",
+                      exit_code=ended.exit_code, stderr_tail=tail)

@@ -1,0 +1,103 @@
+"""The local machine as a device: the same zipapp, run as a subprocess, over the same protocol."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from edgebench.errors import RunnerTimeout, TransportError
+from edgebench.transport.base import EventStream, RunnerExit, Transport, conclude
+from edgebench.zipapp import write_runner
+
+KILL_GRACE_S = 3.0
+
+
+class LocalTransport(Transport):
+    name = "local"
+
+    def __init__(self, device):
+        super().__init__(device)
+        self.workdir = Path(os.path.expanduser(device.workdir))
+        # the controller's own interpreter is the one that has the engines installed
+        self.python = device.python or sys.executable
+
+    def install_runner(self) -> str:
+        try:
+            return str(write_runner(self.workdir / "runner"))
+        except OSError as exc:
+            raise TransportError(f"cannot write the runner under {self.workdir}: {exc}") from exc
+
+    def model_path(self, local_path: str, sha256: str) -> str:
+        return str(Path(local_path).resolve())
+
+    def run_runner(self, runner, mode, job, timeout_s, on_event):
+        stream = EventStream(on_event)
+        try:
+            proc = subprocess.Popen([self.python, runner, mode], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, start_new_session=True)
+        except OSError as exc:
+            raise TransportError(f"cannot start {self.python}: {exc}") from exc
+        lines: queue.Queue = queue.Queue()
+        readers = [threading.Thread(target=_pump, args=(proc.stdout, lines, "out"), daemon=True),
+                   threading.Thread(target=_pump, args=(proc.stderr, lines, "err"), daemon=True)]
+        for reader in readers:
+            reader.start()
+        try:
+            proc.stdin.write(json.dumps(job) if job is not None else "")
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass  # the runner died at once; its exit status says why
+        deadline = time.monotonic() + timeout_s
+        open_streams = 2
+        try:
+            while open_streams:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    _kill_group(proc)
+                    raise RunnerTimeout(f"runner exceeded the {timeout_s:g} s cell timeout and was killed",
+                                        stderr_tail="\n".join(stream.stderr))
+                try:
+                    source, line = lines.get(timeout=min(remaining, 1.0))
+                except queue.Empty:
+                    continue
+                if line is None:
+                    open_streams -= 1
+                elif source == "out":
+                    stream.feed_line(line)
+                else:
+                    stream.stderr.append(line.rstrip())
+            code = proc.wait()
+        except BaseException:
+            _kill_group(proc)
+            raise
+        return conclude(stream, RunnerExit(exit_code=code, signal=-code if code < 0 else None,
+                                           stderr_tail=list(stream.stderr)))
+
+
+def _pump(pipe, lines: queue.Queue, source: str) -> None:
+    for line in pipe:
+        lines.put((source, line))
+    lines.put((source, None))
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Stop the runner and anything it started (a llama-bench child), politely first."""
+    if proc.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, KILL_GRACE_S), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue

@@ -1,0 +1,97 @@
+"""Shared fixtures: real GGUF models written by edgebench itself, and the real tools the tests need.
+
+On CI (CI=true) a missing part (llama-cpp-python, a llama-bench binary, sshd)
+fails the test that needs it; elsewhere it skips with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def on_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require(available: bool, what: str) -> None:
+    if available:
+        return
+    if on_ci():
+        pytest.fail(f"{what} is missing; on CI a missing part is a failure (see .ci/run)")
+    pytest.skip(f"{what} is missing")
+
+
+@pytest.fixture(scope="session")
+def llama_cpp():
+    import importlib.util
+    require(importlib.util.find_spec("llama_cpp") is not None, "llama-cpp-python (pip install -e '.[llama]')")
+
+
+def _llama_cpp_root() -> Path | None:
+    try:
+        import importlib.metadata as metadata
+        version = metadata.version("llama_cpp_python")
+    except Exception:
+        return None
+    cache = Path(os.environ.get("EDGEBENCH_CACHE") or Path.home() / ".cache" / "edgebench")
+    return cache / f"llama.cpp-{version}"
+
+
+@pytest.fixture(scope="session")
+def llama_bench_binary() -> str:
+    candidates = [os.environ.get("EDGEBENCH_LLAMA_BENCH"), shutil.which("llama-bench")]
+    root = _llama_cpp_root()
+    if root:
+        candidates.append(str(root / "build" / "bin" / "llama-bench"))
+    found = next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+    require(found is not None, "a llama-bench binary (tests/perf/build_llama_bench.sh builds one)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def compare_llama_bench_script() -> Path:
+    root = _llama_cpp_root()
+    script = root / "src" / "vendor" / "llama.cpp" / "scripts" / "compare-llama-bench.py" if root else None
+    require(script is not None and script.is_file(),
+            "llama.cpp's compare-llama-bench.py (tests/perf/build_llama_bench.sh fetches it)")
+    return script
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+def _synth(model_dir: Path, spec_text: str) -> Path:
+    from edgebench.synth.build import build_synthetic
+    from edgebench.synth.spec import parse_synth_spec
+    spec = parse_synth_spec(spec_text)
+    path = model_dir / spec.file_name()
+    if not path.exists():
+        build_synthetic(spec, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen35(llama_cpp, model_dir) -> Path:
+    return _synth(model_dir, "tiny-qwen35@Q8_0")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(llama_cpp, model_dir) -> Path:
+    return _synth(model_dir, "tiny-llama@Q8_0")
+
+
+@pytest.fixture
+def local_device_file(tmp_path) -> Path:
+    """A local device whose workdir is private to the test."""
+    path = tmp_path / "devices" / "testbox.yaml"
+    path.parent.mkdir()
+    path.write_text(f"name: testbox\ntransport: local\nclass: desktop\nworkdir: {tmp_path / 'work'}\n")
+    return path
