@@ -47,7 +47,7 @@ def assert_at(err: ConfigError, path: Path, line: int, key: str | None, *fragmen
 def test_ssh_defaults(tmp_path):
     device = load_device(write(tmp_path, SSH_DEVICE))
     assert (device.name, device.transport, device.host, device.port, device.python) == \
-        ("pi", "ssh", "pi.local", 22, "python3")
+        ("pi", "ssh", "pi.local", 22, None)
     assert device.workdir == "~/.cache/edgebench"
     assert device.tags == () and device.device_class is None and device.max_cache_gb is None
     assert device.facts.ram_gb is None and device.limits.min_battery_pct is None

@@ -45,7 +45,8 @@ class DeviceFacts:
 
 @dataclass(frozen=True, kw_only=True)
 class TelemetryPaths:
-    """Sysfs files to sample in addition to the ones the runner discovers."""
+    """Sysfs files to sample in addition to the ones the runner discovers: thermal files hold
+    millidegrees C (like a zone's `temp`), power files microwatts (hwmon `power*_input`)."""
 
     extra_thermal_paths: tuple[str, ...] = setting(**_paths)
     extra_power_paths: tuple[str, ...] = setting(**_paths)
@@ -73,7 +74,8 @@ class DeviceProfile:
     ssh_config_host: str | None = setting(None, str, check=SSH_WORD)
     proxy_jump: str | None = setting(None, str, check=SSH_WORD)
 
-    python: str = setting("python3", str, check=not_blank)
+    # None: the transport's own choice (the controller's interpreter locally, python3 over ssh)
+    python: str | None = setting(**_optional_text)
     llama_bench: str | None = setting(**_optional_text)
 
     facts: DeviceFacts = section(DeviceFacts)

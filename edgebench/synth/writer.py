@@ -12,6 +12,7 @@ renamed onto the final name only when complete.
 from __future__ import annotations
 
 import os
+import struct
 import uuid
 from pathlib import Path
 from typing import Callable
@@ -47,7 +48,7 @@ def write_gguf(shape: ModelShape, path: str | os.PathLike[str], *, seed: int = 0
     specs = shape.tensors()
     total = sum(t.nbytes for t in specs)
     try:
-        writer = gguf.GGUFWriter(tmp, shape.arch)
+        writer = _fast_writer_class(gguf)(tmp, shape.arch)
         try:
             _add_metadata(writer, shape, gguf)
             for t in specs:
@@ -70,6 +71,35 @@ def write_gguf(shape: ModelShape, path: str | os.PathLike[str], *, seed: int = 0
             raise SynthError(f"could not write synthetic model {path}: {exc}") from exc
         raise
     return path
+
+
+def _fast_writer_class(gguf):
+    """GGUFWriter whose metadata packing handles big arrays (a 248K-token vocabulary) in one go.
+
+    The stock writer packs array items one by one (about 4 s for 248K tokens); this produces the
+    same bytes ~20x faster. Anything it does not recognise goes through the stock code.
+    """
+    VT = gguf.GGUFValueType
+    numeric = {VT.INT32: "<i4", VT.UINT32: "<u4", VT.FLOAT32: "<f4"}
+
+    class FastWriter(gguf.GGUFWriter):
+        def _pack_val(self, val, vtype, add_vtype, sub_type=None):
+            if (vtype == VT.ARRAY and len(val) > 256 and not isinstance(val, (bytes, str))
+                    and self.endianess == gguf.GGUFEndian.LITTLE):
+                ltype = sub_type if sub_type is not None else VT.get_type(val[0])
+                head = (struct.pack("<I", VT.ARRAY) if add_vtype else b"")
+                head += struct.pack("<IQ", ltype, len(val))
+                if ltype == VT.STRING and all(type(v) is str for v in val):
+                    enc = [v.encode("utf-8") for v in val]
+                    return head + b"".join([struct.pack("<Q", len(e)) + e for e in enc])
+                if ltype in numeric:
+                    arr = np.asarray(val)
+                    kinds = "f" if ltype == VT.FLOAT32 else "iu"
+                    if arr.ndim == 1 and arr.dtype.kind in kinds:
+                        return head + arr.astype(numeric[ltype]).tobytes()
+            return super()._pack_val(val, vtype, add_vtype, sub_type)
+
+    return FastWriter
 
 
 def _write_data(fout, writer, specs: list[TensorSpec], seed: int, total: int,
@@ -152,12 +182,12 @@ def _add_metadata(w, shape: ModelShape, gguf) -> None:
 def _add_tokenizer(w, n_vocab: int, gguf) -> None:
     """The minimal SentencePiece ("llama") vocabulary, padded with plain tokens up to n_vocab."""
     tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
-    types = [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL]
-    types += [gguf.TokenType.BYTE] * 256
+    types = [int(gguf.TokenType.UNKNOWN), int(gguf.TokenType.CONTROL), int(gguf.TokenType.CONTROL)]
+    types += [int(gguf.TokenType.BYTE)] * 256
     assert len(tokens) == N_BASE_TOKENS
     n_pad = n_vocab - N_BASE_TOKENS
     tokens += [f"\u2581synth{i}" for i in range(n_pad)]
-    types += [gguf.TokenType.NORMAL] * n_pad
+    types += [int(gguf.TokenType.NORMAL)] * n_pad
     scores = [0.0] * N_BASE_TOKENS + [-float(i) for i in range(1, n_pad + 1)]
     w.add_tokenizer_model("llama")
     w.add_token_list(tokens)

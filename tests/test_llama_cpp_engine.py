@@ -1,0 +1,93 @@
+"""Real llama.cpp (llama-cpp-python) through the runner zipapp, on GGUF files edgebench wrote."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgebench.zipapp import write_runner
+
+FIXTURES = Path(__file__).parent / "fixtures" / "telemetry"
+
+
+@pytest.fixture(scope="module")
+def runner(tmp_path_factory):
+    return write_runner(tmp_path_factory.mktemp("runner"))
+
+
+def run_job(runner, model, test, reps=2, warmup=1, telemetry=None, **options):
+    job = {"engine": "llama.cpp", "model_path": str(model), "test": test, "repetitions": reps, "warmup": warmup,
+           "engine_options": {"threads": 2, **options},
+           "telemetry": telemetry or {"enabled": True, "interval_s": 0.05}}
+    proc = subprocess.run([sys.executable, str(runner), "run"], input=json.dumps(job), capture_output=True,
+                          text=True, timeout=300)
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert proc.returncode == 0, (events[-1:], proc.stderr[-2000:])
+    return events
+
+
+def by_kind(events, kind):
+    return [e for e in events if e["event"] == kind]
+
+
+@pytest.mark.parametrize("fixture", ["tiny_qwen35", "tiny_llama"])
+def test_pp_tg_and_combined_tests_give_one_sample_per_repetition(runner, fixture, request):
+    model = request.getfixturevalue(fixture)
+    for test, has_ttft in (({"n_prompt": 32, "n_gen": 0, "n_depth": 0}, True),
+                           ({"n_prompt": 0, "n_gen": 8, "n_depth": 0}, False),
+                           ({"n_prompt": 32, "n_gen": 8, "n_depth": 16}, True)):
+        events = run_job(runner, model, test, reps=3)
+        start, samples = by_kind(events, "start")[0], by_kind(events, "sample")
+        assert start["info"]["model_type"].startswith("qwen35" if "qwen" in fixture else "llama")
+        assert start["info"]["model_n_params"] > 0 and start["info"]["n_threads"] == 2
+        assert [s["rep"] for s in samples] == [0, 1, 2]
+        n_tokens = test["n_prompt"] + test["n_gen"]
+        for s in samples:
+            assert s["t_ns"] > 0
+            assert s["ts"] == pytest.approx(n_tokens * 1e9 / s["t_ns"])
+            assert (s["ttft_ns"] is not None) == has_ttft
+            if has_ttft and test["n_gen"]:
+                assert 0 < s["ttft_ns"] < s["t_ns"]  # TTFT is the prompt plus the first token only
+        assert by_kind(events, "done")[0]["peak_rss_kb"] > 0
+
+
+def test_every_sample_window_has_memory_readings(runner, tiny_qwen35):
+    events = run_job(runner, tiny_qwen35, {"n_prompt": 16, "n_gen": 4, "n_depth": 0})
+    telemetry = by_kind(events, "telemetry")
+    assert telemetry and all("rss_kb" in t for t in telemetry)
+    for s in by_kind(events, "sample"):
+        window = s["window"]
+        assert window["peak_rss_kb"] > 0
+        # this machine has no sensors: unavailable, never a made-up 0
+        assert window["max_temp_c"] is None and window["energy_j"] is None and window["j_per_token"] is None
+
+
+def test_telemetry_from_a_device_tree_reaches_the_sample_summary(runner, tiny_qwen35):
+    events = run_job(runner, tiny_qwen35, {"n_prompt": 16, "n_gen": 4, "n_depth": 0},
+                     telemetry={"enabled": True, "interval_s": 0.05, "root": str(FIXTURES / "rpi5")})
+    start = by_kind(events, "start")[0]
+    assert start["telemetry"]["thermal"] == "ok"
+    assert start["telemetry"]["rapl"].startswith("unavailable")
+    for s in by_kind(events, "sample"):
+        assert s["window"]["max_temp_c"] == pytest.approx(52.3)
+
+
+def test_telemetry_off_means_no_telemetry_events(runner, tiny_qwen35):
+    events = run_job(runner, tiny_qwen35, {"n_prompt": 0, "n_gen": 4, "n_depth": 0},
+                     telemetry={"enabled": False})
+    assert not by_kind(events, "telemetry") and len(by_kind(events, "sample")) == 2
+
+
+def test_kv_cache_type_and_flash_attention_options_are_applied(runner, tiny_llama):
+    events = run_job(runner, tiny_llama, {"n_prompt": 16, "n_gen": 4, "n_depth": 0},
+                     type_k="q8_0", type_v="q8_0", flash_attn="on")
+    assert len(by_kind(events, "sample")) == 2
+
+
+def test_stdout_carries_only_events(runner, tiny_qwen35):
+    events = run_job(runner, tiny_qwen35, {"n_prompt": 8, "n_gen": 2, "n_depth": 0})
+    assert events[0]["event"] == "hello" and events[-1]["event"] == "done"

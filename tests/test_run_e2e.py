@@ -1,0 +1,243 @@
+"""`edgebench run` and `edgebench show` end to end on the local device, through the real CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edgebench.results.aggregate import LLAMA_BENCH_FIELDS
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def edgebench(*args, cwd, env=None, timeout=600):
+    return subprocess.run([sys.executable, "-m", "edgebench", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def write_profile(path: Path, models, tests=("pp16", "tg4"), **extra) -> Path:
+    lines = ["models:"] + [f"  - {m}" for m in models] + ["tests:"] + [f"  - {t}" for t in tests]
+    lines += ["repetitions: 2", "warmup: 1", "engine:", "  threads: 2", "telemetry:", "  interval_s: 0.1"]
+    lines += [f"{k}: {v}" for k, v in extra.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def only_run_dir(root: Path) -> Path:
+    runs = [p for p in root.iterdir() if p.is_dir()]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def read_jsonl(path: Path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, tiny_qwen35):
+    """One real run with two tests, shared by the read-side tests below."""
+    work = tmp_path_factory.mktemp("run")
+    device = work / "devices" / "testbox.yaml"
+    device.parent.mkdir()
+    device.write_text(f"name: testbox\ntransport: local\nclass: desktop\nworkdir: {work / 'device'}\n")
+    profile = write_profile(work / "p.yaml", [tiny_qwen35], tests=("pp16", "tg4", "pp16+tg4@d8"))
+    proc = edgebench("run", profile, "-d", "testbox", "-o", work / "results", cwd=work)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    return work, only_run_dir(work / "results"), proc
+
+
+def test_run_stores_every_record_and_prints_a_table(finished_run):
+    _work, run_dir, proc = finished_run
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["schema_version"] == 1 and meta["status"] == "complete"
+    assert meta["devices"]["testbox"]["class"] == "desktop"
+    assert [c["test"] for c in meta["cells"]] == ["pp16", "tg4", "pp16+tg4@d8"]
+    samples = read_jsonl(run_dir / "samples.jsonl")
+    assert len(samples) == 3 * 2
+    assert {s["cell"] for s in samples} == {c["id"] for c in meta["cells"]}
+    assert read_jsonl(run_dir / "telemetry.jsonl")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert [r["status"] for r in summary["rows"]] == ["done"] * 3
+    assert "| testbox |" in proc.stdout and "pp16+tg4@d8" in proc.stdout
+    assert f"results: {run_dir}" in proc.stdout
+
+
+def test_show_markdown_has_speed_ttft_and_memory(finished_run):
+    work, run_dir, _ = finished_run
+    proc = edgebench("show", run_dir, cwd=work)
+    assert proc.returncode == 0
+    header, _rule, *rows = proc.stdout.splitlines()
+    assert "t/s" in header and "TTFT ms" in header and "peak RSS MiB" in header
+    assert len(rows) == 3
+    tg_row = next(r for r in rows if "| tg4 |" in r)
+    cells = [c.strip() for c in tg_row.strip("|").split("|")]
+    assert float(cells[7].split("±")[0]) > 0 and cells[8] == ""  # tg has no TTFT
+    assert float(cells[9]) > 0
+
+
+def test_jsonl_json_csv_use_llama_bench_field_names(finished_run):
+    work, run_dir, _ = finished_run
+    jsonl = [json.loads(line) for line in edgebench("show", run_dir, "--format", "jsonl", cwd=work).stdout.splitlines()]
+    as_json = json.loads(edgebench("show", run_dir, "--format", "json", cwd=work).stdout)
+    as_csv = list(csv.DictReader(io.StringIO(edgebench("show", run_dir, "--format", "csv", cwd=work).stdout)))
+    assert len(jsonl) == len(as_json) == len(as_csv) == 3
+    for row in jsonl:
+        assert set(LLAMA_BENCH_FIELDS) <= set(row)
+        assert len(row["samples_ns"]) == len(row["samples_ts"]) == 2
+        assert row["avg_ts"] == pytest.approx(sum(row["samples_ts"]) / 2)
+        assert row["n_prompt"] + row["n_gen"] > 0 and row["model_sha256"]
+    assert [r["test"] for r in as_csv] == [r["test"] for r in jsonl]
+    assert json.loads(as_csv[0]["samples_ns"]) == jsonl[0]["samples_ns"]
+
+
+def test_sqlite_export_round_trips_in_llama_bench_layout(finished_run, tmp_path):
+    work, run_dir, _ = finished_run
+    db_path = tmp_path / "out.sqlite"
+    assert edgebench("show", run_dir, "--format", "sqlite", "-o", db_path, cwd=work).returncode == 0
+    jsonl = [json.loads(line) for line in edgebench("show", run_dir, "--format", "jsonl", cwd=work).stdout.splitlines()]
+    with sqlite3.connect(db_path) as db:
+        db.row_factory = sqlite3.Row
+        rows = [dict(r) for r in db.execute("SELECT * FROM llama_bench ORDER BY rowid")]
+    assert [(r["n_prompt"], r["n_gen"], r["n_depth"]) for r in rows] == \
+        [(r["n_prompt"], r["n_gen"], r["n_depth"]) for r in jsonl]
+    assert [r["avg_ts"] for r in rows] == pytest.approx([r["avg_ts"] for r in jsonl])
+    assert json.loads(rows[0]["samples_ns"]) == jsonl[0]["samples_ns"]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "sqlite"])
+def test_compare_llama_bench_reads_our_exports(finished_run, tmp_path, compare_llama_bench_script, fmt):
+    work, run_dir, _ = finished_run
+    out = tmp_path / f"ours.{fmt}"
+    assert edgebench("show", run_dir, "--format", fmt, "-o", out, cwd=work).returncode == 0
+    proc = subprocess.run([sys.executable, str(compare_llama_bench_script), "-t", "llama-bench", "-i", str(out),
+                           "-b", "unknown",
+                           "-c", "unknown"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "pp16" in proc.stdout and "tg4" in proc.stdout
+
+
+def test_a_failing_cell_is_recorded_and_the_sweep_goes_on(tmp_path, tiny_qwen35, local_device_file):
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(tiny_qwen35.read_bytes()[:4096])
+    profile = write_profile(tmp_path / "p.yaml", [broken, tiny_qwen35], tests=("tg4",))
+    proc = edgebench("run", profile, "-d", local_device_file, "-o", tmp_path / "results", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "1 cell(s) failed" in proc.stdout and "broken" in proc.stdout
+    run_dir = only_run_dir(tmp_path / "results")
+    rows = json.loads((run_dir / "summary.json").read_text())["rows"]
+    assert [(r["model"], r["status"]) for r in rows] == [("broken", "failed"), (tiny_qwen35.stem, "done")]
+    assert "could not load" in rows[0]["error"]
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"
+
+
+def _fake_python(tmp_path: Path, body: str) -> Path:
+    script = tmp_path / "fake-python"
+    script.write_text("#!/bin/sh\n" + body + "\n")
+    script.chmod(0o755)
+    return script
+
+
+def _device_with_python(tmp_path: Path, python: Path) -> Path:
+    device = tmp_path / "odd.yaml"
+    device.write_text(f"name: odd\ntransport: local\nworkdir: {tmp_path / 'work'}\npython: {python}\n")
+    return device
+
+
+def test_a_hung_runner_is_killed_at_the_cell_timeout(tmp_path, tiny_qwen35):
+    pid_file = tmp_path / "pid"
+    device = _device_with_python(tmp_path, _fake_python(tmp_path, f"echo $$ > {pid_file}; exec sleep 300"))
+    profile = write_profile(tmp_path / "p.yaml", [tiny_qwen35], tests=("tg4",), timeout_s=1)
+    proc = edgebench("run", profile, "-d", device, "-o", tmp_path / "results", cwd=tmp_path)
+    assert proc.returncode == 1 and "timeout" in proc.stdout
+    cells = read_jsonl(only_run_dir(tmp_path / "results") / "cells.jsonl")
+    assert cells[-1]["state"] == "failed" and cells[-1]["error"]["kind"] == "timeout"
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid_file.read_text()), 0)
+
+
+def test_a_crashing_runner_reports_its_signal_and_stderr(tmp_path, tiny_qwen35):
+    device = _device_with_python(tmp_path, _fake_python(tmp_path, "echo 'segfault ahead' >&2; kill -SEGV $$"))
+    profile = write_profile(tmp_path / "p.yaml", [tiny_qwen35], tests=("tg4", "pp16"))
+    proc = edgebench("run", profile, "-d", device, "-o", tmp_path / "results", cwd=tmp_path)
+    assert proc.returncode == 1 and "2 cell(s) failed" in proc.stdout
+    failed = [c for c in read_jsonl(only_run_dir(tmp_path / "results") / "cells.jsonl") if c["state"] == "failed"]
+    assert len(failed) == 2
+    assert failed[0]["error"]["signal"] == signal.SIGSEGV and "segfault ahead" in failed[0]["error"]["stderr_tail"]
+
+
+def test_an_interrupted_controller_keeps_every_finished_sample(tmp_path, tiny_qwen35, local_device_file):
+    profile = write_profile(tmp_path / "p.yaml", [tiny_qwen35], tests=("tg4", "tg512", "tg8"))
+    proc = subprocess.Popen([sys.executable, "-m", "edgebench", "run", str(profile), "-d", str(local_device_file),
+                             "-o", str(tmp_path / "results")], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    samples = None
+    for _ in range(1200):  # poll for the first stored sample, then interrupt mid-run
+        time.sleep(0.1)
+        found = list((tmp_path / "results").glob("*/samples.jsonl"))
+        if found and found[0].read_text().count("\n") >= 2:
+            samples = found[0]
+            break
+    assert samples is not None, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    run_dir = samples.parent
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    kept = read_jsonl(samples)
+    assert len(kept) >= 2 and all(s["cell"].startswith("testbox/") for s in kept)
+    states = [c["state"] for c in read_jsonl(run_dir / "cells.jsonl")]
+    assert "interrupted" in states
+    show = edgebench("show", run_dir, cwd=tmp_path)
+    assert show.returncode == 0 and "| tg4 |" in show.stdout
+
+
+def test_a_bad_profile_names_file_line_and_key(tmp_path, local_device_file):
+    profile = tmp_path / "bad.yaml"
+    profile.write_text("models:\n  - synthetic:tiny-qwen35\ntests: [tg4]\nrepetitons: 3\n")
+    proc = edgebench("run", profile, "-d", local_device_file, cwd=tmp_path)
+    assert proc.returncode == 3
+    assert "bad.yaml:4" in proc.stderr and "repetitons" in proc.stderr and "repetitions" in proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_synthetic_models_are_built_once_and_cached(tmp_path, local_device_file, llama_cpp):
+    profile = write_profile(tmp_path / "p.yaml", ["synthetic:tiny-llama@Q8_0"], tests=("tg4",))
+    env = {"EDGEBENCH_CACHE": str(tmp_path / "cache")}
+    for _ in range(2):
+        proc = edgebench("run", profile, "-d", local_device_file, "-o", tmp_path / "results", cwd=tmp_path, env=env)
+        assert proc.returncode == 0, proc.stderr
+    built = list((tmp_path / "cache").rglob("*.gguf"))
+    assert len(built) == 1
+    runs = sorted((tmp_path / "results").iterdir())
+    shas = {read_jsonl(r / "cells.jsonl")[0]["model_sha256"] for r in runs}
+    assert len(runs) == 2 and len(shas) == 1
+
+
+def test_devices_list(tmp_path):
+    proc = edgebench("devices", "list", "--devices-dir", REPO / "devices", cwd=tmp_path)
+    assert proc.returncode == 0
+    for name in ("local", "rpi5", "pixel8", "jetson-orin-nano", "laptop"):
+        assert f"| {name} |" in proc.stdout
+
+
+def test_synth_command_writes_a_loadable_model(tmp_path, llama_cpp):
+    out = tmp_path / "m.gguf"
+    proc = edgebench("synth", "--like", "tiny-qwen35", "--quant", "Q4_K_M", "-o", out, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_bytes()[:4] == b"GGUF"
+
+
+def test_help_everywhere(tmp_path):
+    for args in ([], ["synth"], ["run"], ["show"], ["devices"], ["devices", "list"]):
+        proc = edgebench(*args, "--help", cwd=tmp_path)
+        assert proc.returncode == 0 and "usage: edgebench" in proc.stdout

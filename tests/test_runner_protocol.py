@@ -1,0 +1,99 @@
+"""The runner zipapp as the controller sees it: one job in, JSON-lines events out, structured failures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from edgebench.zipapp import runner_bytes, runner_sha256, write_runner
+
+
+@pytest.fixture(scope="module")
+def runner(tmp_path_factory):
+    return write_runner(tmp_path_factory.mktemp("runner"))
+
+
+def run(runner, job, mode="run"):
+    text = job if isinstance(job, str) else json.dumps(job)
+    proc = subprocess.run([sys.executable, str(runner), mode], input=text, capture_output=True, text=True,
+                          timeout=120)
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    return proc.returncode, events, proc.stderr
+
+
+def job(**overrides):
+    base = {"engine": "llama.cpp", "model_path": "/nonexistent.gguf",
+            "test": {"n_prompt": 8, "n_gen": 0, "n_depth": 0}, "repetitions": 1, "warmup": 0,
+            "engine_options": {}, "telemetry": {"enabled": False}}
+    base.update(overrides)
+    return base
+
+
+def test_zipapp_is_reproducible_and_named_by_its_hash(tmp_path):
+    first = write_runner(tmp_path)
+    assert first.parent.name == runner_sha256()
+    assert first.read_bytes() == runner_bytes()
+    assert first.read_bytes().startswith(b"#!/usr/bin/env python3\n")
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("not json", "not valid JSON"),
+    ("[1, 2]", "JSON object"),
+    (json.dumps(job(repetitions=0)), "repetitions"),
+    (json.dumps(job(test={"n_prompt": 0, "n_gen": 0, "n_depth": 0})), "at least one token"),
+    (json.dumps({k: v for k, v in job().items() if k != "engine"}), "job.engine"),
+])
+def test_bad_jobs_are_refused_with_a_structured_error(runner, text, fragment):
+    code, events, _ = run(runner, text)
+    assert code == 1
+    assert [e["event"] for e in events] == ["hello", "error"]
+    assert events[1]["kind"] == "job" and fragment in events[1]["message"]
+
+
+def test_unknown_engine(runner):
+    code, events, _ = run(runner, job(engine="tensorrt"))
+    assert code == 1 and events[-1]["kind"] == "job" and "tensorrt" in events[-1]["message"]
+
+
+def test_missing_model_file(runner, llama_cpp):
+    code, events, _ = run(runner, job())
+    assert code == 1 and events[-1]["kind"] == "model-file" and "/nonexistent.gguf" in events[-1]["message"]
+
+
+def test_foreign_file_is_not_a_gguf(runner, tmp_path, llama_cpp):
+    foreign = tmp_path / "model.gguf"
+    foreign.write_bytes(b"PK\x03\x04" + b"\0" * 100)
+    code, events, _ = run(runner, job(model_path=str(foreign)))
+    assert code == 1 and events[-1]["kind"] == "model-file" and "not a GGUF file" in events[-1]["message"]
+
+
+def test_truncated_gguf_is_reported_by_the_engine_as_a_model_file_error(runner, tmp_path, tiny_qwen35):
+    truncated = tmp_path / "truncated.gguf"
+    truncated.write_bytes(tiny_qwen35.read_bytes()[: tiny_qwen35.stat().st_size // 2])
+    code, events, _ = run(runner, job(model_path=str(truncated)))
+    assert code == 1 and events[-1]["kind"] == "model-file" and "could not load" in events[-1]["message"]
+
+
+def test_header_only_file_is_truncated(runner, tmp_path):
+    stub = tmp_path / "stub.gguf"
+    stub.write_bytes(b"GGUF\x03\x00")
+    code, events, _ = run(runner, job(model_path=str(stub), engine="llama-bench",
+                                      engine_options={"binary": sys.executable}))
+    assert code == 1 and events[-1]["kind"] == "model-file" and "truncated" in events[-1]["message"]
+
+
+def test_llama_bench_engine_without_binary(runner, tiny_qwen35, tmp_path):
+    code, events, _ = run(runner, job(engine="llama-bench", model_path=str(tiny_qwen35),
+                                      engine_options={"binary": str(tmp_path / "no-such-llama-bench")}))
+    assert code == 1 and events[-1]["kind"] == "engine-missing"
+
+
+def test_probe_lists_engines_and_telemetry(runner):
+    code, events, _ = run(runner, "", mode="probe")
+    assert code == 0
+    info = events[-1]["info"]
+    assert set(info["engines"]) == {"llama.cpp", "llama-bench"}
+    assert "memory" in info["telemetry"]
