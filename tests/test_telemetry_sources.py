@@ -437,6 +437,19 @@ def test_battery_absent_when_only_mains_and_usb(tree):
     assert caught.value.reason == "not present: no Battery in sys/class/power_supply"
 
 
+def test_battery_denied_reads_as_denied_not_absent(tree, deny):
+    root_dir = tree("intel_laptop")
+    deny(root_dir / "sys/class/power_supply/BAT0/type")
+    with pytest.raises(Unavailable) as caught:
+        SOURCES["battery"](Context(str(root_dir)))
+    assert caught.value.reason == "permission denied: sys/class/power_supply/BAT0/type"
+    android = tree("termux_android")
+    deny(*(android / "sys/class/power_supply/battery").iterdir())
+    with pytest.raises(Unavailable) as caught:
+        SOURCES["battery"](Context(str(android)))
+    assert caught.value.reason.startswith("permission denied: sys/class/power_supply/battery/")
+
+
 # --- RAPL ------------------------------------------------------------------------
 
 def test_rapl_top_level_domains_only():
@@ -538,3 +551,4 @@ def test_runner_telemetry_is_python38_stdlib_only_with_relative_imports():
             elif isinstance(node, ast.Attribute):
                 # 3.9+ APIs that ast's feature_version cannot catch
                 assert node.attr not in ("removeprefix", "removesuffix", "is_relative_to"), path.name
+

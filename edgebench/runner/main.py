@@ -58,8 +58,8 @@ def run_job(job, emit):
             sampler.start()
         mark = sampler.snapshot if sampler else (lambda: None)
         for m in engine.measure(test, job["repetitions"], job["warmup"], mark):
-            window = summarize_window(sampler.records_between(m.t0, m.t1), n_tokens,
-                                      max_temp_c=max_temp_c) if sampler else {}
+            window = summarize_window(sampler.records_between(m.t0, m.t1), n_tokens, max_temp_c=max_temp_c,
+                                      t0=m.t0, t1=m.t1) if sampler else {}
             emit("sample", rep=m.rep, t_ns=m.t_ns, ts=n_tokens * 1e9 / m.t_ns, ttft_ns=m.ttft_ns,
                  window=window)
     finally:

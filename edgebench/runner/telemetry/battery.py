@@ -49,7 +49,12 @@ def discover(ctx: Context) -> Reader:
     batteries: List[Tuple[str, List[Tuple[str, str]], str]] = []
     for name in names:
         supply = os.path.join(directory, name)
-        kind = try_text(os.path.join(supply, "type"))
+        try:
+            kind = read_text(os.path.join(supply, "type"))
+        except OSError as exc:
+            # SELinux may refuse `type` too; that must read as "denied", not "no battery"
+            problems.add(exc, os.path.join(supply, "type"))
+            kind = None
         if kind != "Battery" and name != "battery":
             continue
         files = []

@@ -114,7 +114,7 @@ def _rapl_series(records) -> List[Series]:
     for record in records:
         domains.update(record.get("energy_uj") or {})
     # psys is the whole platform and already contains the package(s)
-    chosen = sorted(domains)
+    chosen = ["psys"] if "psys" in domains else sorted(domains)
     result = []
     for domain in chosen:
         points = [(r["t"], r["energy_uj"][domain], (r.get("energy_range_uj") or {}).get(domain))

@@ -1,0 +1,65 @@
+"""Shared pieces of the benchmark scripts in tests/perf (not a test module)."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from edgebench.config import parse_device  # noqa: E402
+from edgebench.synth.build import cached_synthetic  # noqa: E402
+from edgebench.synth.spec import parse_synth_spec  # noqa: E402
+from edgebench.transport.local import LocalTransport  # noqa: E402
+
+DEFAULT_MODEL = "qwen3.5-4b@Q4_K_M?layers=8"
+
+
+def model_path(args) -> Path:
+    if args.model:
+        return Path(args.model)
+    print(f"building/caching synthetic model {args.like} ...", file=sys.stderr)
+    return Path(cached_synthetic(parse_synth_spec(args.like)))
+
+
+def add_model_args(parser):
+    parser.add_argument("--model", help="GGUF file (default: a cached synthetic model, see --like)")
+    parser.add_argument("--like", default=DEFAULT_MODEL, help=f"synthetic spec (default {DEFAULT_MODEL})")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--reps", type=int, default=5, help="repetitions per measurement (llama-bench -r)")
+
+
+def local_transport() -> LocalTransport:
+    work = tempfile.mkdtemp(prefix="edgebench-perf-")
+    return LocalTransport(parse_device(f"name: perf\ntransport: local\nworkdir: {work}\n"))
+
+
+def run_edgebench(transport, runner, model, n_prompt, n_gen, threads, reps, telemetry=True, interval_s=0.5):
+    """One runner job through the local transport; returns (samples, done event)."""
+    samples = []
+    job = {"engine": "llama.cpp", "model_path": str(model),
+           "test": {"n_prompt": n_prompt, "n_gen": n_gen, "n_depth": 0}, "repetitions": reps, "warmup": 1,
+           "engine_options": {"threads": threads},
+           "telemetry": {"enabled": telemetry, "interval_s": interval_s}}
+    done = transport.run_runner(runner, "run", job, 3600,
+                                lambda e: samples.append(e) if e["event"] == "sample" else None)
+    return samples, done
+
+
+def run_llama_bench(binary, model, n_prompt, n_gen, threads, reps):
+    cmd = [binary, "-m", str(model), "-p", str(n_prompt), "-n", str(n_gen), "-t", str(threads), "-r", str(reps),
+           "-o", "jsonl"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    return rows[0]
+
+
+def median(values):
+    return statistics.median(values)

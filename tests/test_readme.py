@@ -1,0 +1,32 @@
+"""The README's two opening commands are the ones that are really used."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def opening_commands() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    block = re.search(r"```(?:sh|bash|console)?\n(.*?)```", text, re.S)
+    assert block, "README must open with a code block of set-up commands"
+    return [line for line in block.group(1).splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_readme_opens_with_exactly_two_commands():
+    first, second = opening_commands()
+    assert "profiles/quickstart.yaml" in first and "edgebench run" in first
+    assert "pytest" in second
+
+
+def test_ci_runs_the_readme_test_command():
+    _, test_command = opening_commands()
+    ci = (REPO / ".ci" / "run").read_text().splitlines()
+    assert test_command.strip() in [line.strip() for line in ci]
+
+
+def test_ci_installs_sshd_and_treats_no_tests_as_failure():
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "openssh-server" in ci and '-eq 5' in ci
