@@ -9,12 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgebench.errors import ModelFileError
+from edgebench.paths import cache_root
 
 CHUNK = 8 << 20
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("EDGEBENCH_CACHE") or Path.home() / ".cache" / "edgebench")
 
 
 @dataclass(frozen=True)
@@ -30,7 +27,7 @@ def sha256_file(path: Path) -> str:
     path = Path(path).resolve()
     stat = path.stat()
     key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
-    index_file = cache_dir() / "sha256-index.json"
+    index_file = cache_root() / "sha256-index.json"
     try:
         index = json.loads(index_file.read_text())
     except (OSError, ValueError):

@@ -39,8 +39,8 @@ def _llama_cpp_root() -> Path | None:
         version = metadata.version("llama_cpp_python")
     except Exception:
         return None
-    cache = Path(os.environ.get("EDGEBENCH_CACHE") or Path.home() / ".cache" / "edgebench")
-    return cache / f"llama.cpp-{version}"
+    from edgebench.paths import cache_root
+    return cache_root() / f"llama.cpp-{version}"
 
 
 @pytest.fixture(scope="session")

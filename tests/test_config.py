@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edgebench.config import (BenchProfile, EngineOptions, ModelRef, TestSpec, load_device, load_profile,
-                              parse_profile)
+from edgebench.config import BenchProfile, EngineOptions, ModelRef, TestSpec, load_device, load_profile, parse_profile
 from edgebench.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -6,6 +6,7 @@ The llama.cpp tests run the real llama.cpp from llama-cpp-python; if it is not i
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import sys
@@ -16,7 +17,7 @@ import gguf
 import numpy as np
 import pytest
 
-from edgebench.errors import EdgebenchError, SynthError
+from edgebench.errors import DiskFullError, EdgebenchError, SynthError
 from edgebench.synth import build as build_mod
 from edgebench.synth import writer as writer_mod
 from edgebench.synth.build import build_synthetic, cache_path, cached_synthetic
@@ -281,6 +282,16 @@ def test_writer_failure_leaves_nothing_under_final_name(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_writer_disk_full_is_reported_as_such(tmp_path, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writer_mod, "_write_data", full)
+    with pytest.raises(DiskFullError, match="no space left on .* for synthetic model m.gguf"):
+        write_gguf(PRESETS["tiny-llama"], tmp_path / "m.gguf")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_big_shape_streams_with_bounded_pool(tmp_path, monkeypatch):
     # the pool is reused across tensors: a cut-down real shape writes fine with a tiny pool
     monkeypatch.setattr(writer_mod, "POOL_ELEMENTS", 4096)
@@ -334,7 +345,10 @@ def test_llama_cpp_loads_and_decodes_f16(preset, tiny_qwen_f16, tiny_llama_f16):
 def test_quantize_and_load(preset, quant, ftype, weight_type, tiny_qwen_f16, tiny_llama_f16,
                            tmp_path):
     src = tiny_qwen_f16 if preset == "tiny-qwen35" else tiny_llama_f16
+    stderr_before = os.fstat(2)
     dst = quantize(src, tmp_path / f"{preset}-{quant}.gguf", quant, n_threads=2)
+    stderr_after = os.fstat(2)  # the log capture put fd 2 back
+    assert (stderr_after.st_dev, stderr_after.st_ino) == (stderr_before.st_dev, stderr_before.st_ino)
     assert dst == tmp_path / f"{preset}-{quant}.gguf"
     assert [p.name for p in tmp_path.iterdir()] == [dst.name]  # no temp left behind
     assert dst.stat().st_size < src.stat().st_size
@@ -446,7 +460,7 @@ def test_cache_key_depends_on_spec_and_writer_version(tmp_path, monkeypatch):
 def test_cache_dir_defaults_to_env(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGEBENCH_CACHE", str(tmp_path / "cache"))
     p = cached_synthetic(parse_synth_spec("tiny-llama?layers=1"))
-    assert p.parent == tmp_path / "cache" and p.is_file()
+    assert p.parent == tmp_path / "cache" / "models" and p.is_file()
     monkeypatch.delenv("EDGEBENCH_CACHE")
     assert build_mod.default_cache_dir() == Path.home() / ".cache" / "edgebench" / "models"
 

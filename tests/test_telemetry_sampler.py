@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edgebench.runner.telemetry import Sampler, summarize_window
-from edgebench.runner.telemetry import base
+from edgebench.runner.telemetry import Sampler, base, summarize_window
 
 FIXTURES = Path(__file__).parent / "fixtures" / "telemetry"
 PID = 4242

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from edgebench.runner.telemetry import SOURCES, Context, Sampler, Unavailable, own_rss_kb
-from edgebench.runner.telemetry import base
+from edgebench.runner.telemetry import SOURCES, Context, Sampler, Unavailable, base, own_rss_kb
 
 FIXTURES = Path(__file__).parent / "fixtures" / "telemetry"
 DEVICES = ("rpi5", "jetson_orin_nano", "termux_android", "intel_laptop")

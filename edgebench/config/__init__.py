@@ -3,11 +3,16 @@
 Every problem in a file is a ConfigError naming the file, the line and the key path.
 """
 
-from edgebench.config.device import (DeviceFacts, DeviceLimits, DeviceProfile, TelemetryPaths, load_device,
-                                     parse_device)
+from edgebench.config.device import DeviceFacts, DeviceLimits, DeviceProfile, TelemetryPaths, load_device, parse_device
 from edgebench.config.lookup import device_dirs, find_device, list_devices, load_profile
-from edgebench.config.profile import (BenchProfile, CooldownOptions, EngineOptions, ModelRef, TelemetryOptions,
-                                      parse_profile)
+from edgebench.config.profile import (
+                                     BenchProfile,
+                                     CooldownOptions,
+                                     EngineOptions,
+                                     ModelRef,
+                                     TelemetryOptions,
+                                     parse_profile,
+)
 from edgebench.config.testspec import TestSpec, parse_test
 
 __all__ = [

@@ -6,8 +6,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgebench.config.fields import (Where, above, at_least, between, build, list_of, matches, not_blank,
-                                     one_of, section, setting, to_plain)
+from edgebench.config.fields import (
+    Where,
+    above,
+    at_least,
+    between,
+    build,
+    list_of,
+    matches,
+    not_blank,
+    one_of,
+    section,
+    setting,
+    to_plain,
+)
 from edgebench.config.yamlsource import Document, load_yaml, parse_yaml
 
 TRANSPORTS = ("local", "ssh")

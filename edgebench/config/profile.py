@@ -9,9 +9,23 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from edgebench.config.fields import (Where, above, at_least, build, describe, list_of, matches, not_blank,
-                                     one_of, read_value, reject_unknown, section, setting, to_plain,
-                                     yaml_keys)
+from edgebench.config.fields import (
+    Where,
+    above,
+    at_least,
+    build,
+    describe,
+    list_of,
+    matches,
+    not_blank,
+    one_of,
+    read_value,
+    reject_unknown,
+    section,
+    setting,
+    to_plain,
+    yaml_keys,
+)
 from edgebench.config.testspec import TestSpec, parse_test
 from edgebench.config.yamlsource import Document, load_yaml, parse_yaml
 from edgebench.errors import SynthError

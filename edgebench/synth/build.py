@@ -9,12 +9,11 @@ import uuid
 from pathlib import Path
 
 from edgebench.errors import SynthError
+from edgebench.paths import cache_root
 from edgebench.synth import writer
 from edgebench.synth.quantize import quantize
 from edgebench.synth.shapes import PRESETS, ModelShape
 from edgebench.synth.spec import SynthSpec
-
-CACHE_ENV = "EDGEBENCH_CACHE"
 
 
 def shape_for(spec: SynthSpec) -> ModelShape:
@@ -46,8 +45,7 @@ def build_synthetic(spec: SynthSpec, out_path: str | os.PathLike[str], *,
 
 
 def default_cache_dir() -> Path:
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "edgebench" / "models"
+    return cache_root() / "models"
 
 
 def cache_key(spec: SynthSpec) -> str:

@@ -7,6 +7,7 @@ import ctypes
 import os
 import sys
 import tempfile
+import threading
 import uuid
 from pathlib import Path
 
@@ -23,6 +24,9 @@ FTYPES: dict[str, int] = {
 }
 
 _INSTALL_HINT = "pip install 'edgebench[llama]'"
+
+# fd 2 is process-wide: quantizations in one process take turns (each already uses every core)
+_STDERR_LOCK = threading.Lock()
 
 
 def _import_llama_cpp():
@@ -79,8 +83,16 @@ def _captured_stderr():
     """Send fd 2 (where llama.cpp logs) to a temporary file for the duration; yield its reader.
 
     llama.cpp prints a line per tensor while quantizing; this keeps the console clean and keeps
-    the log so a failure can be reported with its cause.
+    the log so a failure can be reported with its cause. Holds `_STDERR_LOCK` throughout, so two
+    threads never juggle fd 2 at once.
     """
+    with _STDERR_LOCK:
+        with _redirect_fd2() as result:
+            yield result
+
+
+@contextlib.contextmanager
+def _redirect_fd2():
     result = _Log()
     try:
         sys.stderr.flush()

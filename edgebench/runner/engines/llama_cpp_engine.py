@@ -10,7 +10,6 @@ from __future__ import annotations
 import ctypes
 import importlib
 import importlib.util
-import os
 import random
 import sys
 import time

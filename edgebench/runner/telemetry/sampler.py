@@ -13,9 +13,9 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional, Tuple
 
-from .base import SOURCES, Context, Reader, Unavailable
 # imported for their @register side effect; this order is the order availability() lists
-from . import memory, thermal, cpufreq, load, battery, rapl, ina3221, extra_power  # noqa: F401,I001
+from . import memory, thermal, cpufreq, load, battery, rapl, ina3221, extra_power  # noqa: F401
+from .base import SOURCES, Context, Reader, Unavailable
 
 
 class Sampler(object):
