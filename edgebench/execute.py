@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from itertools import groupby
 
 from edgebench.cells import Cell, plan_cells
-from edgebench.errors import EdgebenchError, RunnerError
+from edgebench.errors import DiskFullError, EdgebenchError, RunnerError
 from edgebench.models import LocalModel, resolve_model
 from edgebench.results.aggregate import run_rows
 from edgebench.results.store import RunStore, now_iso
@@ -149,6 +149,8 @@ def _run_cell(profile, cell, model: LocalModel, remote, transport, runner, store
     try:
         done = transport.run_runner(runner, "run", _job(profile, cell, remote), profile.timeout_s,
                                     CellRecorder(store, cell, observer))
+    except DiskFullError:
+        raise  # nothing more can be recorded: stop the run rather than fail every cell
     except EdgebenchError as error:
         _fail(store, observer, outcome, cell, error)
         return

@@ -1,0 +1,60 @@
+"""The llama-bench engine: a real llama-bench binary, built from the llama.cpp that llama-cpp-python vendors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from edgebench.zipapp import write_runner
+
+
+@pytest.fixture(scope="module")
+def runner(tmp_path_factory):
+    return write_runner(tmp_path_factory.mktemp("runner"))
+
+
+def run_job(runner, model, binary, test, reps=2, warmup=1):
+    job = {"engine": "llama-bench", "model_path": str(model), "test": test, "repetitions": reps,
+           "warmup": warmup, "engine_options": {"threads": 2, "binary": binary},
+           "telemetry": {"enabled": True, "interval_s": 0.05}}
+    proc = subprocess.run([sys.executable, str(runner), "run"], input=json.dumps(job), capture_output=True,
+                          text=True, timeout=300)
+    return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()]
+
+
+@pytest.mark.parametrize("test", [
+    {"n_prompt": 32, "n_gen": 0, "n_depth": 0},
+    {"n_prompt": 0, "n_gen": 8, "n_depth": 16},
+    {"n_prompt": 16, "n_gen": 4, "n_depth": 0},
+])
+def test_llama_bench_results_become_samples(runner, tiny_qwen35, llama_bench_binary, test):
+    code, events = run_job(runner, tiny_qwen35, llama_bench_binary, test, reps=3)
+    assert code == 0, events[-1]
+    samples = [e for e in events if e["event"] == "sample"]
+    assert [s["rep"] for s in samples] == [0, 1, 2]
+    n_tokens = test["n_prompt"] + test["n_gen"]
+    for s in samples:
+        assert s["t_ns"] > 0 and s["ts"] == pytest.approx(n_tokens * 1e9 / s["t_ns"])
+        assert s["ttft_ns"] is None  # llama-bench does not time the first token apart
+    info = events[-1]["info"]
+    assert info["model_n_params"] > 0 and info["n_threads"] == 2 and "build_commit" in info
+
+
+def test_llama_bench_memory_is_read_from_its_own_process(runner, tiny_qwen35, llama_bench_binary):
+    code, events = run_job(runner, tiny_qwen35, llama_bench_binary, {"n_prompt": 0, "n_gen": 64, "n_depth": 0})
+    assert code == 0
+    pids = {e["pid"] for e in events if e["event"] == "telemetry" and "pid" in e}
+    runner_pid = events[0]["pid"]
+    assert pids - {runner_pid}, "telemetry never watched the llama-bench process"
+
+
+def test_a_failing_llama_bench_reports_its_exit_code_and_stderr(runner, tmp_path, llama_bench_binary):
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF\x03\x00\x00\x00" + b"\xff" * 64)
+    code, events = run_job(runner, broken, llama_bench_binary, {"n_prompt": 8, "n_gen": 0, "n_depth": 0})
+    assert code == 1
+    error = events[-1]
+    assert error["kind"] == "engine" and error["exit_code"] != 0 and error["stderr_tail"]
