@@ -29,7 +29,9 @@ def exporter(name):
 
 
 def _flat(row: dict) -> dict:
-    return {k: json.dumps(v) if k in _LIST_FIELDS else v for k, v in row.items()}
+    """Lists as JSON text, booleans as 0/1 (as llama-bench's csv and sql printers write them)."""
+    return {k: json.dumps(v) if k in _LIST_FIELDS else int(v) if isinstance(v, bool) else v
+            for k, v in row.items()}
 
 
 @exporter("jsonl")

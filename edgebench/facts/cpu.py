@@ -1,0 +1,128 @@
+"""The CPU: model, core counts, big.LITTLE clusters, SIMD features, max frequency per policy."""
+
+from __future__ import annotations
+
+import re
+
+from . import cpu_parts
+from .base import denied, fact, key_values, unavailable
+
+# The SIMD features llama.cpp-style kernels dispatch on. `flags` is x86's line,
+# `Features` arm64's; asimddp is the dot-product extension ("dotprod").
+FEATURES_OF_INTEREST = {
+    "flags": ("x86", ("avx", "avx2", "fma", "f16c", "avx512f", "avx_vnni")),
+    "Features": ("arm", ("asimd", "asimdhp", "asimddp", "fphp", "i8mm", "bf16", "sve", "sve2")),
+}
+
+
+@fact("cpu", """
+n=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null)
+printf 'nproc=%s\\n' "$n"
+cat /proc/cpuinfo
+""")
+def parse_cpu(stdout: str, exit_code: int) -> dict:
+    first, _, cpuinfo = stdout.partition("\n")
+    online = first.partition("=")[2].strip()
+    blocks = _blocks(cpuinfo)
+    processors = [b for b in blocks if "processor" in b]
+    # Pi and older ARM kernels put board lines (Model, Hardware, Revision) in a trailing block
+    board = {k: v for b in blocks if "processor" not in b for k, v in b.items()}
+    if not processors:
+        raise ValueError("no processor entries in /proc/cpuinfo")
+
+    isa, features = _features(processors)
+    clusters = _clusters(processors)
+    return {
+        "model": _model(processors, board, clusters),
+        "isa": isa,
+        "logical_cores": len(processors),
+        "physical_cores": _physical_cores(processors),
+        "online_cores": int(online) if online.isdigit() else None,
+        "clusters": clusters,
+        "features": features,
+    }
+
+
+def _blocks(cpuinfo: str) -> list[dict[str, str]]:
+    return [key_values(block, ":") for block in re.split(r"\n\s*\n", cpuinfo) if block.strip()]
+
+
+def _features(processors: list[dict]) -> tuple[str | None, dict[str, bool]]:
+    for key, (isa, wanted) in FEATURES_OF_INTEREST.items():
+        if key in processors[0]:
+            # a thread may land on any core, so a feature counts only if every core has it
+            common = set.intersection(*(set(p.get(key, "").split()) for p in processors))
+            return isa, {name: name in common for name in wanted}
+    return None, {}
+
+
+def _clusters(processors: list[dict]) -> list[dict] | None:
+    """Cores grouped by core type, in CPU order; None where cpuinfo has no part ids (x86)."""
+    if "CPU part" not in processors[0]:
+        return None
+    groups: dict[tuple, dict] = {}
+    for index, p in enumerate(processors):
+        implementer = _int(p.get("CPU implementer"))
+        part = _int(p.get("CPU part"))
+        if part is None:
+            raise ValueError(f"unreadable CPU part {p.get('CPU part')!r}")
+        cpu = _int(p.get("processor"))
+        group = groups.setdefault((implementer, part), {
+            "part": f"{part:#05x}",
+            "implementer": f"{implementer:#04x}" if implementer is not None else None,
+            "name": cpu_parts.core_name(implementer, part),
+            "description": cpu_parts.describe(implementer, part),
+            "count": 0,
+            "cpus": [],
+        })
+        group["count"] += 1
+        group["cpus"].append(cpu if cpu is not None else index)
+    return list(groups.values())
+
+
+def _model(processors: list[dict], board: dict, clusters: list[dict] | None) -> str | None:
+    if clusters is None:
+        return processors[0].get("model name") or None
+    # the board line wins (Pi: "Raspberry Pi 5 Model B Rev 1.0"), then the SoC name,
+    # then what the part ids say
+    named = board.get("Model") or board.get("Hardware")
+    if named:
+        return named
+    return " + ".join(f"{c['count']}x {c['description']}" for c in clusters)
+
+
+def _physical_cores(processors: list[dict]) -> int:
+    if all("core id" in p for p in processors):
+        return len({(p.get("physical id"), p["core id"]) for p in processors})
+    return len(processors)  # ARM cores run one thread each
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        return int(text, 0) if text else None
+    except ValueError:
+        return None
+
+
+@fact("cpufreq_max_khz", """
+for f in /sys/devices/system/cpu/cpufreq/policy*/cpuinfo_max_freq; do
+  [ -e "$f" ] || continue
+  p=${f%/*}
+  printf '%s %s\\n' "${p##*/}" "$(cat "$f" 2>&1)"
+done
+""")
+def parse_cpufreq_max(stdout: str, exit_code: int) -> dict[str, int | str]:
+    """Policy name -> kHz, in policy order; an unreadable policy says why instead."""
+    policies = {}
+    for line in stdout.splitlines():
+        policy, _, value = line.partition(" ")
+        if not policy.startswith("policy"):
+            continue
+        value = value.strip()
+        if value.isdigit():
+            policies[policy] = int(value)
+        else:
+            policies[policy] = unavailable("permission denied" if denied(value) else f"unreadable: {value[:80]}")
+    if not policies:
+        raise ValueError("no policy lines")
+    return dict(sorted(policies.items(), key=lambda item: int(item[0][len("policy"):] or 0)))
