@@ -14,6 +14,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+# Real OpenSSH servers for the SSH tests (tests/sshd_fixtures.py).
+pytest_plugins = ["sshd_fixtures"]
+
 
 def on_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
