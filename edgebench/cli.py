@@ -56,6 +56,35 @@ def build_parser() -> argparse.ArgumentParser:
                                          description="List the device profiles found in the devices directory.")
     _add_devices_dir(listing)
     listing.set_defaults(handler=cmd_devices_list)
+
+    trust = device_commands.add_parser(
+        "trust", help="record a device's SSH host key after showing its fingerprint",
+        description="Connect to the device, show the host key it presents and record it in edgebench's "
+                    "known_hosts (~/.config/edgebench/known_hosts, or $EDGEBENCH_KNOWN_HOSTS). Nothing is "
+                    "trusted without confirmation: answer the prompt, or pass the fingerprint you checked.")
+    trust.add_argument("name", help="device name or profile file")
+    trust.add_argument("--fingerprint", metavar="SHA256:...", help="trust only if the key has this fingerprint")
+    trust.add_argument("--replace", action="store_true", help="replace a different key already recorded")
+    _add_devices_dir(trust)
+    trust.set_defaults(handler=cmd_devices_trust)
+
+    check = device_commands.add_parser(
+        "check", help="connect and probe a device: CPU, RAM, OS, Python, engines, disk, sensors",
+        description="Connect to the device and report what edgebench will find there.")
+    check.add_argument("name", help="device name or profile file")
+    check.add_argument("--json", action="store_true", help="print the facts as JSON")
+    _add_devices_dir(check)
+    check.set_defaults(handler=cmd_devices_check)
+
+    push = commands.add_parser(
+        "push", help="copy a model to a device's content-addressed store (verified, resumable)",
+        description="Upload a model to <workdir>/models/<sha256>/ on the device. The device checks the "
+                    "sha256 before the file takes its final name; an interrupted upload resumes; a model "
+                    "already there is skipped.")
+    push.add_argument("model", type=Path, help="model file (GGUF or ONNX)")
+    push.add_argument("-d", "--device", required=True, metavar="NAME|FILE", help="device name or profile file")
+    _add_devices_dir(push)
+    push.set_defaults(handler=cmd_push)
     return parser
 
 
@@ -124,6 +153,72 @@ def cmd_devices_list(args, console) -> int:
     rows = [[d.name, d.transport, d.device_class or "", ", ".join(d.tags), d.host or d.ssh_config_host or "",
              d.source] for d in list_devices(args.devices_dir)]
     print_table(console, ["name", "transport", "class", "tags", "host", "file"], rows)
+    return EXIT_OK
+
+
+def cmd_devices_trust(args, console) -> int:
+    from edgebench.config import find_device
+    from edgebench.transport import trust
+
+    device = find_device(args.name, args.devices_dir)
+    presented = trust.presented_key(device)
+    console.print(f"{device.name} ({presented.entry}) presents {presented.key_type} key {presented.fingerprint}")
+    if presented.already_trusted:
+        console.print("already trusted")
+        return EXIT_OK
+    if args.fingerprint:
+        if args.fingerprint.strip() != presented.fingerprint:
+            raise EdgebenchError(f"fingerprint mismatch: expected {args.fingerprint}, the device presents "
+                                 f"{presented.fingerprint}; nothing was recorded")
+    elif not sys.stdin.isatty():
+        raise EdgebenchError("not a terminal: pass --fingerprint SHA256:... (checked on the device with "
+                             "ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub) to trust non-interactively")
+    elif console.input("Trust this key? [y/N] ").strip().lower() not in ("y", "yes"):
+        console.print("not trusted")
+        return EXIT_ERROR
+    path = trust.record_presented(presented, replace=args.replace)
+    console.print(f"trusted: recorded in {path}")
+    return EXIT_OK
+
+
+def cmd_devices_check(args, console) -> int:
+    import json
+
+    from edgebench.config import find_device
+    from edgebench.probe import facts_rows, probe_device
+
+    device = find_device(args.name, args.devices_dir)
+    facts = probe_device(device)
+    if args.json:
+        sys.stdout.write(json.dumps(facts, indent=2, default=str) + "\n")
+    else:
+        from edgebench.ui import print_table
+        print_table(console, ["fact", "value"], facts_rows(facts))
+    return EXIT_OK
+
+
+def cmd_push(args, console) -> int:
+    import time
+
+    from edgebench.config import find_device
+    from edgebench.models import sha256_file
+    from edgebench.transport import open_transport
+    from edgebench.ui import build_progress
+
+    if not args.model.is_file():
+        raise EdgebenchError(f"model file not found: {args.model}")
+    device = find_device(args.device, args.devices_dir)
+    sha = sha256_file(args.model)
+    with open_transport(device) as transport, build_progress(console, f"push {args.model.name}") as progress:
+        start = time.monotonic()
+        result = transport.push_model(str(args.model), sha, progress=progress)
+        elapsed = time.monotonic() - start
+    if result.skipped:
+        console.print(f"{args.model.name} is already on {device.name}: {result.path} ({elapsed:.2f} s)")
+    else:
+        note = f", resumed at {result.resumed_from / 2**20:.0f} MiB" if result.resumed_from else ""
+        console.print(f"pushed {args.model.name} to {device.name}:{result.path}: {result.sent_bytes / 1e6:.0f} MB "
+                      f"in {elapsed:.1f} s ({result.sent_bytes / 1e6 / max(elapsed, 1e-9):.0f} MB/s{note})")
     return EXIT_OK
 
 

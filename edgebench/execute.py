@@ -24,6 +24,9 @@ class Observer:
     def model_progress(self, name):
         return None
 
+    def push_progress(self, name):
+        return None
+
     def cell_started(self, cell: Cell) -> None: ...
 
     def sample(self, cell: Cell, sample: dict) -> None: ...
@@ -128,7 +131,8 @@ def _run_device(profile, device, cells, store, observer, outcome) -> None:
             model_cells = list(model_cells)
             try:
                 model = resolve_model(model_ref, progress=observer.model_progress(model_ref.name))
-                remote = transport.model_path(str(model.path), model.sha256)
+                remote = transport.push_model(str(model.path), model.sha256,
+                                              progress=observer.push_progress(model.name)).path
             except EdgebenchError as error:
                 for cell in model_cells:
                     _fail(store, observer, outcome, cell, error)

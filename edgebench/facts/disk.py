@@ -31,7 +31,8 @@ exit "$r"
 
 # The numbers are right-aligned columns but the filesystem name and the mount
 # point may both hold spaces; the mount point is last and starts with '/'.
-_ROW = re.compile(r"^(?P<fs>.*?)\s+(?P<total>\d+)\s+(?P<used>\d+)\s+(?P<avail>\d+)\s+(?P<capacity>\d+%|-)\s+(?P<mount>/.*)$")
+_ROW = re.compile(r"^(?P<fs>.*?)\s+(?P<total>\d+)\s+(?P<used>\d+)\s+(?P<avail>\d+)\s+"
+                  r"(?P<capacity>\d+%|-)\s+(?P<mount>/.*)$")
 _TRAILER = re.compile(r"^workdir_exists=(yes|no)\npath=", re.MULTILINE)
 _BLOCK_SIZE = re.compile(r"\b(\d+)(K?)-blocks\b")
 
@@ -40,9 +41,11 @@ def shell_path(workdir: str) -> str:
     """`workdir` as one quoted sh word; a leading `~` means the remote $HOME, the rest stays literal."""
     if "\0" in workdir:
         raise ValueError("a workdir cannot contain a NUL byte")
+    # a trailing slash would make the reported path differ from the directory's name
+    workdir = workdir.rstrip("/") or workdir[:1]
     if workdir in ("", "."):
         return "."
-    if workdir == "~" or workdir == "~/":
+    if workdir == "~":
         return '"$HOME"'
     if workdir.startswith("~/"):
         return '"$HOME"/' + shlex.quote(workdir[2:])

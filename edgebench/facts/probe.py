@@ -80,13 +80,12 @@ def parse_probe(output: str) -> dict[str, Any]:
     started: dict[str, int] = {}
     for marker in markers.finditer(output, header.end()):
         kind, name, status = marker.groups()
+        if name not in FACTS:
+            continue  # a fact this controller does not know
         if kind == "begin":
             started[name] = marker.end() + 1
-            results.setdefault(name, None)
-            if name in FACTS:
-                results[name] = unavailable("probe cut short")
-        elif name in started and name in FACTS and status is not None:
+            results[name] = unavailable("probe cut short")
+        elif name in started and status is not None:
             body = output[started.pop(name):marker.start()]
-            body = body[:-1] if body.endswith("\n") else body
-            results[name] = FACTS[name].parse(body, int(status))
-    return {name: results[name] for name in FACTS}
+            results[name] = FACTS[name].parse(body.removesuffix("\n"), int(status))
+    return results

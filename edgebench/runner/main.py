@@ -31,6 +31,16 @@ def _protocol_channel():
     return channel
 
 
+def _lead_process_group():
+    """Lead a process group, so the controller can stop the runner and any engine child it started
+    with one signal to the group (`kill -- -<pid>`)."""
+    try:
+        if os.getpgrp() != os.getpid():
+            os.setsid()
+    except OSError:
+        pass
+
+
 def run_job(job, emit):
     engine = load_engine(job["engine"])()
     runner_rss_kb = own_rss_kb()
@@ -77,6 +87,7 @@ def probe(emit):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     mode = argv[0] if argv else "run"
+    _lead_process_group()
     emitter = Emitter(_protocol_channel())
     emit = emitter.emit
     emit("hello", protocol=PROTOCOL_VERSION, runner_version=RUNNER_VERSION,

@@ -7,6 +7,8 @@ so engines that print must be kept off it (see main.py, which moves fd 1).
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 
 EVENTS = ("hello", "start", "telemetry", "sample", "error", "done")
@@ -24,8 +26,19 @@ class Emitter:
         fields["event"] = event
         line = json.dumps(fields, separators=(",", ":"), allow_nan=False, default=str)
         with self._lock:
-            self._stream.write(line + "\n")
-            self._stream.flush()
+            try:
+                self._stream.write(line + "\n")
+                self._stream.flush()
+            except OSError:
+                _controller_gone()
+
+
+def _controller_gone():
+    """Nobody reads our events any more (the SSH channel or the local pipe closed): measuring on
+    would only heat the device, so stop the runner and its engine child together."""
+    if os.getpgrp() == os.getpid():
+        os.killpg(os.getpid(), signal.SIGKILL)
+    os._exit(1)
 
 
 class RunnerFailure(Exception):

@@ -8,6 +8,7 @@ from edgebench.errors import ConfigError
 
 _TRANSPORTS = {
     "local": "edgebench.transport.local:LocalTransport",
+    "ssh": "edgebench.transport.ssh:SshTransport",
 }
 
 

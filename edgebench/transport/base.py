@@ -19,6 +19,17 @@ STDERR_TAIL_LINES = 30
 EventHandler = Callable[[dict], None]
 
 
+@dataclass(frozen=True)
+class PushResult:
+    """Where a model is on the device and what it took to put it there."""
+
+    path: str
+    sent_bytes: int
+    skipped: bool
+    resumed_from: int = 0
+    evicted: tuple[str, ...] = ()
+
+
 @dataclass
 class RunnerExit:
     """How a runner process ended, as the transport saw it."""
@@ -33,6 +44,7 @@ class EventStream:
 
     def __init__(self, on_event: EventHandler):
         self.on_event = on_event
+        self.hello: dict | None = None
         self.last_error: dict | None = None
         self.done: dict | None = None
         self.stderr = deque(maxlen=STDERR_TAIL_LINES)
@@ -45,7 +57,9 @@ class EventStream:
             event = json.loads(line)
         except ValueError:
             raise RunnerError(f"runner printed a line that is not an event: {line[:200]!r}", kind="protocol")
-        if event.get("event") == "error":
+        if event.get("event") == "hello":
+            self.hello = event
+        elif event.get("event") == "error":
             self.last_error = event
         elif event.get("event") == "done":
             self.done = event
@@ -59,12 +73,16 @@ class Transport(abc.ABC):
         self.device = device
 
     @abc.abstractmethod
+    def run_shell(self, command: str, timeout_s: float = 120) -> tuple[int, str, str]:
+        """Run a (fully quoted) shell command on the device; return (exit code, stdout, stderr)."""
+
+    @abc.abstractmethod
     def install_runner(self) -> str:
         """Make the runner zipapp present on the device; return its path there."""
 
     @abc.abstractmethod
-    def model_path(self, local_path: str, sha256: str) -> str:
-        """Make the model present on the device; return its path there."""
+    def push_model(self, local_path: str, sha256: str, progress=None) -> PushResult:
+        """Make the model present on the device (verified, resumable, skipped if there)."""
 
     @abc.abstractmethod
     def run_runner(self, runner: str, mode: str, job: dict | None, timeout_s: float,

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from edgebench.errors import RunnerTimeout, TransportError
-from edgebench.transport.base import EventStream, RunnerExit, Transport, conclude
+from edgebench.transport.base import EventStream, PushResult, RunnerExit, Transport, conclude
 from edgebench.zipapp import write_runner
 
 KILL_GRACE_S = 3.0
@@ -28,14 +28,22 @@ class LocalTransport(Transport):
         # the controller's own interpreter is the one that has the engines installed
         self.python = device.python or sys.executable
 
+    def run_shell(self, command, timeout_s=120):
+        try:
+            done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired as exc:
+            raise TransportError(f"local command timed out after {timeout_s:g} s") from exc
+        return done.returncode, done.stdout, done.stderr
+
     def install_runner(self) -> str:
         try:
             return str(write_runner(self.workdir / "runner"))
         except OSError as exc:
             raise TransportError(f"cannot write the runner under {self.workdir}: {exc}") from exc
 
-    def model_path(self, local_path: str, sha256: str) -> str:
-        return str(Path(local_path).resolve())
+    def push_model(self, local_path: str, sha256: str, progress=None) -> PushResult:
+        # the local device reads the controller's own file: nothing to copy
+        return PushResult(path=str(Path(local_path).resolve()), sent_bytes=0, skipped=True)
 
     def run_runner(self, runner, mode, job, timeout_s, on_event):
         stream = EventStream(on_event)

@@ -1,0 +1,44 @@
+"""`edgebench devices check`: what a device has, from shell facts and the runner's own probe."""
+
+from __future__ import annotations
+
+from edgebench.errors import TransportError
+from edgebench.facts import parse_probe, probe_command
+from edgebench.transport import open_transport
+
+
+def probe_with(transport) -> dict:
+    """Facts from one shell round trip, then the runner's view (engines, telemetry sources)."""
+    code, out, err = transport.run_shell(probe_command(transport.device.workdir))
+    if code != 0 and not out:
+        raise TransportError(f"{transport.device.name}: probe failed (exit {code}): {err.strip()}")
+    facts = parse_probe(out)
+    runner = transport.install_runner()
+    done = transport.run_runner(runner, "probe", None, 120, lambda event: None)
+    runner_info = done.get("info") or {}
+    return {"device": transport.device.name, "transport": transport.device.transport, "facts": facts,
+            "runner": runner_info}
+
+
+def probe_device(device) -> dict:
+    with open_transport(device) as transport:
+        return probe_with(transport)
+
+
+def _short(value) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_short(v)}" for k, v in value.items() if v not in (None, False, {}, []))
+    if isinstance(value, list):
+        return "; ".join(_short(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def facts_rows(probe: dict) -> list[list[str]]:
+    """One row per fact for the terminal; --json keeps the full structure."""
+    rows = [[name, _short(value)] for name, value in probe["facts"].items()]
+    runner = probe.get("runner") or {}
+    rows.append(["engines", _short(runner.get("engines"))])
+    rows.append(["telemetry", _short(runner.get("telemetry"))])
+    return rows
+
+

@@ -1,0 +1,116 @@
+"""A device over SSH: the same runner and protocol as `local`, only farther away."""
+
+from __future__ import annotations
+
+import posixpath
+import socket
+import time
+from pathlib import Path
+
+import paramiko
+
+from edgebench.errors import ConnectionLost, RunnerTimeout, TransportError
+from edgebench.transport.base import EventStream, RunnerExit, Transport, conclude
+from edgebench.transport.remote_store import RemoteStore
+from edgebench.transport.sshconn import SshConnection, quote_argv, resolve_target
+from edgebench.zipapp import runner_bytes, runner_sha256
+
+POLL_S = 0.25
+KILL_GRACE_S = 3
+
+
+class SshTransport(Transport):
+    name = "ssh"
+
+    def __init__(self, device):
+        super().__init__(device)
+        self.target = resolve_target(device)
+        self.conn = SshConnection(self.target)
+        self.python = device.python or "python3"
+        self.workdir = self._absolute(device.workdir)
+        max_bytes = int(device.max_cache_gb * 2**30) if device.max_cache_gb else None
+        self.store = RemoteStore(self.conn, self.workdir, self.python, max_bytes)
+
+    def _absolute(self, path: str) -> str:
+        """`~` means the device user's home, which only the device knows."""
+        if path == "~" or path.startswith("~/"):
+            home = self.conn.check("printf '%s' \"$HOME\"", "reading $HOME").strip()
+            path = home + path[1:]
+        return posixpath.normpath(path)
+
+    def run_shell(self, command, timeout_s=120):
+        return self.conn.run(command, timeout=timeout_s)
+
+    def install_runner(self) -> str:
+        cache = Path.home() / ".cache" / "edgebench" / "runner"
+        local = cache / runner_sha256() / "runner.pyz"
+        if not local.exists():
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_bytes(runner_bytes())
+        return self.store.push(local, runner_sha256(), kind="runner", name="runner.pyz").path
+
+    def push_model(self, local_path: str, sha256: str, progress=None):
+        return self.store.push(Path(local_path), sha256, progress=progress)
+
+    def run_runner(self, runner, mode, job, timeout_s, on_event):
+        import json
+
+        stream = EventStream(on_event)
+        channel = self.conn.open_exec(quote_argv([self.python, runner, mode]))
+        deadline = time.monotonic() + timeout_s
+        pid = None
+        buffer = b""
+        try:
+            channel.sendall((json.dumps(job) if job is not None else "").encode())
+            channel.shutdown_write()
+            channel.settimeout(POLL_S)
+            while True:
+                if time.monotonic() > deadline:
+                    self._kill_runner(pid)
+                    raise RunnerTimeout(f"runner exceeded the {timeout_s:g} s cell timeout and was killed",
+                                        stderr_tail="\n".join(stream.stderr))
+                while channel.recv_stderr_ready():
+                    for line in channel.recv_stderr(65536).decode(errors="replace").splitlines():
+                        stream.stderr.append(line)
+                try:
+                    data = channel.recv(65536)
+                except socket.timeout:
+                    if not self.conn.alive:
+                        raise ConnectionLost(f"connection to {self.target.name} lost during the cell")
+                    continue
+                if not data:
+                    break
+                buffer += data
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    event = line.decode(errors="replace")
+                    stream.feed_line(event)
+                    if pid is None and stream.hello:
+                        pid = stream.hello.get("pid")
+            while channel.recv_stderr_ready():
+                stream.stderr.extend(channel.recv_stderr(65536).decode(errors="replace").splitlines())
+            code = channel.recv_exit_status()
+        except BaseException:
+            self._kill_runner(pid)
+            raise
+        finally:
+            channel.close()
+        if code == -1 and not self.conn.alive:
+            raise ConnectionLost(f"connection to {self.target.name} lost during the cell")
+        signal_no = code - 128 if code > 128 else None
+        return conclude(stream, RunnerExit(exit_code=code, signal=signal_no, stderr_tail=list(stream.stderr)))
+
+    def _kill_runner(self, pid) -> None:
+        """Kill the runner's process group on the device (the runner leads its own group)."""
+        if not pid or not self.conn.alive:
+            return
+        script = ('kill -TERM -- "-$1" 2>/dev/null || exit 0; i=0; '
+                  'while kill -0 -- "-$1" 2>/dev/null && [ $i -lt $2 ]; do sleep 1; i=$((i+1)); done; '
+                  'kill -KILL -- "-$1" 2>/dev/null; exit 0')
+        try:
+            self.conn.run("sh -c " + quote_argv([script, "edgebench", str(int(pid)), str(KILL_GRACE_S)]), timeout=30)
+        except (TransportError, paramiko.SSHException, OSError):
+            pass  # the device is gone: its runner dies on its next write to the closed channel
+
+    def close(self) -> None:
+        self.conn.close()

@@ -1,0 +1,217 @@
+"""One SSH connection to a device, with paramiko kept behind this edge.
+
+Settings come from the device profile, falling back to an `~/.ssh/config`
+alias. Authentication is by key or ssh-agent only. Host keys are checked
+against edgebench's known_hosts plus the user's, and anything unknown or
+changed is refused. paramiko and socket errors leave this module as
+edgebench errors.
+"""
+
+from __future__ import annotations
+
+import getpass
+import shlex
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+
+from edgebench.errors import ConnectionLost, HostKeyError, TransportError
+from edgebench.transport import hostkeys
+
+CONNECT_TIMEOUT_S = 15
+KEEPALIVE_S = 15
+# a large window keeps a fast link busy while acknowledgements travel
+WINDOW_BYTES = 64 << 20
+# AES-GCM runs on AES-NI/ARMv8 crypto units; the faster cipher where both ends have them
+PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    name: str
+    host: str
+    port: int
+    user: str
+    identities: tuple[str, ...]
+    proxy_jump: str | None
+
+
+def _ssh_config() -> paramiko.SSHConfig:
+    path = Path.home() / ".ssh" / "config"
+    if path.is_file():
+        try:
+            return paramiko.SSHConfig.from_path(str(path))
+        except Exception as exc:  # paramiko raises several types for a bad config
+            raise TransportError(f"cannot parse {path}: {exc}") from exc
+    return paramiko.SSHConfig()
+
+
+def resolve_target(device) -> SshTarget:
+    """Profile values win; unset ones come from the ~/.ssh/config entry for the alias or host."""
+    alias = device.ssh_config_host or device.host
+    options = _ssh_config().lookup(alias)
+    port = device.port if device.port != 22 else int(options.get("port", 22))
+    identities = (device.identity,) if device.identity else tuple(options.get("identityfile", ()))
+    return SshTarget(
+        name=device.name,
+        host=device.host or options.get("hostname", alias),
+        port=port,
+        user=device.user or options.get("user") or getpass.getuser(),
+        identities=tuple(str(Path(p).expanduser()) for p in identities),
+        proxy_jump=device.proxy_jump or options.get("proxyjump"),
+    )
+
+
+def parse_jump(spec: str, device_name: str) -> SshTarget:
+    """`[user@]host[:port]` or an ~/.ssh/config alias; only the first hop of a chain is followed."""
+    first = spec.split(",")[0].strip()
+    user, _, hostport = first.rpartition("@")
+    host, _, port = hostport.partition(":")
+    options = _ssh_config().lookup(host)
+    return SshTarget(
+        name=f"{device_name} (jump host {first})",
+        host=options.get("hostname", host),
+        port=int(port or options.get("port", 22)),
+        user=user or options.get("user") or getpass.getuser(),
+        identities=tuple(str(Path(p).expanduser()) for p in options.get("identityfile", ())),
+        proxy_jump=None,
+    )
+
+
+class _RefuseUnknown(paramiko.MissingHostKeyPolicy):
+    def __init__(self, target: SshTarget):
+        self.target = target
+
+    def missing_host_key(self, client, hostname, key):
+        hostkeys.check_presented_key(self.target.host, self.target.port, key, self.target.name)
+
+
+def _transport_factory(sock, gss_kex=False, gss_deleg_creds=False, disabled_algorithms=None):
+    transport = paramiko.Transport(sock, default_window_size=WINDOW_BYTES, disabled_algorithms=disabled_algorithms)
+    options = transport.get_security_options()
+    preferred = [c for c in PREFERRED_CIPHERS if c in options.ciphers]
+    options.ciphers = tuple(preferred + [c for c in options.ciphers if c not in preferred])
+    return transport
+
+
+def open_client(target: SshTarget, sock=None) -> paramiko.SSHClient:
+    client = paramiko.SSHClient()
+    known = hostkeys.load_known_hosts()
+    for entry, keys in known.items():
+        for key_type, key in keys.items():
+            client.get_host_keys().add(entry, key_type, key)
+    client.set_missing_host_key_policy(_RefuseUnknown(target))
+    where = f"{target.user}@{hostkeys.host_entry(target.host, target.port)}"
+    try:
+        client.connect(
+            target.host, port=target.port, username=target.user, key_filename=list(target.identities) or None,
+            allow_agent=True, look_for_keys=True, timeout=CONNECT_TIMEOUT_S, banner_timeout=CONNECT_TIMEOUT_S,
+            auth_timeout=CONNECT_TIMEOUT_S, channel_timeout=CONNECT_TIMEOUT_S, sock=sock,
+            transport_factory=_transport_factory,
+        )
+    except HostKeyError:
+        client.close()
+        raise
+    except paramiko.BadHostKeyException as exc:
+        client.close()
+        hostkeys.check_presented_key(target.host, target.port, exc.key, target.name)
+        raise HostKeyError(str(exc)) from exc
+    except paramiko.AuthenticationException as exc:
+        client.close()
+        raise TransportError(
+            f"authentication failed for {where} (device {target.name}): {exc}. edgebench logs in with keys "
+            f"only: set `identity:` in the device profile, an IdentityFile in ~/.ssh/config, or load the key "
+            f"into ssh-agent") from exc
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        client.close()
+        raise TransportError(f"cannot reach device {target.name} at {where}: {exc}") from exc
+    client.get_transport().set_keepalive(KEEPALIVE_S)
+    return client
+
+
+class SshConnection:
+    """A connected device: run quoted commands, stream their output, open sftp."""
+
+    def __init__(self, target: SshTarget):
+        self.target = target
+        self._jump = None
+        sock = None
+        if target.proxy_jump:
+            self._jump = open_client(parse_jump(target.proxy_jump, target.name))
+            try:
+                sock = self._jump.get_transport().open_channel(
+                    "direct-tcpip", (target.host, target.port), ("127.0.0.1", 0), timeout=CONNECT_TIMEOUT_S)
+            except (paramiko.SSHException, OSError) as exc:
+                self._jump.close()
+                raise TransportError(f"jump host {target.proxy_jump} cannot reach {target.host}:{target.port}: "
+                                     f"{exc}") from exc
+        self.client = open_client(target, sock=sock)
+
+    @property
+    def alive(self) -> bool:
+        transport = self.client.get_transport()
+        return bool(transport and transport.is_active())
+
+    def open_exec(self, command: str) -> paramiko.Channel:
+        try:
+            channel = self.client.get_transport().open_session(window_size=WINDOW_BYTES)
+            channel.exec_command(command)
+            return channel
+        except (paramiko.SSHException, OSError, EOFError, AttributeError) as exc:
+            raise ConnectionLost(f"connection to {self.target.name} lost: {exc}") from exc
+
+    def run(self, command: str, stdin: bytes = b"", timeout: float = 120) -> tuple[int, str, str]:
+        """Run a shell command to completion; return (exit code, stdout, stderr)."""
+        channel = self.open_exec(command)
+        channel.settimeout(timeout)
+        try:
+            if stdin:
+                channel.sendall(stdin)
+            channel.shutdown_write()
+            out = channel.makefile("rb").read()
+            err = channel.makefile_stderr("rb").read()
+            code = channel.recv_exit_status()
+        except (socket.timeout, TimeoutError) as exc:
+            raise ConnectionLost(f"{self.target.name}: command timed out after {timeout:g} s") from exc
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise ConnectionLost(f"connection to {self.target.name} lost: {exc}") from exc
+        finally:
+            channel.close()
+        if code == -1 and not self.alive:
+            raise ConnectionLost(f"connection to {self.target.name} lost")
+        return code, out.decode(errors="replace"), err.decode(errors="replace")
+
+    def check(self, command: str, what: str, **kwargs) -> str:
+        code, out, err = self.run(command, **kwargs)
+        if code != 0:
+            raise TransportError(f"{self.target.name}: {what} failed (exit {code}): {err.strip() or out.strip()}")
+        return out
+
+    def close(self) -> None:
+        self.client.close()
+        if self._jump:
+            self._jump.close()
+
+
+def quote_argv(argv) -> str:
+    """Every remote argument quoted: profile values never reach a shell unquoted."""
+    return " ".join(shlex.quote(str(a)) for a in argv)
+
+
+def fetch_host_key(host: str, port: int, timeout: float = CONNECT_TIMEOUT_S, sock=None) -> paramiko.PKey:
+    """The key a server presents, without authenticating (for `devices trust`)."""
+    if sock is None:
+        try:
+            sock = socket.create_connection((host, port), timeout=timeout)
+        except OSError as exc:
+            raise TransportError(f"cannot reach {host}:{port}: {exc}") from exc
+    transport = paramiko.Transport(sock)
+    try:
+        transport.start_client(timeout=timeout)
+        return transport.get_remote_server_key()
+    except (paramiko.SSHException, EOFError, OSError) as exc:
+        raise TransportError(f"{host}:{port} did not complete an SSH handshake: {exc}") from exc
+    finally:
+        transport.close()

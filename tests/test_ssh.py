@@ -1,0 +1,291 @@
+"""SSH devices against real OpenSSH servers: host-key trust, probe, verified resumable push, remote runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from edgebench.config import parse_device
+from edgebench.errors import DiskFullError, HostKeyError, RunnerTimeout, TransportError
+from edgebench.transport import hostkeys, open_transport
+from edgebench.transport.ssh import SshTransport
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def private_known_hosts(tmp_path, monkeypatch):
+    """Trust decisions of one test never leak into another, nor into the user's files."""
+    monkeypatch.setenv("EDGEBENCH_KNOWN_HOSTS", str(tmp_path / "edgebench_known_hosts"))
+    monkeypatch.setattr(hostkeys, "user_known_hosts", lambda: tmp_path / "user_known_hosts")
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+
+
+def device_yaml(server, name="box", workdir=None, python=sys.executable, extra="") -> str:
+    return (f"name: {name}\ntransport: ssh\nclass: sbc\nhost: {server.host}\nport: {server.port}\n"
+            f"user: {server.user}\nidentity: {server.client_key}\nworkdir: {json.dumps(str(workdir or server.device_dir))}\n"
+            f"python: {python}\n{extra}")
+
+
+def device_for(server, **kwargs):
+    return parse_device(device_yaml(server, **kwargs), file="test.yaml")
+
+
+def trust(server):
+    from edgebench.transport.trust import presented_key, record_presented
+    record_presented(presented_key(device_for(server)), replace=False)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def random_file(path: Path, size: int) -> Path:
+    path.write_bytes(os.urandom(size))
+    return path
+
+
+# -- host keys -------------------------------------------------------------------------------------
+
+def test_an_unknown_host_key_is_refused_with_the_way_to_trust_it(sshd):
+    with pytest.raises(HostKeyError, match=r"unknown host key.*edgebench devices trust box"):
+        SshTransport(device_for(sshd))
+
+
+def test_trust_then_connect(sshd):
+    trust(sshd)
+    with SshTransport(device_for(sshd)) as transport:
+        assert transport.run_shell("echo connected")[1] == "connected\n"
+
+
+def test_a_changed_host_key_is_refused_and_not_silently_replaced(sshd):
+    trust(sshd)
+    sshd.restart_with_new_host_key()
+    with pytest.raises(HostKeyError, match="HOST KEY CHANGED"):
+        SshTransport(device_for(sshd))
+    from edgebench.transport.trust import presented_key, record_presented
+    with pytest.raises(HostKeyError, match="--replace"):
+        record_presented(presented_key(device_for(sshd)), replace=False)
+    record_presented(presented_key(device_for(sshd)), replace=True)
+    with SshTransport(device_for(sshd)) as transport:
+        assert transport.run_shell("true")[0] == 0
+
+
+def test_trust_command_checks_the_fingerprint(sshd, tmp_path):
+    device = tmp_path / "box.yaml"
+    device.write_text(device_yaml(sshd))
+    env = {**os.environ, "EDGEBENCH_KNOWN_HOSTS": str(tmp_path / "edgebench_known_hosts")}
+    cli = [sys.executable, "-m", "edgebench", "devices", "trust", str(device)]
+    wrong = subprocess.run(cli + ["--fingerprint", "SHA256:" + "A" * 43], capture_output=True, text=True, env=env)
+    assert wrong.returncode == 3 and "fingerprint mismatch" in wrong.stderr
+    no_tty = subprocess.run(cli, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+    assert no_tty.returncode == 3 and "--fingerprint" in no_tty.stderr
+    right = subprocess.run(cli + ["--fingerprint", sshd.host_key_fingerprint], capture_output=True, text=True,
+                           env=env)
+    assert right.returncode == 0 and sshd.host_key_fingerprint in right.stdout
+    assert f"[127.0.0.1]:{sshd.port}" in (tmp_path / "edgebench_known_hosts").read_text()
+
+
+def test_authentication_without_a_usable_key_is_a_clear_error(sshd, tmp_path):
+    trust(sshd)
+    stranger = tmp_path / "stranger"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
+    device = parse_device(device_yaml(sshd).replace(str(sshd.client_key), str(stranger)), file="t.yaml")
+    with pytest.raises(TransportError, match="authentication failed.*keys only"):
+        SshTransport(device)
+
+
+def test_an_unreachable_device_is_a_transport_error(sshd):
+    trust(sshd)
+    device = device_for(sshd)
+    sshd.stop()
+    with pytest.raises(TransportError, match="cannot reach device box"):
+        SshTransport(device)
+
+
+# -- push ------------------------------------------------------------------------------------------
+
+def test_push_verifies_then_skips_an_unchanged_model(sshd, tmp_path):
+    trust(sshd)
+    model = random_file(tmp_path / "m.gguf", 3 << 20)
+    with SshTransport(device_for(sshd)) as transport:
+        first = transport.push_model(str(model), sha256(model))
+        assert not first.skipped and first.sent_bytes == model.stat().st_size
+        assert first.path == f"{sshd.device_dir}/models/{sha256(model)}/m.gguf"
+        assert sha256(Path(first.path)) == sha256(model)
+        manifest = json.loads((Path(first.path).parent / "manifest.json").read_text())
+        assert manifest["sha256"] == sha256(model) and manifest["size"] == model.stat().st_size
+        again = transport.push_model(str(model), sha256(model))
+        assert again.skipped and again.sent_bytes == 0 and again.path == first.path
+
+
+def test_a_dropped_push_resumes_and_never_leaves_a_bad_file_under_the_final_name(sshd, tmp_path):
+    trust(sshd)
+    model = random_file(tmp_path / "big.gguf", 256 << 20)
+    final = Path(sshd.device_dir) / "models" / sha256(model) / "big.gguf"
+    partial = final.parent / ".partial"
+    transport = SshTransport(device_for(sshd))
+
+    def cut_when_partial_grows():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if partial.exists() and partial.stat().st_size > (32 << 20):
+                sshd.kill_connections()
+                return
+            time.sleep(0.01)
+
+    cutter = threading.Thread(target=cut_when_partial_grows)
+    cutter.start()
+    with pytest.raises(TransportError):
+        transport.push_model(str(model), sha256(model))
+    cutter.join()
+    transport.close()
+    assert not final.exists()
+    kept = partial.stat().st_size
+    assert 0 < kept < model.stat().st_size
+    with SshTransport(device_for(sshd)) as again:
+        result = again.push_model(str(model), sha256(model))
+    assert result.resumed_from == kept and result.sent_bytes == model.stat().st_size - kept
+    assert sha256(final) == sha256(model) and not partial.exists()
+
+
+def test_a_corrupt_partial_is_discarded_and_the_upload_restarts(sshd, tmp_path):
+    trust(sshd)
+    model = random_file(tmp_path / "m.gguf", 1 << 20)
+    directory = Path(sshd.device_dir) / "models" / sha256(model)
+    directory.mkdir(parents=True)
+    (directory / ".partial").write_bytes(b"not the start of this model")
+    with SshTransport(device_for(sshd)) as transport:
+        result = transport.push_model(str(model), sha256(model))
+    assert result.resumed_from == 0 and sha256(directory / "m.gguf") == sha256(model)
+
+
+def test_not_enough_space_on_the_device_is_refused_before_upload(sshd, tmp_path, small_tmpfs):
+    trust(sshd)
+    model = random_file(tmp_path / "m.gguf", 4 << 20)
+    with SshTransport(device_for(sshd, workdir=small_tmpfs / "work")) as transport:
+        with pytest.raises(DiskFullError, match="not enough space"):
+            transport.push_model(str(model), sha256(model))
+    assert not list(small_tmpfs.rglob("m.gguf")) and not list(small_tmpfs.rglob(".partial"))
+
+
+def test_the_device_filling_up_during_upload_leaves_no_half_file(sshd, tmp_path, small_tmpfs, monkeypatch):
+    from edgebench.transport import remote_store
+    monkeypatch.setattr(remote_store, "FREE_MARGIN_BYTES", -(64 << 20))  # let the upload start anyway
+    trust(sshd)
+    model = random_file(tmp_path / "m.gguf", 24 << 20)
+    with SshTransport(device_for(sshd, workdir=small_tmpfs / "work")) as transport:
+        with pytest.raises(DiskFullError, match="ran out of space"):
+            transport.push_model(str(model), sha256(model))
+    assert not list(small_tmpfs.rglob("m.gguf")) and not list(small_tmpfs.rglob(".partial"))
+
+
+HOSTILE = "we ird;$(touch PWNED)`touch PWNED2`'\"\nname"
+
+
+def test_hostile_names_and_paths_are_data_not_commands(sshd, tmp_path):
+    trust(sshd)
+    model = random_file(tmp_path / f"{HOSTILE}.gguf", 1 << 16)
+    workdir = Path(sshd.device_dir) / f"dir {HOSTILE}"
+    with SshTransport(device_for(sshd, workdir=workdir)) as transport:
+        result = transport.push_model(str(model), sha256(model))
+        assert Path(result.path).read_bytes() == model.read_bytes()
+        assert transport.push_model(str(model), sha256(model)).skipped
+    assert not list(Path("/").glob("PWNED*")) and not list(Path.home().glob("PWNED*"))
+    assert not list(Path(sshd.device_dir).rglob("PWNED*"))
+
+
+def test_lru_eviction_keeps_the_cache_under_its_budget(sshd, tmp_path):
+    trust(sshd)
+    budget_gb = 2.5 / 1024  # 2.5 MiB: room for two 1 MiB models, not three
+    device = device_for(sshd, extra=f"max_cache_gb: {budget_gb}\n")
+    models = [random_file(tmp_path / f"m{i}.gguf", 1 << 20) for i in range(3)]
+    with SshTransport(device) as transport:
+        for model in models[:2]:
+            transport.push_model(str(model), sha256(model))
+        time.sleep(1.1)  # manifest mtimes order the LRU at one-second resolution on some filesystems
+        transport.push_model(str(models[0]), sha256(models[0]))  # used again: now the most recent
+        result = transport.push_model(str(models[2]), sha256(models[2]))
+    assert result.evicted == (sha256(models[1]),)
+    left = {p.name for p in (Path(sshd.device_dir) / "models").iterdir()}
+    assert left == {sha256(models[0]), sha256(models[2])}
+
+
+# -- remote runs -----------------------------------------------------------------------------------
+
+def _fake_python(tmp_path: Path, body: str) -> Path:
+    script = tmp_path / "fake-python"
+    script.write_text("#!/bin/sh\n" + body + "\n")
+    script.chmod(0o755)
+    return script
+
+
+def test_a_hung_remote_runner_is_killed_and_nothing_is_left_on_the_device(sshd, tmp_path):
+    trust(sshd)
+    # sshd starts the command as a session leader, so this fake runner leads its group like the real one
+    hang = _fake_python(tmp_path, "echo '{\"event\":\"hello\",\"pid\":'$$'}'; exec sleep 300")
+    with SshTransport(device_for(sshd, python=str(hang))) as transport:
+        runner = transport.install_runner()
+        with pytest.raises(RunnerTimeout):
+            transport.run_runner(runner, "run", {"engine": "llama.cpp"}, 2, lambda e: None)
+    sshd.wait_idle(timeout=15)
+    assert sshd.children(include_sshd=False) == []
+
+
+def test_a_remote_run_streams_events_and_kills_no_more_than_its_group(sshd, tmp_path, tiny_qwen35):
+    trust(sshd)
+    events = []
+    job = {"engine": "llama.cpp", "model_path": "", "test": {"n_prompt": 8, "n_gen": 4, "n_depth": 0},
+           "repetitions": 2, "warmup": 1, "engine_options": {"threads": 2},
+           "telemetry": {"enabled": True, "interval_s": 0.1}}
+    with SshTransport(device_for(sshd)) as transport:
+        job["model_path"] = transport.push_model(str(tiny_qwen35), sha256(tiny_qwen35)).path
+        done = transport.run_runner(transport.install_runner(), "run", job, 300, events.append)
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "hello" and kinds.count("sample") == 2 and kinds[-1] == "done" and done["ok"]
+
+
+def test_end_to_end_run_over_ssh_matches_the_local_schema(sshd, tmp_path, tiny_qwen35):
+    (tmp_path / "devices").mkdir()
+    (tmp_path / "devices" / "box.yaml").write_text(device_yaml(sshd))
+    env = {**os.environ, "EDGEBENCH_KNOWN_HOSTS": str(tmp_path / "edgebench_known_hosts")}
+    trusted = subprocess.run([sys.executable, "-m", "edgebench", "devices", "trust", "box", "--fingerprint",
+                              sshd.host_key_fingerprint], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert trusted.returncode == 0, trusted.stderr
+    check = subprocess.run([sys.executable, "-m", "edgebench", "devices", "check", "box", "--json"], cwd=tmp_path,
+                           capture_output=True, text=True, env=env)
+    assert check.returncode == 0, check.stderr
+    facts = json.loads(check.stdout)
+    assert facts["facts"]["arch"] == os.uname().machine and facts["runner"]["engines"]["llama.cpp"] == "ok"
+    profile = tmp_path / "p.yaml"
+    profile.write_text(f"models: [{tiny_qwen35}]\ntests: [pp16, tg4]\nrepetitions: 2\nengine: {{threads: 2}}\n")
+    run = subprocess.run([sys.executable, "-m", "edgebench", "run", str(profile), "-d", "box"], cwd=tmp_path,
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr + run.stdout
+    run_dir = next((tmp_path / "results").iterdir())
+    rows = json.loads((run_dir / "summary.json").read_text())["rows"]
+    assert [(r["device"], r["test"], r["status"]) for r in rows] == [("box", "pp16", "done"), ("box", "tg4", "done")]
+    from edgebench.results.aggregate import FIELDS
+    assert all(list(r) == list(FIELDS) for r in rows)
+    assert all(r["avg_ts"] > 0 and r["peak_rss_mib"] > 0 for r in rows)
+    assert "| box |" in run.stdout
+
+
+def test_a_termux_like_device_non_root_user_home_workdir(sshd_factory, tmp_path, tiny_qwen35):
+    (server,) = sshd_factory(1, user="edgeuser")
+    trust(server)
+    device = device_for(server, workdir="~/edgebench", python="/usr/bin/python3")
+    with open_transport(device) as transport:
+        assert transport.workdir.startswith("/home/edgeuser/") or "edgeuser" in transport.workdir
+        result = transport.push_model(str(tiny_qwen35), sha256(tiny_qwen35))
+        assert result.path.startswith(transport.workdir)
+        code, out, _ = transport.run_shell("id -u")
+        assert code == 0 and out.strip() != "0"
