@@ -13,6 +13,7 @@ from itertools import groupby
 from edgebench.cells import Cell, plan_cells
 from edgebench.errors import DiskFullError, EdgebenchError, RunnerError
 from edgebench.models import LocalModel, resolve_model
+from edgebench.probe import probe_with
 from edgebench.results.aggregate import run_rows
 from edgebench.results.store import RunStore, now_iso
 from edgebench.transport import open_transport
@@ -119,20 +120,33 @@ def _fail(store, observer, outcome, cell: Cell, error: EdgebenchError) -> None:
 
 
 def _run_device(profile, device, cells, store, observer, outcome) -> None:
-    try:
-        transport = open_transport(device)
-        runner = transport.install_runner()
-    except EdgebenchError as error:
+    def fail_all(error):
         for cell in cells:
             _fail(store, observer, outcome, cell, error)
+
+    try:
+        transport = open_transport(device)
+    except EdgebenchError as error:
+        fail_all(error)
         return
     with transport:
+        try:
+            runner = transport.install_runner()
+            # what the device is, stored with the run: results are only comparable in their context
+            store.append("devices.jsonl", probe_with(transport, runner))
+        except DiskFullError:
+            raise
+        except EdgebenchError as error:
+            fail_all(error)
+            return
         for model_ref, model_cells in groupby(cells, key=lambda c: c.model):
             model_cells = list(model_cells)
             try:
                 model = resolve_model(model_ref, progress=observer.model_progress(model_ref.name))
                 remote = transport.push_model(str(model.path), model.sha256,
                                               progress=observer.push_progress(model.name)).path
+            except DiskFullError:
+                raise
             except EdgebenchError as error:
                 for cell in model_cells:
                     _fail(store, observer, outcome, cell, error)

@@ -98,3 +98,12 @@ def local_device_file(tmp_path) -> Path:
     path.parent.mkdir()
     path.write_text(f"name: testbox\ntransport: local\nclass: desktop\nworkdir: {tmp_path / 'work'}\n")
     return path
+
+
+def assert_at(err, path: Path, line: int, key: str | None, *fragments: str) -> None:
+    """A config error names file, line and key exactly as a user sees them, plus what went wrong."""
+    where = f"{path}:{line}: {key}: " if key else f"{path}:{line}: "
+    assert str(err).startswith(where), str(err)
+    assert (err.file, err.line, err.key) == (str(path), line, key)
+    for fragment in fragments:
+        assert fragment in str(err), str(err)

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import assert_at
 
 from edgebench.config import BenchProfile, EngineOptions, ModelRef, TestSpec, load_device, load_profile, parse_profile
 from edgebench.errors import ConfigError
@@ -29,15 +30,6 @@ def profile_error(tmp_path: Path, text: str) -> tuple[ConfigError, Path]:
     with pytest.raises(ConfigError) as info:
         load_profile(path)
     return info.value, path
-
-
-def assert_at(err: ConfigError, path: Path, line: int, key: str | None, *fragments: str) -> None:
-    """The message names file, line and key exactly as a user sees them, plus what went wrong."""
-    where = f"{path}:{line}: {key}: " if key else f"{path}:{line}: "
-    assert str(err).startswith(where), str(err)
-    assert (err.file, err.line, err.key) == (str(path), line, key)
-    for fragment in fragments:
-        assert fragment in str(err), str(err)
 
 
 # ---- the shipped examples -------------------------------------------------------------------

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import assert_at
 
 from edgebench.config import DeviceProfile, find_device, list_devices, load_device
 from edgebench.errors import ConfigError, DeviceNotFound
@@ -32,14 +33,6 @@ def device_error(tmp_path: Path, text: str) -> tuple[ConfigError, Path]:
     with pytest.raises(ConfigError) as info:
         load_device(path)
     return info.value, path
-
-
-def assert_at(err: ConfigError, path: Path, line: int, key: str | None, *fragments: str) -> None:
-    where = f"{path}:{line}: {key}: " if key else f"{path}:{line}: "
-    assert str(err).startswith(where), str(err)
-    assert (err.file, err.line, err.key) == (str(path), line, key)
-    for fragment in fragments:
-        assert fragment in str(err), str(err)
 
 
 # ---- parsing --------------------------------------------------------------------------------

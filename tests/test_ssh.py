@@ -230,8 +230,10 @@ def _fake_python(tmp_path: Path, body: str) -> Path:
 
 def test_a_hung_remote_runner_is_killed_and_nothing_is_left_on_the_device(sshd, tmp_path):
     trust(sshd)
-    # sshd starts the command as a session leader, so this fake runner leads its group like the real one
-    hang = _fake_python(tmp_path, "echo '{\"event\":\"hello\",\"pid\":'$$'}'; exec sleep 300")
+    # a python that hangs when asked to run the runner and is the real one otherwise (the store
+    # uses it too); sshd starts the command as a session leader, so it leads its group like the runner
+    hang = _fake_python(tmp_path, 'case "$1" in *runner.pyz) echo \'{"event":"hello","pid":\'$$\'}\'; '
+                                  f'exec sleep 300;; esac; exec {sys.executable} "$@"')
     with SshTransport(device_for(sshd, python=str(hang))) as transport:
         runner = transport.install_runner()
         with pytest.raises(RunnerTimeout):
@@ -289,3 +291,19 @@ def test_a_termux_like_device_non_root_user_home_workdir(sshd_factory, tmp_path,
         assert result.path.startswith(transport.workdir)
         code, out, _ = transport.run_shell("id -u")
         assert code == 0 and out.strip() != "0"
+
+
+def test_proxy_jump_through_a_second_server(sshd_factory):
+    jump, target = sshd_factory(2)
+    # one key for both hops, as with a bastion that knows your key
+    with open(jump.authorized_keys_file, "a") as f:
+        f.write(Path(str(target.client_key) + ".pub").read_text())
+    from edgebench.transport.sshconn import fetch_host_key
+    hostkeys.record(jump.host, jump.port, fetch_host_key(jump.host, jump.port))
+    device = device_for(target, extra=f"proxy_jump: {jump.user}@{jump.host}:{jump.port}\n")
+    trust(target)
+    with SshTransport(device) as transport:
+        assert transport.run_shell("echo through")[1] == "through\n"
+    jump.stop()
+    with pytest.raises(TransportError, match="jump host"):
+        SshTransport(device)

@@ -1,6 +1,7 @@
 """A run directory: created once, appended to record by record, never overwritten.
 
     results/<run-id>/run.json          what was run, on what, by which version (rewritten atomically)
+    results/<run-id>/devices.jsonl     each device's probed facts (CPU, memory, OS, engines, sensors)
     results/<run-id>/cells.jsonl       each cell's start (engine and model facts) and its end (ok or failed)
     results/<run-id>/samples.jsonl     one line per timed repetition
     results/<run-id>/telemetry.jsonl   every telemetry reading, tagged with its cell

@@ -76,7 +76,8 @@ def run_job(job, emit):
             sampler.stop()
         late = engine.late_info()
         engine.close()
-    emit("done", ok=True, info=late, peak_rss_kb=own_rss_kb("VmHWM") if not engine.engine_pid() else None)
+    emit("done", ok=True, info=late, peak_rss_kb=own_rss_kb("VmHWM") if not engine.engine_pid() else None,
+         sampler_cpu_s=sampler.cpu_s if sampler else None, sampler_wall_s=sampler.wall_s if sampler else None)
 
 
 def probe(emit):

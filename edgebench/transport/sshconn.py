@@ -64,8 +64,9 @@ def resolve_target(device) -> SshTarget:
     )
 
 
-def parse_jump(spec: str, device_name: str) -> SshTarget:
-    """`[user@]host[:port]` or an ~/.ssh/config alias; only the first hop of a chain is followed."""
+def parse_jump(spec: str, device_name: str, identities: tuple[str, ...] = ()) -> SshTarget:
+    """`[user@]host[:port]` or an ~/.ssh/config alias; only the first hop of a chain is followed.
+    Without an IdentityFile of its own, the jump host is tried with the device's key."""
     first = spec.split(",")[0].strip()
     user, _, hostport = first.rpartition("@")
     host, _, port = hostport.partition(":")
@@ -75,7 +76,7 @@ def parse_jump(spec: str, device_name: str) -> SshTarget:
         host=options.get("hostname", host),
         port=int(port or options.get("port", 22)),
         user=user or options.get("user") or getpass.getuser(),
-        identities=tuple(str(Path(p).expanduser()) for p in options.get("identityfile", ())),
+        identities=tuple(str(Path(p).expanduser()) for p in options.get("identityfile", ())) or identities,
         proxy_jump=None,
     )
 
@@ -139,7 +140,7 @@ class SshConnection:
         self._jump = None
         sock = None
         if target.proxy_jump:
-            self._jump = open_client(parse_jump(target.proxy_jump, target.name))
+            self._jump = open_client(parse_jump(target.proxy_jump, target.name, target.identities))
             try:
                 sock = self._jump.get_transport().open_channel(
                     "direct-tcpip", (target.host, target.port), ("127.0.0.1", 0), timeout=CONNECT_TIMEOUT_S)

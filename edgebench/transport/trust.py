@@ -42,7 +42,7 @@ def presented_key(device) -> PresentedKey:
     sock = jump = None
     if target.proxy_jump:
         # the jump host itself must already be trusted: trust it first under its own profile
-        jump = open_client(parse_jump(target.proxy_jump, target.name))
+        jump = open_client(parse_jump(target.proxy_jump, target.name, target.identities))
         sock = jump.get_transport().open_channel("direct-tcpip", (target.host, target.port), ("127.0.0.1", 0))
     try:
         return PresentedKey(target.host, target.port, fetch_host_key(target.host, target.port, sock=sock))

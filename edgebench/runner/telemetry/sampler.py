@@ -33,6 +33,7 @@ class Sampler(object):
         self.on_record = on_record
         self.max_records = max_records
         self.errors = 0  # reader or callback exceptions swallowed to keep the thread alive
+        self.cpu_s = self.wall_s = 0.0
         self._ctx = Context(root, pid, extra_thermal_paths, extra_power_paths, battery_current_unit)
         self._wanted = list(sources) if sources else list(SOURCES)
         self._clock, self._wall = clock, wall_clock
@@ -128,12 +129,14 @@ class Sampler(object):
             thread.join(timeout)
 
     def _run(self) -> None:
-        due = time.monotonic()
+        due = started = time.monotonic()
         while not self._stop.is_set():
             try:
                 self.snapshot()
             except Exception:
                 self.errors += 1
+            # what the sampler costs the benchmark: its own CPU time against the time it ran
+            self.cpu_s, self.wall_s = time.thread_time(), time.monotonic() - started
             due += self.interval_s
             delay = due - time.monotonic()
             if delay < 0:
