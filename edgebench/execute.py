@@ -37,6 +37,7 @@ class Observer:
 
 @dataclass
 class RunOutcome:
+    profile: object
     store: RunStore
     rows: list[dict]
     failures: list[tuple[str, str]] = field(default_factory=list)
@@ -95,7 +96,7 @@ def run_cells(profile, devices, results_root, observer: Observer | None = None) 
         "cells": [{"id": c.id, "device": c.device.name, "model": c.model.name, "test": c.test.name,
                    "n_threads": c.threads} for c in cells],
     })
-    outcome = RunOutcome(store=store, rows=[])
+    outcome = RunOutcome(profile=profile, store=store, rows=[])
     try:
         for device, device_cells in groupby(cells, key=lambda c: c.device):
             _run_device(profile, device, list(device_cells), store, observer, outcome)
@@ -110,11 +111,20 @@ def run_cells(profile, devices, results_root, observer: Observer | None = None) 
     return outcome
 
 
+def _cell_facts(profile, cell: Cell) -> dict:
+    return {"cell": cell.id, "device": cell.device.name, "device_class": cell.device.device_class,
+            "engine": profile.engine.name, "model": cell.model.name, "test": cell.test.name,
+            "n_prompt": cell.test.n_prompt, "n_gen": cell.test.n_gen, "n_depth": cell.test.n_depth,
+            "n_threads": cell.threads, "engine_options": _engine_options(profile.engine)}
+
+
 def _fail(store, observer, outcome, cell: Cell, error: EdgebenchError) -> None:
     details = {"kind": error.kind, "message": str(error)}
     if isinstance(error, RunnerError):
         details.update(exit_code=error.exit_code, signal=error.signal, stderr_tail=error.stderr_tail)
-    store.append("cells.jsonl", {"cell": cell.id, "state": "failed", "ended": now_iso(), "error": details})
+    # a cell can fail before it starts (device unreachable, model missing): say what it was
+    store.append("cells.jsonl", {**_cell_facts(outcome.profile, cell), "state": "failed", "ended": now_iso(),
+                                 "error": details})
     outcome.failures.append((cell.id, str(error)))
     observer.cell_finished(cell, str(error))
 
@@ -156,13 +166,8 @@ def _run_device(profile, device, cells, store, observer, outcome) -> None:
 
 
 def _run_cell(profile, cell, model: LocalModel, remote, transport, runner, store, observer, outcome) -> None:
-    store.append("cells.jsonl", {
-        "cell": cell.id, "state": "started", "started": now_iso(), "device": cell.device.name,
-        "device_class": cell.device.device_class, "engine": profile.engine.name, "model": model.name,
-        "model_filename": model.path.name, "model_sha256": model.sha256, "test": cell.test.name,
-        "n_prompt": cell.test.n_prompt, "n_gen": cell.test.n_gen, "n_depth": cell.test.n_depth,
-        "n_threads": cell.threads, "engine_options": _engine_options(profile.engine),
-    })
+    store.append("cells.jsonl", {**_cell_facts(profile, cell), "state": "started", "started": now_iso(),
+                                 "model_filename": model.path.name, "model_sha256": model.sha256})
     observer.cell_started(cell)
     try:
         done = transport.run_runner(runner, "run", _job(profile, cell, remote), profile.timeout_s,

@@ -60,7 +60,7 @@ def test_quickstart_contents():
     assert [t.name for t in profile.tests] == ["pp512", "tg128", "pp512+tg128"]
     assert (profile.repetitions, profile.warmup) == (3, 1)
     (model,) = profile.models
-    assert model.synthetic is not None and model.synthetic.preset == "tiny-qwen35" and model.path is None
+    assert model.synthetic is not None and model.synthetic.canonical() == "qwen3.5-0.8b@Q4_K_M" and model.path is None
 
 
 def test_quant_sweep_contents():
