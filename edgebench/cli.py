@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
                                           "the results in a new directory under the results root.")
     run.add_argument("profile", type=Path, help="benchmark profile (profiles/*.yaml)")
     run.add_argument("-d", "--device", action="append", metavar="NAME|FILE",
-                     help="device name (devices/NAME.yaml) or file; repeatable (default: local)")
+                     help="device name (devices/NAME.yaml) or file; repeatable (default: local, built in if "
+                          "there is no devices/local.yaml)")
     _add_devices_dir(run)
     run.add_argument("-o", "--results", type=Path, default=Path("results"), metavar="DIR",
                      help="results root; each run makes a new subdirectory (default: results/)")
@@ -108,7 +109,7 @@ def cmd_run(args, console) -> int:
     from edgebench.ui import RunDisplay, print_table
 
     profile = load_profile(args.profile)
-    devices = [find_device(name, args.devices_dir) for name in (args.device or ["local"])]
+    devices = [find_device(name, args.devices_dir) for name in args.device] if args.device else [_local_device(args)]
     display = RunDisplay(console, total=len(profile.models) * len(profile.tests) * len(devices)
                          * max(1, len(profile.engine.threads)))
     try:
@@ -125,6 +126,17 @@ def cmd_run(args, console) -> int:
             console.print(f"  [red]{cell_id}[/]: {reason}")
         return EXIT_FAILED_CELLS
     return EXIT_OK
+
+
+def _local_device(args):
+    """devices/local.yaml when there is one, else this machine with default settings."""
+    from edgebench.config import find_device, parse_device
+    from edgebench.errors import DeviceNotFound
+
+    try:
+        return find_device("local", args.devices_dir)
+    except DeviceNotFound:
+        return parse_device("name: local\ntransport: local\n", file="<built-in local device>")
 
 
 def cmd_show(args, console) -> int:

@@ -1,8 +1,9 @@
 """Run cells on devices and put every event the runner sends into the run's store.
 
-A cell that fails (crash, out of memory, timeout, bad model) is recorded with
-its reason and the sweep goes on; only an interrupt stops the run, and even
-then every finished sample is already on disk.
+A cell that fails (crash, out of memory, timeout, bad model, unreachable
+device) is recorded with its reason and the sweep goes on; only an interrupt
+or a full results disk stops the run, and even then every finished sample is
+already on disk.
 """
 
 from __future__ import annotations

@@ -36,14 +36,20 @@ class RunDisplay(Observer):
     def __exit__(self, *exc):
         return self.progress.__exit__(*exc)
 
-    def model_progress(self, name):
-        task = self.progress.add_task(f"building model {escape(name)}", total=None, last="")
+    def _byte_bar(self, label):
+        task = self.progress.add_task(escape(label), total=None, last="")
 
         def update(done, total):
-            self.progress.update(task, completed=done, total=total)
+            self.progress.update(task, completed=done, total=total, last=f"{done / 2**20:.0f} MiB")
             if total and done >= total:
                 self.progress.remove_task(task)
         return update
+
+    def model_progress(self, name):
+        return self._byte_bar(f"building model {name}")
+
+    def push_progress(self, name):
+        return self._byte_bar(f"pushing {name}")
 
     def cell_started(self, cell):
         self.progress.update(self.task, description=escape(cell.id), last="")

@@ -279,7 +279,8 @@ def test_neither_path_nor_synthetic(tmp_path):
 
 
 def test_unknown_synthetic_preset_string_entry(tmp_path):
-    err, path = profile_error(tmp_path, "tests: [pp64]\nmodels:\n  - synthetic:tiny-qwen35\n  - synthetic:qwen9-7b@Q4_K_M\n")
+    err, path = profile_error(tmp_path, "tests: [pp64]\nmodels:\n  - synthetic:tiny-qwen35\n"
+                                        "  - synthetic:qwen9-7b@Q4_K_M\n")
     assert_at(err, path, 4, "models[1]", "unknown synthetic preset 'qwen9-7b'", "tiny-qwen35")
 
 

@@ -241,3 +241,12 @@ def test_help_everywhere(tmp_path):
     for args in ([], ["synth"], ["run"], ["show"], ["devices"], ["devices", "list"]):
         proc = edgebench(*args, "--help", cwd=tmp_path)
         assert proc.returncode == 0 and "usage: edgebench" in proc.stdout
+
+
+def test_without_a_devices_directory_run_uses_a_built_in_local_device(tmp_path, tiny_qwen35):
+    profile = write_profile(tmp_path / "p.yaml", [tiny_qwen35], tests=("tg4",))
+    proc = edgebench("run", profile, "-o", tmp_path / "results", cwd=tmp_path,
+                     env={"EDGEBENCH_DEVICES": str(tmp_path / "none")})
+    assert proc.returncode == 0, proc.stderr
+    meta = json.loads((only_run_dir(tmp_path / "results") / "run.json").read_text())
+    assert list(meta["devices"]) == ["local"] and meta["devices"]["local"]["transport"] == "local"

@@ -30,8 +30,9 @@ def private_known_hosts(tmp_path, monkeypatch):
 
 
 def device_yaml(server, name="box", workdir=None, python=sys.executable, extra="") -> str:
+    workdir = json.dumps(str(workdir or server.device_dir))
     return (f"name: {name}\ntransport: ssh\nclass: sbc\nhost: {server.host}\nport: {server.port}\n"
-            f"user: {server.user}\nidentity: {server.client_key}\nworkdir: {json.dumps(str(workdir or server.device_dir))}\n"
+            f"user: {server.user}\nidentity: {server.client_key}\nworkdir: {workdir}\n"
             f"python: {python}\n{extra}")
 
 
@@ -307,3 +308,75 @@ def test_proxy_jump_through_a_second_server(sshd_factory):
     jump.stop()
     with pytest.raises(TransportError, match="jump host"):
         SshTransport(device)
+
+
+def _runner_pids(sshd) -> list[int]:
+    """Processes on the 'device' running the runner zipapp."""
+    pids = []
+    for pid in sshd.children(include_sshd=False):
+        try:
+            if b"runner.pyz" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                pids.append(pid)
+        except OSError:
+            continue
+    return pids
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait_for(condition, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_ctrl_c_on_the_controller_kills_the_remote_runner(sshd, tmp_path, tiny_qwen35):
+    (tmp_path / "devices").mkdir()
+    (tmp_path / "devices" / "box.yaml").write_text(device_yaml(sshd))
+    env = {**os.environ, "EDGEBENCH_KNOWN_HOSTS": str(tmp_path / "edgebench_known_hosts")}
+    trust(sshd)
+    profile = tmp_path / "p.yaml"
+    profile.write_text(f"models: [{tiny_qwen35}]\ntests: [tg100000]\nrepetitions: 1\nwarmup: 0\n"
+                       f"engine: {{threads: 2}}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "edgebench", "run", str(profile), "-d", "box"], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert _wait_for(lambda: _runner_pids(sshd) and list(tmp_path.glob("results/*/telemetry.jsonl"))), \
+        proc.communicate(timeout=5)
+    proc.send_signal(2)  # SIGINT, as Ctrl-C sends
+    assert proc.wait(timeout=60) == 130
+    assert _wait_for(lambda: not _runner_pids(sshd), timeout=30), "a runner was left on the device"
+
+
+def test_a_runner_whose_connection_dropped_stops_itself(sshd, tmp_path, tiny_qwen35):
+    trust(sshd)
+    job = {"engine": "llama.cpp", "model_path": "", "test": {"n_prompt": 0, "n_gen": 100000, "n_depth": 0},
+           "repetitions": 1, "warmup": 0, "engine_options": {"threads": 2},
+           "telemetry": {"enabled": True, "interval_s": 0.1}}
+    transport = SshTransport(device_for(sshd))
+    job["model_path"] = transport.push_model(str(tiny_qwen35), sha256(tiny_qwen35)).path
+    runner = transport.install_runner()
+    errors = []
+
+    def run():
+        try:
+            transport.run_runner(runner, "run", job, 300, lambda e: None)
+        except Exception as exc:  # the cut connection
+            errors.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    assert _wait_for(lambda: bool(_runner_pids(sshd)))
+    orphans = _runner_pids(sshd)
+    sshd.kill_connections(keep_commands=True)  # the network drops; the runner survives it at first
+    worker.join(timeout=60)
+    assert errors and isinstance(errors[0], TransportError)
+    assert _wait_for(lambda: not any(_running(pid) for pid in orphans), timeout=30)
+    transport.close()

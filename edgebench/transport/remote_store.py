@@ -73,8 +73,9 @@ try:
         f.flush()
         os.fsync(f.fileno())
 except OSError as exc:
-    sys.stderr.write("edgebench: write failed: %s\n" % ("No space left on device" if exc.errno == errno.ENOSPC else exc))
-    sys.exit(28 if exc.errno == errno.ENOSPC else 1)
+    full = exc.errno == errno.ENOSPC
+    sys.stderr.write("edgebench: write failed: %s\n" % ("No space left on device" if full else exc))
+    sys.exit(28 if full else 1)
 print(digest.hexdigest())
 """
 

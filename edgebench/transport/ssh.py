@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import posixpath
 import socket
 import time
@@ -10,10 +11,11 @@ from pathlib import Path
 import paramiko
 
 from edgebench.errors import ConnectionLost, RunnerTimeout, TransportError
+from edgebench.paths import cache_root
 from edgebench.transport.base import EventStream, RunnerExit, Transport, conclude
 from edgebench.transport.remote_store import RemoteStore
 from edgebench.transport.sshconn import SshConnection, quote_argv, resolve_target
-from edgebench.zipapp import runner_bytes, runner_sha256
+from edgebench.zipapp import runner_sha256, write_runner
 
 POLL_S = 0.25
 KILL_GRACE_S = 3
@@ -42,19 +44,13 @@ class SshTransport(Transport):
         return self.conn.run(command, timeout=timeout_s)
 
     def install_runner(self) -> str:
-        cache = Path.home() / ".cache" / "edgebench" / "runner"
-        local = cache / runner_sha256() / "runner.pyz"
-        if not local.exists():
-            local.parent.mkdir(parents=True, exist_ok=True)
-            local.write_bytes(runner_bytes())
+        local = write_runner(cache_root() / "runner")
         return self.store.push(local, runner_sha256(), kind="runner", name="runner.pyz").path
 
     def push_model(self, local_path: str, sha256: str, progress=None):
         return self.store.push(Path(local_path), sha256, progress=progress)
 
     def run_runner(self, runner, mode, job, timeout_s, on_event):
-        import json
-
         stream = EventStream(on_event)
         channel = self.conn.open_exec(quote_argv([self.python, runner, mode]))
         deadline = time.monotonic() + timeout_s
