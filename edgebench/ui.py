@@ -9,6 +9,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeE
 from rich.table import Table
 
 from edgebench.execute import Observer
+from edgebench.results.export import markdown_table
 
 
 @contextmanager
@@ -66,9 +67,7 @@ class RunDisplay(Observer):
 def print_table(console, header, rows):
     """A rich table on a terminal; plain markdown when piped, where a wrapped grid helps nobody."""
     if not console.is_terminal:
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-        console.file.write("\n".join(lines) + "\n")
+        console.file.write("\n".join(markdown_table(header, rows)) + "\n")
         return
     table = Table(*header, show_lines=False)
     for row in rows:

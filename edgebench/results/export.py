@@ -120,13 +120,19 @@ def table_cells(rows):
     return header, body
 
 
+NUMERIC_COLUMNS = {"size", "params", "threads", "t/s", "TTFT ms", "peak RSS MiB", "max °C", "J/tok"}
+
+
+def markdown_table(header, rows, numeric=()) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---:" if h in numeric else "---" for h in header) + "|"]
+    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+
 @exporter("md")
 def to_markdown(rows):
     header, body = table_cells(rows)
-    lines = ["| " + " | ".join(header) + " |",
-             "| " + " | ".join("---:" if h in ("size", "params", "threads", "t/s", "TTFT ms", "peak RSS MiB",
-                                                "max °C", "J/tok") else "---" for h in header) + " |"]
-    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    lines = markdown_table(header, body, NUMERIC_COLUMNS)
     failed = [r for r in rows if not is_measured(r)]
     if failed:
         lines += ["", "Failed cells:", ""]

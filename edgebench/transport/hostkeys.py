@@ -89,5 +89,5 @@ def check_presented_key(host: str, port: int, key: paramiko.PKey, device_name: s
             f"{device_name} --replace")
     raise HostKeyError(
         f"unknown host key for {entry} (device {device_name}): {key.get_name()} {fingerprint(key)}. "
-        f"Check it on the device (ssh-keygen -lf /etc/ssh/ssh_host_{key.get_name().split('-')[-1]}_key.pub), "
+        f"Check it on the device (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub, or $PREFIX/etc/ssh on Termux), "
         f"then run: edgebench devices trust {device_name}")
