@@ -27,3 +27,20 @@ def plan_cells(profile: BenchProfile, devices: list[DeviceProfile]) -> list[Cell
             for model in profile.models
             for n in threads
             for test in profile.tests]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`i/N` with 1 <= i <= N."""
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit()) or not 1 <= int(index) <= int(count):
+        raise ValueError(f"--shard takes i/N with 1 <= i <= N, e.g. 2/4; got {text!r}")
+    return int(index), int(count)
+
+
+def shard_cells(cells: list[Cell], index: int, count: int) -> list[Cell]:
+    """Shard i of N takes every N-th device (by name) with all of its cells: N controllers with the
+    same profile and devices cover every cell exactly once, and no device is measured by two
+    controllers at the same time."""
+    names = sorted({cell.device.name for cell in cells})
+    mine = {name for position, name in enumerate(names) if position % count == index - 1}
+    return [cell for cell in cells if cell.device.name in mine]

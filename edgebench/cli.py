@@ -36,9 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Run every cell (device x model x test) of a profile and store "
                                           "the results in a new directory under the results root.")
     run.add_argument("profile", type=Path, help="benchmark profile (profiles/*.yaml)")
-    run.add_argument("-d", "--device", action="append", metavar="NAME|FILE",
-                     help="device name (devices/NAME.yaml) or file; repeatable (default: local, built in if "
-                          "there is no devices/local.yaml)")
+    run.add_argument("-d", "--device", action="append", metavar="NAME|FILE|tag:X|all",
+                     help="device name (devices/NAME.yaml), file, tag:X (every device tagged X) or all; "
+                          "repeatable (default: local, built in if there is no devices/local.yaml)")
+    run.add_argument("--shard", metavar="i/N", help="run only shard i of N (every N-th device by name), so N "
+                                                   "controllers split a fleet between them")
     _add_devices_dir(run)
     run.add_argument("-o", "--results", type=Path, default=Path("results"), metavar="DIR",
                      help="results root; each run makes a new subdirectory (default: results/)")
@@ -103,18 +105,27 @@ def cmd_synth(args, console) -> int:
 
 
 def cmd_run(args, console) -> int:
-    from edgebench.config import find_device, load_profile
+    from edgebench.cells import parse_shard, plan_cells, shard_cells
+    from edgebench.config import load_profile, select_devices
     from edgebench.execute import run_cells
     from edgebench.results.export import table_cells
     from edgebench.ui import RunDisplay, print_table
 
     profile = load_profile(args.profile)
-    devices = [find_device(name, args.devices_dir) for name in args.device] if args.device else [_local_device(args)]
-    display = RunDisplay(console, total=len(profile.models) * len(profile.tests) * len(devices)
-                         * max(1, len(profile.engine.threads)))
+    devices = select_devices(args.device, args.devices_dir) if args.device else [_local_device(args)]
+    try:
+        shard = parse_shard(args.shard) if args.shard else None
+    except ValueError as exc:
+        raise EdgebenchError(str(exc)) from exc
+    cells = plan_cells(profile, devices)
+    total = len(shard_cells(cells, *shard) if shard else cells)
+    if not total:
+        console.print(f"shard {args.shard} has no devices: nothing to run")
+        return EXIT_OK
+    display = RunDisplay(console, total=total)
     try:
         with display:
-            outcome = run_cells(profile, devices, args.results, observer=display)
+            outcome = run_cells(profile, devices, args.results, observer=display, shard=shard)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: finished samples are kept in the run directory[/]")
         return EXIT_INTERRUPTED

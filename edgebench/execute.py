@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from itertools import groupby
 
-from edgebench.cells import Cell, plan_cells
+from edgebench.cells import Cell, plan_cells, shard_cells
 from edgebench.errors import DiskFullError, EdgebenchError, RunnerError
 from edgebench.models import LocalModel, resolve_model
 from edgebench.probe import probe_with
@@ -88,12 +88,16 @@ class CellRecorder:
             self.observer.sample(self.cell, sample)
 
 
-def run_cells(profile, devices, results_root, observer: Observer | None = None) -> RunOutcome:
+def run_cells(profile, devices, results_root, observer: Observer | None = None,
+              shard: tuple[int, int] | None = None) -> RunOutcome:
     observer = observer or Observer()
     cells = plan_cells(profile, devices)
+    if shard:
+        cells = shard_cells(cells, *shard)
     store = RunStore.create(results_root, {
+        "shard": f"{shard[0]}/{shard[1]}" if shard else None,
         "profile": profile.to_dict(),
-        "devices": {d.name: d.to_dict() for d in devices},
+        "devices": {d.name: d.to_dict() for d in devices if any(c.device == d for c in cells)},
         "cells": [{"id": c.id, "device": c.device.name, "model": c.model.name, "test": c.test.name,
                    "n_threads": c.threads} for c in cells],
     })

@@ -61,6 +61,28 @@ def list_devices(devices_dir: str | os.PathLike | None = None) -> list[DevicePro
     return sorted(devices, key=lambda d: d.name)
 
 
+def select_devices(selectors, devices_dir: str | os.PathLike | None = None) -> list[DeviceProfile]:
+    """Devices for `-d` selectors: a name or file, `tag:X` (every device tagged X) or `all`.
+    Order follows the selectors; a device picked twice runs once."""
+    chosen: dict[str, DeviceProfile] = {}
+    for selector in selectors:
+        text = os.fspath(selector)
+        if text == "all":
+            picked = list_devices(devices_dir)
+        elif text.startswith("tag:"):
+            tag = text[len("tag:"):]
+            picked = [d for d in list_devices(devices_dir) if tag in d.tags]
+            if not picked:
+                raise DeviceNotFound(f"no device is tagged {tag!r} in {_origin(devices_dir)}")
+        else:
+            picked = [find_device(text, devices_dir)]
+        for device in picked:
+            chosen.setdefault(device.name, device)
+    if not chosen:
+        raise DeviceNotFound(f"no devices in {_origin(devices_dir)}")
+    return list(chosen.values())
+
+
 def load_profile(path: str | os.PathLike) -> BenchProfile:
     if not Path(path).is_file():
         raise ConfigError(f"benchmark profile {os.fspath(path)!r} not found", file=os.fspath(path))
