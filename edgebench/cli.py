@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-d", "--device", action="append", metavar="NAME|FILE|tag:X|all",
                      help="device name (devices/NAME.yaml), file, tag:X (every device tagged X) or all; "
                           "repeatable (default: local, built in if there is no devices/local.yaml)")
+    run.add_argument("--parallel", type=int, default=1, metavar="N",
+                     help="measure up to N devices at once (cells on one device still run one by one)")
     run.add_argument("--shard", metavar="i/N", help="run only shard i of N (every N-th device by name), so N "
                                                    "controllers split a fleet between them")
     _add_devices_dir(run)
@@ -125,7 +127,8 @@ def cmd_run(args, console) -> int:
     display = RunDisplay(console, total=total)
     try:
         with display:
-            outcome = run_cells(profile, devices, args.results, observer=display, shard=shard)
+            outcome = run_cells(profile, devices, args.results, observer=display, shard=shard,
+                                parallel=args.parallel)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: finished samples are kept in the run directory[/]")
         return EXIT_INTERRUPTED

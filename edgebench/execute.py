@@ -8,6 +8,8 @@ already on disk.
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from itertools import groupby
 
@@ -89,7 +91,7 @@ class CellRecorder:
 
 
 def run_cells(profile, devices, results_root, observer: Observer | None = None,
-              shard: tuple[int, int] | None = None) -> RunOutcome:
+              shard: tuple[int, int] | None = None, parallel: int = 1) -> RunOutcome:
     observer = observer or Observer()
     cells = plan_cells(profile, devices)
     if shard:
@@ -102,9 +104,22 @@ def run_cells(profile, devices, results_root, observer: Observer | None = None,
                    "n_threads": c.threads} for c in cells],
     })
     outcome = RunOutcome(profile=profile, store=store, rows=[])
+    cancel = threading.Event()
+    groups = [(device, list(group)) for device, group in groupby(cells, key=lambda c: c.device)]
     try:
-        for device, device_cells in groupby(cells, key=lambda c: c.device):
-            _run_device(profile, device, list(device_cells), store, observer, outcome)
+        # one worker per device at a time, up to `parallel`; cells on a device run one by one
+        with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="device") as pool:
+            futures = [pool.submit(_run_device, profile, device, group, store, observer, outcome, cancel)
+                       for device, group in groups]
+            try:
+                while not all(f.done() for f in futures):
+                    wait(futures, timeout=0.5)  # short waits keep the main thread open to Ctrl-C
+            except KeyboardInterrupt:
+                cancel.set()  # every transport stops its runner and returns
+                wait(futures)
+                raise
+            for future in futures:
+                future.result()  # a disk-full error ends the run here
     except KeyboardInterrupt:
         outcome.status = "interrupted"
         raise
@@ -134,7 +149,7 @@ def _fail(store, observer, outcome, cell: Cell, error: EdgebenchError) -> None:
     observer.cell_finished(cell, str(error))
 
 
-def _run_device(profile, device, cells, store, observer, outcome) -> None:
+def _run_device(profile, device, cells, store, observer, outcome, cancel: threading.Event) -> None:
     def fail_all(error):
         for cell in cells:
             _fail(store, observer, outcome, cell, error)
@@ -144,6 +159,7 @@ def _run_device(profile, device, cells, store, observer, outcome) -> None:
     except EdgebenchError as error:
         fail_all(error)
         return
+    transport.cancel = cancel
     with transport:
         try:
             runner = transport.install_runner()
@@ -167,6 +183,8 @@ def _run_device(profile, device, cells, store, observer, outcome) -> None:
                     _fail(store, observer, outcome, cell, error)
                 continue
             for cell in model_cells:
+                if cancel.is_set():
+                    return
                 _run_cell(profile, cell, model, remote, transport, runner, store, observer, outcome)
 
 

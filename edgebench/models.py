@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def sha256_file(path: Path) -> str:
     index[key] = digest.hexdigest()
     try:
         index_file.parent.mkdir(parents=True, exist_ok=True)
-        partial = index_file.with_name(f"{index_file.name}.{os.getpid()}")
+        partial = index_file.with_name(f"{index_file.name}.{os.getpid()}.{threading.get_ident()}")
         partial.write_text(json.dumps(index))
         partial.replace(index_file)
     except OSError:

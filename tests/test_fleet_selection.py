@@ -82,3 +82,42 @@ def test_run_with_a_shard_measures_only_its_devices(tmp_path, tiny_qwen35):
     assert meta["shard"] == "2/2" and [c["device"] for c in meta["cells"]] == ["two"]
     bad = subprocess.run(common + ["--shard", "3/2"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 3 and "i/N" in bad.stderr
+
+
+def _timed_fake_python(tmp_path: Path, log: Path) -> Path:
+    """A device 'python' that records when its runner starts and ends, and is real python otherwise."""
+    script = tmp_path / "timed-python"
+    script.write_text(f'#!/bin/sh\ncase "$1" in *runner.pyz) echo "start $(date +%s.%N)" >> {log};'
+                      f' {sys.executable} "$@"; code=$?; echo "end $(date +%s.%N)" >> {log}; exit $code;; esac\n'
+                      f'exec {sys.executable} "$@"\n')
+    script.chmod(0o755)
+    return script
+
+
+def test_parallel_devices_are_measured_at_the_same_time(tmp_path, tiny_qwen35):
+    directory = tmp_path / "devices"
+    directory.mkdir()
+    logs = {}
+    for name in ("one", "two"):
+        logs[name] = tmp_path / f"{name}.log"
+        (tmp_path / name).mkdir()
+        python = _timed_fake_python(tmp_path / name, logs[name])
+        (directory / f"{name}.yaml").write_text(f"name: {name}\ntransport: local\ntags: [box]\n"
+                                                f"workdir: {tmp_path / 'work' / name}\npython: {python}\n")
+    profile = tmp_path / "p.yaml"
+    profile.write_text(f"models: [{tiny_qwen35}]\ntests: [tg64]\nrepetitions: 3\nengine: {{threads: 1}}\n")
+    proc = subprocess.run([sys.executable, "-m", "edgebench", "run", str(profile), "-d", "tag:box", "--parallel", "2",
+                           "-o", str(tmp_path / "r")], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    spans = {}
+    for name, log in logs.items():
+        stamps = [line.split() for line in log.read_text().splitlines()]
+        # the last runner start/end on each device is the measured cell (earlier ones: the probe)
+        starts = [float(t) for kind, t in stamps if kind == "start"]
+        ends = [float(t) for kind, t in stamps if kind == "end"]
+        spans[name] = (starts[-1], ends[-1])
+    (a0, a1), (b0, b1) = spans["one"], spans["two"]
+    assert a0 < b1 and b0 < a1, f"cells did not overlap: {spans}"
+    (run_dir,) = (tmp_path / "r").iterdir()
+    rows = json.loads((run_dir / "summary.json").read_text())["rows"]
+    assert sorted((r["device"], r["status"]) for r in rows) == [("one", "done"), ("two", "done")]

@@ -19,6 +19,7 @@ import json
 import os
 import secrets
 import sys
+import threading
 from pathlib import Path
 
 from edgebench import __version__
@@ -48,6 +49,7 @@ class RunStore:
     def __init__(self, path: Path):
         self.path = Path(path)
         self._files = {}
+        self._lock = threading.Lock()  # devices run in parallel threads
 
     # -- creating --------------------------------------------------------------------------------
 
@@ -106,6 +108,10 @@ class RunStore:
     # -- appending -------------------------------------------------------------------------------
 
     def append(self, name: str, record: dict) -> None:
+        with self._lock:
+            self._append(name, record)
+
+    def _append(self, name: str, record: dict) -> None:
         def write():
             f = self._files.get(name)
             if f is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import json
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
@@ -71,6 +72,12 @@ class Transport(abc.ABC):
 
     def __init__(self, device):
         self.device = device
+        # set by the controller: when it fires, a running runner is stopped and KeyboardInterrupt raised
+        self.cancel: threading.Event | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
 
     @abc.abstractmethod
     def run_shell(self, command: str, timeout_s: float = 120) -> tuple[int, str, str]:

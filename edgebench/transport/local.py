@@ -66,6 +66,8 @@ class LocalTransport(Transport):
         open_streams = 2
         try:
             while open_streams:
+                if self.cancelled:
+                    raise KeyboardInterrupt
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     _kill_group(proc)

@@ -207,6 +207,9 @@ class RemoteStore:
                 raise TransportError(f"{self.conn.target.name}: upload interrupted after {sent} bytes ({exc}); "
                                      f"run again to resume") from exc
             out = ""  # the receiver stopped reading: its exit status and stderr say why
+        except BaseException:
+            channel.close()  # interrupted: the partial stays on the device for the next push to resume
+            raise
         try:
             err = channel.makefile_stderr("rb").read().decode(errors="replace")
             code = channel.recv_exit_status()

@@ -48,7 +48,12 @@ class SshTransport(Transport):
         return self.store.push(local, runner_sha256(), kind="runner", name="runner.pyz").path
 
     def push_model(self, local_path: str, sha256: str, progress=None):
-        return self.store.push(Path(local_path), sha256, progress=progress)
+        def report(done, total):
+            if self.cancelled:
+                raise KeyboardInterrupt  # the partial stays: the next push resumes it
+            if progress:
+                progress(done, total)
+        return self.store.push(Path(local_path), sha256, progress=report)
 
     def run_runner(self, runner, mode, job, timeout_s, on_event):
         stream = EventStream(on_event)
@@ -61,6 +66,8 @@ class SshTransport(Transport):
             channel.shutdown_write()
             channel.settimeout(POLL_S)
             while True:
+                if self.cancelled:
+                    raise KeyboardInterrupt
                 if time.monotonic() > deadline:
                     self._kill_runner(pid)
                     raise RunnerTimeout(f"runner exceeded the {timeout_s:g} s cell timeout and was killed",
