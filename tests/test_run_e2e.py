@@ -176,15 +176,17 @@ def test_a_crashing_runner_reports_its_signal_and_stderr(tmp_path, tiny_qwen35):
 
 
 def test_an_interrupted_controller_keeps_every_finished_sample(tmp_path, tiny_qwen35, local_device_file):
-    profile = write_profile(tmp_path / "p.yaml", [tiny_qwen35], tests=("tg4", "tg512", "tg8"))
+    profile = write_profile(tmp_path / "p.yaml", [tiny_qwen35], tests=("tg4", "tg8192", "tg8"))
     proc = subprocess.Popen([sys.executable, "-m", "edgebench", "run", str(profile), "-d", str(local_device_file),
                              "-o", str(tmp_path / "results")], cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     samples = None
-    for _ in range(1200):  # poll for the first stored sample, then interrupt mid-run
+    for _ in range(1200):  # poll until the first cell is stored and the long one is running
         time.sleep(0.1)
         found = list((tmp_path / "results").glob("*/samples.jsonl"))
-        if found and found[0].read_text().count("\n") >= 2:
+        cells = found[0].with_name("cells.jsonl") if found else None
+        if found and found[0].read_text().count("\n") >= 2 and cells.is_file() and any(
+                c["state"] == "running" and "/tg8192/" in c["cell"] for c in read_jsonl(cells)):
             samples = found[0]
             break
     assert samples is not None, proc.communicate()
