@@ -35,7 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a benchmark profile on devices",
                               description="Run every cell (device x model x test) of a profile and store "
                                           "the results in a new directory under the results root.")
-    run.add_argument("profile", type=Path, help="benchmark profile (profiles/*.yaml)")
+    run.add_argument("profile", type=Path, nargs="?", help="benchmark profile (profiles/*.yaml)")
+    run.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                     help="finish results/<run-id>: run only its missing, failed or interrupted cells, with "
+                          "the profile and devices it was started with, and add them to that directory")
+    run.add_argument("--no-wait", action="store_true",
+                     help="fail a device's cells at once when another controller holds its lock, "
+                          "instead of waiting for it")
     run.add_argument("-d", "--device", action="append", metavar="NAME|FILE|tag:X|all",
                      help="device name (devices/NAME.yaml), file, tag:X (every device tagged X) or all; "
                           "repeatable (default: local, built in if there is no devices/local.yaml)")
@@ -54,6 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--format", default="md", choices=("md", "csv", "json", "jsonl", "sqlite"))
     show.add_argument("-o", "--output", type=Path, help="write to this file (required for sqlite)")
     show.set_defaults(handler=cmd_show)
+
+    merge = commands.add_parser(
+        "merge", help="join run directories (e.g. the shards of one fleet run) into one",
+        description="Join runs of the same profile whose cells do not overlap, such as the --shard i/N runs "
+                    "of N controllers, into a new run directory. The sources are left as they are.")
+    merge.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="results/<run-id> directories")
+    merge.add_argument("-o", "--output", required=True, type=Path, metavar="DIR",
+                       help="the merged run directory to create (must not exist or be empty)")
+    merge.set_defaults(handler=cmd_merge)
 
     devices = commands.add_parser("devices", help="list and inspect device profiles")
     device_commands = devices.add_subparsers(dest="devices_command", metavar="ACTION", required=True)
@@ -81,6 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_devices_dir(check)
     check.set_defaults(handler=cmd_devices_check)
 
+    ansible = device_commands.add_parser(
+        "import-ansible", help="write a device profile for each host of an Ansible YAML inventory",
+        description="Write devices/<host>.yaml for each host of an Ansible YAML inventory: ansible_host, "
+                    "ansible_port, ansible_user and ansible_ssh_private_key_file become host, port, user and "
+                    "identity, groups become tags. Passwords are never written. Existing profiles are kept.")
+    ansible.add_argument("inventory", type=Path, metavar="INVENTORY.yml", help="Ansible inventory in YAML")
+    ansible.add_argument("--force", action="store_true", help="overwrite profiles that already exist")
+    ansible.add_argument("--dry-run", action="store_true", help="print the profiles instead of writing them")
+    _add_devices_dir(ansible)
+    ansible.set_defaults(handler=cmd_devices_import_ansible)
+
     push = commands.add_parser(
         "push", help="copy a model to a device's content-addressed store (verified, resumable)",
         description="Upload a model to <workdir>/models/<sha256>/ on the device. The device checks the "
@@ -107,30 +133,45 @@ def cmd_synth(args, console) -> int:
 
 
 def cmd_run(args, console) -> int:
+    from functools import partial
+
     from edgebench.cells import parse_shard, plan_cells, shard_cells
     from edgebench.config import load_profile, select_devices
-    from edgebench.execute import run_cells
+    from edgebench.execute import resume_run, run_cells, stored_plan, unfinished_cells
     from edgebench.results.export import table_cells
     from edgebench.ui import RunDisplay, print_table
 
-    profile = load_profile(args.profile)
-    devices = select_devices(args.device, args.devices_dir) if args.device else [_local_device(args)]
-    try:
-        shard = parse_shard(args.shard) if args.shard else None
-    except ValueError as exc:
-        raise EdgebenchError(str(exc)) from exc
-    cells = plan_cells(profile, devices)
-    total = len(shard_cells(cells, *shard) if shard else cells)
-    if not total:
-        console.print(f"shard {args.shard} has no devices: nothing to run")
-        return EXIT_OK
+    if (args.profile is None) == (args.resume is None):
+        raise EdgebenchError("give a profile to run, or --resume RUN_DIR to finish a run (not both)")
+    if args.resume:
+        if args.device or args.shard:
+            raise EdgebenchError("--resume runs the devices and shard the run was started with: "
+                                 "drop -d/--shard")
+        total = len(unfinished_cells(args.resume, stored_plan(args.resume)[1])[0])
+        start = partial(resume_run, args.resume)
+        if not total:
+            console.print(f"{args.resume}: every cell has finished; nothing to resume")
+            return EXIT_OK
+    else:
+        profile = load_profile(args.profile)
+        devices = select_devices(args.device, args.devices_dir) if args.device else [_local_device(args)]
+        try:
+            shard = parse_shard(args.shard) if args.shard else None
+        except ValueError as exc:
+            raise EdgebenchError(str(exc)) from exc
+        cells = plan_cells(profile, devices)
+        total = len(shard_cells(cells, *shard) if shard else cells)
+        if not total:
+            console.print(f"shard {args.shard} has no devices: nothing to run")
+            return EXIT_OK
+        start = partial(run_cells, profile, devices, args.results, shard=shard)
     display = RunDisplay(console, total=total)
     try:
         with display:
-            outcome = run_cells(profile, devices, args.results, observer=display, shard=shard,
-                                parallel=args.parallel)
+            outcome = start(observer=display, parallel=args.parallel, wait_for_lock=not args.no_wait)
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted: finished samples are kept in the run directory[/]")
+        console.print("[yellow]interrupted: finished samples are kept in the run directory; "
+                      "`edgebench run --resume` finishes it[/]")
         return EXIT_INTERRUPTED
     print_table(console, *table_cells(outcome.rows))
     console.print(f"results: {outcome.store.path}")
@@ -169,6 +210,14 @@ def cmd_show(args, console) -> int:
         args.output.write_text(text)
     else:
         sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_merge(args, console) -> int:
+    from edgebench.results.merge import merge_runs
+
+    dest = merge_runs(args.runs, args.output)
+    console.print(f"merged {len(args.runs)} runs into {dest}")
     return EXIT_OK
 
 
@@ -223,6 +272,33 @@ def cmd_devices_check(args, console) -> int:
     return EXIT_OK
 
 
+def cmd_devices_import_ansible(args, console) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+
+    from edgebench.config import device_dirs
+    from edgebench.config.ansible import load_inventory, plan_profiles, write_profiles
+
+    inventory = load_inventory(args.inventory)
+    for warning in inventory.warnings:
+        Console(stderr=True, highlight=False, soft_wrap=True).print(f"[yellow]warning:[/] {escape(warning)}")
+    # the first devices directory: the one a device name is looked up in first
+    planned = plan_profiles(inventory, device_dirs(args.devices_dir)[0])
+    if args.dry_run:
+        for item in planned:
+            action = "skip (exists)" if item.exists and not args.force else "overwrite" if item.exists else "write"
+            sys.stdout.write(f"# would {action} {item.path}\n{item.text}\n")
+        return EXIT_OK
+    written, skipped = write_profiles(planned, force=args.force)
+    for path in written:
+        console.print(f"wrote {escape(str(path))}", soft_wrap=True)
+    for path in skipped:
+        console.print(f"[yellow]kept {escape(str(path))}: it already exists (--force overwrites it)[/]",
+                      soft_wrap=True)
+    console.print(f"{len(written)} profile(s) written, {len(skipped)} kept")
+    return EXIT_OK
+
+
 def cmd_push(args, console) -> int:
     import time
 
@@ -253,11 +329,11 @@ def main(argv=None) -> int:
     from rich.markup import escape
 
     args = build_parser().parse_args(argv)
-    console = Console(stderr=False, highlight=False)
+    console = Console(stderr=False, highlight=False, soft_wrap=True)
     try:
         return args.handler(args, console)
     except EdgebenchError as error:
-        Console(stderr=True, highlight=False).print(f"[red]error:[/] {escape(str(error))}")
+        Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]error:[/] {escape(str(error))}")
         return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

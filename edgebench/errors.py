@@ -14,6 +14,8 @@ class EdgebenchError(Exception):
 
     #: short machine-readable kind, also used by the runner's error events
     kind = "error"
+    #: worth retrying after a pause: the same action may succeed once the network recovers
+    transient = False
 
 
 class ConfigError(EdgebenchError):
@@ -56,6 +58,20 @@ class TransportError(EdgebenchError):
 
 class ConnectionLost(TransportError):
     kind = "connection-lost"
+    transient = True
+
+
+class Unreachable(TransportError):
+    """No SSH session could be set up (refused, timed out, reset); not a key or login problem."""
+
+    kind = "unreachable"
+    transient = True
+
+
+class DeviceBusy(TransportError):
+    """Another controller holds the device's lock."""
+
+    kind = "device-busy"
 
 
 class HostKeyError(TransportError):

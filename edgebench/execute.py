@@ -1,41 +1,28 @@
-"""Run cells on devices and put every event the runner sends into the run's store.
+"""Run a profile's cells on devices and put every event the runner sends into the run's store.
 
 A cell that fails (crash, out of memory, timeout, bad model, unreachable
 device) is recorded with its reason and the sweep goes on; only an interrupt
 or a full results disk stops the run, and even then every finished sample is
-already on disk.
+already on disk. `resume_run` finishes a stopped run in its own directory.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from itertools import groupby
+from pathlib import Path
 
 from edgebench.cells import Cell, plan_cells, shard_cells
-from edgebench.errors import DiskFullError, EdgebenchError, RunnerError
-from edgebench.models import LocalModel, resolve_model
-from edgebench.probe import probe_with
-from edgebench.results.aggregate import run_rows
+from edgebench.config import parse_device, parse_profile
+from edgebench.device_worker import DeviceWorker, Observer
+from edgebench.errors import EdgebenchError, ResultsError
+from edgebench.results.aggregate import latest_attempts, run_rows
 from edgebench.results.store import RunStore, now_iso
-from edgebench.transport import open_transport
 
-
-class Observer:
-    """Hooks for progress displays; the default shows nothing."""
-
-    def model_progress(self, name):
-        return None
-
-    def push_progress(self, name):
-        return None
-
-    def cell_started(self, cell: Cell) -> None: ...
-
-    def sample(self, cell: Cell, sample: dict) -> None: ...
-
-    def cell_finished(self, cell: Cell, error: str | None) -> None: ...
+__all__ = ["Observer", "RunOutcome", "resume_run", "run_cells"]
 
 
 @dataclass
@@ -47,52 +34,30 @@ class RunOutcome:
     status: str = "complete"
 
 
-def _job(profile, cell: Cell, model_path: str) -> dict:
-    engine, device = profile.engine, cell.device
-    return {
-        "engine": engine.name,
-        "model_path": model_path,
-        "test": {"n_prompt": cell.test.n_prompt, "n_gen": cell.test.n_gen, "n_depth": cell.test.n_depth},
-        "repetitions": profile.repetitions,
-        "warmup": profile.warmup,
-        "engine_options": {**_engine_options(engine), "threads": cell.threads,
-                           "binary": engine.binary or device.llama_bench},
-        "telemetry": {"enabled": profile.telemetry.enabled, "interval_s": profile.telemetry.interval_s,
-                      "extra_thermal_paths": list(device.telemetry.extra_thermal_paths),
-                      "extra_power_paths": list(device.telemetry.extra_power_paths)},
-        "limits": {"max_temp_c": device.limits.max_temp_c},
-    }
+class _Run:
+    """What the device workers share: the store, the observer, the cancel event, attempt numbers."""
 
+    def __init__(self, profile, store: RunStore, observer: Observer, wait_for_lock: bool,
+                 attempts: dict[str, int]):
+        self.profile, self.store, self.observer = profile, store, observer
+        self.wait_for_lock = wait_for_lock
+        self.cancel = threading.Event()
+        self.failures: list[tuple[str, str]] = []
+        self._attempts = dict(attempts)
+        self._lock = threading.Lock()
 
-def _engine_options(engine) -> dict:
-    return {k: getattr(engine, k) for k in ("n_ctx", "n_batch", "n_ubatch", "type_k", "type_v", "flash_attn",
-                                            "n_gpu_layers", "use_mmap")}
+    def next_attempt(self, cell: Cell) -> int:
+        with self._lock:
+            self._attempts[cell.id] = self._attempts.get(cell.id, 0) + 1
+            return self._attempts[cell.id]
 
-
-class CellRecorder:
-    """Routes one cell's runner events into the store."""
-
-    def __init__(self, store: RunStore, cell: Cell, observer: Observer):
-        self.store, self.cell, self.observer = store, cell, observer
-        self.n_tokens = cell.test.n_prompt + cell.test.n_gen
-
-    def __call__(self, event: dict) -> None:
-        kind = event.pop("event")
-        if kind == "start":
-            self.store.append("cells.jsonl", {"cell": self.cell.id, "state": "running", "info": event["info"],
-                                              "telemetry_sources": event.get("telemetry"),
-                                              "runner_rss_kb": event.get("runner_rss_kb")})
-        elif kind == "telemetry":
-            self.store.append("telemetry.jsonl", {"cell": self.cell.id, **event})
-        elif kind == "sample":
-            sample = {"cell": self.cell.id, "n_tokens": self.n_tokens, **event}
-            self.store.append("samples.jsonl", sample)
-            self.observer.sample(self.cell, sample)
+    def failed(self, cell: Cell, error: EdgebenchError) -> None:
+        with self._lock:
+            self.failures.append((cell.id, str(error)))
 
 
 def run_cells(profile, devices, results_root, observer: Observer | None = None,
-              shard: tuple[int, int] | None = None, parallel: int = 1) -> RunOutcome:
-    observer = observer or Observer()
+              shard: tuple[int, int] | None = None, parallel: int = 1, wait_for_lock: bool = True) -> RunOutcome:
     cells = plan_cells(profile, devices)
     if shard:
         cells = shard_cells(cells, *shard)
@@ -103,19 +68,57 @@ def run_cells(profile, devices, results_root, observer: Observer | None = None,
         "cells": [{"id": c.id, "device": c.device.name, "model": c.model.name, "test": c.test.name,
                    "n_threads": c.threads} for c in cells],
     })
-    outcome = RunOutcome(profile=profile, store=store, rows=[])
-    cancel = threading.Event()
+    return _execute(_Run(profile, store, observer or Observer(), wait_for_lock, {}), cells, parallel)
+
+
+def stored_plan(run_dir: Path) -> tuple[object, list[Cell]]:
+    """The profile, devices and cells a run was started with, rebuilt from its run.json."""
+    meta = RunStore.open(run_dir).meta
+    source = str(Path(run_dir) / "run.json")
+    def settings(stored: dict) -> str:
+        return json.dumps({k: v for k, v in stored.items() if k != "source"})  # JSON is YAML
+
+    try:
+        profile = parse_profile(settings(meta["profile"]), file=source)
+        devices = [parse_device(settings(d), file=source) for d in meta["devices"].values()]
+    except (KeyError, AttributeError) as exc:
+        raise ResultsError(f"{source} does not describe a run that can be resumed: missing {exc}") from exc
+    wanted = {c["id"] for c in meta.get("cells", ())}
+    return profile, [c for c in plan_cells(profile, devices) if c.id in wanted]
+
+
+def unfinished_cells(run_dir: Path, cells: list[Cell]) -> tuple[list[Cell], dict[str, int]]:
+    """Cells whose latest attempt did not finish (failed, interrupted, never started), and the
+    number of attempts each cell has had so far."""
+    rows = {row["cell"]: row for row in latest_attempts(run_dir)}
+    attempts = {cell_id: row["attempt"] for cell_id, row in rows.items()}
+    todo = [c for c in cells if c.id not in rows or not rows[c.id]["finished"]]
+    return todo, attempts
+
+
+def resume_run(run_dir: Path, observer: Observer | None = None, parallel: int = 1,
+               wait_for_lock: bool = True) -> RunOutcome:
+    profile, cells = stored_plan(run_dir)
+    store = RunStore.open(run_dir)
+    todo, attempts = unfinished_cells(run_dir, cells)
+    store.meta.setdefault("resumed", []).append({"at": now_iso(), "cells": len(todo)})
+    store.meta["status"] = "running"
+    store.write_meta()
+    return _execute(_Run(profile, store, observer or Observer(), wait_for_lock, attempts), todo, parallel)
+
+
+def _execute(run: _Run, cells: list[Cell], parallel: int) -> RunOutcome:
+    outcome = RunOutcome(profile=run.profile, store=run.store, rows=[])
     groups = [(device, list(group)) for device, group in groupby(cells, key=lambda c: c.device)]
     try:
         # one worker per device at a time, up to `parallel`; cells on a device run one by one
         with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="device") as pool:
-            futures = [pool.submit(_run_device, profile, device, group, store, observer, outcome, cancel)
-                       for device, group in groups]
+            futures = [pool.submit(DeviceWorker(run, device, group).work) for device, group in groups]
             try:
                 while not all(f.done() for f in futures):
                     wait(futures, timeout=0.5)  # short waits keep the main thread open to Ctrl-C
             except KeyboardInterrupt:
-                cancel.set()  # every transport stops its runner and returns
+                run.cancel.set()  # every transport stops its runner and returns
                 wait(futures)
                 raise
             for future in futures:
@@ -124,86 +127,15 @@ def run_cells(profile, devices, results_root, observer: Observer | None = None,
         outcome.status = "interrupted"
         raise
     finally:
-        outcome.rows = run_rows(store.path)
-        if outcome.status == "complete" and outcome.failures:
+        outcome.failures = run.failures
+        outcome.rows = run_rows(run.store.path)
+        if outcome.status == "complete" and not _all_finished(run.store):
             outcome.status = "failed"
-        store.finish(outcome.status, outcome.rows)
+        run.store.finish(outcome.status, outcome.rows)
     return outcome
 
 
-def _cell_facts(profile, cell: Cell) -> dict:
-    return {"cell": cell.id, "device": cell.device.name, "device_class": cell.device.device_class,
-            "engine": profile.engine.name, "model": cell.model.name, "test": cell.test.name,
-            "n_prompt": cell.test.n_prompt, "n_gen": cell.test.n_gen, "n_depth": cell.test.n_depth,
-            "n_threads": cell.threads, "engine_options": _engine_options(profile.engine)}
-
-
-def _fail(store, observer, outcome, cell: Cell, error: EdgebenchError) -> None:
-    details = {"kind": error.kind, "message": str(error)}
-    if isinstance(error, RunnerError):
-        details.update(exit_code=error.exit_code, signal=error.signal, stderr_tail=error.stderr_tail)
-    # a cell can fail before it starts (device unreachable, model missing): say what it was
-    store.append("cells.jsonl", {**_cell_facts(outcome.profile, cell), "state": "failed", "ended": now_iso(),
-                                 "error": details})
-    outcome.failures.append((cell.id, str(error)))
-    observer.cell_finished(cell, str(error))
-
-
-def _run_device(profile, device, cells, store, observer, outcome, cancel: threading.Event) -> None:
-    def fail_all(error):
-        for cell in cells:
-            _fail(store, observer, outcome, cell, error)
-
-    try:
-        transport = open_transport(device)
-    except EdgebenchError as error:
-        fail_all(error)
-        return
-    transport.cancel = cancel
-    with transport:
-        try:
-            runner = transport.install_runner()
-            # what the device is, stored with the run: results are only comparable in their context
-            store.append("devices.jsonl", probe_with(transport, runner))
-        except DiskFullError:
-            raise
-        except EdgebenchError as error:
-            fail_all(error)
-            return
-        for model_ref, model_cells in groupby(cells, key=lambda c: c.model):
-            model_cells = list(model_cells)
-            try:
-                model = resolve_model(model_ref, progress=observer.model_progress(model_ref.name))
-                remote = transport.push_model(str(model.path), model.sha256,
-                                              progress=observer.push_progress(model.name)).path
-            except DiskFullError:
-                raise
-            except EdgebenchError as error:
-                for cell in model_cells:
-                    _fail(store, observer, outcome, cell, error)
-                continue
-            for cell in model_cells:
-                if cancel.is_set():
-                    return
-                _run_cell(profile, cell, model, remote, transport, runner, store, observer, outcome)
-
-
-def _run_cell(profile, cell, model: LocalModel, remote, transport, runner, store, observer, outcome) -> None:
-    store.append("cells.jsonl", {**_cell_facts(profile, cell), "state": "started", "started": now_iso(),
-                                 "model_filename": model.path.name, "model_sha256": model.sha256})
-    observer.cell_started(cell)
-    try:
-        done = transport.run_runner(runner, "run", _job(profile, cell, remote), profile.timeout_s,
-                                    CellRecorder(store, cell, observer))
-    except DiskFullError:
-        raise  # nothing more can be recorded: stop the run rather than fail every cell
-    except EdgebenchError as error:
-        _fail(store, observer, outcome, cell, error)
-        return
-    except KeyboardInterrupt:
-        store.append("cells.jsonl", {"cell": cell.id, "state": "interrupted", "ended": now_iso(),
-                                     "error": {"kind": "interrupted", "message": "controller interrupted"}})
-        raise
-    store.append("cells.jsonl", {"cell": cell.id, "state": "done", "ended": now_iso(),
-                                 "info": done.get("info") or {}, "peak_rss_kb": done.get("peak_rss_kb")})
-    observer.cell_finished(cell, None)
+def _all_finished(store: RunStore) -> bool:
+    planned = {c["id"] for c in store.meta.get("cells", ())}
+    finished = {row["cell"] for row in latest_attempts(store.path) if row["finished"]}
+    return planned <= finished

@@ -6,15 +6,17 @@ from edgebench.errors import TransportError
 from edgebench.facts import parse_probe, probe_command
 from edgebench.transport import open_transport
 
+PROBE_TIMEOUT_S = 120
 
-def probe_with(transport, runner: str | None = None) -> dict:
+
+def probe_with(transport, runner: str | None = None, timeout_s: float = PROBE_TIMEOUT_S) -> dict:
     """Facts from one shell round trip, then the runner's view (engines, telemetry sources)."""
     code, out, err = transport.run_shell(probe_command(transport.device.workdir))
     if code != 0 and not out:
         raise TransportError(f"{transport.device.name}: probe failed (exit {code}): {err.strip()}")
     facts = parse_probe(out)
     runner = runner or transport.install_runner()
-    done = transport.run_runner(runner, "probe", None, 120, lambda event: None)
+    done = transport.run_runner(runner, "probe", None, timeout_s, lambda event: None)
     runner_info = done.get("info") or {}
     return {"device": transport.device.name, "transport": transport.device.transport, "facts": facts,
             "runner": runner_info}

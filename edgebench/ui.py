@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 
+from rich.console import Group
+from rich.live import Live
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edgebench.execute import Observer
+from edgebench.device_worker import Observer
 from edgebench.results.export import markdown_table
 
 
@@ -21,47 +24,81 @@ def build_progress(console, label):
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
+class _DeviceLine:
+    def __init__(self):
+        self.state, self.cell, self.temp_c, self.done, self.failed = "waiting", "", None, 0, 0
+
+
 class RunDisplay(Observer):
+    """A live view while a run goes on: overall progress, then one line per device with what it
+    is doing, its temperature and its cells done and failed."""
+
     def __init__(self, console, total: int):
-        self.console = console
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                 TextColumn("{task.completed}/{task.total} cells"), TimeElapsedColumn(),
-                                 TextColumn("{task.fields[last]}"), console=console, transient=True)
-        self.task = self.progress.add_task("starting", total=total, last="")
-        self.model_task = None
+        self.console, self.total = console, total
+        self.devices: dict[str, _DeviceLine] = {}
+        self.bytes: dict[str, str] = {}
+        self.started = time.monotonic()
+        self.live = Live(self, console=console, transient=True, refresh_per_second=4)
 
     def __enter__(self):
-        self.progress.__enter__()
+        self.live.__enter__()
         return self
 
     def __exit__(self, *exc):
-        return self.progress.__exit__(*exc)
+        return self.live.__exit__(*exc)
 
-    def _byte_bar(self, label):
-        task = self.progress.add_task(escape(label), total=None, last="")
+    def _line(self, device: str) -> _DeviceLine:
+        return self.devices.setdefault(device, _DeviceLine())
 
+    def __rich__(self):
+        done = sum(d.done for d in self.devices.values())
+        failed = sum(d.failed for d in self.devices.values())
+        elapsed = int(time.monotonic() - self.started)
+        table = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
+        for column in ("device", "now", "°C", "done", "failed"):
+            table.add_column(column, justify="right" if column in ("°C", "done", "failed") else "left")
+        for name, line in sorted(list(self.devices.items())):
+            now = self.bytes.get(name) or line.state
+            table.add_row(escape(name), escape(now), "" if line.temp_c is None else f"{line.temp_c:.1f}",
+                          str(line.done), f"[red]{line.failed}[/]" if line.failed else "0")
+        head = f"{done + failed}/{self.total} cells · {failed} failed · {elapsed // 60}:{elapsed % 60:02d}"
+        models = [escape(v) for k, v in list(self.bytes.items()) if k not in self.devices]
+        return Group(head, *models, table)
+
+    def _bytes(self, key: str, label: str):
         def update(done, total):
-            self.progress.update(task, completed=done, total=total, last=f"{done / 2**20:.0f} MiB")
+            share = f" {100 * done / total:.0f}%" if total else ""
+            self.bytes[key] = f"{label}{share} ({done / 2**20:.0f} MiB)"
             if total and done >= total:
-                self.progress.remove_task(task)
+                self.bytes.pop(key, None)
         return update
 
     def model_progress(self, name):
-        return self._byte_bar(f"building model {name}")
+        return self._bytes(name, "building")
 
-    def push_progress(self, name):
-        return self._byte_bar(f"pushing {name}")
+    def push_progress(self, device, name):
+        return self._bytes(device, f"pushing {name}")
+
+    def device_state(self, device, state):
+        self._line(device).state = state
+
+    def temperature(self, device, temp_c):
+        self._line(device).temp_c = temp_c
 
     def cell_started(self, cell):
-        self.progress.update(self.task, description=escape(cell.id), last="")
+        self._line(cell.device.name).cell = cell.id
 
     def sample(self, cell, sample):
-        self.progress.update(self.task, last=f"rep {sample['rep'] + 1}: {sample['ts']:.2f} t/s")
+        line = self._line(cell.device.name)
+        line.state = f"{cell.model.name} {cell.test.name} rep {sample['rep'] + 1}: {sample['ts']:.2f} t/s"
 
     def cell_finished(self, cell, error):
-        self.progress.advance(self.task)
+        line = self._line(cell.device.name)
         if error:
+            line.failed += 1
             self.console.print(f"[red]failed[/] {escape(cell.id)}: {escape(error)}")
+        else:
+            line.done += 1
 
 
 def print_table(console, header, rows):

@@ -129,3 +129,15 @@ def small_tmpfs(tmp_path) -> Iterator[Path]:
         # rather than leaving a mount behind under pytest's temp dir.
         if subprocess.run(["umount", str(mountpoint)], capture_output=True).returncode != 0:
             subprocess.run(["umount", "-l", str(mountpoint)], check=True, capture_output=True)
+
+
+@pytest.fixture
+def private_known_hosts(tmp_path, monkeypatch) -> Path:
+    """Trust decisions of one test never leak into another, nor into the user's files; no agent."""
+    from edgebench.transport import hostkeys
+
+    path = tmp_path / "edgebench_known_hosts"
+    monkeypatch.setenv("EDGEBENCH_KNOWN_HOSTS", str(path))
+    monkeypatch.setattr(hostkeys, "user_known_hosts", lambda: tmp_path / "user_known_hosts")
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    return path

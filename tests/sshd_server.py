@@ -126,6 +126,17 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def wait_for(condition, timeout: float = 30.0, what: str = "condition"):
+    """Poll until condition() is truthy and return that value; fail the test after timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
 def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while True:

@@ -362,7 +362,7 @@ def test_bench_profile_is_a_plain_dataclass():
     assert dataclasses.is_dataclass(BenchProfile)
     names = {f.name for f in dataclasses.fields(BenchProfile)}
     assert {"name", "description", "models", "engine", "tests", "repetitions", "warmup", "timeout_s",
-            "telemetry", "cooldown", "thresholds", "source"} == names
+            "telemetry", "cooldown", "thresholds", "retries", "retry_backoff_s", "source"} == names
 
 
 def test_value_that_yaml_cannot_construct(tmp_path):

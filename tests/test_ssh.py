@@ -21,12 +21,7 @@ from edgebench.transport.ssh import SshTransport
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def private_known_hosts(tmp_path, monkeypatch):
-    """Trust decisions of one test never leak into another, nor into the user's files."""
-    monkeypatch.setenv("EDGEBENCH_KNOWN_HOSTS", str(tmp_path / "edgebench_known_hosts"))
-    monkeypatch.setattr(hostkeys, "user_known_hosts", lambda: tmp_path / "user_known_hosts")
-    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+pytestmark = pytest.mark.usefixtures("private_known_hosts")
 
 
 def device_yaml(server, name="box", workdir=None, python=sys.executable, extra="") -> str:
@@ -114,7 +109,19 @@ def test_an_unreachable_device_is_a_transport_error(sshd):
 
 # -- push ------------------------------------------------------------------------------------------
 
-def test_push_verifies_then_skips_an_unchanged_model(sshd, tmp_path):
+@pytest.fixture(params=["ssh", "paramiko"])
+def route(request, monkeypatch):
+    """Each push test runs over both clients: OpenSSH's `ssh` (even for small files) and paramiko
+    (as when the controller has no `ssh` binary)."""
+    from edgebench.transport import remote_store, sshconn
+    if request.param == "ssh":
+        monkeypatch.setattr(remote_store, "BULK_MIN_BYTES", 0)
+    else:
+        monkeypatch.setattr(sshconn, "SSH_BINARY", "edgebench-no-such-ssh")
+    return request.param
+
+
+def test_push_verifies_then_skips_an_unchanged_model(sshd, tmp_path, route):
     trust(sshd)
     model = random_file(tmp_path / "m.gguf", 3 << 20)
     with SshTransport(device_for(sshd)) as transport:
@@ -124,11 +131,12 @@ def test_push_verifies_then_skips_an_unchanged_model(sshd, tmp_path):
         assert sha256(Path(first.path)) == sha256(model)
         manifest = json.loads((Path(first.path).parent / "manifest.json").read_text())
         assert manifest["sha256"] == sha256(model) and manifest["size"] == model.stat().st_size
+        assert transport.store.last_route == route
         again = transport.push_model(str(model), sha256(model))
         assert again.skipped and again.sent_bytes == 0 and again.path == first.path
 
 
-def test_a_dropped_push_resumes_and_never_leaves_a_bad_file_under_the_final_name(sshd, tmp_path):
+def test_a_dropped_push_resumes_and_never_leaves_a_bad_file_under_the_final_name(sshd, tmp_path, route):
     trust(sshd)
     model = random_file(tmp_path / "big.gguf", 256 << 20)
     final = Path(sshd.device_dir) / "models" / sha256(model) / "big.gguf"
@@ -154,11 +162,12 @@ def test_a_dropped_push_resumes_and_never_leaves_a_bad_file_under_the_final_name
     assert 0 < kept < model.stat().st_size
     with SshTransport(device_for(sshd)) as again:
         result = again.push_model(str(model), sha256(model))
+        assert again.store.last_route == route
     assert result.resumed_from == kept and result.sent_bytes == model.stat().st_size - kept
     assert sha256(final) == sha256(model) and not partial.exists()
 
 
-def test_a_corrupt_partial_is_discarded_and_the_upload_restarts(sshd, tmp_path):
+def test_a_corrupt_partial_is_discarded_and_the_upload_restarts(sshd, tmp_path, route):
     trust(sshd)
     model = random_file(tmp_path / "m.gguf", 1 << 20)
     directory = Path(sshd.device_dir) / "models" / sha256(model)
@@ -166,6 +175,7 @@ def test_a_corrupt_partial_is_discarded_and_the_upload_restarts(sshd, tmp_path):
     (directory / ".partial").write_bytes(b"not the start of this model")
     with SshTransport(device_for(sshd)) as transport:
         result = transport.push_model(str(model), sha256(model))
+        assert transport.store.last_route == route
     assert result.resumed_from == 0 and sha256(directory / "m.gguf") == sha256(model)
 
 
@@ -178,7 +188,7 @@ def test_not_enough_space_on_the_device_is_refused_before_upload(sshd, tmp_path,
     assert not list(small_tmpfs.rglob("m.gguf")) and not list(small_tmpfs.rglob(".partial"))
 
 
-def test_the_device_filling_up_during_upload_leaves_no_half_file(sshd, tmp_path, small_tmpfs, monkeypatch):
+def test_the_device_filling_up_during_upload_leaves_no_half_file(sshd, tmp_path, route, small_tmpfs, monkeypatch):
     from edgebench.transport import remote_store
     monkeypatch.setattr(remote_store, "FREE_MARGIN_BYTES", -(64 << 20))  # let the upload start anyway
     trust(sshd)
@@ -189,15 +199,70 @@ def test_the_device_filling_up_during_upload_leaves_no_half_file(sshd, tmp_path,
     assert not list(small_tmpfs.rglob("m.gguf")) and not list(small_tmpfs.rglob(".partial"))
 
 
+def test_the_ssh_client_refuses_a_host_key_other_than_the_recorded_one(sshd, tmp_path, monkeypatch):
+    import paramiko
+
+    from edgebench.transport import remote_store
+    monkeypatch.setattr(remote_store, "BULK_MIN_BYTES", 0)
+    trust(sshd)
+    model = random_file(tmp_path / "m.gguf", 1 << 20)
+    final = Path(sshd.device_dir) / "models" / sha256(model) / "m.gguf"
+    with SshTransport(device_for(sshd)) as transport:  # paramiko checked the real key
+        # from here on the record says another key: the device now presents an unknown one
+        other = tmp_path / "other_host_key"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+        monkeypatch.setattr(hostkeys, "recorded_keys",
+                            lambda host, port: {"ssh-ed25519": paramiko.Ed25519Key(filename=str(other))})
+        with pytest.raises(HostKeyError, match="refused the device's host key"):
+            transport.push_model(str(model), sha256(model))
+    assert not final.exists() and not (final.parent / ".partial").exists()
+
+
+def _fake_ssh(tmp_path: Path, record: Path) -> Path:
+    """An `ssh` that records how it was called and what it was told to trust, then fails as a
+    client that cannot log in does."""
+    script = tmp_path / "fake-ssh"
+    script.write_text('#!/bin/sh\nprintf "%s\\0" "$@" > "$RECORD"\n'
+                      'for a in "$@"; do case "$a" in UserKnownHostsFile=*) f=${a#*=}; f=${f#\\"}; '
+                      'cat "${f%\\"}" >> "$RECORD.known";; esac; done\n'
+                      'echo "Permission denied (publickey)." >&2\nexit 255\n')
+    script.chmod(0o755)
+    return script
+
+
+def test_the_ssh_client_is_pinned_and_paramiko_takes_over_when_it_fails(sshd, tmp_path, monkeypatch):
+    from edgebench.transport import remote_store, sshconn
+    record = tmp_path / "argv"
+    monkeypatch.setenv("RECORD", str(record))
+    monkeypatch.setattr(sshconn, "SSH_BINARY", str(_fake_ssh(tmp_path, record)))
+    monkeypatch.setattr(remote_store, "BULK_MIN_BYTES", 0)
+    trust(sshd)
+    model = random_file(tmp_path / "m.gguf", 1 << 20)
+    with SshTransport(device_for(sshd)) as transport:
+        result = transport.push_model(str(model), sha256(model))
+        assert transport.store.last_route == "paramiko"
+        assert "Permission denied" in transport.store.ssh_refused
+    assert sha256(Path(result.path)) == sha256(model)
+    argv = record.read_text().split("\0")[:-1]
+    for option in ("StrictHostKeyChecking=yes", "BatchMode=yes", "GlobalKnownHostsFile=/dev/null",
+                   f"IdentityFile=\"{sshd.client_key}\"", "HostKeyAlias=edgebench-device"):
+        assert option in argv
+    assert argv[argv.index("-p") + 1] == str(sshd.port) and argv[argv.index("-l") + 1] == sshd.user
+    assert argv[-3:-1] == ["--", sshd.host] and "-F" in argv
+    # the pinned file holds exactly the recorded key, under the alias ssh was told to look up
+    assert Path(f"{record}.known").read_text().split() == ["edgebench-device", *sshd.host_public_key.split()]
+
+
 HOSTILE = "we ird;$(touch PWNED)`touch PWNED2`'\"\nname"
 
 
-def test_hostile_names_and_paths_are_data_not_commands(sshd, tmp_path):
+def test_hostile_names_and_paths_are_data_not_commands(sshd, tmp_path, route):
     trust(sshd)
     model = random_file(tmp_path / f"{HOSTILE}.gguf", 1 << 16)
     workdir = Path(sshd.device_dir) / f"dir {HOSTILE}"
     with SshTransport(device_for(sshd, workdir=workdir)) as transport:
         result = transport.push_model(str(model), sha256(model))
+        assert transport.store.last_route == route
         assert Path(result.path).read_bytes() == model.read_bytes()
         assert transport.push_model(str(model), sha256(model)).skipped
     assert not list(Path("/").glob("PWNED*")) and not list(Path.home().glob("PWNED*"))
@@ -305,6 +370,15 @@ def test_proxy_jump_through_a_second_server(sshd_factory):
     trust(target)
     with SshTransport(device) as transport:
         assert transport.run_shell("echo through")[1] == "through\n"
+        # the ssh binary would need its own trust decision for the hop: paramiko carries the bytes
+        from edgebench.transport import remote_store
+        model = random_file(Path(target.base_dir) / "m.gguf", 1 << 16)
+        remote_store_min, remote_store.BULK_MIN_BYTES = remote_store.BULK_MIN_BYTES, 0
+        try:
+            assert not transport.push_model(str(model), sha256(model)).skipped
+        finally:
+            remote_store.BULK_MIN_BYTES = remote_store_min
+        assert transport.store.last_route == "paramiko"
     jump.stop()
     with pytest.raises(TransportError, match="jump host"):
         SshTransport(device)

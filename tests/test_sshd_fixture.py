@@ -11,10 +11,9 @@ import os
 import signal
 import socket
 import subprocess
-import time
 
 import pytest
-from sshd_server import SshServer, SshServerError, cmdline
+from sshd_server import SshServer, SshServerError, cmdline, wait_for
 
 TIMEOUT = 30  # generous: a loaded CI box can take seconds for a key exchange
 
@@ -22,16 +21,6 @@ TIMEOUT = 30  # generous: a loaded CI box can take seconds for a key exchange
 def ssh(server: SshServer, command: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(server.ssh_argv(command, **kwargs), capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, timeout=TIMEOUT)
-
-
-def wait_for(condition, timeout: float = TIMEOUT, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def remote_pids(server: SshServer, argv: list[str]) -> list[int]:

@@ -62,6 +62,8 @@ class TelemetryPaths:
 
     extra_thermal_paths: tuple[str, ...] = setting(**_paths)
     extra_power_paths: tuple[str, ...] = setting(**_paths)
+    # where the device's /sys and /proc are seen from (a chroot or container may differ)
+    root: str = setting("/", str, check=not_blank)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -32,7 +32,8 @@ from edgebench.errors import SynthError
 from edgebench.synth.spec import PREFIX as SYNTH_PREFIX
 from edgebench.synth.spec import SynthSpec, parse_synth_spec
 
-ENGINES = ("llama.cpp", "llama-bench", "onnxruntime")
+# `sleep` is a test engine whose cells take a known time: it measures the controller, not a model
+ENGINES = ("llama.cpp", "llama-bench", "onnxruntime", "sleep")
 KV_TYPES = ("f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1", "f32")
 FLASH_ATTN = ("auto", "on", "off")
 
@@ -48,7 +49,8 @@ def _flash_attn(value: str | bool, where: Where) -> str:
     return {True: "on", False: "off"}[value] if isinstance(value, bool) else value.strip().lower()
 
 
-_thread_list = list_of(int, at_least(1), nonempty=True, unique=True)
+# an empty list is the default: as many threads as the device has physical cores
+_thread_list = list_of(int, at_least(1), unique=True)
 
 
 def _threads(value: int | list, where: Where) -> tuple[int, ...]:
@@ -113,6 +115,8 @@ class EngineOptions:
     n_gpu_layers: int = setting(0, int, check=at_least(-1))
     use_mmap: bool = setting(True, bool)
     binary: str | None = setting(None, str, check=not_blank)
+    # the `sleep` test engine only: the speed it pretends to run at (it sleeps, it does not compute)
+    simulate_ts: float = setting(1000.0, float, check=above(0))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,9 +130,21 @@ class CooldownOptions:
     """Waiting between cells so that each starts from a comparable thermal state.
     All unset means no waiting."""
 
+    # wait until the device's hottest zone is at or below this, at most max_wait_s
     target_c: float | None = setting(None, float, check=above(0))
     max_wait_s: float = setting(300.0, float, check=above(0))
+    # the wait on a device without a thermal sensor (or without target_c)
     fixed_delay_s: float = setting(0.0, float, check=at_least(0))
+    # measure a throttled cell once more after a longer cool-down (target 5 °C lower, twice the waits)
+    rerun_throttled: bool = setting(False, bool)
+
+    @property
+    def active(self) -> bool:
+        return self.target_c is not None or self.fixed_delay_s > 0
+
+    def longer(self) -> "CooldownOptions":
+        return CooldownOptions(target_c=None if self.target_c is None else max(1.0, self.target_c - 5),
+                               max_wait_s=2 * self.max_wait_s, fixed_delay_s=2 * self.fixed_delay_s)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -193,6 +209,10 @@ class BenchProfile:
     repetitions: int = setting(5, int, check=at_least(1))
     warmup: int = setting(1, int, check=at_least(0))
     timeout_s: float = setting(600.0, float, check=above(0))
+    # transient SSH failures (connection lost, unreachable) are retried this often, waiting
+    # retry_backoff_s, then twice that, and so on
+    retries: int = setting(2, int, check=at_least(0))
+    retry_backoff_s: float = setting(2.0, float, check=at_least(0))
     telemetry: TelemetryOptions = section(TelemetryOptions)
     cooldown: CooldownOptions = section(CooldownOptions)
     # metric (`tg`, `pp`, a test name, ...) -> allowed regression as a fraction (0.03 = 3%)

@@ -40,7 +40,7 @@ class Document:
         return self.lines[path]
 
 
-def load_yaml(path: str | Path) -> Document:
+def load_yaml(path: str | Path, loader_class: type[yaml.SafeLoader] = yaml.SafeLoader) -> Document:
     """Read and parse a config file; every failure is a ConfigError naming the file."""
     file = str(path)
     try:
@@ -49,11 +49,13 @@ def load_yaml(path: str | Path) -> Document:
         raise ConfigError("file not found", file=file) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read: {exc}", file=file) from None
-    return parse_yaml(text, file)
+    return parse_yaml(text, file, loader_class)
 
 
-def parse_yaml(text: str, file: str = "<string>") -> Document:
-    loader = yaml.SafeLoader(text)
+def parse_yaml(text: str, file: str = "<string>",
+               loader_class: type[yaml.SafeLoader] = yaml.SafeLoader) -> Document:
+    """`loader_class`: a SafeLoader subclass, for files with tags of their own (Ansible's `!vault`)."""
+    loader = loader_class(text)
     try:
         root = loader.get_single_node()
         if root is None:

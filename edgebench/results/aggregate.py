@@ -24,8 +24,8 @@ LLAMA_BENCH_FIELDS = (
 # what edgebench adds: where it ran, latency, memory, heat, energy
 EDGEBENCH_FIELDS = (
     "device", "device_class", "engine", "engine_version", "model", "model_sha256", "test", "status", "error",
-    "n_samples", "ttft_ms", "stddev_ttft_ms", "samples_ttft_ns", "peak_rss_mib", "max_temp_c",
-    "min_freq_ratio", "throttled", "energy_j", "j_per_token",
+    "attempt", "cooldown_s", "start_temp_c", "n_samples", "ttft_ms", "stddev_ttft_ms", "samples_ttft_ns",
+    "peak_rss_mib", "max_temp_c", "min_freq_ratio", "throttled", "energy_j", "j_per_token",
 )
 FIELDS = LLAMA_BENCH_FIELDS + EDGEBENCH_FIELDS
 
@@ -43,11 +43,21 @@ def _stdev(values):
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def _attempt(record) -> int:
+    return record.get("attempt", 1)
+
+
 def _merge_cells(records):
-    """cells.jsonl holds a start and an end record per cell; later facts refine earlier ones."""
+    """cells.jsonl holds a start and an end record per attempt at a cell; later facts refine earlier
+    ones. A cell's row is its latest attempt: a retry or a resumed run supersedes what went before
+    (which stays in the files)."""
     cells = {}
     for record in records:
-        cell = cells.setdefault(record["cell"], {"info": {}})
+        cell = cells.get(record["cell"])
+        if cell is None or _attempt(record) > cell["attempt"]:
+            cell = cells[record["cell"]] = {"info": {}, "attempt": _attempt(record)}
+        elif _attempt(record) < cell["attempt"]:
+            continue
         info = record.get("info") or {}
         cell.update({k: v for k, v in record.items() if k != "info"})
         cell["info"].update({k: v for k, v in info.items() if v is not None})
@@ -88,6 +98,8 @@ def cell_row(cell: dict, samples: list[dict]) -> dict:
         "engine_version": info.get("engine_version"), "model": cell.get("model"),
         "model_sha256": cell.get("model_sha256"), "test": cell.get("test"),
         "status": cell.get("state", "started"), "error": (cell.get("error") or {}).get("message"),
+        "attempt": cell["attempt"], "cooldown_s": (cell.get("cooldown") or {}).get("waited_s"),
+        "start_temp_c": (cell.get("cooldown") or {}).get("start_temp_c"),
     })
     row.setdefault("n_threads", info.get("n_threads"))
     ns = [s["t_ns"] for s in samples]
@@ -110,14 +122,28 @@ def cell_row(cell: dict, samples: list[dict]) -> dict:
     return {k: row.get(k) for k in FIELDS}
 
 
-def run_rows(path: Path) -> list[dict]:
+def _cells_and_samples(path: Path):
     path = Path(path)
     read_meta(path)
     cells = _merge_cells(read_jsonl(path / "cells.jsonl"))
     by_cell: dict[str, list[dict]] = {}
     for sample in read_jsonl(path / "samples.jsonl"):
-        by_cell.setdefault(sample["cell"], []).append(sample)
-    return [cell_row(cell, sorted(by_cell.get(cell_id, []), key=lambda s: s["rep"]))
+        cell = cells.get(sample["cell"])
+        if cell is not None and _attempt(sample) == cell["attempt"]:
+            by_cell.setdefault(sample["cell"], []).append(sample)
+    return cells, {cell_id: sorted(samples, key=lambda s: s["rep"]) for cell_id, samples in by_cell.items()}
+
+
+def run_rows(path: Path) -> list[dict]:
+    cells, samples = _cells_and_samples(path)
+    return [cell_row(cell, samples.get(cell_id, [])) for cell_id, cell in cells.items()]
+
+
+def latest_attempts(path: Path) -> list[dict]:
+    """Per recorded cell: its id, its latest attempt number and whether that attempt finished."""
+    cells, samples = _cells_and_samples(path)
+    return [{"cell": cell_id, "attempt": cell["attempt"],
+             "finished": cell.get("state") == "done" and bool(samples.get(cell_id))}
             for cell_id, cell in cells.items()]
 
 

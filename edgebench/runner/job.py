@@ -11,13 +11,18 @@ REQUIRED = {"engine": str, "model_path": str, "test": dict, "repetitions": int, 
 TEST_KEYS = ("n_prompt", "n_gen", "n_depth")
 
 
-def parse_job(text):
+def parse_json_object(text):
     try:
         job = json.loads(text)
     except ValueError as exc:
         raise RunnerFailure("job", "job is not valid JSON: %s" % exc)
     if not isinstance(job, dict):
         raise RunnerFailure("job", "job must be a JSON object")
+    return job
+
+
+def parse_job(text):
+    job = parse_json_object(text)
     for key, kind in REQUIRED.items():
         if not isinstance(job.get(key), kind):
             raise RunnerFailure("job", "job.%s must be %s" % (key, kind.__name__))

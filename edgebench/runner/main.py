@@ -2,6 +2,7 @@
 
     python3 runner.pyz run   < job.json     # measure one cell
     python3 runner.pyz probe                # engines and telemetry available here
+    python3 runner.pyz cooldown < wait.json # wait until the device is cool enough for the next cell
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import sys
 import traceback
 
 from . import PROTOCOL_VERSION, RUNNER_VERSION
+from .cooldown import cool_down
 from .engines import available as engines_available
 from .engines import load_engine
 from .engines.base import Test
-from .job import parse_job
+from .job import parse_job, parse_json_object
 from .modelfile import check_model_file
 from .protocol import Emitter, RunnerFailure
 from .telemetry import Sampler, summarize_window
@@ -33,7 +35,7 @@ def _protocol_channel():
 
 def _lead_process_group():
     """Lead a process group, so the controller can stop the runner and any engine child it started
-    with one signal to the group (`kill -- -<pid>`)."""
+    with one signal to the group (`kill -TERM -<pid>`)."""
     try:
         if os.getpgrp() != os.getpid():
             os.setsid()
@@ -98,8 +100,10 @@ def main(argv=None):
             probe(emit)
         elif mode == "run":
             run_job(parse_job(sys.stdin.read()), emit)
+        elif mode == "cooldown":
+            cool_down(parse_json_object(sys.stdin.read()), emit)
         else:
-            raise RunnerFailure("job", "unknown runner mode %r (use run or probe)" % mode)
+            raise RunnerFailure("job", "unknown runner mode %r (use run, probe or cooldown)" % mode)
         return 0
     except RunnerFailure as failure:
         emit("error", kind=failure.kind, message=failure.message, **failure.details)

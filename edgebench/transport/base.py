@@ -67,8 +67,22 @@ class EventStream:
         self.on_event(event)
 
 
+class Spawned(abc.ABC):
+    """A long-lived helper process on the device whose stdin the controller holds open."""
+
+    @abc.abstractmethod
+    def readline(self, timeout: float) -> str | None:
+        """The next stdout line; "" at end of output; None if nothing came within `timeout`."""
+
+    @abc.abstractmethod
+    def close(self) -> tuple[int | None, str]:
+        """Close its stdin and let it end; return (exit code, stderr)."""
+
+
 class Transport(abc.ABC):
     name = ""
+    python = ""  # the device's interpreter for the runner (and its engines)
+    helper_python = ""  # an interpreter for stdlib-only helpers such as the device lock
 
     def __init__(self, device):
         self.device = device
@@ -82,6 +96,14 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     def run_shell(self, command: str, timeout_s: float = 120) -> tuple[int, str, str]:
         """Run a (fully quoted) shell command on the device; return (exit code, stdout, stderr)."""
+
+    @abc.abstractmethod
+    def spawn(self, argv: list[str]) -> Spawned:
+        """Start argv on the device (every argument quoted) with stdin kept open."""
+
+    @abc.abstractmethod
+    def workdir_path(self, *parts: str) -> str:
+        """A path under the device's edgebench workdir, as the device sees it."""
 
     @abc.abstractmethod
     def install_runner(self) -> str:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from edgebench.errors import RunnerTimeout, TransportError
-from edgebench.transport.base import EventStream, PushResult, RunnerExit, Transport, conclude
+from edgebench.transport.base import EventStream, PushResult, RunnerExit, Spawned, Transport, conclude
 from edgebench.zipapp import write_runner
 
 KILL_GRACE_S = 3.0
@@ -27,6 +27,8 @@ class LocalTransport(Transport):
         self.workdir = Path(os.path.expanduser(device.workdir))
         # the controller's own interpreter is the one that has the engines installed
         self.python = device.python or sys.executable
+        # helpers need only the stdlib, and the controller's interpreter is certain to work here
+        self.helper_python = sys.executable
 
     def run_shell(self, command, timeout_s=120):
         try:
@@ -34,6 +36,16 @@ class LocalTransport(Transport):
         except subprocess.TimeoutExpired as exc:
             raise TransportError(f"local command timed out after {timeout_s:g} s") from exc
         return done.returncode, done.stdout, done.stderr
+
+    def spawn(self, argv):
+        try:
+            return _LocalProcess(subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                                  stderr=subprocess.PIPE, text=True, start_new_session=True))
+        except OSError as exc:
+            raise TransportError(f"cannot start {argv[0]}: {exc}") from exc
+
+    def workdir_path(self, *parts):
+        return str(self.workdir.joinpath(*parts))
 
     def install_runner(self) -> str:
         try:
@@ -89,6 +101,31 @@ class LocalTransport(Transport):
             raise
         return conclude(stream, RunnerExit(exit_code=code, signal=-code if code < 0 else None,
                                            stderr_tail=list(stream.stderr)))
+
+
+class _LocalProcess(Spawned):
+    def __init__(self, proc: subprocess.Popen):
+        self.proc = proc
+        self.lines: queue.Queue = queue.Queue()
+        threading.Thread(target=_pump, args=(proc.stdout, self.lines, "out"), daemon=True).start()
+
+    def readline(self, timeout):
+        try:
+            return self.lines.get(timeout=timeout)[1] or ""
+        except queue.Empty:
+            return None
+
+    def close(self):
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            code = self.proc.wait(timeout=KILL_GRACE_S)
+        except subprocess.TimeoutExpired:
+            _kill_group(self.proc)
+            code = self.proc.wait()
+        return code, self.proc.stderr.read()
 
 
 def _pump(pipe, lines: queue.Queue, source: str) -> None:

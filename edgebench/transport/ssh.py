@@ -12,7 +12,7 @@ import paramiko
 
 from edgebench.errors import ConnectionLost, RunnerTimeout, TransportError
 from edgebench.paths import cache_root
-from edgebench.transport.base import EventStream, RunnerExit, Transport, conclude
+from edgebench.transport.base import EventStream, RunnerExit, Spawned, Transport, conclude
 from edgebench.transport.remote_store import RemoteStore
 from edgebench.transport.sshconn import SshConnection, quote_argv, resolve_target
 from edgebench.zipapp import runner_sha256, write_runner
@@ -28,7 +28,7 @@ class SshTransport(Transport):
         super().__init__(device)
         self.target = resolve_target(device)
         self.conn = SshConnection(self.target)
-        self.python = device.python or "python3"
+        self.python = self.helper_python = device.python or "python3"
         self.workdir = self._absolute(device.workdir)
         max_bytes = int(device.max_cache_gb * 2**30) if device.max_cache_gb else None
         self.store = RemoteStore(self.conn, self.workdir, self.python, max_bytes)
@@ -42,6 +42,12 @@ class SshTransport(Transport):
 
     def run_shell(self, command, timeout_s=120):
         return self.conn.run(command, timeout=timeout_s)
+
+    def spawn(self, argv):
+        return _RemoteProcess(self.conn.open_exec(quote_argv(argv)))
+
+    def workdir_path(self, *parts):
+        return posixpath.join(self.workdir, *parts)
 
     def install_runner(self) -> str:
         local = write_runner(cache_root() / "runner")
@@ -57,7 +63,10 @@ class SshTransport(Transport):
 
     def run_runner(self, runner, mode, job, timeout_s, on_event):
         stream = EventStream(on_event)
-        channel = self.conn.open_exec(quote_argv([self.python, runner, mode]))
+        # through a shell that outlives the runner: sshd reports a signal death as an `exit-signal`
+        # request, which paramiko drops (exit status -1); the shell turns it into 128 + signal
+        channel = self.conn.open_exec(quote_argv(["sh", "-c", '"$@"; exit $?', "edgebench",
+                                                  self.python, runner, mode]))
         deadline = time.monotonic() + timeout_s
         pid = None
         buffer = b""
@@ -107,9 +116,11 @@ class SshTransport(Transport):
         """Kill the runner's process group on the device (the runner leads its own group)."""
         if not pid or not self.conn.alive:
             return
-        script = ('kill -TERM -- "-$1" 2>/dev/null || exit 0; i=0; '
-                  'while kill -0 -- "-$1" 2>/dev/null && [ $i -lt $2 ]; do sleep 1; i=$((i+1)); done; '
-                  'kill -KILL -- "-$1" 2>/dev/null; exit 0')
+        # the group when the runner leads one (it does so first thing), else the process alone.
+        # No `--` before the negative pid: dash's kill refuses it, and it is the Debian/Pi sh.
+        script = ('g="-$1"; kill -TERM "$g" 2>/dev/null || { g="$1"; kill -TERM "$g" 2>/dev/null; } || exit 0; '
+                  'i=0; while kill -0 "$g" 2>/dev/null && [ $i -lt $2 ]; do sleep 1; i=$((i+1)); done; '
+                  'kill -KILL "$g" 2>/dev/null; exit 0')
         try:
             self.conn.run("sh -c " + quote_argv([script, "edgebench", str(int(pid)), str(KILL_GRACE_S)]), timeout=30)
         except (TransportError, paramiko.SSHException, OSError):
@@ -117,3 +128,38 @@ class SshTransport(Transport):
 
     def close(self) -> None:
         self.conn.close()
+
+
+class _RemoteProcess(Spawned):
+    def __init__(self, channel: paramiko.Channel):
+        self.channel = channel
+        self.buffer = b""
+
+    def readline(self, timeout):
+        while b"\n" not in self.buffer:
+            self.channel.settimeout(timeout)
+            try:
+                data = self.channel.recv(4096)
+            except socket.timeout:
+                return None
+            except (OSError, EOFError) as exc:
+                raise ConnectionLost(f"connection lost: {exc}") from exc
+            if not data:
+                rest, self.buffer = self.buffer, b""
+                return rest.decode(errors="replace")
+            self.buffer += data
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line.decode(errors="replace") + "\n"
+
+    def close(self):
+        try:
+            self.channel.shutdown_write()
+            self.channel.settimeout(KILL_GRACE_S)
+            err = self.channel.makefile_stderr("rb").read().decode(errors="replace")
+            self.channel.status_event.wait(KILL_GRACE_S)
+            code = self.channel.exit_status if self.channel.exit_status_ready() else None
+        except (OSError, EOFError, paramiko.SSHException):
+            code, err = None, ""
+        finally:
+            self.channel.close()
+        return code, err

@@ -5,19 +5,26 @@ alias. Authentication is by key or ssh-agent only. Host keys are checked
 against edgebench's known_hosts plus the user's, and anything unknown or
 changed is refused. paramiko and socket errors leave this module as
 edgebench errors.
+
+Bulk bytes may instead go through OpenSSH's own client (`ssh_process`), pinned
+to the same known_hosts entries, while paramiko keeps the control connection.
 """
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import shlex
+import shutil
 import socket
+import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
 
-from edgebench.errors import ConnectionLost, HostKeyError, TransportError
+from edgebench.errors import ConnectionLost, HostKeyError, TransportError, Unreachable
 from edgebench.transport import hostkeys
 
 CONNECT_TIMEOUT_S = 15
@@ -26,6 +33,13 @@ KEEPALIVE_S = 15
 WINDOW_BYTES = 64 << 20
 # AES-GCM runs on AES-NI/ARMv8 crypto units; the faster cipher where both ends have them
 PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+SSH_BINARY = "ssh"
+# `^` puts GCM ahead of OpenSSH's default list instead of replacing it, so a server without GCM
+# still negotiates something (one connection attempt, no retry needed)
+BULK_CIPHERS = "^" + ",".join(PREFERRED_CIPHERS)
+# the name the pinned known_hosts file lists the device's keys under: ssh looks the key up by
+# this alias, so how the host and port are spelled cannot make it miss (or hit another entry)
+HOST_KEY_ALIAS = "edgebench-device"
 
 
 @dataclass(frozen=True)
@@ -127,7 +141,7 @@ def open_client(target: SshTarget, sock=None) -> paramiko.SSHClient:
             f"into ssh-agent") from exc
     except (paramiko.SSHException, OSError, EOFError) as exc:
         client.close()
-        raise TransportError(f"cannot reach device {target.name} at {where}: {exc}") from exc
+        raise Unreachable(f"cannot reach device {target.name} at {where}: {exc}") from exc
     client.get_transport().set_keepalive(KEEPALIVE_S)
     return client
 
@@ -146,7 +160,7 @@ class SshConnection:
                     "direct-tcpip", (target.host, target.port), ("127.0.0.1", 0), timeout=CONNECT_TIMEOUT_S)
             except (paramiko.SSHException, OSError) as exc:
                 self._jump.close()
-                raise TransportError(f"jump host {target.proxy_jump} cannot reach {target.host}:{target.port}: "
+                raise Unreachable(f"jump host {target.proxy_jump} cannot reach {target.host}:{target.port}: "
                                      f"{exc}") from exc
         self.client = open_client(target, sock=sock)
 
@@ -190,10 +204,62 @@ class SshConnection:
             raise TransportError(f"{self.target.name}: {what} failed (exit {code}): {err.strip() or out.strip()}")
         return out
 
+    @contextlib.contextmanager
+    def ssh_process(self, command: str, **popen):
+        """OpenSSH's `ssh` running `command` on the device, or None where it cannot stand in for
+        paramiko: no binary; a ProxyJump, whose hop would need a trust decision of its own; no
+        recorded key. It accepts only the keys recorded for this device in the known_hosts data
+        paramiko checked (StrictHostKeyChecking=yes, BatchMode=yes, no config file)."""
+        binary = shutil.which(SSH_BINARY)
+        keys = hostkeys.recorded_keys(self.target.host, self.target.port)
+        if not binary or self.target.proxy_jump or not keys:
+            yield None
+            return
+        with tempfile.TemporaryDirectory(prefix="edgebench-ssh-") as tmp:
+            known = Path(tmp) / "known_hosts"
+            argv = self._ssh_argv(binary, known, command)
+            if argv is None:
+                yield None
+                return
+            known.write_text("".join(f"{HOST_KEY_ALIAS} {key.get_name()} {key.get_base64()}\n"
+                                     for key in keys.values()))
+            proc = subprocess.Popen(argv, **popen)
+            try:
+                yield proc
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait()
+
+    def _ssh_argv(self, binary: str, known_hosts: Path, command: str) -> list[str] | None:
+        """None when a path cannot be written as an ssh_config value (those expand %-tokens and
+        ${VAR} and have no escape for a double quote)."""
+        t = self.target
+        paths = [str(known_hosts), *t.identities]
+        if any('"' in p or "${" in p for p in paths):
+            return None
+        known, *identities = ('"' + p.replace("%", "%%") + '"' for p in paths)
+        argv = [binary, "-F", "/dev/null", "-T", "-x", "-a", "-p", str(t.port), "-l", t.user,
+                "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", f"HostKeyAlias={HOST_KEY_ALIAS}",
+                "-o", f"UserKnownHostsFile={known}", "-o", "GlobalKnownHostsFile=/dev/null",
+                "-o", "CheckHostIP=no", "-o", "UpdateHostKeys=no", "-o", "ClearAllForwardings=yes",
+                "-o", "PermitLocalCommand=no", "-o", f"Ciphers={BULK_CIPHERS}", "-o", "LogLevel=ERROR",
+                "-o", f"ConnectTimeout={CONNECT_TIMEOUT_S}",
+                # a device that vanishes mid-upload ends ssh instead of leaving it waiting forever
+                "-o", f"ServerAliveInterval={KEEPALIVE_S}", "-o", "ServerAliveCountMax=4"]
+        for identity in identities:
+            argv += ["-o", f"IdentityFile={identity}"]
+        return argv + ["--", t.host, command]
+
     def close(self) -> None:
         self.client.close()
         if self._jump:
             self._jump.close()
+
+
+def refused_host_key(ssh_stderr: str) -> bool:
+    """Whether OpenSSH's client stopped at host-key verification (unknown or changed key)."""
+    return "Host key verification failed" in ssh_stderr or "IDENTIFICATION HAS CHANGED" in ssh_stderr
 
 
 def quote_argv(argv) -> str:

@@ -11,6 +11,7 @@ from ..protocol import RunnerFailure
 _MODULES = {
     "llama.cpp": ".llama_cpp_engine",
     "llama-bench": ".llama_bench_engine",
+    "sleep": ".sleep_engine",
 }
 
 

@@ -1,0 +1,311 @@
+"""One device's share of a run: connect, lock, cool down, measure each cell, recover.
+
+A worker owns its device for the run: it holds the device lock, pushes each
+model once and runs the device's cells one at a time. Transient failures (a
+dropped connection, a device that stops answering) are retried with backoff
+on a fresh connection; each try is a new *attempt* of the cell, recorded
+beside the earlier ones, so nothing measured is ever overwritten. A device
+that stays unreachable fails its remaining cells and the other devices go on.
+"""
+
+from __future__ import annotations
+
+import threading
+from itertools import groupby
+
+from edgebench.cells import Cell
+from edgebench.errors import DiskFullError, EdgebenchError, RunnerError
+from edgebench.models import resolve_model
+from edgebench.probe import PROBE_TIMEOUT_S, probe_with
+from edgebench.results.store import now_iso
+from edgebench.transport import open_transport
+from edgebench.transport.device_lock import DeviceLock
+
+# a cool-down runs on the device; it gets its own wait plus this much for the round trip
+COOLDOWN_SLACK_S = 60
+
+
+class Observer:
+    """Hooks for progress displays; the default shows nothing. Called from worker threads."""
+
+    def model_progress(self, name):
+        return None
+
+    def push_progress(self, device: str, name: str):
+        return None
+
+    def device_state(self, device: str, state: str) -> None: ...
+
+    def temperature(self, device: str, temp_c: float) -> None: ...
+
+    def cell_started(self, cell: Cell) -> None: ...
+
+    def sample(self, cell: Cell, sample: dict) -> None: ...
+
+    def cell_finished(self, cell: Cell, error: str | None) -> None: ...
+
+
+def engine_options(engine) -> dict:
+    return {k: getattr(engine, k) for k in ("n_ctx", "n_batch", "n_ubatch", "type_k", "type_v", "flash_attn",
+                                            "n_gpu_layers", "use_mmap")}
+
+
+def cell_job(profile, cell: Cell, model_path: str) -> dict:
+    engine, device = profile.engine, cell.device
+    return {
+        "engine": engine.name,
+        "model_path": model_path,
+        "test": {"n_prompt": cell.test.n_prompt, "n_gen": cell.test.n_gen, "n_depth": cell.test.n_depth},
+        "repetitions": profile.repetitions,
+        "warmup": profile.warmup,
+        "engine_options": {**engine_options(engine), "threads": cell.threads,
+                           "binary": engine.binary or device.llama_bench, "simulate_ts": engine.simulate_ts},
+        "telemetry": {"enabled": profile.telemetry.enabled, "interval_s": profile.telemetry.interval_s,
+                      **_sensor_paths(device)},
+        "limits": {"max_temp_c": device.limits.max_temp_c},
+    }
+
+
+def _sensor_paths(device) -> dict:
+    paths = device.telemetry
+    return {"root": paths.root, "extra_thermal_paths": list(paths.extra_thermal_paths),
+            "extra_power_paths": list(paths.extra_power_paths)}
+
+
+def cell_facts(profile, cell: Cell) -> dict:
+    return {"cell": cell.id, "device": cell.device.name, "device_class": cell.device.device_class,
+            "engine": profile.engine.name, "model": cell.model.name, "test": cell.test.name,
+            "n_prompt": cell.test.n_prompt, "n_gen": cell.test.n_gen, "n_depth": cell.test.n_depth,
+            "n_threads": cell.threads, "engine_options": engine_options(profile.engine)}
+
+
+def hottest(thermal: dict | None) -> float | None:
+    values = [v for v in (thermal or {}).values() if isinstance(v, (int, float))]
+    return max(values) if values else None
+
+
+class CellRecorder:
+    """Routes one attempt's runner events into the store."""
+
+    def __init__(self, run, cell: Cell, attempt: int):
+        self.run, self.cell, self.attempt = run, cell, attempt
+        self.n_tokens = cell.test.n_prompt + cell.test.n_gen
+        self.throttled = False
+
+    def __call__(self, event: dict) -> None:
+        kind = event.pop("event")
+        tag = {"cell": self.cell.id, "attempt": self.attempt}
+        if kind == "start":
+            self.run.store.append("cells.jsonl", {**tag, "state": "running", "info": event["info"],
+                                                  "telemetry_sources": event.get("telemetry"),
+                                                  "runner_rss_kb": event.get("runner_rss_kb")})
+        elif kind == "telemetry":
+            self.run.store.append("telemetry.jsonl", {**tag, **event})
+            temp = hottest(event.get("thermal_c"))
+            if temp is not None:
+                self.run.observer.temperature(self.cell.device.name, temp)
+        elif kind == "sample":
+            sample = {**tag, "n_tokens": self.n_tokens, **event}
+            self.run.store.append("samples.jsonl", sample)
+            self.throttled = self.throttled or bool((event.get("window") or {}).get("throttled"))
+            self.run.observer.sample(self.cell, sample)
+
+
+class DeviceWorker:
+    def __init__(self, run, device, cells: list[Cell]):
+        self.run, self.device, self.cells = run, device, cells
+        self.profile, self.store, self.observer = run.profile, run.store, run.observer
+        self.transport = None
+        self.lock = None
+        self.runner = None
+        self.probed = False
+        self.down: EdgebenchError | None = None  # set when the device stays unreachable
+
+    @property
+    def cancel(self) -> threading.Event:
+        return self.run.cancel
+
+    def state(self, text: str) -> None:
+        self.observer.device_state(self.device.name, text)
+
+    # -- the session -------------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        if self.transport is not None:
+            return
+        self.state("connecting")
+        transport = open_transport(self.device)
+        transport.cancel = self.cancel
+        try:
+            lock = DeviceLock(transport, self.store.run_id)
+            lock.acquire(wait=self.run.wait_for_lock,
+                         on_wait=lambda holder: self.state(f"waiting for the device lock ({holder})"))
+            self.transport, self.lock = transport, lock
+            self.runner = transport.install_runner()
+            if not self.probed:
+                self.store.append("devices.jsonl", self.probe(transport))
+                self.probed = True
+        except BaseException:
+            self.disconnect(transport)
+            raise
+
+    def probe(self, transport) -> dict:
+        """What the device is, stored with the run: results are only comparable in their context.
+        A probe that fails is recorded, and the cells still get their chance."""
+        try:
+            return probe_with(transport, self.runner, timeout_s=min(PROBE_TIMEOUT_S, self.profile.timeout_s))
+        except EdgebenchError as error:
+            if error.transient:
+                raise
+            return {"device": self.device.name, "transport": self.device.transport,
+                    "error": {"kind": error.kind, "message": str(error)}}
+
+    def disconnect(self, transport=None) -> None:
+        transport = transport or self.transport
+        if self.lock is not None:
+            try:
+                self.lock.release()
+            except EdgebenchError:
+                pass
+        if transport is not None:
+            transport.close()
+        self.transport = self.lock = None
+
+    def retrying(self, action, what: str):
+        """Run action(); after a transient failure reconnect and try again, waiting longer each time."""
+        for attempt in range(self.profile.retries + 1):
+            try:
+                self.connect()
+                return action()
+            except EdgebenchError as error:
+                if not error.transient or attempt == self.profile.retries or self.cancel.is_set():
+                    raise
+                self.disconnect()
+                delay = self.profile.retry_backoff_s * 2 ** attempt
+                self.state(f"retrying {what} in {delay:g} s: {error}")
+                if self.cancel.wait(delay):
+                    raise KeyboardInterrupt from error
+        raise AssertionError("unreachable")
+
+    # -- the work ----------------------------------------------------------------------------------
+
+    def work(self) -> None:
+        try:
+            for model_ref, model_cells in groupby(self.cells, key=lambda c: c.model):
+                self.run_model(model_ref, list(model_cells))
+            self.state("finished")
+        finally:
+            self.disconnect()
+
+    def run_model(self, model_ref, cells: list[Cell]) -> None:
+        if self.down is not None:
+            for cell in cells:
+                self.fail(cell, self.down, self.run.next_attempt(cell))
+            return
+        try:
+            model = resolve_model(model_ref, progress=self.observer.model_progress(model_ref.name))
+            progress = self.observer.push_progress(self.device.name, model.name)
+            remote = self.retrying(lambda: self.push(model, progress), "the push")
+        except DiskFullError:
+            raise
+        except EdgebenchError as error:
+            self.note_if_down(error)
+            for cell in cells:
+                self.fail(cell, error, self.run.next_attempt(cell))
+            return
+        for cell in cells:
+            if self.cancel.is_set():
+                return
+            self.run_cell(cell, model, remote)
+
+    def push(self, model, progress) -> str:
+        self.state(f"pushing {model.name}")
+        return self.transport.push_model(str(model.path), model.sha256, progress=progress).path
+
+    def note_if_down(self, error: EdgebenchError) -> None:
+        """A failure to reach the device at all (after retries), a refused host key or a busy
+        lock holds for every later cell too: fail those at once instead of trying each."""
+        if error.transient or self.transport is None:
+            self.down = error
+
+    def run_cell(self, cell: Cell, model, remote: str) -> None:
+        if self.down is not None:
+            self.fail(cell, self.down, self.run.next_attempt(cell))
+            return
+        cooldown = self.profile.cooldown
+        recorder = self.measure(cell, model, remote, cooldown)
+        if recorder and recorder.throttled and cooldown.rerun_throttled:
+            self.state(f"{cell.id} throttled: measuring it again after a longer cool-down")
+            self.measure(cell, model, remote, cooldown.longer(), rerun_of="throttled")
+
+    def measure(self, cell: Cell, model, remote: str, cooldown, rerun_of: str | None = None):
+        """One or more attempts at a cell (more after transient failures); the recorder of the one
+        that finished, or None if the cell failed."""
+        for try_no in range(self.profile.retries + 1):
+            attempt = self.run.next_attempt(cell)
+            try:
+                self.connect()
+                waited = self.cool_down(cooldown)
+                self.store.append("cells.jsonl", {
+                    **cell_facts(self.profile, cell), "attempt": attempt, "state": "started",
+                    "started": now_iso(), "model_filename": model.path.name, "model_sha256": model.sha256,
+                    "cooldown": waited, "rerun_of": rerun_of})
+                self.observer.cell_started(cell)
+                self.state(f"measuring {cell.id}")
+                recorder = CellRecorder(self.run, cell, attempt)
+                done = self.transport.run_runner(self.runner, "run", cell_job(self.profile, cell, remote),
+                                                 self.profile.timeout_s, recorder)
+            except DiskFullError:
+                raise  # nothing more can be recorded: stop the run rather than fail every cell
+            except KeyboardInterrupt:
+                self.store.append("cells.jsonl", {"cell": cell.id, "attempt": attempt, "state": "interrupted",
+                                                  "ended": now_iso(), "error": {"kind": "interrupted",
+                                                                                "message": "controller interrupted"}})
+                raise
+            except EdgebenchError as error:
+                last = not error.transient or try_no == self.profile.retries or self.cancel.is_set()
+                self.fail(cell, error, attempt, final=last)
+                if last:
+                    self.note_if_down(error)
+                    return None
+                self.disconnect()
+                delay = self.profile.retry_backoff_s * 2 ** try_no
+                self.state(f"retrying {cell.id} in {delay:g} s: {error}")
+                if self.cancel.wait(delay):
+                    raise KeyboardInterrupt from error
+                continue
+            self.store.append("cells.jsonl", {"cell": cell.id, "attempt": attempt, "state": "done",
+                                              "ended": now_iso(), "info": done.get("info") or {},
+                                              "peak_rss_kb": done.get("peak_rss_kb"),
+                                              "throttled": recorder.throttled})
+            self.observer.cell_finished(cell, None)
+            return recorder
+        return None
+
+    def cool_down(self, options) -> dict | None:
+        if not options.active:
+            return None
+        self.state("cooling down")
+        job = {"target_c": options.target_c, "max_wait_s": options.max_wait_s,
+               "fixed_delay_s": options.fixed_delay_s, "telemetry": _sensor_paths(self.device)}
+
+        def progress(event):
+            if event.get("event") == "cooling" and event.get("temp_c") is not None:
+                self.observer.temperature(self.device.name, event["temp_c"])
+                self.state(f"cooling down: {event['temp_c']:.1f} °C, target {options.target_c:g} °C")
+        done = self.transport.run_runner(self.runner, "cooldown", job,
+                                         options.max_wait_s + options.fixed_delay_s + COOLDOWN_SLACK_S, progress)
+        if done.get("start_temp_c") is not None:
+            self.observer.temperature(self.device.name, done.get("end_temp_c") or done["start_temp_c"])
+        return {k: done.get(k) for k in ("method", "waited_s", "start_temp_c", "end_temp_c", "target_c", "reached")}
+
+    def fail(self, cell: Cell, error: EdgebenchError, attempt: int, final: bool = True) -> None:
+        details = {"kind": error.kind, "message": str(error), "transient": error.transient}
+        if isinstance(error, RunnerError):
+            details.update(exit_code=error.exit_code, signal=error.signal, stderr_tail=error.stderr_tail)
+        # a cell can fail before it starts (device unreachable, model missing): say what it was
+        self.store.append("cells.jsonl", {**cell_facts(self.profile, cell), "attempt": attempt, "state": "failed",
+                                          "ended": now_iso(), "error": details})
+        if final:
+            self.run.failed(cell, error)
+            self.observer.cell_finished(cell, str(error))

@@ -1,0 +1,60 @@
+"""Waiting before a cell until the device has cooled, so cells start from comparable heat.
+
+With a thermal sensor the wait ends when the hottest zone is at or below the
+target, or at the cap. Without one there is nothing to wait for, so a fixed
+delay stands in. The controller stores what happened with the cell.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .protocol import RunnerFailure
+from .telemetry import thermal  # noqa: F401  (registers the thermal source)
+from .telemetry.base import SOURCES, Context, Unavailable
+
+PROGRESS_EVERY_S = 2.0
+
+
+def _hottest_reader(job):
+    telemetry = job.get("telemetry") or {}
+    ctx = Context(root=telemetry.get("root", "/"), extra_thermal_paths=telemetry.get("extra_thermal_paths", ()))
+    try:
+        reader = SOURCES["thermal"](ctx)
+    except Unavailable:
+        return None
+
+    def hottest():
+        temps = reader.read().get("thermal_c") or {}
+        return max(temps.values()) if temps else None
+    return hottest
+
+
+def _number(job, key, default=None):
+    value = job.get(key, default)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+        raise RunnerFailure("job", "cooldown.%s must be a non-negative number" % key)
+    return value
+
+
+def cool_down(job, emit, sleep=time.sleep, clock=time.monotonic):
+    target, cap = _number(job, "target_c"), _number(job, "max_wait_s", 300.0)
+    fixed, poll = _number(job, "fixed_delay_s", 0.0), _number(job, "poll_s", 1.0) or 1.0
+    hottest = _hottest_reader(job) if target is not None else None
+    start = clock()
+    if hottest is None or hottest() is None:
+        if fixed:
+            sleep(fixed)
+        emit("done", ok=True, method="fixed" if fixed else "none", waited_s=round(clock() - start, 3),
+             start_temp_c=None, end_temp_c=None, target_c=target, reached=None)
+        return
+    first = temp = hottest()
+    last_report = start
+    while temp is not None and temp > target and clock() - start < cap:
+        sleep(min(poll, max(0.0, cap - (clock() - start))))
+        temp = hottest()
+        if clock() - last_report >= PROGRESS_EVERY_S:
+            emit("cooling", temp_c=temp, waited_s=round(clock() - start, 3))
+            last_report = clock()
+    emit("done", ok=True, method="target", waited_s=round(clock() - start, 3), start_temp_c=first,
+         end_temp_c=temp, target_c=target, reached=temp is not None and temp <= target)
