@@ -1,0 +1,39 @@
+"""The live view of a fleet run: one line per device with what it does, its temperature and its counts."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from edgebench.cells import Cell
+from edgebench.config import parse_device, parse_profile
+from edgebench.ui import RunDisplay
+
+
+def render(display: RunDisplay) -> str:
+    out = Console(file=io.StringIO(), width=140, color_system=None)
+    out.print(display.__rich__())
+    return out.file.getvalue()
+
+
+def test_each_device_shows_its_state_temperature_and_counts(tmp_path):
+    profile = parse_profile("models: [m.gguf]\ntests: [tg16]\n", file=str(tmp_path / "p.yaml"))
+    pi, phone = (parse_device(f"name: {n}\ntransport: local\n", file=f"{n}.yaml") for n in ("pi5", "phone"))
+    display = RunDisplay(Console(file=io.StringIO()), total=4)
+    cell = Cell(pi, profile.models[0], profile.tests[0], None)
+    display.cell_started(cell)
+    display.sample(cell, {"rep": 0, "ts": 12.345})
+    display.temperature("pi5", 61.25)
+    display.cell_finished(cell, None)
+    display.device_state("phone", "waiting for the device lock (controller ci pid 7)")
+    display.cell_finished(Cell(phone, profile.models[0], profile.tests[0], None), "runner died from signal 9")
+    display.push_progress("pi5", "m")(50 << 20, 100 << 20)
+    lines = render(display).splitlines()
+    assert lines[0].startswith("2/4 cells · 1 failed")
+    pi_line = next(line for line in lines if line.startswith("pi5"))
+    assert "pushing m 50% (50 MiB)" in pi_line and "61.2" in pi_line and pi_line.split()[-2:] == ["1", "0"]
+    phone_line = next(line for line in lines if line.startswith("phone"))
+    assert "waiting for the device lock" in phone_line and phone_line.split()[-2:] == ["0", "1"]
+    display.push_progress("pi5", "m")(100 << 20, 100 << 20)  # done: the line shows the state again
+    assert "m tg16 rep 1: 12.35 t/s" in next(line for line in render(display).splitlines() if line.startswith("pi5"))
