@@ -13,10 +13,17 @@ class Cell:
     model: object  # config.ModelRef
     test: object  # config.TestSpec
     threads: int | None
+    # an A/B run's variant and round, e.g. "B3": which profile the cell uses, and a unique id per round
+    label: str | None = None
+
+    @property
+    def variant(self) -> str | None:
+        return self.label[0] if self.label else None
 
     @property
     def id(self) -> str:
-        return f"{self.device.name}/{self.model.name}/{self.test.name}/t{self.threads or 'auto'}"
+        base = f"{self.device.name}/{self.model.name}/{self.test.name}/t{self.threads or 'auto'}"
+        return f"{self.label}:{base}" if self.label else base
 
 
 def plan_cells(profile: BenchProfile, devices: list[DeviceProfile]) -> list[Cell]:

@@ -73,7 +73,8 @@ def _sensor_paths(device) -> dict:
 
 
 def cell_facts(profile, cell: Cell) -> dict:
-    return {"cell": cell.id, "device": cell.device.name, "device_class": cell.device.device_class,
+    return {"cell": cell.id, "variant": cell.variant, "device": cell.device.name,
+            "device_class": cell.device.device_class,
             "engine": profile.engine.name, "model": cell.model.name, "test": cell.test.name,
             "n_prompt": cell.test.n_prompt, "n_gen": cell.test.n_gen, "n_depth": cell.test.n_depth,
             "n_threads": cell.threads, "engine_options": engine_options(profile.engine)}
@@ -91,6 +92,7 @@ class CellRecorder:
         self.run, self.cell, self.attempt = run, cell, attempt
         self.n_tokens = cell.test.n_prompt + cell.test.n_gen
         self.throttled = False
+        self.samples: list[dict] = []
 
     def __call__(self, event: dict) -> None:
         kind = event.pop("event")
@@ -107,6 +109,7 @@ class CellRecorder:
         elif kind == "sample":
             sample = {**tag, "n_tokens": self.n_tokens, **event}
             self.run.store.append("samples.jsonl", sample)
+            self.samples.append(sample)
             self.throttled = self.throttled or bool((event.get("window") or {}).get("throttled"))
             self.run.observer.sample(self.cell, sample)
 
@@ -241,20 +244,21 @@ class DeviceWorker:
     def measure(self, cell: Cell, model, remote: str, cooldown, rerun_of: str | None = None):
         """One or more attempts at a cell (more after transient failures); the recorder of the one
         that finished, or None if the cell failed."""
+        profile = self.run.profile_for(cell)
         for try_no in range(self.profile.retries + 1):
             attempt = self.run.next_attempt(cell)
             try:
                 self.connect()
                 waited = self.cool_down(cooldown)
                 self.store.append("cells.jsonl", {
-                    **cell_facts(self.profile, cell), "attempt": attempt, "state": "started",
+                    **cell_facts(profile, cell), "attempt": attempt, "state": "started",
                     "started": now_iso(), "model_filename": model.path.name, "model_sha256": model.sha256,
                     "cooldown": waited, "rerun_of": rerun_of})
                 self.observer.cell_started(cell)
                 self.state(f"measuring {cell.id}")
                 recorder = CellRecorder(self.run, cell, attempt)
-                done = self.transport.run_runner(self.runner, "run", cell_job(self.profile, cell, remote),
-                                                 self.profile.timeout_s, recorder)
+                done = self.transport.run_runner(self.runner, "run", cell_job(profile, cell, remote),
+                                                 profile.timeout_s, recorder)
             except DiskFullError:
                 raise  # nothing more can be recorded: stop the run rather than fail every cell
             except KeyboardInterrupt:
@@ -304,7 +308,8 @@ class DeviceWorker:
         if isinstance(error, RunnerError):
             details.update(exit_code=error.exit_code, signal=error.signal, stderr_tail=error.stderr_tail)
         # a cell can fail before it starts (device unreachable, model missing): say what it was
-        self.store.append("cells.jsonl", {**cell_facts(self.profile, cell), "attempt": attempt, "state": "failed",
+        self.store.append("cells.jsonl", {**cell_facts(self.run.profile_for(cell), cell), "attempt": attempt,
+                                          "state": "failed",
                                           "ended": now_iso(), "error": details})
         if final:
             self.run.failed(cell, error)

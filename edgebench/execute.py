@@ -22,7 +22,7 @@ from edgebench.errors import EdgebenchError, ResultsError
 from edgebench.results.aggregate import latest_attempts, run_rows
 from edgebench.results.store import RunStore, now_iso
 
-__all__ = ["Observer", "RunOutcome", "resume_run", "run_cells"]
+__all__ = ["Observer", "RunOutcome", "SharedRun", "resume_run", "run_cells"]
 
 
 @dataclass
@@ -34,17 +34,22 @@ class RunOutcome:
     status: str = "complete"
 
 
-class _Run:
+class SharedRun:
     """What the device workers share: the store, the observer, the cancel event, attempt numbers."""
 
     def __init__(self, profile, store: RunStore, observer: Observer, wait_for_lock: bool,
                  attempts: dict[str, int]):
         self.profile, self.store, self.observer = profile, store, observer
         self.wait_for_lock = wait_for_lock
+        self.variants: dict[str, object] = {}
         self.cancel = threading.Event()
         self.failures: list[tuple[str, str]] = []
         self._attempts = dict(attempts)
         self._lock = threading.Lock()
+
+    def profile_for(self, cell: Cell):
+        """The profile a cell runs with: an A/B run gives each variant its own."""
+        return self.variants[cell.variant] if cell.variant else self.profile
 
     def next_attempt(self, cell: Cell) -> int:
         with self._lock:
@@ -68,7 +73,7 @@ def run_cells(profile, devices, results_root, observer: Observer | None = None,
         "cells": [{"id": c.id, "device": c.device.name, "model": c.model.name, "test": c.test.name,
                    "n_threads": c.threads} for c in cells],
     })
-    return _execute(_Run(profile, store, observer or Observer(), wait_for_lock, {}), cells, parallel)
+    return _execute(SharedRun(profile, store, observer or Observer(), wait_for_lock, {}), cells, parallel)
 
 
 def stored_plan(run_dir: Path) -> tuple[object, list[Cell]]:
@@ -104,10 +109,10 @@ def resume_run(run_dir: Path, observer: Observer | None = None, parallel: int = 
     store.meta.setdefault("resumed", []).append({"at": now_iso(), "cells": len(todo)})
     store.meta["status"] = "running"
     store.write_meta()
-    return _execute(_Run(profile, store, observer or Observer(), wait_for_lock, attempts), todo, parallel)
+    return _execute(SharedRun(profile, store, observer or Observer(), wait_for_lock, attempts), todo, parallel)
 
 
-def _execute(run: _Run, cells: list[Cell], parallel: int) -> RunOutcome:
+def _execute(run: SharedRun, cells: list[Cell], parallel: int) -> RunOutcome:
     outcome = RunOutcome(profile=run.profile, store=run.store, rows=[])
     groups = [(device, list(group)) for device, group in groupby(cells, key=lambda c: c.device)]
     try:

@@ -135,8 +135,15 @@ def _cells_and_samples(path: Path):
 
 
 def run_rows(path: Path) -> list[dict]:
+    return [row for _cell, row, _samples in rows_with_samples(path)]
+
+
+def rows_with_samples(path: Path) -> list[tuple[dict, dict, list[dict]]]:
+    """Each cell's recorded facts (as configured: `n_threads` None means auto), its row, and the raw
+    samples of its latest attempt (with their telemetry windows)."""
     cells, samples = _cells_and_samples(path)
-    return [cell_row(cell, samples.get(cell_id, [])) for cell_id, cell in cells.items()]
+    return [(cell, cell_row(cell, samples.get(cell_id, [])), samples.get(cell_id, []))
+            for cell_id, cell in cells.items()]
 
 
 def latest_attempts(path: Path) -> list[dict]:

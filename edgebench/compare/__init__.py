@@ -1,0 +1,1 @@
+"""Comparing two runs: the statistics and the verdicts of the regression gate."""

@@ -1,0 +1,172 @@
+"""`edgebench ab`: two variants of a profile, interleaved on one device in one run, then gated.
+
+Measuring A then B in separate runs adds a run-to-run offset and thermal drift
+that no test removes. Here every round measures both variants back to back,
+alternating the order (AB, BA, AB, ...), each round as its own runner process
+with one timed repetition after the warm-up, so rounds are independent samples
+taken under the same conditions. Pairs whose verdict is still inconclusive get
+more rounds, up to a cap, before the final word.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import yaml
+
+from edgebench.cells import Cell
+from edgebench.compare.gate import GateReport, compare_cell
+from edgebench.compare.inputs import MeasuredCell
+from edgebench.compare.metrics import METRICS
+from edgebench.compare.stats import ALPHA
+from edgebench.config import parse_profile
+from edgebench.device_worker import DeviceWorker, Observer
+from edgebench.errors import ConfigError, EdgebenchError
+from edgebench.execute import SharedRun
+from edgebench.models import resolve_model
+from edgebench.results.aggregate import run_rows
+from edgebench.results.store import RunStore
+
+VARIANTS = ("A", "B")
+# rounds added at a time to a pair still inconclusive: one AB and one BA keeps the order balanced
+EXTRA_ROUNDS = 2
+
+
+def variant_profile(profile, name: str, overrides: list[str], model: str | None):
+    """The profile with `key.path=value` overrides (values read as YAML) and, optionally, one model."""
+    data = {k: v for k, v in profile.to_dict().items() if k != "source"}
+    data["repetitions"] = 1  # one timed repetition per round: each round is one independent sample
+    for override in overrides:
+        path, sep, text = override.partition("=")
+        if not sep or not path.strip():
+            raise ConfigError(f"--{name.lower()} takes KEY=VALUE, e.g. engine.threads=1; got {override!r}",
+                              file=profile.source, key=override)
+        node = data
+        *parents, leaf = path.strip().split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--{name.lower()} {override}: {key!r} is not a section",
+                                  file=profile.source, key=path)
+        node[leaf] = yaml.safe_load(text)
+    if model:
+        data["models"] = [model]
+    where = f"{profile.source} with variant {name} ({' '.join(overrides + ([f'model={model}'] if model else []))})"
+    return parse_profile(json.dumps(data), file=where)
+
+
+@dataclass
+class Pair:
+    a: Cell
+    b: Cell
+    rounds: int = 0
+
+    def cell(self, variant: str, round_no: int) -> Cell:
+        base = self.a if variant == "A" else self.b
+        return Cell(base.device, base.model, base.test, base.threads, label=f"{variant}{round_no}")
+
+
+def plan_pairs(a, b, device) -> list[Pair]:
+    if len(a.models) != len(b.models):
+        raise ConfigError(f"variants A and B have {len(a.models)} and {len(b.models)} models; they are paired "
+                          f"in order, so give both the same number", file=b.source, key="models")
+    threads_a, threads_b = a.engine.threads or (None,), b.engine.threads or (None,)
+    if len(threads_a) != len(threads_b):
+        raise ConfigError("variants A and B sweep different numbers of thread counts; they are paired in order",
+                          file=b.source, key="engine.threads")
+    return [Pair(Cell(device, ma, test, ta), Cell(device, mb, test, tb))
+            for ma, mb in zip(a.models, b.models)
+            for ta, tb in zip(threads_a, threads_b)
+            for test in a.tests]
+
+
+class AbRun:
+    def __init__(self, profile, variants: dict, device, results_root, thresholds: dict,
+                 rounds: int = 7, max_rounds: int = 15, observer: Observer | None = None,
+                 wait_for_lock: bool = True):
+        self.variants, self.device = variants, device
+        self.rounds, self.max_rounds = rounds, max(rounds, max_rounds)
+        self.thresholds = {**variants["B"].thresholds, **thresholds}
+        self.pairs = plan_pairs(variants["A"], variants["B"], device)
+        self.store = RunStore.create(results_root, {
+            "shard": None, "profile": profile.to_dict(),
+            "ab": {"variants": {k: v.to_dict() for k, v in variants.items()}, "rounds": rounds,
+                   "max_rounds": self.max_rounds},
+            "devices": {device.name: device.to_dict()}, "cells": []})
+        self.run = SharedRun(variants["A"], self.store, observer or Observer(), wait_for_lock, {})
+        self.run.variants = dict(variants)
+        self.samples: dict[tuple[int, str], list[dict]] = {}
+        self.remote: dict[object, str] = {}
+        self.local: dict[object, object] = {}
+
+    def execute(self) -> GateReport:
+        worker = DeviceWorker(self.run, self.device, [])
+        status = "interrupted"
+        try:
+            todo = list(range(len(self.pairs)))
+            target = self.rounds
+            while todo:
+                for round_no in range(self.pairs[todo[0]].rounds + 1, target + 1):
+                    for index in todo:
+                        self.measure_round(worker, index, round_no)
+                todo = [i for i in todo if self.inconclusive(i)] if target < self.max_rounds else []
+                target = min(target + EXTRA_ROUNDS, self.max_rounds)
+            status = "complete" if not self.run.failures else "failed"
+        finally:
+            worker.disconnect()
+            self.store.finish(status, run_rows(self.store.path))
+        return self.report()
+
+    def place(self, worker: DeviceWorker, model_ref):
+        if model_ref not in self.remote:
+            model = self.local[model_ref] = resolve_model(model_ref, progress=self.run.observer.model_progress(
+                model_ref.name))
+            progress = self.run.observer.push_progress(self.device.name, model.name)
+            self.remote[model_ref] = worker.retrying(lambda: worker.push(model, progress), "the push")
+        return self.local[model_ref], self.remote[model_ref]
+
+    def measure_round(self, worker: DeviceWorker, index: int, round_no: int) -> None:
+        pair = self.pairs[index]
+        order = VARIANTS if round_no % 2 else VARIANTS[::-1]  # AB, BA, AB, ...: drift cancels out
+        for variant in order:
+            cell = pair.cell(variant, round_no)
+            try:
+                model, remote = self.place(worker, cell.model)
+            except EdgebenchError as error:
+                worker.fail(cell, error, self.run.next_attempt(cell))
+                continue
+            recorder = worker.measure(cell, model, remote, self.run.profile_for(cell).cooldown)
+            if recorder:
+                self.samples.setdefault((index, variant), []).extend(recorder.samples)
+        pair.rounds = round_no
+
+    def measured(self, index: int, variant: str) -> MeasuredCell:
+        pair = self.pairs[index]
+        cell = pair.a if variant == "A" else pair.b
+        samples = self.samples.get((index, variant), [])
+        values = {}
+        for name, metric in METRICS.items():
+            found = [metric.from_sample(s) for s in samples]
+            if found and all(v is not None for v in found):
+                values[name] = tuple(found)
+        label = f"{self.device.name}/{cell.test.name} ({cell.model.name}, t{cell.threads or 'auto'})"
+        return MeasuredCell(key=(index,), label=label, test=cell.test, status="done" if samples else "failed",
+                            error=None, values=values)
+
+    def comparisons(self, index: int):
+        base, cand = self.measured(index, "A"), self.measured(index, "B")
+        return compare_cell(base, cand, self.thresholds) if base.values else []
+
+    def inconclusive(self, index: int) -> bool:
+        return any(c.verdict == "inconclusive" for c in self.comparisons(index))
+
+    def report(self) -> GateReport:
+        report = GateReport(base="A", cand="B", alpha=ALPHA)
+        for index in range(len(self.pairs)):
+            found = self.comparisons(index)
+            if found:
+                report.comparisons.extend(found)
+            else:
+                report.base_unmeasured.append(self.measured(index, "A").label)
+        return report

@@ -1,0 +1,59 @@
+"""Named baselines: a copy of a run kept under `<results>/baselines/<name>/` for later gates.
+
+A copy, not a link, so that cleaning up old runs never removes what CI compares
+against; it is put in place whole (copied beside, then renamed).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from edgebench.config.device import NAME_RULE
+from edgebench.errors import EdgebenchError, ResultsError
+from edgebench.results.store import read_meta
+
+DIRECTORY = "baselines"
+
+
+def _checked_name(name: str) -> str:
+    problem = NAME_RULE(name)  # a baseline name is a directory name, like a device's
+    if problem:
+        raise EdgebenchError(f"baseline name: {problem.replace('a device name', 'it')}")
+    return name
+
+
+def baseline_path(results_root: Path, name: str) -> Path:
+    return Path(results_root) / DIRECTORY / _checked_name(name)
+
+
+def save_baseline(run_dir: Path, name: str, results_root: Path, replace: bool = False) -> Path:
+    meta = read_meta(Path(run_dir))
+    if meta.get("status") not in ("complete", "failed"):
+        raise ResultsError(f"{run_dir} has status {meta.get('status')!r}: only a finished run can be a baseline")
+    dest = baseline_path(results_root, name)
+    if dest.exists() and not replace:
+        raise ResultsError(f"baseline {name!r} exists ({dest}); pass --replace to replace it")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial, old = dest.with_name(f".{name}.partial"), dest.with_name(f".{name}.old")
+    for leftover in (partial, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    shutil.copytree(run_dir, partial)
+    if dest.exists():
+        os.replace(dest, old)
+    os.replace(partial, dest)
+    shutil.rmtree(old, ignore_errors=True)
+    return dest
+
+
+def list_baselines(results_root: Path) -> list[tuple[str, dict]]:
+    root = Path(results_root) / DIRECTORY
+    found = []
+    for path in sorted(root.iterdir()) if root.is_dir() else ():
+        if path.is_dir() and not path.name.startswith("."):
+            try:
+                found.append((path.name, read_meta(path)))
+            except ResultsError:
+                continue
+    return found

@@ -1,0 +1,91 @@
+"""Base against candidate: match cells, decide each metric, and say what the exit code is.
+
+Exit codes: 0 no regression; 1 a regression (or a cell the candidate failed to
+measure where the base did); 2 inconclusive, unless told to count that as a
+pass or a failure; 3 (raised elsewhere) the harness itself failed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edgebench.compare.inputs import MeasuredCell, Side
+from edgebench.compare.metrics import METRICS, threshold_for
+from edgebench.compare.stats import ALPHA, Decision, decide
+
+EXIT_PASS, EXIT_REGRESSED, EXIT_INCONCLUSIVE = 0, 1, 2
+INCONCLUSIVE_POLICIES = {"exit2": EXIT_INCONCLUSIVE, "pass": EXIT_PASS, "fail": EXIT_REGRESSED}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    label: str
+    test: str
+    metric: str
+    unit: str
+    threshold: float
+    base_median: float | None
+    cand_median: float | None
+    decision: Decision | None  # None when one side has no samples
+    verdict: str  # the decision's verdict, or "failed" when the candidate did not measure the cell
+
+
+@dataclass
+class GateReport:
+    base: str
+    cand: str
+    alpha: float
+    comparisons: list[Comparison] = field(default_factory=list)
+    only_base: list[str] = field(default_factory=list)
+    only_cand: list[str] = field(default_factory=list)
+    # matched, but the base has no samples to hold the candidate to (it failed there)
+    base_unmeasured: list[str] = field(default_factory=list)
+
+    def count(self, verdict: str) -> int:
+        return sum(c.verdict == verdict for c in self.comparisons)
+
+    def exit_code(self, inconclusive: str = "exit2") -> int:
+        if self.count("regressed") or self.count("failed"):
+            return EXIT_REGRESSED
+        if self.count("inconclusive"):
+            return INCONCLUSIVE_POLICIES[inconclusive]
+        return EXIT_PASS
+
+
+def _median(values) -> float | None:
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def compare_cell(base: MeasuredCell, cand: MeasuredCell, thresholds: dict, alpha: float = ALPHA,
+                 seed: int = 0) -> list[Comparison]:
+    found = []
+    for name, metric in METRICS.items():
+        a, b = base.values.get(name), cand.values.get(name)
+        if not a:
+            continue  # the base never had this metric (no sensor, other engine): nothing to hold to
+        threshold = threshold_for(thresholds, name, base.test.name, base.test.kind)
+        decision = decide(a, b, metric.higher_is_better, threshold, alpha=alpha, seed=seed) if b else None
+        found.append(Comparison(base.label, base.test.name, name, metric.unit, threshold, _median(a),
+                                _median(b or ()), decision, decision.verdict if decision else "failed"))
+    return found
+
+
+def compare_sides(base: Side, cand: Side, cli_thresholds: dict | None = None, alpha: float = ALPHA) -> GateReport:
+    thresholds = {**cand.thresholds, **(cli_thresholds or {})}
+    report = GateReport(base.source, cand.source, alpha)
+    cand_by_key = {c.key: c for c in cand.cells}
+    base_keys = {c.key for c in base.cells}
+    for cell in base.cells:
+        other = cand_by_key.get(cell.key)
+        if other is None:
+            report.only_base.append(cell.label)
+        elif cell.values:
+            report.comparisons.extend(compare_cell(cell, other, thresholds, alpha))
+        else:
+            report.base_unmeasured.append(cell.label)
+    report.only_cand = [c.label for c in cand.cells if c.key not in base_keys]
+    return report

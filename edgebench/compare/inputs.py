@@ -1,0 +1,108 @@
+"""The two sides of a comparison, read from edgebench run directories or llama-bench output.
+
+Each measured cell becomes a `MeasuredCell`: a key of everything that must be
+equal for two cells to be comparable (device, model identity, test, threads,
+engine settings) and one sample per timed repetition for each metric.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgebench.compare.metrics import METRICS
+from edgebench.config.testspec import TestSpec
+from edgebench.errors import ResultsError
+from edgebench.results.aggregate import rows_with_samples
+from edgebench.results.store import read_meta
+
+# engine settings that change speed; two cells differing in one are different experiments
+ENGINE_KEYS = ("n_batch", "n_ubatch", "type_k", "type_v", "flash_attn", "n_gpu_layers")
+
+
+@dataclass(frozen=True)
+class MeasuredCell:
+    key: tuple
+    label: str
+    test: TestSpec
+    status: str
+    error: str | None
+    values: dict[str, tuple[float, ...]] = field(hash=False)
+
+
+@dataclass(frozen=True)
+class Side:
+    source: str
+    cells: tuple[MeasuredCell, ...]
+    # the thresholds of the profile the run used (empty for llama-bench files)
+    thresholds: dict[str, float] = field(default_factory=dict, hash=False)
+
+
+def _engine_key(row: dict) -> tuple:
+    return tuple(row.get(k) for k in ENGINE_KEYS)
+
+
+def _test(row: dict) -> TestSpec:
+    return TestSpec(int(row.get("n_prompt") or 0), int(row.get("n_gen") or 0), int(row.get("n_depth") or 0))
+
+
+def _edgebench_cells(path: Path) -> list[MeasuredCell]:
+    cells = []
+    for facts, row, samples in rows_with_samples(path):
+        test = _test(row)
+        values = {}
+        for name, metric in METRICS.items():
+            found = [metric.from_sample(s) for s in samples]
+            if found and all(v is not None for v in found):
+                values[name] = tuple(found)
+        model = row.get("model_sha256") or row.get("model")
+        cells.append(MeasuredCell(
+            # threads as configured: a failed cell never reports how many "auto" came to
+            key=(row.get("device"), model, test.name, facts.get("n_threads"), row.get("engine"), _engine_key(row)),
+            label=f"{row.get('device')}/{row.get('model')}/{test.name}/t{facts.get('n_threads') or 'auto'}",
+            test=test, status=row.get("status") or "unknown", error=row.get("error"), values=values))
+    return cells
+
+
+def _llama_bench_rows(path: Path) -> list[dict]:
+    text = path.read_text()
+    try:
+        data = json.loads(text)
+        rows = data if isinstance(data, list) else [data]
+    except ValueError:
+        try:
+            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except ValueError as exc:
+            raise ResultsError(f"{path} is neither an edgebench run directory nor llama-bench json/jsonl "
+                               f"output: {exc}") from exc
+    if not rows or not all(isinstance(r, dict) and "samples_ts" in r for r in rows):
+        raise ResultsError(f"{path}: not llama-bench output (`-o json` or `-o jsonl` rows with samples_ts)")
+    return rows
+
+
+def _llama_bench_cells(path: Path) -> list[MeasuredCell]:
+    merged: dict[tuple, dict] = {}
+    for row in _llama_bench_rows(path):
+        test = _test(row)
+        model = (row.get("model_filename"), row.get("model_type"), row.get("model_size"))
+        key = (row.get("cpu_info"), model, test.name, row.get("n_threads"), "llama-bench", _engine_key(row))
+        cell = merged.setdefault(key, {"row": row, "test": test, "ts": []})
+        # the same test run again (llama-bench invoked twice into one file) adds repetitions
+        cell["ts"].extend(float(v) for v in row.get("samples_ts") or ())
+    return [MeasuredCell(key=key, label=f"{Path(str(c['row'].get('model_filename'))).name}/{c['test'].name}"
+                                        f"/t{c['row'].get('n_threads')}",
+                         test=c["test"], status="done" if c["ts"] else "failed", error=None,
+                         values={"ts": tuple(c["ts"])} if c["ts"] else {})
+            for key, c in merged.items()]
+
+
+def load_side(path: Path) -> Side:
+    path = Path(path)
+    if path.is_dir():
+        meta = read_meta(path)
+        return Side(str(path), tuple(_edgebench_cells(path)),
+                    dict((meta.get("profile") or {}).get("thresholds") or {}))
+    if not path.is_file():
+        raise ResultsError(f"{path}: no such run directory or file")
+    return Side(str(path), tuple(_llama_bench_cells(path)))

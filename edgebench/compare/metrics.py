@@ -1,0 +1,70 @@
+"""The metrics a gate judges, a registry: how to read each from a sample, and which way is better.
+
+A metric reads one value per timed repetition, because the test compares
+distributions of repetitions, not two averages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    unit: str
+    higher_is_better: bool
+    # threshold when neither the CLI nor the profile names one (a fraction)
+    default_threshold: float
+    # one value from an edgebench sample record (None where the sample lacks it)
+    from_sample: Callable[[dict], float | None]
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def metric(name, unit, higher_is_better, default_threshold, from_sample) -> Metric:
+    METRICS[name] = found = Metric(name, unit, higher_is_better, default_threshold, from_sample)
+    return found
+
+
+def _window(key: str, scale: float = 1.0):
+    def read(sample: dict):
+        value = (sample.get("window") or {}).get(key)
+        return None if value is None else value * scale
+    return read
+
+
+metric("ts", "t/s", True, 0.05, lambda s: s.get("ts"))
+metric("ttft", "ms", False, 0.10, lambda s: None if s.get("ttft_ns") is None else s["ttft_ns"] / 1e6)
+metric("peak_rss", "MiB", False, 0.05, _window("peak_rss_kb", 1 / 1024))
+metric("j_per_token", "J/token", False, 0.10, _window("j_per_token"))
+
+
+def threshold_for(thresholds: dict, metric_name: str, test_name: str, kind: str) -> float:
+    """For t/s the most specific key wins: the test (`tg128`), then its kind (`tg`, `pp`, `pp+tg`),
+    then `ts`;
+    other metrics go by their own name (`peak_rss`, `ttft`, `j_per_token`)."""
+    keys = (test_name, kind, "ts") if metric_name == "ts" else (metric_name,)
+    for key in keys:
+        if key in thresholds:
+            return thresholds[key]
+    return METRICS[metric_name].default_threshold
+
+
+def parse_thresholds(text: str) -> dict[str, float]:
+    """`tg=3%,pp=5%,peak_rss=2%` (a bare number is a fraction: 0.03 = 3%)."""
+    found = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        value = value.strip()
+        try:
+            number = float(value[:-1]) / 100 if value.endswith("%") else float(value)
+        except ValueError:
+            number = None
+        if not sep or not key.strip() or number is None or not 0 < number < 1:
+            raise ValueError(f"--threshold takes KEY=PERCENT[,KEY=PERCENT...] such as tg=3%,peak_rss=2%; "
+                             f"got {part!r}")
+        found[key.strip()] = number
+    return found

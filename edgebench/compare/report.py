@@ -1,0 +1,93 @@
+"""A gate report for people (terminal, pull-request markdown) and for machines (JUnit XML, JSON)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from xml.etree import ElementTree as ET
+
+from edgebench.compare.gate import GateReport
+from edgebench.results.export import markdown_table
+
+HEADER = ["cell", "metric", "base", "candidate", "ratio [95% CI]", "p", "threshold", "verdict"]
+_MARK = {"regressed": "❌ regressed", "failed": "❌ failed", "improved": "✅ improved", "same": "same",
+         "inconclusive": "⚠️ inconclusive"}
+
+
+def _num(value, digits=2) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def table_rows(report: GateReport, marks: bool = False) -> list[list[str]]:
+    rows = []
+    for c in report.comparisons:
+        d = c.decision
+        ratio = f"{d.ratio:.3f} [{d.ci_low:.3f}, {d.ci_high:.3f}]" if d else ""
+        rows.append([c.label, f"{c.metric} ({c.unit})", _num(c.base_median), _num(c.cand_median), ratio,
+                     f"{d.p_value:.4f}" if d else "", f"{c.threshold:.0%}",
+                     _MARK.get(c.verdict, c.verdict) if marks else c.verdict])
+    return rows
+
+
+def summary_line(report: GateReport) -> str:
+    counts = ", ".join(f"{report.count(v)} {v}" for v in ("regressed", "failed", "inconclusive", "improved", "same")
+                       if report.count(v))
+    return f"{len(report.comparisons)} comparisons: {counts or 'none'}"
+
+
+def unmatched_lines(report: GateReport) -> list[str]:
+    lines = [f"only in base (not run by the candidate): {label}" for label in report.only_base]
+    lines += [f"only in candidate (no base to compare with): {label}" for label in report.only_cand]
+    lines += [f"not compared (the base failed to measure it): {label}" for label in report.base_unmeasured]
+    return lines
+
+
+def notes(report: GateReport) -> list[str]:
+    """Why each inconclusive verdict is one, once per distinct reason."""
+    seen = []
+    for c in report.comparisons:
+        if c.verdict == "inconclusive" and c.decision and c.decision.reason not in seen:
+            seen.append(c.decision.reason)
+    return seen
+
+
+def to_markdown(report: GateReport) -> str:
+    lines = ["### edgebench regression gate", "", f"`{report.base}` → `{report.cand}`: {summary_line(report)}", ""]
+    lines += markdown_table(HEADER, table_rows(report, marks=True))
+    extra = unmatched_lines(report) + [f"inconclusive: {n}" for n in notes(report)]
+    if extra:
+        lines += [""] + [f"- {line}" for line in extra]
+    lines += ["", f"Rule: one-sided exact Mann-Whitney p ≤ {report.alpha} and a Hodges-Lehmann shift of at least "
+                  f"the threshold; ratio = candidate / base with a 95% bootstrap interval."]
+    return "\n".join(lines) + "\n"
+
+
+def to_junit(report: GateReport) -> str:
+    suite = ET.Element("testsuite", name="edgebench.compare", tests=str(len(report.comparisons)),
+                       failures=str(report.count("regressed") + report.count("failed")),
+                       skipped=str(report.count("inconclusive")))
+    for c in report.comparisons:
+        case = ET.SubElement(suite, "testcase", classname=c.label, name=c.metric)
+        d = c.decision
+        text = (f"{c.metric}: base {_num(c.base_median)} {c.unit}, candidate {_num(c.cand_median)} {c.unit}"
+                + (f", ratio {d.ratio:.3f} [{d.ci_low:.3f}, {d.ci_high:.3f}], p {d.p_value:.4f}: {d.reason}"
+                   if d else ": the candidate has no samples"))
+        if c.verdict in ("regressed", "failed"):
+            ET.SubElement(case, "failure", message=f"{c.verdict}: {text}", type=c.verdict).text = text
+        elif c.verdict == "inconclusive":
+            ET.SubElement(case, "skipped", message=text)
+        else:
+            ET.SubElement(case, "system-out").text = f"{c.verdict}: {text}"
+    return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def to_json(report: GateReport, exit_code: int) -> str:
+    comparisons = []
+    for c in report.comparisons:
+        entry = asdict(c)
+        entry["decision"] = asdict(c.decision) if c.decision else None
+        comparisons.append(entry)
+    return json.dumps({"schema_version": 1, "kind": "edgebench-compare", "base": report.base, "candidate": report.cand,
+                       "alpha": report.alpha, "exit_code": exit_code, "comparisons": comparisons,
+                       "only_base": report.only_base, "only_candidate": report.only_cand,
+                       "base_unmeasured": report.base_unmeasured}, indent=2) + "\n"

@@ -1,0 +1,273 @@
+"""Statistics of the regression gate: is a candidate's metric worse, better or the same as the base's?
+
+The default rule (see ``decide``): one-sided exact Mann-Whitney U test p <= ``ALPHA`` AND a Hodges-Lehmann
+shift of log(metric) of at least ``log(1 + threshold)``. The ratio candidate/base is reported with a 95%
+percentile-bootstrap confidence interval. Where the samples are too few for the test to ever reach alpha,
+or where the interval still allows a regression of threshold size, the verdict is "inconclusive".
+
+Pure standard library (math, random): no numpy or scipy at run time.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+ALPHA = 0.01
+BOOTSTRAP_ROUNDS = 2000
+# the exact null distribution is used up to this many values in both samples together (n + m); above it,
+# the normal approximation with tie and continuity correction (at n + m > 50 the two agree to ~0.001)
+EXACT_MAX_TOTAL = 50
+# slack for comparing a shift of logs with log(1 + threshold): a value scaled by exactly the threshold counts
+_EPS = 1e-12
+
+
+def _floats(values: Sequence[float], name: str) -> list[float]:
+    out = [float(v) for v in values]
+    if not out:
+        raise ValueError(f"{name} is empty: need at least one sample")
+    bad = [v for v in out if not math.isfinite(v)]
+    if bad:
+        raise ValueError(f"{name} has a non-finite value ({bad[0]!r}): every sample must be a finite number")
+    return out
+
+
+def _positive(values: Sequence[float], name: str) -> list[float]:
+    out = _floats(values, name)
+    bad = [v for v in out if not v > 0]
+    if bad:
+        raise ValueError(f"{name} has a non-positive value ({bad[0]!r}): the gate compares log(metric), "
+                         "so every sample must be > 0")
+    return out
+
+
+def _doubled_midranks(x: list[float], y: list[float]) -> tuple[list[int], list[int], list[int]]:
+    """Twice the mid-rank of every value of x + y (integers), the x part's, and the sizes of the tie groups."""
+    pooled = sorted(range(len(x) + len(y)), key=lambda i: x[i] if i < len(x) else y[i - len(x)])
+    values = [x[i] if i < len(x) else y[i - len(x)] for i in pooled]
+    ranks2 = [0] * len(pooled)
+    ties = []
+    start = 0
+    while start < len(values):
+        end = start
+        while end + 1 < len(values) and values[end + 1] == values[start]:
+            end += 1
+        r2 = (start + 1) + (end + 1)  # ranks start+1 .. end+1: doubled mean is their sum
+        for k in range(start, end + 1):
+            ranks2[pooled[k]] = r2
+        ties.append(end - start + 1)
+        start = end + 1
+    return ranks2, ranks2[:len(x)], ties
+
+
+def _exact_greater(x: list[float], y: list[float]) -> float:
+    """P(U >= U_observed) over all C(n+m, n) equally likely splits of the pooled values (the permutation
+    distribution; with ties it is conditional on them, i.e. what enumerating every split gives)."""
+    ranks2, x_ranks2, _ = _doubled_midranks(x, y)
+    n = len(x)
+    observed = sum(x_ranks2)
+    splits = math.comb(len(ranks2), n)
+    # ways[k] is a polynomial in q packed into one integer, `bits` bits per coefficient (whole bytes, room for
+    # the largest count): the coefficient of q**s counts the k-element subsets of the values seen so far
+    # whose doubled ranks sum to s
+    width = splits.bit_length() // 8 + 1
+    bits = 8 * width
+    ways = [0] * (n + 1)
+    ways[0] = 1
+    for seen, r2 in enumerate(ranks2):
+        for k in range(min(seen + 1, n), 0, -1):
+            if ways[k - 1]:
+                ways[k] += ways[k - 1] << (bits * r2)
+    tail = ways[n] >> (bits * observed)
+    raw = tail.to_bytes((tail.bit_length() + 7) // 8 + width, "little")
+    count = sum(int.from_bytes(raw[i:i + width], "little") for i in range(0, len(raw), width))
+    return min(1.0, count / splits)
+
+
+def _normal_greater(x: list[float], y: list[float]) -> float:
+    """Normal approximation of P(U >= U_observed), tie-corrected variance, continuity correction 0.5."""
+    n, m = len(x), len(y)
+    total = n + m
+    _, x_ranks2, ties = _doubled_midranks(x, y)
+    u = sum(x_ranks2) / 2 - n * (n + 1) / 2
+    tie_term = sum(t ** 3 - t for t in ties) / (total * (total - 1)) if total > 1 else 0.0
+    variance = n * m / 12 * ((total + 1) - tie_term)
+    if variance <= 0:  # every value equal: no evidence either way
+        return 1.0
+    z = (u - n * m / 2 - 0.5) / math.sqrt(variance)
+    return min(1.0, 0.5 * math.erfc(z / math.sqrt(2)))
+
+
+def mann_whitney_greater(x: Sequence[float], y: Sequence[float]) -> float:
+    """One-sided p-value for H1: values in x tend to be greater than values in y.
+
+    U counts ties one half (as scipy does). Up to ``EXACT_MAX_TOTAL`` values in all, p is exact: the share of
+    the C(n+m, n) splits of the pooled values whose U is at least the observed one. Without ties this equals
+    scipy's ``method='exact'``; with ties scipy uses the no-ties distribution at floor(U), which differs, while
+    this is the true permutation p. Above the cap: normal approximation with tie and continuity correction
+    (scipy's ``method='asymptotic'``).
+    """
+    xs, ys = _floats(x, "x"), _floats(y, "y")
+    if len(xs) + len(ys) <= EXACT_MAX_TOTAL:
+        return _exact_greater(xs, ys)
+    return _normal_greater(xs, ys)
+
+
+def min_one_sided_p(n: int, m: int) -> float:
+    """1 / C(n+m, n): the smallest one-sided p the exact test can give with n and m samples."""
+    if n < 1 or m < 1:
+        raise ValueError(f"need at least one sample per side, got n={n}, m={m}")
+    return 1 / math.comb(n + m, n)
+
+
+def hodges_lehmann(x: Sequence[float], y: Sequence[float]) -> float:
+    """Hodges-Lehmann shift of y relative to x: the median of all pairwise differences y_j - x_i."""
+    if not x or not y:
+        raise ValueError("hodges_lehmann needs at least one value on each side")
+    diffs = sorted([b - a for a in x for b in y])
+    mid = len(diffs) // 2
+    return diffs[mid] if len(diffs) % 2 else (diffs[mid - 1] + diffs[mid]) / 2
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    """Linear interpolation between order statistics (numpy's default, Hyndman-Fan type 7)."""
+    pos = q * (len(ordered) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def bootstrap_ci(x: Sequence[float], y: Sequence[float], statistic: Callable[[list, list], float],
+                 rounds: int = BOOTSTRAP_ROUNDS, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap: resample x and y independently with replacement (random.Random(seed)),
+    return the (lo, hi) quantiles of statistic(x*, y*)."""
+    if not x or not y:
+        raise ValueError("bootstrap_ci needs at least one value on each side")
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1, got {level}")
+    xs, ys = list(x), list(y)
+    n, m = len(xs), len(ys)
+    rng = random.Random(seed)
+    choices = rng.choices
+    values = sorted(statistic(choices(xs, k=n), choices(ys, k=m)) for _ in range(rounds))
+    tail = (1 - level) / 2
+    return _quantile(values, tail), _quantile(values, 1 - tail)
+
+
+def _bootstrap_hodges_lehmann(x: list[float], y: list[float], rounds: int, level: float,
+                              seed: int) -> tuple[float, float]:
+    """bootstrap_ci(x, y, hodges_lehmann, rounds, level, seed), the same numbers about twice as fast.
+
+    It draws the same resamples (as indices, from the same random stream) and finds each resample's median
+    difference by walking the sorted differences of the original values, each weighted by how often its
+    two values were drawn, instead of building and sorting the resample's n*m differences.
+    """
+    n, m = len(x), len(y)
+    order = sorted((b - a, i, j) for i, a in enumerate(x) for j, b in enumerate(y))
+    k_lo, k_hi = (n * m - 1) // 2, n * m // 2  # 0-based ranks of the middle difference(s)
+    rng = random.Random(seed)
+    choices = rng.choices
+    x_idx, y_idx = range(n), range(m)
+    values = []
+    for _ in range(rounds):
+        cx = [0] * n
+        for i in choices(x_idx, k=n):
+            cx[i] += 1
+        cy = [0] * m
+        for j in choices(y_idx, k=m):
+            cy[j] += 1
+        seen = 0
+        walk = iter(order)
+        for diff, i, j in walk:
+            seen += cx[i] * cy[j]
+            if seen > k_lo:
+                low = high = diff
+                break
+        if seen <= k_hi:
+            for diff, i, j in walk:
+                seen += cx[i] * cy[j]
+                if seen > k_hi:
+                    high = diff
+                    break
+        values.append((low + high) / 2)
+    values.sort()
+    tail = (1 - level) / 2
+    return _quantile(values, tail), _quantile(values, 1 - tail)
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: str  # "improved" | "same" | "regressed" | "inconclusive"
+    ratio: float  # candidate / base, as exp(Hodges-Lehmann shift of log values); > 1 means the metric grew
+    ci_low: float  # 95% bootstrap CI of that ratio
+    ci_high: float
+    p_value: float  # the one-sided p in the direction of the observed change (worse or better)
+    n_base: int
+    n_cand: int
+    reason: str  # one short human sentence
+
+
+def _change(ratio: float, worse: bool) -> str:
+    """The change of the metric from base to candidate in words, e.g. "9.1% lower (worse)"."""
+    return f"{abs(ratio - 1) * 100:.1f}% {'higher' if ratio > 1 else 'lower'} ({'worse' if worse else 'better'})"
+
+
+def decide(base: Sequence[float], cand: Sequence[float], higher_is_better: bool, threshold: float,
+           alpha: float = ALPHA, seed: int = 0) -> Decision:
+    """Verdict for one cell and metric: "improved", "same", "regressed" or "inconclusive".
+
+    Regressed: the one-sided exact Mann-Whitney p toward worse is <= alpha AND the Hodges-Lehmann shift of
+    log(metric) is at least log(1 + threshold) toward worse. Improved: the same toward better. Otherwise
+    "inconclusive" if the 95% bootstrap CI of the ratio reaches a change toward worse of threshold size (more
+    runs would settle it), else "same". Too few samples for the exact test to ever reach alpha: "inconclusive".
+    """
+    base_v = _positive(base, "base")
+    cand_v = _positive(cand, "candidate")
+    if not threshold >= 0 or not math.isfinite(threshold):
+        raise ValueError(f"threshold must be a fraction >= 0 (e.g. 0.03), got {threshold!r}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha!r}")
+    n, m = len(base_v), len(cand_v)
+    log_base = [math.log(v) for v in base_v]
+    log_cand = [math.log(v) for v in cand_v]
+    shift = hodges_lehmann(log_base, log_cand)
+    lo, hi = _bootstrap_hodges_lehmann(log_base, log_cand, BOOTSTRAP_ROUNDS, 0.95, seed)
+    ratio, ci_low, ci_high = math.exp(shift), math.exp(lo), math.exp(hi)
+    p_up = mann_whitney_greater(cand_v, base_v)  # the candidate's values are greater
+    p_down = mann_whitney_greater(base_v, cand_v)
+    p_worse, p_better = (p_down, p_up) if higher_is_better else (p_up, p_down)
+    worse_shift = -shift if higher_is_better else shift  # > 0: the candidate is worse
+    worst_in_ci = -lo if higher_is_better else hi  # the worse end of the CI, as a worse shift
+    delta = math.log1p(threshold)
+    p_value = p_worse if worse_shift >= 0 else p_better
+    thr = f"{threshold * 100:g}%"
+    ci = f"95% CI of the ratio {ci_low:.3f}-{ci_high:.3f}"
+    sizes = f"n={n} per side" if n == m else f"n={n} base, {m} candidate"
+
+    def result(verdict: str, reason: str) -> Decision:
+        return Decision(verdict, ratio, ci_low, ci_high, p_value, n, m, reason)
+
+    if min_one_sided_p(n, m) > alpha:
+        return result("inconclusive", f"{sizes}: the exact test cannot reach p <= {alpha:g} "
+                                      f"(smallest possible p {min_one_sided_p(n, m):.3g}); add runs")
+    if p_worse <= alpha and worse_shift >= delta - _EPS:
+        return result("regressed", f"{_change(ratio, True)}, p={p_worse:.2g} <= {alpha:g} and beyond the "
+                                   f"{thr} threshold ({ci})")
+    if p_better <= alpha and -worse_shift >= delta - _EPS:
+        return result("improved", f"{_change(ratio, False)}, p={p_better:.2g} <= {alpha:g} and beyond the "
+                                  f"{thr} threshold ({ci})")
+    if worst_in_ci >= delta - _EPS:
+        return result("inconclusive", f"a change {thr} or more worse is not ruled out "
+                                      f"({ci}, p={p_value:.2g}); more runs would settle it")
+    if min(p_worse, p_better) <= alpha:
+        return result("same", f"significant (p={min(p_worse, p_better):.2g}) but {_change(ratio, worse_shift > 0)} "
+                              f"is within the {thr} threshold")
+    return result("same", f"no change beyond the {thr} threshold ({ci}, p={p_value:.2g})")
+
+
+__all__ = ["ALPHA", "BOOTSTRAP_ROUNDS", "EXACT_MAX_TOTAL", "Decision", "bootstrap_ci", "decide", "hodges_lehmann",
+           "mann_whitney_greater", "min_one_sided_p"]

@@ -1,0 +1,215 @@
+"""The regression gate: `compare` on runs and llama-bench files, baselines, reports, exit codes, and `ab`."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from edgebench.cli import EXIT_ERROR, main
+from edgebench.results.store import RunStore
+
+
+def noisy(center: float, n: int, seed: int, cv: float = 0.01) -> list[float]:
+    rng = random.Random(seed)
+    return [center * math.exp(rng.gauss(0, cv)) for _ in range(n)]
+
+
+def fake_run(root: Path, cells: dict[str, list[float] | None], thresholds: dict | None = None,
+             device: str = "pi5", model_sha: str = "ab" * 32) -> Path:
+    """A finished run directory with the given t/s samples per test (None: the cell failed)."""
+    store = RunStore.create(root, {"profile": {"name": "gate", "thresholds": thresholds or {}}, "devices": {},
+                                   "cells": [{"id": f"{device}/m/{t}/t2"} for t in cells]})
+    for test, values in cells.items():
+        n_prompt, n_gen = (int(test[2:]), 0) if test.startswith("pp") else (0, int(test[2:]))
+        cell = f"{device}/m/{test}/t2"
+        store.append("cells.jsonl", {"cell": cell, "attempt": 1, "state": "started", "device": device,
+                                     "model": "m", "model_sha256": model_sha, "test": test, "engine": "llama.cpp",
+                                     "n_prompt": n_prompt, "n_gen": n_gen, "n_depth": 0, "n_threads": 2,
+                                     "engine_options": {"n_batch": 2048, "n_ubatch": 512}})
+        if values is None:
+            store.append("cells.jsonl", {"cell": cell, "attempt": 1, "state": "failed",
+                                         "error": {"kind": "crashed", "message": "runner died from signal 9"}})
+            continue
+        for rep, ts in enumerate(values):
+            store.append("samples.jsonl", {"cell": cell, "attempt": 1, "rep": rep, "ts": ts,
+                                           "t_ns": int((n_prompt + n_gen) / ts * 1e9), "n_tokens": n_prompt + n_gen,
+                                           "window": {"peak_rss_kb": 500_000}})
+        store.append("cells.jsonl", {"cell": cell, "attempt": 1, "state": "done", "info": {"n_threads": 2}})
+    store.finish("complete", [])
+    return store.path
+
+
+def gate(*args) -> int:
+    return main(["compare", *map(str, args)])
+
+
+def test_a_clear_slowdown_regresses_and_the_reports_say_so(tmp_path, capsys):
+    base = fake_run(tmp_path / "r", {"tg128": noisy(20, 7, 1), "pp512": noisy(100, 7, 2)})
+    cand = fake_run(tmp_path / "r", {"tg128": noisy(18, 7, 3), "pp512": noisy(100, 7, 4)})
+    code = gate(base, cand, "--markdown", tmp_path / "gate.md", "--junit", tmp_path / "gate.xml",
+                "--json", tmp_path / "gate.json")
+    out = capsys.readouterr().out
+    assert code == 1 and "regressed" in out and "exit 1" in out
+    report = json.loads((tmp_path / "gate.json").read_text())
+    verdicts = {(c["test"], c["metric"]): c["verdict"] for c in report["comparisons"]}
+    assert verdicts == {("tg128", "ts"): "regressed", ("tg128", "peak_rss"): "same",
+                        ("pp512", "ts"): "same", ("pp512", "peak_rss"): "same"}
+    tg = next(c for c in report["comparisons"] if c["test"] == "tg128" and c["metric"] == "ts")["decision"]
+    assert 0.85 < tg["ratio"] < 0.95 and tg["ci_low"] <= tg["ratio"] <= tg["ci_high"] and tg["p_value"] <= 0.01
+    suite = ET.parse(tmp_path / "gate.xml").getroot()
+    assert suite.get("tests") == "4" and suite.get("failures") == "1"
+    failed = [case for case in suite if case.find("failure") is not None]
+    assert [(c.get("classname"), c.get("name")) for c in failed] == [("pi5/m/tg128/t2", "ts")]
+    markdown = (tmp_path / "gate.md").read_text()
+    assert "❌ regressed" in markdown and "| pi5/m/tg128/t2 | ts (t/s) |" in markdown
+
+
+def test_the_same_numbers_pass(tmp_path, capsys):
+    base = fake_run(tmp_path / "r", {"tg128": noisy(20, 7, 1)})
+    cand = fake_run(tmp_path / "r", {"tg128": noisy(20, 7, 5)})
+    assert gate(base, cand) == 0 and "exit 0" in capsys.readouterr().out
+
+
+def test_too_few_repetitions_are_inconclusive_and_the_policy_decides_the_exit(tmp_path, capsys):
+    base = fake_run(tmp_path / "r", {"tg128": [20.0, 20.1, 19.9]})
+    cand = fake_run(tmp_path / "r", {"tg128": [15.0, 15.1, 14.9]})
+    assert gate(base, cand) == 2
+    assert "cannot reach" in capsys.readouterr().out  # n=3 per side: says so, does not guess
+    assert gate(base, cand, "--inconclusive", "pass") == 0
+    assert gate(base, cand, "--inconclusive", "fail") == 1
+
+
+def test_thresholds_come_from_the_profile_and_the_cli_overrides_them(tmp_path):
+    base = fake_run(tmp_path / "r", {"tg128": noisy(20, 7, 1)})
+    cand = fake_run(tmp_path / "r", {"tg128": noisy(19.2, 7, 3)}, thresholds={"tg": 0.10})  # -4%
+    assert gate(base, cand, "--json", tmp_path / "a.json") == 0  # within the profile's 10%
+    assert gate(base, cand, "--threshold", "tg=2%", "--json", tmp_path / "b.json") == 1
+    thresholds = [c["threshold"] for c in json.loads((tmp_path / "b.json").read_text())["comparisons"]
+                  if c["metric"] == "ts"]
+    assert thresholds == [0.02]
+    assert gate(base, cand, "--threshold", "tg=fast") == EXIT_ERROR
+
+
+def test_unmatched_and_failed_cells_are_listed_not_dropped(tmp_path, capsys):
+    base = fake_run(tmp_path / "r", {"tg128": noisy(20, 7, 1), "pp512": noisy(100, 7, 2), "tg64": noisy(30, 7, 3)})
+    cand = fake_run(tmp_path / "r", {"tg128": None, "pp512": noisy(100, 7, 4), "tg256": noisy(15, 7, 5)})
+    assert gate(base, cand, "--json", tmp_path / "g.json") == 1  # the candidate crashed where the base measured
+    report = json.loads((tmp_path / "g.json").read_text())
+    assert {(c["test"], c["verdict"]) for c in report["comparisons"] if c["metric"] == "ts"} == {
+        ("tg128", "failed"), ("pp512", "same")}
+    assert report["only_base"] == ["pi5/m/tg64/t2"] and report["only_candidate"] == ["pi5/m/tg256/t2"]
+    out = capsys.readouterr().out
+    assert "only in base (not run by the candidate): pi5/m/tg64/t2" in out
+
+
+def test_other_devices_or_models_do_not_match(tmp_path):
+    base = fake_run(tmp_path / "r", {"tg128": noisy(20, 7, 1)})
+    other_model = fake_run(tmp_path / "r", {"tg128": noisy(10, 7, 2)}, model_sha="cd" * 32)
+    assert gate(base, other_model, "--json", tmp_path / "g.json") == 0
+    report = json.loads((tmp_path / "g.json").read_text())
+    assert report["comparisons"] == [] and report["only_base"] and report["only_candidate"]
+
+
+def llama_bench_jsonl(path: Path, tg: list[float], build: str) -> Path:
+    row = {"build_commit": build, "cpu_info": "Cortex-A76", "model_filename": "/m/q4.gguf", "model_type": "qwen35 4B",
+           "model_size": 2_000_000_000, "n_batch": 2048, "n_ubatch": 512, "n_threads": 4, "type_k": "f16",
+           "type_v": "f16", "n_gpu_layers": 0, "flash_attn": False, "n_prompt": 0, "n_gen": 128, "n_depth": 0,
+           "samples_ts": tg, "avg_ts": sum(tg) / len(tg)}
+    path.write_text(json.dumps(row) + "\n")
+    return path
+
+
+def test_llama_bench_outputs_are_gated_too(tmp_path):
+    old = llama_bench_jsonl(tmp_path / "old.jsonl", noisy(12, 7, 1), "aaa")
+    new = llama_bench_jsonl(tmp_path / "new.jsonl", noisy(10, 7, 2), "bbb")
+    assert gate(old, new, "--json", tmp_path / "g.json") == 1
+    (comparison,) = json.loads((tmp_path / "g.json").read_text())["comparisons"]
+    assert comparison["verdict"] == "regressed" and comparison["label"] == "q4.gguf/tg128/t4"
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text('{"hello": 1}')
+    assert gate(old, foreign) == EXIT_ERROR
+
+
+def test_a_saved_baseline_is_a_copy_that_compare_can_use(tmp_path, capsys):
+    base = fake_run(tmp_path / "r", {"tg128": noisy(20, 7, 1)})
+    assert main(["baseline", "save", str(base), "--name", "main", "-o", str(tmp_path / "r")]) == 0
+    assert main(["baseline", "save", str(base), "--name", "main", "-o", str(tmp_path / "r")]) == EXIT_ERROR
+    assert main(["baseline", "save", str(base), "--name", "../evil", "-o", str(tmp_path / "r")]) == EXIT_ERROR
+    saved = tmp_path / "r" / "baselines" / "main"
+    assert (saved / "run.json").read_text() == (base / "run.json").read_text()
+    cand = fake_run(tmp_path / "r", {"tg128": noisy(17, 7, 2)})
+    assert gate("--baseline", "main", cand, "-o", tmp_path / "r") == 1
+    assert gate("--baseline", "nope", cand, "-o", tmp_path / "r") == EXIT_ERROR
+    capsys.readouterr()
+    assert main(["baseline", "list", "-o", str(tmp_path / "r")]) == 0
+    assert "main" in capsys.readouterr().out
+
+
+def test_markdown_is_appended_to_the_github_step_summary(tmp_path, monkeypatch):
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    base = fake_run(tmp_path / "r", {"tg128": noisy(20, 7, 1)})
+    gate(base, base, "--markdown", summary)
+    text = summary.read_text()
+    assert text.startswith("earlier step\n") and "### edgebench regression gate" in text
+
+
+# -- ab: interleaved variants on one device ---------------------------------------------------------
+
+def write_profile(path: Path, model: Path, body: str) -> Path:
+    path.write_text(f"models: [{json.dumps(str(model))}]\n{body}")
+    return path
+
+
+def ab(tmp_path, profile, *args):
+    return main(["ab", str(profile), "-o", str(tmp_path / "results"), "--json", str(tmp_path / "ab.json"), *args])
+
+
+def test_ab_of_two_threads_against_one_reports_a_regression(tmp_path, tiny_qwen35):
+    profile = write_profile(tmp_path / "p.yaml", tiny_qwen35, "tests: [pp512]\nwarmup: 1\nengine: {threads: 2}\n"
+                            "telemetry: {enabled: false}\n")
+    assert ab(tmp_path, profile, "--b", "engine.threads=1", "--rounds", "7") == 1
+    report = json.loads((tmp_path / "ab.json").read_text())
+    ts = next(c for c in report["comparisons"] if c["metric"] == "ts")
+    assert ts["verdict"] == "regressed" and ts["decision"]["ratio"] < 0.9
+    run_dir = next((tmp_path / "results").iterdir())
+    cells = [json.loads(line) for line in (run_dir / "cells.jsonl").read_text().splitlines()]
+    started = [c["cell"].split(":")[0] for c in cells if c["state"] == "started"]
+    assert started[:4] == ["A1", "B1", "B2", "A2"]  # interleaved, alternating order
+    assert {c["n_threads"] for c in cells if c["state"] == "started" and c["variant"] == "B"} == {1}
+
+
+@pytest.mark.parametrize("b_speed, verdict, code", [(1000, "same", 0), (900, "regressed", 1)])
+def test_ab_of_identical_variants_is_same_and_a_slower_one_regresses(tmp_path, tiny_qwen35, b_speed, verdict,
+                                                                     code):
+    # the sleep engine takes a known time, so the verdict does not hang on this VM's noise
+    profile = write_profile(tmp_path / "p.yaml", tiny_qwen35, "tests: [tg50]\nwarmup: 0\n"
+                            "engine: {name: sleep, simulate_ts: 1000}\ntelemetry: {enabled: false}\n")
+    assert ab(tmp_path, profile, "--b", f"engine.simulate_ts={b_speed}", "--rounds", "7") == code
+    report = json.loads((tmp_path / "ab.json").read_text())
+    assert [c["verdict"] for c in report["comparisons"] if c["metric"] == "ts"] == [verdict]
+
+
+@pytest.mark.parametrize("max_rounds, verdict", [(4, "inconclusive"), (5, "regressed")])
+def test_ab_adds_rounds_while_inconclusive_up_to_the_cap(tmp_path, tiny_qwen35, max_rounds, verdict):
+    # 3 rounds cannot reach p <= 0.01 (nor can 4); 5 can: more rounds are added until the verdict or the cap
+    profile = write_profile(tmp_path / "p.yaml", tiny_qwen35, "tests: [tg20]\nwarmup: 0\n"
+                            "engine: {name: sleep, simulate_ts: 1000}\ntelemetry: {enabled: false}\n")
+    ab(tmp_path, profile, "--b", "engine.simulate_ts=900", "--rounds", "3", "--max-rounds", str(max_rounds))
+    run_dir = next((tmp_path / "results").iterdir())
+    labels = {json.loads(line)["cell"].split(":")[0] for line in (run_dir / "samples.jsonl").read_text().splitlines()}
+    assert labels == {f"{v}{r}" for v in "AB" for r in range(1, max_rounds + 1)}
+    report = json.loads((tmp_path / "ab.json").read_text())
+    assert [c["verdict"] for c in report["comparisons"] if c["metric"] == "ts"] == [verdict]
+
+
+def test_ab_rejects_a_bad_override_naming_it(tmp_path, tiny_qwen35, capsys):
+    profile = write_profile(tmp_path / "p.yaml", tiny_qwen35, "tests: [tg20]\nengine: {name: sleep}\n")
+    assert ab(tmp_path, profile, "--b", "engine.thread=1") == EXIT_ERROR
+    assert "engine.thread" in capsys.readouterr().err
