@@ -17,6 +17,11 @@ def _add_devices_dir(parser):
                         help="where device profiles live (default: $EDGEBENCH_DEVICES or ./devices)")
 
 
+def _add_results_root(parser, what: str):
+    parser.add_argument("-o", "--results", type=Path, default=Path("results"), metavar="DIR",
+                        help=f"results root{(' ' + what) if what[0] != ';' else what} (default: results/)")
+
+
 def _add_gate_options(parser, baselines: bool = True):
     parser.add_argument("--threshold", metavar="KEY=PCT,...",
                         help="minimum effect per metric, e.g. tg=3%%,pp=5%%,peak_rss=2%% (keys: a test such as "
@@ -28,8 +33,7 @@ def _add_gate_options(parser, baselines: bool = True):
     parser.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML (a regression fails)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
     if baselines:
-        parser.add_argument("-o", "--results", type=Path, default=Path("results"), metavar="DIR",
-                            help="results root holding baselines/ (default: results/)")
+        _add_results_root(parser, "holding baselines/")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,8 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--shard", metavar="i/N", help="run only shard i of N (every N-th device by name), so N "
                                                    "controllers split a fleet between them")
     _add_devices_dir(run)
-    run.add_argument("-o", "--results", type=Path, default=Path("results"), metavar="DIR",
-                     help="results root; each run makes a new subdirectory (default: results/)")
+    _add_results_root(run, "; each run makes a new subdirectory")
     run.set_defaults(handler=cmd_run)
 
     show = commands.add_parser("show", help="print a run's results",
@@ -115,8 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="rounds per variant at most, added two at a time while inconclusive (default 15)")
     ab.add_argument("--no-wait", action="store_true", help="fail at once if another controller holds the device")
     _add_devices_dir(ab)
-    ab.add_argument("-o", "--results", type=Path, default=Path("results"), metavar="DIR",
-                    help="results root (default: results/)")
+    _add_results_root(ab, "; the rounds are stored as a run there")
     _add_gate_options(ab, baselines=False)
     ab.set_defaults(handler=cmd_ab)
 
@@ -127,12 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     save.add_argument("run_dir", type=Path, help="results/<run-id>")
     save.add_argument("--name", required=True, help="baseline name, e.g. main")
     save.add_argument("--replace", action="store_true", help="replace an existing baseline of that name")
-    save.add_argument("-o", "--results", type=Path, default=Path("results"), metavar="DIR",
-                      help="results root holding baselines/ (default: results/)")
+    _add_results_root(save, "holding baselines/")
     save.set_defaults(handler=cmd_baseline_save)
     listed = baseline_commands.add_parser("list", help="list saved baselines")
-    listed.add_argument("-o", "--results", type=Path, default=Path("results"), metavar="DIR",
-                        help="results root holding baselines/ (default: results/)")
+    _add_results_root(listed, "holding baselines/")
     listed.set_defaults(handler=cmd_baseline_list)
 
     devices = commands.add_parser("devices", help="list and inspect device profiles")
