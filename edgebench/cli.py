@@ -51,6 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("-o", "--output", required=True, type=Path, help="GGUF file to write")
     synth.set_defaults(handler=cmd_synth)
 
+    quantize = commands.add_parser(
+        "quantize", help="make an int8 variant of an ONNX model (onnxruntime dynamic quantization)",
+        description="Quantize an ONNX model's weights to int8 with onnxruntime's dynamic quantization, so "
+                    "that a profile can sweep the fp32 and int8 variants of one model.")
+    quantize.add_argument("model", type=Path, help="ONNX model (external data beside it is followed)")
+    quantize.add_argument("--int8", action="store_true", required=True, help="dynamic int8 (the only mode)")
+    quantize.add_argument("-o", "--output", required=True, type=Path, help="the int8 model to write")
+    quantize.set_defaults(handler=cmd_quantize)
+
     run = commands.add_parser("run", help="run a benchmark profile on devices",
                               description="Run every cell (device x model x test) of a profile and store "
                                           "the results in a new directory under the results root.")
@@ -135,6 +144,34 @@ def build_parser() -> argparse.ArgumentParser:
     _add_results_root(listed, "holding baselines/")
     listed.set_defaults(handler=cmd_baseline_list)
 
+    inspect = commands.add_parser("inspect", help="what a GGUF model is: arch, params, quant, layer kinds",
+                                  description="Read a GGUF file's metadata and tensor table.")
+    inspect.add_argument("model", type=Path, help="GGUF file")
+    inspect.add_argument("--json", action="store_true", help="print JSON")
+    inspect.set_defaults(handler=cmd_inspect)
+
+    plan = commands.add_parser(
+        "plan", help="will a model fit a device, up to which context, and how fast will it run",
+        description="Memory (weights, KV cache on attention layers only, recurrent state, buffers), "
+                    "fit against each device's RAM minus its reserve, the largest context that fits, "
+                    "and roofline speeds calibrated by stored results.")
+    plan.add_argument("model", type=Path, nargs="?", help="GGUF file (or use --like / --fleet)")
+    plan.add_argument("--like", metavar="PRESET", help="a synth shape preset instead of a file, e.g. qwen3.5-4b")
+    plan.add_argument("--quant", metavar="Q,...", help="quants for --like, e.g. Q3_K_S,Q4_K_M,Q8_0")
+    plan.add_argument("--layers", type=int, metavar="N", help="with --like: keep the first N layers")
+    plan.add_argument("--fleet", type=Path, metavar="PROFILE", help="every model of a benchmark profile")
+    plan.add_argument("-d", "--device", action="append", metavar="DEVICE",
+                      help="name, file, tag:X or all (repeatable; default all)")
+    plan.add_argument("--ctx", metavar="N,...", help="contexts in tokens, e.g. 4096,32k,262144 (default 4096)")
+    plan.add_argument("--kv", default="f16", metavar="TYPE", help="KV cache type: f16 (default), q8_0, q4_0, ...")
+    plan.add_argument("--ubatch", type=int, default=512, metavar="N", help="llama.cpp n_ubatch (default 512)")
+    plan.add_argument("--no-mmap", action="store_true", help="the weights are loaded, not mapped")
+    plan.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
+                      help="results root to calibrate speed from (default: results/)")
+    plan.add_argument("--json", action="store_true", help="print JSON")
+    _add_devices_dir(plan)
+    plan.set_defaults(handler=cmd_plan)
+
     devices = commands.add_parser("devices", help="list and inspect device profiles")
     device_commands = devices.add_subparsers(dest="devices_command", metavar="ACTION", required=True)
     listing = device_commands.add_parser("list", help="list device profiles",
@@ -194,6 +231,15 @@ def cmd_synth(args, console) -> int:
     with build_progress(console, spec.canonical()) as progress:
         path = build_synthetic(spec, args.output, progress=progress)
     console.print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    return EXIT_OK
+
+
+def cmd_quantize(args, console) -> int:
+    from edgebench.onnx_quantize import quantize_int8
+
+    path = quantize_int8(args.model, args.output)
+    before = args.model.stat().st_size
+    console.print(f"wrote {path} ({path.stat().st_size / 2**20:.2f} MiB; fp32 {before / 2**20:.2f} MiB)")
     return EXIT_OK
 
 
@@ -382,6 +428,16 @@ def cmd_baseline_list(args, console) -> int:
              ", ".join(sorted(meta.get("devices") or {}))] for name, meta in list_baselines(args.results)]
     print_table(console, ["name", "run", "profile", "created", "devices"], rows)
     return EXIT_OK
+
+
+def cmd_inspect(args, console) -> int:
+    from edgebench.plan.commands import cmd_inspect as inspect_model
+    return inspect_model(args, console)
+
+
+def cmd_plan(args, console) -> int:
+    from edgebench.plan.commands import cmd_plan as make_plan
+    return make_plan(args, console)
 
 
 def cmd_devices_list(args, console) -> int:

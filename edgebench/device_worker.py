@@ -55,11 +55,14 @@ def cell_job(profile, cell: Cell, model_path: str) -> dict:
     return {
         "engine": engine.name,
         "model_path": model_path,
-        "test": {"n_prompt": cell.test.n_prompt, "n_gen": cell.test.n_gen, "n_depth": cell.test.n_depth},
+        "test": {"n_prompt": cell.test.n_prompt, "n_gen": cell.test.n_gen, "n_depth": cell.test.n_depth,
+                 "batch": cell.test.batch},
         "repetitions": profile.repetitions,
         "warmup": profile.warmup,
         "engine_options": {**engine_options(engine), "threads": cell.threads,
-                           "binary": engine.binary or device.llama_bench, "simulate_ts": engine.simulate_ts},
+                           "binary": engine.binary or device.llama_bench, "simulate_ts": engine.simulate_ts,
+                           "providers": list(engine.providers), "inter_op_threads": engine.inter_op_threads,
+                           "graph_optimization": engine.graph_optimization, "dims": dict(engine.dims)},
         "telemetry": {"enabled": profile.telemetry.enabled, "interval_s": profile.telemetry.interval_s,
                       **_sensor_paths(device)},
         "limits": {"max_temp_c": device.limits.max_temp_c},
@@ -77,6 +80,7 @@ def cell_facts(profile, cell: Cell) -> dict:
             "device_class": cell.device.device_class,
             "engine": profile.engine.name, "model": cell.model.name, "test": cell.test.name,
             "n_prompt": cell.test.n_prompt, "n_gen": cell.test.n_gen, "n_depth": cell.test.n_depth,
+            "batch": cell.test.batch,
             "n_threads": cell.threads, "engine_options": engine_options(profile.engine)}
 
 
@@ -90,7 +94,7 @@ class CellRecorder:
 
     def __init__(self, run, cell: Cell, attempt: int):
         self.run, self.cell, self.attempt = run, cell, attempt
-        self.n_tokens = cell.test.n_prompt + cell.test.n_gen
+        self.n_tokens = cell.test.n_items
         self.throttled = False
         self.samples: list[dict] = []
 
@@ -207,6 +211,11 @@ class DeviceWorker:
             return
         try:
             model = resolve_model(model_ref, progress=self.observer.model_progress(model_ref.name))
+        except EdgebenchError as error:  # this model's problem, not the device's
+            for cell in cells:
+                self.fail(cell, error, self.run.next_attempt(cell))
+            return
+        try:
             progress = self.observer.push_progress(self.device.name, model.name)
             remote = self.retrying(lambda: self.push(model, progress), "the push")
         except DiskFullError:
@@ -223,7 +232,8 @@ class DeviceWorker:
 
     def push(self, model, progress) -> str:
         self.state(f"pushing {model.name}")
-        return self.transport.push_model(str(model.path), model.sha256, progress=progress).path
+        return self.transport.push_model(str(model.path), model.sha256, progress=progress,
+                                         extra_files=model.extra_files).path
 
     def note_if_down(self, error: EdgebenchError) -> None:
         """A failure to reach the device at all (after retries), a refused host key or a busy
@@ -253,6 +263,7 @@ class DeviceWorker:
                 self.store.append("cells.jsonl", {
                     **cell_facts(profile, cell), "attempt": attempt, "state": "started",
                     "started": now_iso(), "model_filename": model.path.name, "model_sha256": model.sha256,
+                    "model_bytes": model.size,
                     "cooldown": waited, "rerun_of": rerun_of})
                 self.observer.cell_started(cell)
                 self.state(f"measuring {cell.id}")

@@ -109,3 +109,9 @@ class ResultsError(EdgebenchError):
     """A results directory is missing, foreign or of an unsupported schema."""
 
     kind = "results"
+
+
+class PlanError(EdgebenchError):
+    """A capacity plan cannot be made as asked (unknown preset or quant, bad context list, ...)."""
+
+    kind = "plan"

@@ -19,8 +19,11 @@ CHUNK = 8 << 20
 class LocalModel:
     name: str
     path: Path
+    # of the file, or of the bundle when the model has external-data files (see bundle_sha256)
     sha256: str
     size: int
+    # an ONNX model's external-data files: they travel with it and sit beside it on the device
+    extra_files: tuple[Path, ...] = ()
 
 
 def sha256_file(path: Path) -> str:
@@ -62,4 +65,18 @@ def resolve_model(ref, progress=None) -> LocalModel:
     digest = sha256_file(path)
     if ref.sha256 and ref.sha256 != digest:
         raise ModelFileError(f"model {ref.name}: sha256 mismatch for {path}: expected {ref.sha256}, got {digest}")
-    return LocalModel(name=ref.name, path=path, sha256=digest, size=path.stat().st_size)
+    extra = external_data_files(path) if path.suffix.lower() == ".onnx" else ()
+    size = path.stat().st_size + sum(p.stat().st_size for p in extra)
+    return LocalModel(name=ref.name, path=path, sha256=bundle_sha256(path, extra) if extra else digest, size=size,
+                      extra_files=extra)
+
+
+def bundle_sha256(path: Path, extra: tuple[Path, ...]) -> str:
+    """One name for a model and its external data: the hash of each file's name and hash."""
+    lines = [f"{p.name}\0{sha256_file(p)}\n" for p in (path, *sorted(extra))]
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def external_data_files(path: Path) -> tuple[Path, ...]:
+    from edgebench.onnx_files import external_data_files as find
+    return find(path)

@@ -95,5 +95,5 @@ def test_probe_lists_engines_and_telemetry(runner):
     code, events, _ = run(runner, "", mode="probe")
     assert code == 0
     info = events[-1]["info"]
-    assert set(info["engines"]) == {"llama.cpp", "llama-bench", "sleep"}
+    assert set(info["engines"]) == {"llama.cpp", "llama-bench", "onnxruntime", "sleep"}
     assert "memory" in info["telemetry"]

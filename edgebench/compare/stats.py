@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 ALPHA = 0.01
 BOOTSTRAP_ROUNDS = 2000
 # the exact null distribution is used up to this many values in both samples together (n + m); above it,
-# the normal approximation with tie and continuity correction (at n + m > 50 the two agree to ~0.001)
+# the normal approximation with tie and continuity correction (at n + m > 50 the two differ by ~0.001)
 EXACT_MAX_TOTAL = 50
 # slack for comparing a shift of logs with log(1 + threshold): a value scaled by exactly the threshold counts
 _EPS = 1e-12

@@ -36,6 +36,7 @@ from edgebench.synth.spec import SynthSpec, parse_synth_spec
 ENGINES = ("llama.cpp", "llama-bench", "onnxruntime", "sleep")
 KV_TYPES = ("f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1", "f32")
 FLASH_ATTN = ("auto", "on", "off")
+GRAPH_OPTIMIZATION = ("disable", "basic", "extended", "all")
 
 
 # ---- conversions (value, where) -> value ------------------------------------------------------
@@ -51,6 +52,11 @@ def _flash_attn(value: str | bool, where: Where) -> str:
 
 # an empty list is the default: as many threads as the device has physical cores
 _thread_list = list_of(int, at_least(1), unique=True)
+
+
+def _dims(value: dict, where: Where) -> Mapping[str, int]:
+    return MappingProxyType({str(name): read_value(where.child(name), size, int, at_least(1))
+                             for name, size in value.items()})
 
 
 def _threads(value: int | list, where: Where) -> tuple[int, ...]:
@@ -117,6 +123,12 @@ class EngineOptions:
     binary: str | None = setting(None, str, check=not_blank)
     # the `sleep` test engine only: the speed it pretends to run at (it sleeps, it does not compute)
     simulate_ts: float = setting(1000.0, float, check=above(0))
+    # onnxruntime only: session options, and sizes for a model's named dynamic dimensions
+    providers: tuple[str, ...] = setting(("CPUExecutionProvider",), list,
+                                         convert=list_of(str, not_blank, nonempty=True, unique=True))
+    inter_op_threads: int = setting(0, int, check=at_least(0))
+    graph_optimization: str = setting("all", str, convert=_lower, check=one_of(*GRAPH_OPTIMIZATION))
+    dims: Mapping[str, int] = setting(types=dict, convert=_dims, factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -243,7 +255,11 @@ def profile_from(doc: Document) -> BenchProfile:
 
 def _check_context(profile: BenchProfile, where: Where) -> None:
     n_ctx = profile.engine.n_ctx
-    for test in profile.tests:
+    for i, test in enumerate(profile.tests):
+        if test.batch and profile.engine.name not in ("onnxruntime", "sleep"):
+            raise where.child("tests").child(i).error(
+                f"{test.name} is a batch test for generic ONNX models; engine {profile.engine.name} runs "
+                f"LLM tests (pp/tg)")
         if n_ctx and test.n_tokens > n_ctx:
             raise where.child("engine").child("n_ctx").error(
                 f"n_ctx {n_ctx} is too small for test {test.name}, which needs {test.n_tokens} tokens; "

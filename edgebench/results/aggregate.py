@@ -24,7 +24,8 @@ LLAMA_BENCH_FIELDS = (
 # what edgebench adds: where it ran, latency, memory, heat, energy
 EDGEBENCH_FIELDS = (
     "device", "device_class", "engine", "engine_version", "model", "model_sha256", "test", "status", "error",
-    "attempt", "cooldown_s", "start_temp_c", "n_samples", "ttft_ms", "stddev_ttft_ms", "samples_ttft_ns",
+    "attempt", "cooldown_s", "start_temp_c", "n_samples", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms",
+    "ttft_ms", "stddev_ttft_ms", "samples_ttft_ns",
     "peak_rss_mib", "max_temp_c", "min_freq_ratio", "throttled", "energy_j", "j_per_token",
 )
 FIELDS = LLAMA_BENCH_FIELDS + EDGEBENCH_FIELDS
@@ -37,6 +38,17 @@ _LLAMA_BENCH_CONSTANTS = {
     "fit_target": 0, "fit_min_ctx": 0, "build_number": 0, "build_commit": "unknown",
 }
 _FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}
+
+
+def _percentile(values, q: float):
+    """Linear interpolation between the closest ranks (numpy's default), q in [0, 1]."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def _stdev(values):
@@ -102,6 +114,9 @@ def cell_row(cell: dict, samples: list[dict]) -> dict:
         "start_temp_c": (cell.get("cooldown") or {}).get("start_temp_c"),
     })
     row.setdefault("n_threads", info.get("n_threads"))
+    # engines that do not report the model's size (onnxruntime): the files the controller sent
+    if row.get("model_size") is None:
+        row["model_size"] = cell.get("model_bytes")
     ns = [s["t_ns"] for s in samples]
     ts = [s["ts"] for s in samples]
     ttft = [s["ttft_ns"] for s in samples if s.get("ttft_ns") is not None]
@@ -112,6 +127,7 @@ def cell_row(cell: dict, samples: list[dict]) -> dict:
         "avg_ns": int(statistics.mean(ns)) if ns else None, "stddev_ns": int(_stdev(ns)) if ns else None,
         "avg_ts": statistics.mean(ts) if ts else None, "stddev_ts": _stdev(ts) if ts else None,
         "samples_ns": ns, "samples_ts": ts,
+        **{f"latency_p{q}_ms": (_percentile(ns, q / 100) / 1e6 if ns else None) for q in (50, 90, 99)},
         "ttft_ms": statistics.mean(ttft) / 1e6 if ttft else None,
         "stddev_ttft_ms": _stdev(ttft) / 1e6 if ttft else None, "samples_ttft_ns": ttft,
         "peak_rss_mib": max(peaks) / 1024 if peaks else None,

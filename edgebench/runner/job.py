@@ -8,7 +8,7 @@ from .protocol import RunnerFailure
 
 REQUIRED = {"engine": str, "model_path": str, "test": dict, "repetitions": int, "warmup": int,
             "engine_options": dict, "telemetry": dict}
-TEST_KEYS = ("n_prompt", "n_gen", "n_depth")
+TEST_KEYS = ("n_prompt", "n_gen", "n_depth", "batch")
 
 
 def parse_json_object(text):
@@ -27,10 +27,11 @@ def parse_job(text):
         if not isinstance(job.get(key), kind):
             raise RunnerFailure("job", "job.%s must be %s" % (key, kind.__name__))
     test = job["test"]
+    test.setdefault("batch", 0)  # controllers before generic models did not send it
     if sorted(test) != sorted(TEST_KEYS) or not all(isinstance(test[k], int) and test[k] >= 0 for k in TEST_KEYS):
         raise RunnerFailure("job", "job.test needs non-negative integers %s" % ", ".join(TEST_KEYS))
-    if not (test["n_prompt"] or test["n_gen"]):
-        raise RunnerFailure("job", "job.test must prompt or generate at least one token")
+    if not (test["n_prompt"] or test["n_gen"] or test["batch"]):
+        raise RunnerFailure("job", "job.test must prompt or generate at least one token, or run a batch")
     if job["repetitions"] < 1 or job["warmup"] < 0:
         raise RunnerFailure("job", "job.repetitions must be >= 1 and job.warmup >= 0")
     job["telemetry"].setdefault("enabled", True)

@@ -59,7 +59,10 @@ def run_job(job, emit):
             on_record=lambda record: emit("telemetry", **record),
         )
     test = Test(**job["test"])
-    n_tokens = test.n_prompt + test.n_gen
+    if test.batch and not engine.supports_batch:
+        raise RunnerFailure("job", "engine %s runs LLM tests (pp/tg); %s is for generic ONNX models"
+                            % (job["engine"], test.name))
+    n_tokens = test.n_items
     max_temp_c = job.get("limits", {}).get("max_temp_c")
     try:
         info = engine.open(job["model_path"], job["engine_options"])

@@ -110,8 +110,10 @@ class Transport(abc.ABC):
         """Make the runner zipapp present on the device; return its path there."""
 
     @abc.abstractmethod
-    def push_model(self, local_path: str, sha256: str, progress=None) -> PushResult:
-        """Make the model present on the device (verified, resumable, skipped if there)."""
+    def push_model(self, local_path: str, sha256: str, progress=None, extra_files=()) -> PushResult:
+        """Make the model present on the device (verified, resumable, skipped if there). With
+        extra_files (an ONNX model's external data) `sha256` names the bundle, and the files
+        sit side by side under their own names."""
 
     @abc.abstractmethod
     def run_runner(self, runner: str, mode: str, job: dict | None, timeout_s: float,

@@ -53,8 +53,8 @@ class LocalTransport(Transport):
         except OSError as exc:
             raise TransportError(f"cannot write the runner under {self.workdir}: {exc}") from exc
 
-    def push_model(self, local_path: str, sha256: str, progress=None) -> PushResult:
-        # the local device reads the controller's own file: nothing to copy
+    def push_model(self, local_path: str, sha256: str, progress=None, extra_files=()) -> PushResult:
+        # the local device reads the controller's own files (external data beside them): nothing to copy
         return PushResult(path=str(Path(local_path).resolve()), sent_bytes=0, skipped=True)
 
     def run_runner(self, runner, mode, job, timeout_s, on_event):

@@ -152,6 +152,14 @@ for _mtime, sha, size in sorted(entries):
 '''
 
 
+# $1 directory, then name/target pairs: a directory of hard links to stored files. Not symlinks:
+# onnxruntime refuses external data whose real path leaves the model's directory.
+_LINK = r'''
+d=$1; shift; mkdir -p -- "$d" || exit 3
+while [ $# -gt 1 ]; do ln -f -- "$2" "$d/$1" 2>/dev/null || cp -f -- "$2" "$d/$1" || exit 4; shift 2; done
+'''
+
+
 def _sh(script: str, *args) -> str:
     return "sh -c " + quote_argv([script, "edgebench", *args])
 
@@ -183,6 +191,22 @@ class RemoteStore:
     def locate(self, kind: str, sha256: str, name: str) -> tuple[str, str]:
         directory = posixpath.join(self.workdir, kind, sha256)
         return directory, posixpath.join(directory, name)
+
+    def push_bundle(self, main: Path, extra: tuple[Path, ...], bundle_sha256: str, progress=None) -> PushResult:
+        """A model with external-data files: each file stored (and verified) under its own hash,
+        then hard-linked side by side under `<workdir>/bundles/<bundle sha256>/` by the names the
+        model uses, so onnxruntime finds the data beside the model. Linking again every time heals
+        a bundle whose file was replaced."""
+        from edgebench.models import sha256_file
+
+        sent, links = 0, []
+        for path in (main, *extra):
+            result = self.push(path, sha256_file(path), progress=progress)
+            sent += result.sent_bytes
+            links += [path.name, result.path]
+        directory = posixpath.join(self.workdir, "bundles", bundle_sha256)
+        self.conn.check(_sh(_LINK, directory, *links), "linking the model's files into one directory")
+        return PushResult(posixpath.join(directory, main.name), sent, skipped=sent == 0)
 
     def push(self, local: Path, sha256: str, kind: str = "models", name: str | None = None,
              progress=None) -> PushResult:

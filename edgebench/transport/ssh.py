@@ -53,13 +53,15 @@ class SshTransport(Transport):
         local = write_runner(cache_root() / "runner")
         return self.store.push(local, runner_sha256(), kind="runner", name="runner.pyz").path
 
-    def push_model(self, local_path: str, sha256: str, progress=None):
+    def push_model(self, local_path: str, sha256: str, progress=None, extra_files=()):
         def report(done, total):
             if self.cancelled:
                 raise KeyboardInterrupt  # the partial stays: the next push resumes it
             if progress:
                 progress(done, total)
-        return self.store.push(Path(local_path), sha256, progress=report)
+        if not extra_files:
+            return self.store.push(Path(local_path), sha256, progress=report)
+        return self.store.push_bundle(Path(local_path), tuple(Path(p) for p in extra_files), sha256, report)
 
     def run_runner(self, runner, mode, job, timeout_s, on_event):
         stream = EventStream(on_event)

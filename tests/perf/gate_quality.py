@@ -12,7 +12,9 @@ on real samples of this machine.
    often "inconclusive".
 3. Power: the same windows with the candidate's t/s divided by 1.05 and by 1.10 (a real noise, a known
    slowdown); counts "regressed" (goal at n = 7: >= 80% at 5%, >= 95% at 10%).
-4. Prints the tables, and the same at other thresholds for comparison (the defaults are the issue's).
+4. Prints the tables, and n = 7 at other thresholds for comparison (the defaults are the issue's).
+
+The whole script takes about 5 minutes on 2 cores; --save/--load keep the samples to re-analyse them.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from edgebench.compare.stats import ALPHA, decide
 
 TESTS = {"tg32": (0, 32), "pp64": (64, 0)}
 THRESHOLDS = {"tg32": 0.03, "pp64": 0.05}  # the defaults: 3% for generation, 5% for prompt processing
-SIZES = (5, 7, 10)
+SIZES = (5, 7, 10, 15)  # 7 is the default; 15 the most an adaptive rerun would take
 SLOWDOWNS = (1.05, 1.10)
 GOAL_AA = 0.01
 GOAL_POWER = {1.05: 0.80, 1.10: 0.95}
@@ -164,7 +166,7 @@ def main() -> int:
     print("|---|---:|---:|---:|---:|---:|")
     for name, values in samples.items():
         starts = windows(len(values), GOAL_N, args.comparisons, rng)
-        for threshold in sorted({0.0, 0.01, 0.02, 0.03, THRESHOLDS[name]}):
+        for threshold in sorted({0.0, 0.01, THRESHOLDS[name]}):
             aa = rates(values, GOAL_N, starts, threshold)
             power = [rates(values, GOAL_N, starts, threshold, s)["regressed"] for s in SLOWDOWNS]
             print(f"| {name} | {threshold:.0%} | {pct(aa['regressed'] + aa['improved'])} | {pct(aa['inconclusive'])} "

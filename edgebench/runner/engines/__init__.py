@@ -12,6 +12,7 @@ _MODULES = {
     "llama.cpp": ".llama_cpp_engine",
     "llama-bench": ".llama_bench_engine",
     "sleep": ".sleep_engine",
+    "onnxruntime": ".onnx_engine",
 }
 
 

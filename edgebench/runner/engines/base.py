@@ -10,9 +10,17 @@ class Test(NamedTuple):
     n_prompt: int
     n_gen: int
     n_depth: int
+    batch: int = 0  # a generic model's batch size (then no prompt or generation)
+
+    @property
+    def n_items(self) -> int:
+        """What one repetition processes, for a rate: tokens, or samples of a batch."""
+        return self.batch or self.n_prompt + self.n_gen
 
     @property
     def name(self) -> str:
+        if self.batch:
+            return "b%d" % self.batch
         parts = []
         if self.n_prompt:
             parts.append("pp%d" % self.n_prompt)
@@ -34,6 +42,8 @@ class Measurement(NamedTuple):
 
 class Engine(abc.ABC):
     name = ""
+    # whether it runs generic models at a batch size (`b<N>` tests) besides pp/tg
+    supports_batch = False
 
     @staticmethod
     @abc.abstractmethod
