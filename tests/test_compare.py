@@ -201,7 +201,7 @@ def test_ab_adds_rounds_while_inconclusive_up_to_the_cap(tmp_path, tiny_qwen35, 
     # 3 rounds cannot reach p <= 0.01 (nor can 4); 5 can: more rounds are added until the verdict or the cap
     profile = write_profile(tmp_path / "p.yaml", tiny_qwen35, "tests: [tg20]\nwarmup: 0\n"
                             "engine: {name: sleep, simulate_ts: 1000}\ntelemetry: {enabled: false}\n")
-    ab(tmp_path, profile, "--b", "engine.simulate_ts=900", "--rounds", "3", "--max-rounds", str(max_rounds))
+    ab(tmp_path, profile, "--b", "engine.simulate_ts=500", "--rounds", "3", "--max-rounds", str(max_rounds))
     run_dir = next((tmp_path / "results").iterdir())
     labels = {json.loads(line)["cell"].split(":")[0] for line in (run_dir / "samples.jsonl").read_text().splitlines()}
     assert labels == {f"{v}{r}" for v in "AB" for r in range(1, max_rounds + 1)}
