@@ -88,6 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("-o", "--output", type=Path, help="write to this file (required for sqlite)")
     show.set_defaults(handler=cmd_show)
 
+    report = commands.add_parser(
+        "report", help="a self-contained HTML report with plots of one or more runs",
+        description="Write one HTML file (inline SVG, no network) with each run's overview, t/s per model "
+                    "and device, t/s against depth, peak memory against RAM, temperature and CPU frequency "
+                    "over time with throttled spans shaded, J/token; with two runs, the gate's verdicts.")
+    report.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="results/<run-id> directories")
+    report.add_argument("-o", "--output", required=True, type=Path, help="the HTML file to write")
+    report.set_defaults(handler=cmd_report)
+
     merge = commands.add_parser(
         "merge", help="join run directories (e.g. the shards of one fleet run) into one",
         description="Join runs of the same profile whose cells do not overlap, such as the --shard i/N runs "
@@ -321,6 +330,17 @@ def cmd_show(args, console) -> int:
         args.output.write_text(text)
     else:
         sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_report(args, console) -> int:
+    from edgebench.report.html import build_report
+
+    text = build_report(args.runs)
+    partial = args.output.with_name(args.output.name + ".partial")
+    partial.write_text(text)
+    partial.replace(args.output)
+    console.print(f"wrote {args.output} ({len(text) / 1024:.0f} KiB)")
     return EXIT_OK
 
 

@@ -1,0 +1,240 @@
+"""`edgebench report`: one self-contained HTML file per set of runs, for people.
+
+Sections: what ran (devices, models, engine builds, failures), then plots (t/s per
+model per device with error bars, t/s against depth, peak memory against the device's
+RAM, temperature and CPU frequency over time per cell with throttled stretches shaded,
+J/token where measured) and, for two runs, the gate's verdicts with their ratios.
+Everything is inline (SVG, CSS): the file opens offline and can be mailed around.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from html import escape
+from pathlib import Path
+
+from edgebench import __version__
+from edgebench.report import svg
+from edgebench.results.aggregate import run_rows
+from edgebench.results.store import read_jsonl, read_meta
+
+# a telemetry record counts as throttled when a CPU policy runs below this share of its maximum
+THROTTLE_RATIO = 0.9
+MAX_CELL_TRACES = 24
+
+CSS = """
+body{font-family:system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222}
+h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;font-size:13px;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}
+th{background:#f4f4f4}.failed{color:#b00}.figure{margin:12px 0}.note{color:#666;font-size:13px}
+.regressed,.verdict-failed{color:#b00;font-weight:bold}.improved{color:#070}.inconclusive{color:#a60}
+"""
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{escape('' if c is None else str(c))}</td>" for c in row) + "</tr>"
+                   for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _figure(chart: str, caption: str = "") -> str:
+    note = f'<div class="note">{escape(caption)}</div>' if caption else ""
+    return f'<div class="figure">{chart}{note}</div>'
+
+
+class RunData:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.meta = read_meta(self.path)
+        self.rows = run_rows(self.path)
+        self.devices = {d.get("device"): d for d in read_jsonl(self.path / "devices.jsonl")}
+        self.telemetry = read_jsonl(self.path / "telemetry.jsonl")
+
+    @property
+    def label(self) -> str:
+        return f"{self.meta.get('run_id')} ({(self.meta.get('profile') or {}).get('name', '?')})"
+
+    def ram_mib(self, device: str) -> float | None:
+        facts = (self.devices.get(device) or {}).get("facts") or {}
+        total = (facts.get("memory") or {}).get("total_bytes")
+        if total:
+            return total / 2**20
+        configured = ((self.meta.get("devices") or {}).get(device) or {}).get("facts") or {}
+        return configured["ram_gb"] * 1024 if configured.get("ram_gb") else None
+
+
+def overview(run: RunData) -> str:
+    meta = run.meta
+    devices = []
+    for name, probe in sorted(run.devices.items()):
+        facts = probe.get("facts") or {}
+        cpu = facts.get("cpu") or {}
+        ram = run.ram_mib(name)
+        devices.append([name, facts.get("arch"), cpu.get("model"), cpu.get("physical_cores"),
+                        f"{ram / 1024:.1f} GiB" if ram else "", (facts.get("os") or {}).get("name")])
+    builds = sorted({(r["engine"], r["engine_version"], r["build_commit"]) for r in run.rows},
+                    key=lambda b: tuple(str(v) for v in b))
+    failures = [[r["device"], r["model"], r["test"], r["error"]] for r in run.rows if r["status"] != "done"]
+    models = sorted({(r["model"], r["model_filename"], _mib(r["model_size"])) for r in run.rows},
+                    key=lambda m: str(m[0]))
+    parts = [f"<h2>Run {escape(run.label)}</h2>",
+             f'<p class="note">status {escape(str(meta.get("status")))}, created {escape(str(meta.get("created")))}, '
+             f'{len(run.rows)} cells, {len(failures)} failed</p>',
+             "<h3>Devices</h3>", _table(["device", "arch", "CPU", "cores", "RAM", "OS"], devices),
+             "<h3>Models</h3>", _table(["model", "file", "size MiB"], [list(m) for m in models]),
+             "<h3>Engine builds</h3>", _table(["engine", "version", "build"], [list(b) for b in builds])]
+    if failures:
+        parts += ['<h3 class="failed">Failures</h3>', _table(["device", "model", "test", "reason"], failures)]
+    return "".join(parts)
+
+
+def _mib(value) -> str:
+    return f"{value / 2**20:.1f}" if value else ""
+
+
+def speed_plots(run: RunData) -> list[str]:
+    figures = []
+    measured = [r for r in run.rows if r["avg_ts"] and r["status"] == "done"]
+    for kind in ("pp", "tg", "pp+tg", "b"):
+        rows = [r for r in measured if _kind(r) == kind and not r["n_depth"]]
+        if not rows:
+            continue
+        for test in sorted({r["test"] for r in rows}):
+            chosen = [r for r in rows if r["test"] == test]
+            models = sorted({r["model"] for r in chosen})
+            devices = sorted({r["device"] for r in chosen})
+            series = {d: [next(((r["avg_ts"], r["stddev_ts"]) for r in chosen
+                                if r["device"] == d and r["model"] == m), None) for m in models] for d in devices}
+            unit = "items/s" if kind == "b" else "tokens/s"
+            figures.append(_figure(svg.bar_chart(f"{test}: {unit} per model and device", models, series, unit,
+                                                 "model (quant)"), "bars: mean; whiskers: ± one standard deviation"))
+    deep = {}
+    for r in measured:
+        deep.setdefault((r["device"], r["model"], _kind(r)), []).append((r["n_depth"] or 0, r["avg_ts"]))
+    lines = {f"{d} {m} {k}": sorted(points) for (d, m, k), points in deep.items()
+             if len({x for x, _ in points}) > 1}
+    if lines:
+        figures.append(_figure(svg.line_chart("t/s against context depth", lines, "depth (tokens)", "tokens/s",
+                                              y_min=0)))
+    return figures
+
+
+def _kind(row: dict) -> str:
+    if not row["n_prompt"] and not row["n_gen"]:
+        return "b"
+    return "+".join(k for k, n in (("pp", row["n_prompt"]), ("tg", row["n_gen"])) if n)
+
+
+def memory_plot(run: RunData) -> list[str]:
+    rows = [r for r in run.rows if r["peak_rss_mib"]]
+    figures = []
+    for device in sorted({r["device"] for r in rows}):
+        mine = [r for r in rows if r["device"] == device]
+        models = sorted({r["model"] for r in mine})
+        peaks = [(max(r["peak_rss_mib"] for r in mine if r["model"] == m), 0.0) for m in models]
+        ram = run.ram_mib(device)
+        figures.append(_figure(svg.bar_chart(f"{device}: peak memory per model", models, {"peak RSS": peaks},
+                                             "MiB", "model", hline=(ram, f"device RAM {ram / 1024:.1f} GiB")
+                                             if ram else None)))
+    return figures
+
+
+def _freq_ratio(record: dict) -> float | None:
+    ratios = [p["cur"] / p["max"] for p in (record.get("cpufreq_khz") or {}).values()
+              if p.get("cur") and p.get("max")]
+    return min(ratios) if ratios else None
+
+
+def _hottest(record: dict) -> float | None:
+    temps = [v for v in (record.get("thermal_c") or {}).values() if isinstance(v, (int, float))]
+    return max(temps) if temps else None
+
+
+def thermal_plots(run: RunData) -> list[str]:
+    by_cell: dict[str, list[dict]] = {}
+    for record in run.telemetry:
+        by_cell.setdefault(record["cell"], []).append(record)
+    figures = []
+    for cell, records in list(by_cell.items())[:MAX_CELL_TRACES]:
+        start = records[0]["t"]
+        temps = [(r["t"] - start, _hottest(r)) for r in records if _hottest(r) is not None]
+        freqs = [(r["t"] - start, 100 * _freq_ratio(r)) for r in records if _freq_ratio(r) is not None]
+        if not temps and not freqs:
+            continue
+        spans, begin = [], None
+        for r in records:
+            ratio = _freq_ratio(r)
+            slow = ratio is not None and ratio < THROTTLE_RATIO
+            if slow and begin is None:
+                begin = r["t"] - start
+            elif not slow and begin is not None:
+                spans.append((begin, r["t"] - start))
+                begin = None
+        if begin is not None:
+            spans.append((begin, records[-1]["t"] - start))
+        series = {}
+        if temps:
+            series["hottest zone °C"] = temps
+        if freqs:
+            series["CPU frequency % of max"] = freqs
+        figures.append(_figure(svg.line_chart(f"{cell}: temperature and CPU frequency", series, "seconds",
+                                              "°C / %", shaded=spans, shade_label="throttled", y_min=0)))
+    if len(by_cell) > MAX_CELL_TRACES:
+        figures.append(f'<p class="note">{len(by_cell) - MAX_CELL_TRACES} more cells have telemetry; '
+                       f'see telemetry.jsonl</p>')
+    return figures
+
+
+def energy_plot(run: RunData) -> list[str]:
+    rows = [r for r in run.rows if r["j_per_token"]]
+    if not rows:
+        return ['<p class="note">No power source was readable on these devices: no energy figures.</p>']
+    labels = [f"{r['model']} {r['test']}" for r in rows]
+    devices = sorted({r["device"] for r in rows})
+    series = {d: [(r["j_per_token"], 0.0) if r["device"] == d else None for r in rows] for d in devices}
+    return [_figure(svg.bar_chart("energy per token", labels, series, "J/token", "model and test"))]
+
+
+def comparison(base: RunData, cand: RunData) -> str:
+    from edgebench.compare.gate import compare_sides
+    from edgebench.compare.inputs import load_side
+    from edgebench.compare.report import HEADER, table_rows
+
+    report = compare_sides(load_side(base.path), load_side(cand.path))
+    rows = table_rows(report)
+    chart_rows = [c for c in report.comparisons if c.decision and c.metric == "ts"]
+    parts = [f"<h2>Comparison: {escape(cand.label)} against {escape(base.label)}</h2>"]
+    if chart_rows:
+        labels = [f"{c.label} {c.test}" for c in chart_rows]
+        series = {}
+        for verdict in ("regressed", "same", "improved", "inconclusive"):
+            series[verdict] = [(c.decision.ratio, (c.decision.ci_high - c.decision.ci_low) / 2)
+                               if c.verdict == verdict else None for c in chart_rows]
+        series = {k: v for k, v in series.items() if any(v)}
+        parts.append(_figure(svg.bar_chart("t/s ratio candidate / base, by verdict", labels, series, "ratio",
+                                           "cell"), "whiskers: half the 95% bootstrap interval"))
+    body = "".join(f'<tr>{"".join(f"<td>{escape(str(v))}</td>" for v in row[:-1])}'
+                   f'<td class="{escape(row[-1])}">{escape(row[-1])}</td></tr>' for row in rows)
+    parts.append("<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in HEADER) + f"</tr>{body}</table>")
+    return "".join(parts)
+
+
+def build_report(run_dirs: list[Path]) -> str:
+    runs = [RunData(p) for p in run_dirs]
+    when = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    parts = ["<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
+             f"<title>edgebench report: {escape(', '.join(r.label for r in runs))}</title>",
+             f"<style>{CSS}</style></head><body>",
+             f"<h1>edgebench report</h1><p class=\"note\">edgebench {__version__}, written {when}</p>"]
+    for run in runs:
+        parts.append(overview(run))
+        parts.append("<h3>Speed</h3>" + "".join(speed_plots(run)))
+        parts.append("<h3>Memory</h3>" + "".join(memory_plot(run)))
+        parts.append("<h3>Temperature and CPU frequency</h3>" + ("".join(thermal_plots(run)) or
+                     '<p class="note">No thermal or cpufreq sensors were readable on these devices.</p>'))
+        parts.append("<h3>Energy</h3>" + "".join(energy_plot(run)))
+    if len(runs) == 2:
+        parts.append(comparison(runs[0], runs[1]))
+    parts.append("</body></html>")
+    return "".join(parts)
