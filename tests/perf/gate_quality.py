@@ -32,8 +32,20 @@ from common import local_transport, model_path, run_edgebench
 
 from edgebench.compare.stats import ALPHA, decide
 
-TESTS = {"tg32": (0, 32), "pp64": (64, 0)}
+TESTS = {"tg32": (0, 32), "pp64": (64, 0)}  # replaced by --tests
 THRESHOLDS = {"tg32": 0.03, "pp64": 0.05}  # the defaults: 3% for generation, 5% for prompt processing
+KIND_THRESHOLDS = {"tg": 0.03, "pp": 0.05, "pp+tg": 0.05}
+
+
+def choose_tests(text: str) -> None:
+    from edgebench.config.testspec import parse_test
+
+    TESTS.clear()
+    THRESHOLDS.clear()
+    for name in text.split(","):
+        test = parse_test(name)
+        TESTS[test.name] = (test.n_prompt, test.n_gen)
+        THRESHOLDS[test.name] = KIND_THRESHOLDS[test.kind]
 SIZES = (5, 7, 10, 15)  # 7 is the default; 15 the most an adaptive rerun would take
 SLOWDOWNS = (1.05, 1.10)
 GOAL_AA = 0.01
@@ -102,6 +114,8 @@ def main() -> int:
     parser.add_argument("--model", help="GGUF file (default: a cached synthetic model, see --like)")
     parser.add_argument("--like", default="tiny-qwen35@Q8_0", help="synthetic spec (default tiny-qwen35@Q8_0)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--tests", default="tg32,pp64",
+                        help="tests to sample, comma-separated (default tg32,pp64); longer ones are less noisy")
     parser.add_argument("--samples", type=int, default=600, help="samples per test (default 600)")
     parser.add_argument("--chunk", type=int, default=50, help="repetitions per runner job (default 50)")
     parser.add_argument("--comparisons", type=int, default=300, help="windows per row (default 300)")
@@ -109,6 +123,7 @@ def main() -> int:
     parser.add_argument("--save", type=Path, help="write the collected samples to this JSON file")
     parser.add_argument("--load", type=Path, help="analyse samples saved by --save instead of collecting")
     args = parser.parse_args()
+    choose_tests(args.tests)
 
     if args.load:
         samples = json.loads(args.load.read_text())
