@@ -138,3 +138,15 @@ def test_a_failed_cell_gives_exit_1_through_the_cli(tmp_path, models, capsys):
     path = tmp_path / "p.yaml"
     path.write_text(f"models: [{models['mlp']}]\ntests: [tg4]\nengine: {{name: onnxruntime}}\n")
     assert main(["run", str(path), "-o", str(tmp_path / "r")]) == EXIT_FAILED_CELLS
+
+
+def test_inspect_prints_an_onnx_model_and_refuses_a_corrupt_one(tmp_path, models, capsys):
+    assert main(["inspect", str(models["decoder_ext"])]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "decoder LLM (past_key_values)" in out and "decoder.onnx.data" in out and "ai.onnx 17" in out
+    assert main(["inspect", str(models["mlp"]), "--json"]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["inputs"][0]["dims"] == ["batch", 64]
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"\x08\x07garbage")
+    assert main(["inspect", str(broken)]) == EXIT_ERROR
+    assert "not a readable ONNX model" in capsys.readouterr().err

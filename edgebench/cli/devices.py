@@ -1,0 +1,130 @@
+"""`edgebench devices ...`: list, trust, check, import-ansible."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from edgebench.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    add_devices_dir,
+)
+from edgebench.errors import EdgebenchError
+
+
+def register(commands) -> None:
+    devices = commands.add_parser("devices", help="list and inspect device profiles")
+    device_commands = devices.add_subparsers(dest="devices_command", metavar="ACTION", required=True)
+    listing = device_commands.add_parser("list", help="list device profiles",
+                                         description="List the device profiles found in the devices directory.")
+    add_devices_dir(listing)
+    listing.set_defaults(handler=cmd_devices_list)
+
+    trust = device_commands.add_parser(
+        "trust", help="record a device's SSH host key after showing its fingerprint",
+        description="Connect to the device, show the host key it presents and record it in edgebench's "
+                    "known_hosts (~/.config/edgebench/known_hosts, or $EDGEBENCH_KNOWN_HOSTS). Nothing is "
+                    "trusted without confirmation: answer the prompt, or pass the fingerprint you checked.")
+    trust.add_argument("name", help="device name or profile file")
+    trust.add_argument("--fingerprint", metavar="SHA256:...", help="trust only if the key has this fingerprint")
+    trust.add_argument("--replace", action="store_true", help="replace a different key already recorded")
+    add_devices_dir(trust)
+    trust.set_defaults(handler=cmd_devices_trust)
+
+    check = device_commands.add_parser(
+        "check", help="connect and probe a device: CPU, RAM, OS, Python, engines, disk, sensors",
+        description="Connect to the device and report what edgebench will find there.")
+    check.add_argument("name", help="device name or profile file")
+    check.add_argument("--json", action="store_true", help="print the facts as JSON")
+    add_devices_dir(check)
+    check.set_defaults(handler=cmd_devices_check)
+
+    ansible = device_commands.add_parser(
+        "import-ansible", help="write a device profile for each host of an Ansible YAML inventory",
+        description="Write devices/<host>.yaml for each host of an Ansible YAML inventory: ansible_host, "
+                    "ansible_port, ansible_user and ansible_ssh_private_key_file become host, port, user and "
+                    "identity, groups become tags. Passwords are never written. Existing profiles are kept.")
+    ansible.add_argument("inventory", type=Path, metavar="INVENTORY.yml", help="Ansible inventory in YAML")
+    ansible.add_argument("--force", action="store_true", help="overwrite profiles that already exist")
+    ansible.add_argument("--dry-run", action="store_true", help="print the profiles instead of writing them")
+    add_devices_dir(ansible)
+    ansible.set_defaults(handler=cmd_devices_import_ansible)
+
+
+def cmd_devices_list(args, console) -> int:
+    from edgebench.config import list_devices
+    from edgebench.ui import print_table
+
+    rows = [[d.name, d.transport, d.device_class or "", ", ".join(d.tags), d.host or d.ssh_config_host or "",
+             d.source] for d in list_devices(args.devices_dir)]
+    print_table(console, ["name", "transport", "class", "tags", "host", "file"], rows)
+    return EXIT_OK
+
+
+def cmd_devices_trust(args, console) -> int:
+    from edgebench.config import find_device
+    from edgebench.transport import trust
+
+    device = find_device(args.name, args.devices_dir)
+    presented = trust.presented_key(device)
+    console.print(f"{device.name} ({presented.entry}) presents {presented.key_type} key {presented.fingerprint}")
+    if presented.already_trusted:
+        console.print("already trusted")
+        return EXIT_OK
+    if args.fingerprint:
+        if args.fingerprint.strip() != presented.fingerprint:
+            raise EdgebenchError(f"fingerprint mismatch: expected {args.fingerprint}, the device presents "
+                                 f"{presented.fingerprint}; nothing was recorded")
+    elif not sys.stdin.isatty():
+        raise EdgebenchError("not a terminal: pass --fingerprint SHA256:... (checked on the device with "
+                             "ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub) to trust non-interactively")
+    elif console.input("Trust this key? [y/N] ").strip().lower() not in ("y", "yes"):
+        console.print("not trusted")
+        return EXIT_ERROR
+    path = trust.record_presented(presented, replace=args.replace)
+    console.print(f"trusted: recorded in {path}")
+    return EXIT_OK
+
+
+def cmd_devices_check(args, console) -> int:
+    import json
+
+    from edgebench.config import find_device
+    from edgebench.probe import facts_rows, probe_device
+
+    device = find_device(args.name, args.devices_dir)
+    facts = probe_device(device)
+    if args.json:
+        sys.stdout.write(json.dumps(facts, indent=2, default=str) + "\n")
+    else:
+        from edgebench.ui import print_table
+        print_table(console, ["fact", "value"], facts_rows(facts))
+    return EXIT_OK
+
+
+def cmd_devices_import_ansible(args, console) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+
+    from edgebench.config import device_dirs
+    from edgebench.config.ansible import load_inventory, plan_profiles, write_profiles
+
+    inventory = load_inventory(args.inventory)
+    for warning in inventory.warnings:
+        Console(stderr=True, highlight=False, soft_wrap=True).print(f"[yellow]warning:[/] {escape(warning)}")
+    # the first devices directory: the one a device name is looked up in first
+    planned = plan_profiles(inventory, device_dirs(args.devices_dir)[0])
+    if args.dry_run:
+        for item in planned:
+            action = "skip (exists)" if item.exists and not args.force else "overwrite" if item.exists else "write"
+            sys.stdout.write(f"# would {action} {item.path}\n{item.text}\n")
+        return EXIT_OK
+    written, skipped = write_profiles(planned, force=args.force)
+    for path in written:
+        console.print(f"wrote {escape(str(path))}", soft_wrap=True)
+    for path in skipped:
+        console.print(f"[yellow]kept {escape(str(path))}: it already exists (--force overwrites it)[/]",
+                      soft_wrap=True)
+    console.print(f"{len(written)} profile(s) written, {len(skipped)} kept")
+    return EXIT_OK

@@ -1,0 +1,175 @@
+"""The regression gate's commands: compare, ab, baseline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgebench.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    add_devices_dir,
+    add_results_root,
+    local_device,
+)
+from edgebench.errors import EdgebenchError
+
+
+def add_gate_options(parser, baselines: bool = True):
+    parser.add_argument("--threshold", metavar="KEY=PCT,...",
+                        help="minimum effect per metric, e.g. tg=3%%,pp=5%%,peak_rss=2%% (keys: a test such as "
+                             "tg128, pp, tg, pp+tg, ts, ttft, peak_rss, j_per_token); overrides the profile's")
+    parser.add_argument("--inconclusive", choices=("exit2", "pass", "fail"), default="exit2",
+                        help="what an inconclusive verdict exits with: 2 (default), 0 or 1")
+    parser.add_argument("--markdown", type=Path, metavar="FILE",
+                        help="also write a markdown report (appended when FILE is $GITHUB_STEP_SUMMARY)")
+    parser.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML (a regression fails)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
+    if baselines:
+        add_results_root(parser, "holding baselines/")
+
+
+def register(commands) -> None:
+    compare = commands.add_parser(
+        "compare", help="regression gate: a candidate run against a base run (or llama-bench output)",
+        description="Match the cells of two runs (device, model, test, threads, engine settings) and judge "
+                    "each metric: regressed when a one-sided exact Mann-Whitney test gives p <= 0.01 AND the "
+                    "Hodges-Lehmann shift is at least the threshold. Exit 0 no regression, 1 regression, "
+                    "2 inconclusive, 3 error. Inputs: run directories or llama-bench json/jsonl files.")
+    compare.add_argument("runs", nargs="+", type=Path, metavar="RUN",
+                         help="BASE CANDIDATE, or only CANDIDATE with --baseline")
+    compare.add_argument("--baseline", metavar="NAME", help="use the saved baseline NAME as the base")
+    add_gate_options(compare)
+    compare.set_defaults(handler=cmd_compare)
+
+    ab = commands.add_parser(
+        "ab", help="A/B: two variants of a profile, interleaved on one device, then gated",
+        description="Run variants A and B of a profile interleaved (AB, BA, AB, ...) on one device in one "
+                    "run, one timed repetition per round, with the profile's cool-down between cells; add "
+                    "rounds while a verdict is inconclusive; then judge B against A as `compare` does.")
+    ab.add_argument("profile", type=Path, help="benchmark profile")
+    for variant in ("a", "b"):
+        ab.add_argument(f"--{variant}", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"set a profile key for variant {variant.upper()}, e.g. engine.threads=1 or "
+                             f"engine.binary=/opt/llama-new/llama-bench (repeatable)")
+        ab.add_argument(f"--{variant}-model", metavar="MODEL",
+                        help=f"variant {variant.upper()} benchmarks this model (file or synthetic:SPEC)")
+    ab.add_argument("-d", "--device", metavar="NAME|FILE", help="the device (default: local)")
+    ab.add_argument("--rounds", type=int, default=7, help="rounds per variant before judging (default 7)")
+    ab.add_argument("--max-rounds", type=int, default=15,
+                    help="rounds per variant at most, added two at a time while inconclusive (default 15)")
+    ab.add_argument("--no-wait", action="store_true", help="fail at once if another controller holds the device")
+    add_devices_dir(ab)
+    add_results_root(ab, "; the rounds are stored as a run there")
+    add_gate_options(ab, baselines=False)
+    ab.set_defaults(handler=cmd_ab)
+
+    baseline = commands.add_parser("baseline", help="save and list named baselines for `compare --baseline`")
+    baseline_commands = baseline.add_subparsers(dest="baseline_command", metavar="ACTION", required=True)
+    save = baseline_commands.add_parser("save", help="keep a copy of a run as a named baseline",
+                                        description="Copy a finished run to <results>/baselines/NAME.")
+    save.add_argument("run_dir", type=Path, help="results/<run-id>")
+    save.add_argument("--name", required=True, help="baseline name, e.g. main")
+    save.add_argument("--replace", action="store_true", help="replace an existing baseline of that name")
+    add_results_root(save, "holding baselines/")
+    save.set_defaults(handler=cmd_baseline_save)
+    listed = baseline_commands.add_parser("list", help="list saved baselines")
+    add_results_root(listed, "holding baselines/")
+    listed.set_defaults(handler=cmd_baseline_list)
+
+
+def _gate_outputs(args, console, report) -> int:
+    import os
+
+    from edgebench.compare import report as out
+    from edgebench.ui import print_table
+
+    code = report.exit_code(args.inconclusive)
+    print_table(console, out.HEADER, out.table_rows(report))
+    for line in out.unmatched_lines(report) + [f"inconclusive: {n}" for n in out.notes(report)]:
+        console.print(line)
+    console.print(f"{out.summary_line(report)} → exit {code}")
+    if args.markdown:
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        mode = "a" if summary and Path(summary).resolve() == args.markdown.resolve() else "w"
+        with open(args.markdown, mode) as f:
+            f.write(out.to_markdown(report))
+    if args.junit:
+        args.junit.write_text(out.to_junit(report))
+    if args.json:
+        args.json.write_text(out.to_json(report, code))
+    return code
+
+
+def _cli_thresholds(args) -> dict:
+    from edgebench.compare.metrics import parse_thresholds
+
+    try:
+        return parse_thresholds(args.threshold) if args.threshold else {}
+    except ValueError as exc:
+        raise EdgebenchError(str(exc)) from exc
+
+
+def cmd_compare(args, console) -> int:
+    from edgebench.compare.baselines import baseline_path
+    from edgebench.compare.gate import compare_sides
+    from edgebench.compare.inputs import load_side
+
+    if args.baseline:
+        if len(args.runs) != 1:
+            raise EdgebenchError("with --baseline give only the candidate run")
+        base = baseline_path(args.results, args.baseline)
+        if not base.is_dir():
+            raise EdgebenchError(f"no baseline {args.baseline!r} under {base.parent} "
+                                 f"(save one with `edgebench baseline save RUN --name {args.baseline}`)")
+        paths = [base, args.runs[0]]
+    elif len(args.runs) != 2:
+        raise EdgebenchError("compare takes BASE CANDIDATE (or --baseline NAME CANDIDATE)")
+    else:
+        paths = args.runs
+    report = compare_sides(load_side(paths[0]), load_side(paths[1]), _cli_thresholds(args))
+    return _gate_outputs(args, console, report)
+
+
+def cmd_ab(args, console) -> int:
+    from edgebench.compare.ab import AbRun, variant_profile
+    from edgebench.config import find_device, load_profile
+
+    profile = load_profile(args.profile)
+    variants = {"A": variant_profile(profile, "A", args.a, args.a_model),
+                "B": variant_profile(profile, "B", args.b, args.b_model)}
+    device = find_device(args.device, args.devices_dir) if args.device else local_device(args)
+    if args.rounds < 2:
+        raise EdgebenchError("--rounds must be at least 2")
+    ab = AbRun(profile, variants, device, args.results, _cli_thresholds(args), rounds=args.rounds,
+               max_rounds=args.max_rounds, wait_for_lock=not args.no_wait)
+    from edgebench.ui import RunDisplay
+
+    try:
+        with RunDisplay(console, total=2 * args.rounds * len(ab.pairs)) as display:
+            ab.run.observer = display
+            report = ab.execute()
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted: what was measured is in {ab.store.path}[/]")
+        return EXIT_INTERRUPTED
+    console.print(f"results: {ab.store.path}")
+    for cell_id, reason in ab.run.failures:
+        console.print(f"  [red]{cell_id}[/]: {reason}")
+    return _gate_outputs(args, console, report)
+
+
+def cmd_baseline_save(args, console) -> int:
+    from edgebench.compare.baselines import save_baseline
+
+    path = save_baseline(args.run_dir, args.name, args.results, replace=args.replace)
+    console.print(f"baseline {args.name!r} saved: {path}")
+    return EXIT_OK
+
+
+def cmd_baseline_list(args, console) -> int:
+    from edgebench.compare.baselines import list_baselines
+    from edgebench.ui import print_table
+
+    rows = [[name, meta.get("run_id", ""), (meta.get("profile") or {}).get("name", ""), meta.get("created", ""),
+             ", ".join(sorted(meta.get("devices") or {}))] for name, meta in list_baselines(args.results)]
+    print_table(console, ["name", "run", "profile", "created", "devices"], rows)
+    return EXIT_OK

@@ -1,0 +1,159 @@
+"""Commands about model files: synth, quantize, inspect, plan, push."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from edgebench.cli.common import (
+    EXIT_OK,
+    add_devices_dir,
+)
+from edgebench.errors import EdgebenchError
+
+
+def register(commands) -> None:
+    synth = commands.add_parser("synth", help="write a shape-faithful random-weight GGUF model",
+                                description="Write a GGUF model with a real model's shapes and random weights. "
+                                            "Speed does not depend on weight values; quality cannot be measured.")
+    synth.add_argument("--like", required=True, metavar="PRESET", help="shape preset, e.g. tiny-qwen35, qwen3.5-4b")
+    synth.add_argument("--quant", default="F16", help="F16, Q8_0, Q6_K, Q5_K_M, Q4_K_M or Q3_K_S (default F16)")
+    synth.add_argument("--layers", type=int, metavar="N", help="keep the width, cut the depth to N layers")
+    synth.add_argument("-o", "--output", required=True, type=Path, help="GGUF file to write")
+    synth.set_defaults(handler=cmd_synth)
+
+    quantize = commands.add_parser(
+        "quantize", help="make an int8 variant of an ONNX model (onnxruntime dynamic quantization)",
+        description="Quantize an ONNX model's weights to int8 with onnxruntime's dynamic quantization, so "
+                    "that a profile can sweep the fp32 and int8 variants of one model.")
+    quantize.add_argument("model", type=Path, help="ONNX model (external data beside it is followed)")
+    quantize.add_argument("--int8", action="store_true", required=True, help="dynamic int8 (the only mode)")
+    quantize.add_argument("-o", "--output", required=True, type=Path, help="the int8 model to write")
+    quantize.set_defaults(handler=cmd_quantize)
+
+    inspect = commands.add_parser(
+        "inspect", help="what a model file is: GGUF (arch, params, quant, layer kinds) or ONNX (signature, opsets)",
+        description="Read a GGUF file's metadata and tensor table, or an ONNX model's inputs and outputs with "
+                    "their dimensions, opsets, initializer bytes by type and external-data files.")
+    inspect.add_argument("model", type=Path, help="GGUF or ONNX file")
+    inspect.add_argument("--json", action="store_true", help="print JSON")
+    inspect.set_defaults(handler=cmd_inspect)
+
+    plan = commands.add_parser(
+        "plan", help="will a model fit a device, up to which context, and how fast will it run",
+        description="Memory (weights, KV cache on attention layers only, recurrent state, buffers), "
+                    "fit against each device's RAM minus its reserve, the largest context that fits, "
+                    "and roofline speeds calibrated by stored results.")
+    plan.add_argument("model", type=Path, nargs="?", help="GGUF file (or use --like / --fleet)")
+    plan.add_argument("--like", metavar="PRESET", help="a synth shape preset instead of a file, e.g. qwen3.5-4b")
+    plan.add_argument("--quant", metavar="Q,...", help="quants for --like, e.g. Q3_K_S,Q4_K_M,Q8_0")
+    plan.add_argument("--layers", type=int, metavar="N", help="with --like: keep the first N layers")
+    plan.add_argument("--fleet", type=Path, metavar="PROFILE", help="every model of a benchmark profile")
+    plan.add_argument("-d", "--device", action="append", metavar="DEVICE",
+                      help="name, file, tag:X or all (repeatable; default all)")
+    plan.add_argument("--ctx", metavar="N,...", help="contexts in tokens, e.g. 4096,32k,262144 (default 4096)")
+    plan.add_argument("--kv", default="f16", metavar="TYPE", help="KV cache type: f16 (default), q8_0, q4_0, ...")
+    plan.add_argument("--ubatch", type=int, default=512, metavar="N", help="llama.cpp n_ubatch (default 512)")
+    plan.add_argument("--no-mmap", action="store_true", help="the weights are loaded, not mapped")
+    plan.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
+                      help="results root to calibrate speed from (default: results/)")
+    plan.add_argument("--json", action="store_true", help="print JSON")
+    add_devices_dir(plan)
+    plan.set_defaults(handler=cmd_plan)
+
+    push = commands.add_parser(
+        "push", help="copy a model to a device's content-addressed store (verified, resumable)",
+        description="Upload a model to <workdir>/models/<sha256>/ on the device. The device checks the "
+                    "sha256 before the file takes its final name; an interrupted upload resumes; a model "
+                    "already there is skipped.")
+    push.add_argument("model", type=Path, help="model file (GGUF or ONNX)")
+    push.add_argument("-d", "--device", required=True, metavar="NAME|FILE", help="device name or profile file")
+    add_devices_dir(push)
+    push.set_defaults(handler=cmd_push)
+
+
+def cmd_synth(args, console) -> int:
+    from edgebench.synth.build import build_synthetic
+    from edgebench.synth.spec import parse_synth_spec
+    from edgebench.ui import build_progress
+
+    spec_text = f"{args.like}@{args.quant}" + (f"?layers={args.layers}" if args.layers else "")
+    spec = parse_synth_spec(spec_text)
+    with build_progress(console, spec.canonical()) as progress:
+        path = build_synthetic(spec, args.output, progress=progress)
+    console.print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    return EXIT_OK
+
+
+def cmd_quantize(args, console) -> int:
+    from edgebench.onnx_quantize import quantize_int8
+
+    path = quantize_int8(args.model, args.output)
+    before = args.model.stat().st_size
+    console.print(f"wrote {path} ({path.stat().st_size / 2**20:.2f} MiB; fp32 {before / 2**20:.2f} MiB)")
+    return EXIT_OK
+
+
+def cmd_inspect(args, console) -> int:
+    if args.model.suffix.lower() == ".onnx":
+        return _inspect_onnx(args, console)
+    from edgebench.plan.commands import cmd_inspect as inspect_model
+    return inspect_model(args, console)
+
+
+def _inspect_onnx(args, console) -> int:
+    import json
+
+    from edgebench.onnx_files import describe
+    from edgebench.ui import print_table
+
+    if not args.model.is_file():
+        raise EdgebenchError(f"model file not found: {args.model}")
+    found = describe(args.model)
+    if args.json:
+        sys.stdout.write(json.dumps(found, indent=2) + "\n")
+        return EXIT_OK
+
+    def signature(items):
+        return "; ".join(f"{i['name']} {i['type']}[{', '.join(map(str, i['dims']))}]" for i in items)
+    rows = [["format", f"ONNX (IR {found['ir_version']}, {found['producer'] or 'unknown producer'})"],
+            ["kind", found["kind"]],
+            ["opsets", ", ".join(f"{k} {v}" for k, v in found["opsets"].items())],
+            ["inputs", signature(found["inputs"])], ["outputs", signature(found["outputs"])],
+            ["nodes", found["nodes"]], ["parameters", f"{found['params']:,}"],
+            ["initializer bytes", ", ".join(f"{k} {v / 2**20:.2f} MiB" for k, v in found["initializer_bytes"].items())],
+            ["external data", ", ".join(f"{e['file']} ({e['bytes'] / 2**20:.2f} MiB)" for e in found["external_data"])
+             or "none"],
+            ["file size", f"{found['file_bytes'] / 2**20:.2f} MiB"]]
+    print_table(console, ["field", "value"], rows)
+    return EXIT_OK
+
+
+def cmd_plan(args, console) -> int:
+    from edgebench.plan.commands import cmd_plan as make_plan
+    return make_plan(args, console)
+
+
+def cmd_push(args, console) -> int:
+    import time
+
+    from edgebench.config import find_device
+    from edgebench.models import sha256_file
+    from edgebench.transport import open_transport
+    from edgebench.ui import build_progress
+
+    if not args.model.is_file():
+        raise EdgebenchError(f"model file not found: {args.model}")
+    device = find_device(args.device, args.devices_dir)
+    sha = sha256_file(args.model)
+    with open_transport(device) as transport, build_progress(console, f"push {args.model.name}") as progress:
+        start = time.monotonic()
+        result = transport.push_model(str(args.model), sha, progress=progress)
+        elapsed = time.monotonic() - start
+    if result.skipped:
+        console.print(f"{args.model.name} is already on {device.name}: {result.path} ({elapsed:.2f} s)")
+    else:
+        note = f", resumed at {result.resumed_from / 2**20:.0f} MiB" if result.resumed_from else ""
+        console.print(f"pushed {args.model.name} to {device.name}:{result.path}: {result.sent_bytes / 1e6:.0f} MB "
+                      f"in {elapsed:.1f} s ({result.sent_bytes / 1e6 / max(elapsed, 1e-9):.0f} MB/s{note})")
+    return EXIT_OK

@@ -1,0 +1,153 @@
+"""Commands that make and read runs: run (and --resume), show, report, merge."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from edgebench.cli.common import (
+    EXIT_FAILED_CELLS,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    add_devices_dir,
+    add_results_root,
+    local_device,
+)
+from edgebench.errors import EdgebenchError
+
+
+def register(commands) -> None:
+    run = commands.add_parser("run", help="run a benchmark profile on devices",
+                              description="Run every cell (device x model x test) of a profile and store "
+                                          "the results in a new directory under the results root.")
+    run.add_argument("profile", type=Path, nargs="?", help="benchmark profile (profiles/*.yaml)")
+    run.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                     help="finish results/<run-id>: run only its missing, failed or interrupted cells, with "
+                          "the profile and devices it was started with, and add them to that directory")
+    run.add_argument("--no-wait", action="store_true",
+                     help="fail a device's cells at once when another controller holds its lock, "
+                          "instead of waiting for it")
+    run.add_argument("-d", "--device", action="append", metavar="NAME|FILE|tag:X|all",
+                     help="device name (devices/NAME.yaml), file, tag:X (every device tagged X) or all; "
+                          "repeatable (default: local, built in if there is no devices/local.yaml)")
+    run.add_argument("--parallel", type=int, default=1, metavar="N",
+                     help="measure up to N devices at once (cells on one device still run one by one)")
+    run.add_argument("--shard", metavar="i/N", help="run only shard i of N (every N-th device by name), so N "
+                                                   "controllers split a fleet between them")
+    add_devices_dir(run)
+    add_results_root(run, "; each run makes a new subdirectory")
+    run.set_defaults(handler=cmd_run)
+
+    show = commands.add_parser("show", help="print a run's results",
+                               description="Print a run as a table, or export it in llama-bench's formats.")
+    show.add_argument("run_dir", type=Path, help="results/<run-id>")
+    show.add_argument("--format", default="md", choices=("md", "csv", "json", "jsonl", "sqlite"))
+    show.add_argument("-o", "--output", type=Path, help="write to this file (required for sqlite)")
+    show.set_defaults(handler=cmd_show)
+
+    report = commands.add_parser(
+        "report", help="a self-contained HTML report with plots of one or more runs",
+        description="Write one HTML file (inline SVG, no network) with each run's overview, t/s per model "
+                    "and device, t/s against depth, peak memory against RAM, temperature and CPU frequency "
+                    "over time with throttled spans shaded, J/token; with two runs, the gate's verdicts.")
+    report.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="results/<run-id> directories")
+    report.add_argument("-o", "--output", required=True, type=Path, help="the HTML file to write")
+    report.set_defaults(handler=cmd_report)
+
+    merge = commands.add_parser(
+        "merge", help="join run directories (e.g. the shards of one fleet run) into one",
+        description="Join runs of the same profile whose cells do not overlap, such as the --shard i/N runs "
+                    "of N controllers, into a new run directory. The sources are left as they are.")
+    merge.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="results/<run-id> directories")
+    merge.add_argument("-o", "--output", required=True, type=Path, metavar="DIR",
+                       help="the merged run directory to create (must not exist or be empty)")
+    merge.set_defaults(handler=cmd_merge)
+
+
+def cmd_run(args, console) -> int:
+    from functools import partial
+
+    from edgebench.cells import parse_shard, plan_cells, shard_cells
+    from edgebench.config import load_profile, select_devices
+    from edgebench.execute import resume_run, run_cells, stored_plan, unfinished_cells
+    from edgebench.results.export import table_cells
+    from edgebench.ui import RunDisplay, print_table
+
+    if (args.profile is None) == (args.resume is None):
+        raise EdgebenchError("give a profile to run, or --resume RUN_DIR to finish a run (not both)")
+    if args.resume:
+        if args.device or args.shard:
+            raise EdgebenchError("--resume runs the devices and shard the run was started with: "
+                                 "drop -d/--shard")
+        total = len(unfinished_cells(args.resume, stored_plan(args.resume)[1])[0])
+        start = partial(resume_run, args.resume)
+        if not total:
+            console.print(f"{args.resume}: every cell has finished; nothing to resume")
+            return EXIT_OK
+    else:
+        profile = load_profile(args.profile)
+        devices = select_devices(args.device, args.devices_dir) if args.device else [local_device(args)]
+        try:
+            shard = parse_shard(args.shard) if args.shard else None
+        except ValueError as exc:
+            raise EdgebenchError(str(exc)) from exc
+        cells = plan_cells(profile, devices)
+        total = len(shard_cells(cells, *shard) if shard else cells)
+        if not total:
+            console.print(f"shard {args.shard} has no devices: nothing to run")
+            return EXIT_OK
+        start = partial(run_cells, profile, devices, args.results, shard=shard)
+    display = RunDisplay(console, total=total)
+    try:
+        with display:
+            outcome = start(observer=display, parallel=args.parallel, wait_for_lock=not args.no_wait)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted: finished samples are kept in the run directory; "
+                      "`edgebench run --resume` finishes it[/]")
+        return EXIT_INTERRUPTED
+    print_table(console, *table_cells(outcome.rows))
+    console.print(f"results: {outcome.store.path}")
+    if outcome.failures:
+        console.print(f"[red]{len(outcome.failures)} cell(s) failed:[/]")
+        for cell_id, reason in outcome.failures:
+            console.print(f"  [red]{cell_id}[/]: {reason}")
+        return EXIT_FAILED_CELLS
+    return EXIT_OK
+
+
+def cmd_show(args, console) -> int:
+    from edgebench.results.aggregate import run_rows
+    from edgebench.results.export import FORMATS, write_sqlite
+
+    rows = run_rows(args.run_dir)
+    if args.format == "sqlite":
+        if not args.output:
+            raise EdgebenchError("--format sqlite needs -o FILE")
+        write_sqlite(rows, args.output)
+        console.print(f"wrote {args.output}")
+        return EXIT_OK
+    text = FORMATS[args.format](rows)
+    if args.output:
+        args.output.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_report(args, console) -> int:
+    from edgebench.report.html import build_report
+
+    text = build_report(args.runs)
+    partial = args.output.with_name(args.output.name + ".partial")
+    partial.write_text(text)
+    partial.replace(args.output)
+    console.print(f"wrote {args.output} ({len(text) / 1024:.0f} KiB)")
+    return EXIT_OK
+
+
+def cmd_merge(args, console) -> int:
+    from edgebench.results.merge import merge_runs
+
+    dest = merge_runs(args.runs, args.output)
+    console.print(f"merged {len(args.runs)} runs into {dest}")
+    return EXIT_OK

@@ -1,0 +1,118 @@
+"""`edgebench inspect` and `edgebench plan`: argument handling between the CLI and the plan modules."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from edgebench.errors import PlanError
+from edgebench.plan import render
+from edgebench.plan.calibrate import calibrate
+from edgebench.plan.fit import device_budget, plan_cell, recommend
+from edgebench.plan.gguf_info import ModelInfo, info_from_preset, read_gguf
+from edgebench.plan.memory import KV_TYPES
+
+DEFAULT_CTX = (4096,)
+
+
+def parse_ctx(text: str | None) -> list[int]:
+    """`4096,32768` or `4k,32K`: positive token counts."""
+    if not text:
+        return list(DEFAULT_CTX)
+    out = []
+    for part in text.split(","):
+        word = part.strip().lower()
+        scale = 1
+        if word.endswith("k"):
+            word, scale = word[:-1], 1024
+        if not word.isdigit() or int(word) * scale < 1:
+            raise PlanError(f"--ctx takes positive token counts separated by commas (e.g. 4096,32k), "
+                            f"not {part.strip()!r}")
+        out.append(int(word) * scale)
+    return out
+
+
+def parse_quants(text: str | None) -> list[str]:
+    from edgebench.synth.spec import QUANTS
+    if not text:
+        raise PlanError(f"--like needs --quant, one or more of {', '.join(QUANTS)} (comma-separated)")
+    quants = [q.strip().upper() for q in text.split(",") if q.strip()]
+    unknown = [q for q in quants if q not in QUANTS]
+    if unknown:
+        raise PlanError(f"unknown quant {', '.join(unknown)}; choose from {', '.join(QUANTS)}")
+    return quants
+
+
+def models_for(args) -> list[ModelInfo]:
+    given = [x for x in (args.model, args.like, args.fleet) if x]
+    if len(given) != 1:
+        raise PlanError("give exactly one of: a MODEL.gguf file, --like PRESET (with --quant), "
+                        "or --fleet PROFILE")
+    if args.model:
+        return [read_gguf(args.model)]
+    if args.like:
+        return [info_from_preset(args.like, q, args.layers) for q in parse_quants(args.quant)]
+    return fleet_models(args.fleet)
+
+
+def fleet_models(profile_path: Path) -> list[ModelInfo]:
+    from edgebench.config import load_profile
+
+    profile = load_profile(profile_path)
+    out = []
+    for ref in profile.models:
+        if ref.synthetic is not None:
+            spec = ref.synthetic
+            out.append(info_from_preset(spec.preset, spec.quant, spec.layers))
+        else:
+            out.append(read_gguf(ref.path))
+    return out
+
+
+def cmd_inspect(args, console) -> int:
+    info = read_gguf(args.model)
+    if args.json:
+        sys.stdout.write(json.dumps(render.inspect_json(info), indent=2) + "\n")
+        return 0
+    from edgebench.ui import print_table
+    print_table(console, ["field", "value"], render.inspect_rows(info))
+    return 0
+
+
+def cmd_plan(args, console) -> int:
+    from edgebench.config import select_devices
+
+    if args.kv not in KV_TYPES:
+        raise PlanError(f"unknown KV cache type {args.kv!r}; choose one of {', '.join(KV_TYPES)}")
+    contexts = parse_ctx(args.ctx)
+    models = models_for(args)
+    devices = select_devices(args.device or ["all"], args.devices_dir)
+    cals = calibrate(args.results)
+    budgets = [device_budget(d, cals.get(d.name)) for d in devices]
+    cells = [plan_cell(m, b, n, args.kv, n_ubatch=args.ubatch, use_mmap=not args.no_mmap)
+             for m in models for b in budgets for n in contexts]
+    recommend(cells)
+    if args.json:
+        sys.stdout.write(json.dumps({
+            "kv_type": args.kv, "contexts": contexts, "results_root": str(args.results),
+            "devices": [render.budget_json(b) for b in budgets],
+            "cells": [render.cell_json(c) for c in cells],
+            "recommendations": render.recommendation_lines(cells),
+        }, indent=2) + "\n")
+        return 0
+    from edgebench.ui import print_table
+    first = budgets[0].name
+    for model in models:
+        mine = [c for c in cells if c.model is model and c.device == first]
+        console.print(f"memory of {model.name} at KV {args.kv} (CPU {budgets[0].cpu_arch.value}):")
+        print_table(console, *render.breakdown_rows(mine))
+    print_table(console, render.PLAN_HEADER, render.plan_rows(cells))
+    for line in render.recommendation_lines(cells):
+        console.print(line)
+    for line in render.budget_lines(budgets):
+        console.print(line)
+    notes = sorted({n for c in cells for n in c.notes})
+    for note in notes:
+        console.print(f"note: {note}")
+    return 0

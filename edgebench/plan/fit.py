@@ -1,0 +1,132 @@
+"""Fit / does not fit, the largest context that fits, expected speed, and the quant to pick.
+
+Every figure carries where it came from (the device profile, a probe stored in results, a
+calibration from stored results, or a default), because a plan is only as good as its inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edgebench.config.device import DeviceProfile
+from edgebench.plan.calibrate import Calibration, describe_probe
+from edgebench.plan.gguf_info import ModelInfo
+from edgebench.plan.memory import Runtime, max_context, memory_items, total
+from edgebench.plan.speed import DEFAULT_ETA_PP, DEFAULT_ETA_TG, pp_ts, tg_ts
+
+GIB = 1 << 30
+# without `reserve_gb`, leave this much for the OS and everything else on the device
+DEFAULT_RESERVE_GB = 1.0
+
+
+@dataclass(frozen=True)
+class Figure:
+    value: float | None
+    source: str          # "profile devices/rpi5.yaml", "probe in results/<run>", "calibrated ...", "default"
+
+
+@dataclass(frozen=True)
+class DeviceBudget:
+    name: str
+    ram: Figure          # bytes
+    reserve: Figure      # bytes
+    bandwidth: Figure    # effective bytes/s (eta x peak), for tg
+    flops: Figure        # effective FLOP/s (eta x peak), for pp
+    eta_tg: Figure
+    eta_pp: Figure
+    cpu_arch: Figure
+
+    @property
+    def usable(self) -> int | None:
+        if self.ram.value is None:
+            return None
+        return int(self.ram.value - (self.reserve.value or 0))
+
+
+def device_budget(device: DeviceProfile, cal: Calibration | None) -> DeviceBudget:
+    facts, where = device.facts, f"profile {device.source or device.name}"
+    probe = describe_probe(cal.probe if cal else None)
+    probe_where = f"probe in results/{cal.probe_run}" if cal and cal.probe_run else ""
+    if facts.ram_gb is not None:
+        ram = Figure(facts.ram_gb * GIB, where)
+    elif probe.get("ram_bytes"):
+        ram = Figure(float(probe["ram_bytes"]), probe_where)
+    else:
+        ram = Figure(None, "unknown: set facts.ram_gb or run a benchmark on it")
+    reserve = (Figure(facts.reserve_gb * GIB, where) if facts.reserve_gb is not None
+               else Figure(DEFAULT_RESERVE_GB * GIB, "default"))
+    arch = Figure(probe["arch"], probe_where) if probe.get("arch") else Figure("aarch64", "default")  # type: ignore[arg-type]
+    bandwidth, eta_tg = _effective(facts.mem_bandwidth_gbs, DEFAULT_ETA_TG, where,
+                                   cal.effective_bandwidth if cal else None, cal, "tg")
+    flops, eta_pp = _effective(facts.peak_gflops, DEFAULT_ETA_PP, where,
+                               cal.effective_flops if cal else None, cal, "pp")
+    return DeviceBudget(device.name, ram, reserve, bandwidth, flops, eta_tg, eta_pp, arch)
+
+
+def _effective(peak_g: float | None, default_eta: float, where: str, measured: float | None,
+               cal: Calibration | None, kind: str) -> tuple[Figure, Figure]:
+    """eta x peak: measured when results exist (eta then = measured / peak), else default x profile."""
+    peak = peak_g * 1e9 if peak_g else None
+    if measured:
+        n = len(cal.tg_bandwidth if kind == "tg" else cal.pp_flops)
+        source = f"calibrated from {n} {kind} cell(s) in {len(cal.runs)} run(s)"
+        eta = Figure(measured / peak if peak else None, source if peak else "n/a (no peak in profile)")
+        return Figure(measured, source), eta
+    if peak:
+        return Figure(default_eta * peak, f"default eta x {where}"), Figure(default_eta, "default")
+    return Figure(None, "unknown: no peak in profile and no stored results"), Figure(default_eta, "default")
+
+
+@dataclass
+class PlanCell:
+    model: ModelInfo
+    device: str
+    n_ctx: int
+    items: list            # MemoryItem
+    total_bytes: int
+    usable_bytes: int | None
+    fits: bool | None
+    max_ctx: int | None
+    tg_ts: float | None        # at the start of the context
+    tg_ts_full: float | None   # with the context full
+    pp_ts: float | None
+    recommended: bool = False
+    notes: list = field(default_factory=list)
+
+
+def plan_cell(info: ModelInfo, budget: DeviceBudget, n_ctx: int, kv_type: str, n_ubatch: int = 512,
+              use_mmap: bool = True) -> PlanCell:
+    runtime = Runtime(kv_type=kv_type, n_ubatch=n_ubatch, use_mmap=use_mmap, cpu_arch=budget.cpu_arch.value)
+    items = memory_items(info, runtime)
+    mem = total(items)
+    usable = budget.usable
+    native = info.context_length or 0
+    n_ctx_eff = min(n_ctx, native) if native else n_ctx
+    notes = []
+    if n_ctx_eff < n_ctx:
+        notes.append(f"{info.name} was trained for {native} tokens; context capped there")
+    return PlanCell(
+        model=info, device=budget.name, n_ctx=n_ctx_eff, items=items, total_bytes=mem.at(n_ctx_eff),
+        usable_bytes=usable, fits=None if usable is None else mem.at(n_ctx_eff) <= usable,
+        max_ctx=None if usable is None else max_context(mem, usable, native),
+        tg_ts=tg_ts(info, runtime, budget.bandwidth.value, 0),
+        tg_ts_full=tg_ts(info, runtime, budget.bandwidth.value, n_ctx_eff),
+        pp_ts=pp_ts(info, budget.flops.value), notes=notes)
+
+
+def recommend(cells: list[PlanCell]) -> dict[tuple, PlanCell]:
+    """Per (model family, device, context) with several quants: the fitting variant with the most
+    bits per weight, i.e. the highest quality that fits."""
+    variants: dict[tuple, set] = {}
+    for cell in cells:
+        variants.setdefault((cell.model.family(), cell.device, cell.n_ctx), set()).add(cell.model.name)
+    best: dict[tuple, PlanCell] = {}
+    for cell in cells:
+        key = (cell.model.family(), cell.device, cell.n_ctx)
+        if not cell.fits or len(variants[key]) < 2:
+            continue
+        if key not in best or cell.model.bpw > best[key].model.bpw:
+            best[key] = cell
+    for cell in best.values():
+        cell.recommended = True
+    return best

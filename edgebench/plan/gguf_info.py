@@ -1,0 +1,247 @@
+"""What a model is, for planning: from a GGUF file's metadata and tensor table, or from a synth preset.
+
+Both paths produce the same `ModelInfo`, so a plan for `--like qwen3.5-4b --quant Q4_K_M` and a
+plan for the file `edgebench synth` writes from that spec are computed by the same code.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgebench.errors import ModelFileError, PlanError
+from edgebench.plan.quants import bits_per_element, tensor_types, type_bytes
+
+LAYER_ATTENTION, LAYER_RECURRENT = "attention", "recurrent"
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    type: str          # ggml type name, e.g. Q4_K
+    n_elements: int
+    n_bytes: int
+    rows: int          # ne1: llama.cpp repacks a tensor only when its row count suits the kernel
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    source: str                     # the file, or `preset qwen3.5-4b@Q4_K_M (no file)`
+    arch: str
+    file_type: str                  # Q4_K_M, ... ("unknown" when the file does not say)
+    n_params: int
+    weight_bytes: int               # tensor data, what llama.cpp maps or loads
+    file_size: int | None
+    n_vocab: int
+    n_embd: int
+    n_ff: int
+    n_head: int
+    n_head_kv: int
+    key_length: int
+    value_length: int
+    context_length: int
+    layer_kinds: tuple[str, ...]
+    tied_embeddings: bool
+    # recurrent (Gated DeltaNet / Mamba-style) layers
+    ssm_conv_kernel: int = 0
+    ssm_inner_size: int = 0
+    ssm_state_size: int = 0
+    ssm_group_count: int = 0
+    tensors: tuple[TensorInfo, ...] = field(default=(), repr=False)
+
+    @property
+    def n_layer(self) -> int:
+        return len(self.layer_kinds)
+
+    @property
+    def n_attention_layers(self) -> int:
+        return sum(1 for k in self.layer_kinds if k == LAYER_ATTENTION)
+
+    @property
+    def n_recurrent_layers(self) -> int:
+        return self.n_layer - self.n_attention_layers
+
+    @property
+    def bpw(self) -> float:
+        return self.weight_bytes * 8 / self.n_params if self.n_params else 0.0
+
+    def bytes_by_type(self) -> dict[str, int]:
+        totals: Counter[str] = Counter()
+        for t in self.tensors:
+            totals[t.type] += t.n_bytes
+        return dict(totals.most_common())
+
+    def family(self) -> tuple:
+        """Models that differ only in quantization: candidates for one recommendation."""
+        return (self.arch, self.n_layer, self.n_embd, self.n_ff, self.n_vocab, self.n_params)
+
+
+# -- from a synth preset -------------------------------------------------------------------------
+
+def info_from_preset(preset: str, quant: str, layers: int | None = None) -> ModelInfo:
+    """The model `edgebench synth --like PRESET --quant QUANT [--layers N]` would write."""
+    from edgebench.errors import SynthError
+    from edgebench.synth.build import shape_for
+    from edgebench.synth.spec import parse_synth_spec
+
+    text = f"{preset}@{quant}" + (f"?layers={layers}" if layers else "")
+    try:
+        spec = parse_synth_spec(text)
+    except SynthError as exc:
+        raise PlanError(str(exc)) from None
+    return info_from_shape(shape_for(spec), spec.quant, source=f"preset {spec.canonical()} (no file)")
+
+
+def info_from_shape(shape, quant: str, source: str) -> ModelInfo:
+    tensors = tuple(
+        TensorInfo(t.name, kind.name, t.n_elements, type_bytes(kind, t.n_elements),
+                   t.shape[0] if len(t.shape) > 1 else 1)
+        for t, kind in tensor_types(shape, quant))
+    kinds = tuple(LAYER_ATTENTION if k == "attention" else LAYER_RECURRENT for k in shape.layer_kinds())
+    return ModelInfo(
+        name=f"{shape.name}@{quant}" + (f"?layers={shape.n_layer}" if shape.n_layer != _preset_layers(shape) else ""),
+        source=source, arch=shape.arch, file_type=quant, n_params=shape.n_params(),
+        weight_bytes=sum(t.n_bytes for t in tensors), file_size=None, n_vocab=shape.n_vocab,
+        n_embd=shape.n_embd, n_ff=shape.n_ff, n_head=shape.n_head, n_head_kv=shape.n_head_kv,
+        key_length=shape.head_dim, value_length=shape.head_dim, context_length=shape.context_length,
+        layer_kinds=kinds, tied_embeddings=shape.tied_embeddings,
+        ssm_conv_kernel=shape.conv_kernel, ssm_inner_size=shape.inner_size,
+        ssm_state_size=shape.state_size, ssm_group_count=shape.group_count, tensors=tensors)
+
+
+def _preset_layers(shape) -> int:
+    from edgebench.synth.shapes import PRESETS
+    preset = PRESETS.get(shape.name)
+    return preset.n_layer if preset else shape.n_layer
+
+
+# -- from a GGUF file ----------------------------------------------------------------------------
+
+def read_gguf(path: str | os.PathLike[str]) -> ModelInfo:
+    """Read a GGUF file's header and tensor table (no tensor data) into a ModelInfo.
+
+    Raises ModelFileError naming the file when it is missing, not GGUF, truncated, or lacks
+    what a plan needs.
+    """
+    import gguf
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file")
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"GGUF":
+        raise ModelFileError(f"{path}: not a GGUF file (it starts with {magic!r}, not b'GGUF')")
+    try:
+        reader = gguf.GGUFReader(path)
+    except Exception as exc:  # gguf raises ValueError, IndexError, struct errors on a cut header
+        raise ModelFileError(f"{path}: cannot read the GGUF header, the file is truncated or corrupt "
+                             f"({type(exc).__name__}: {exc})") from None
+    tensors = []
+    end = reader.data_offset
+    for t in reader.tensors:
+        n_bytes = int(t.n_bytes)
+        end = max(end, int(t.data_offset) + n_bytes)
+        ne = [int(d) for d in t.shape]
+        tensors.append(TensorInfo(t.name, t.tensor_type.name, int(t.n_elements), n_bytes,
+                                  ne[1] if len(ne) > 1 else 1))
+    if end > size:
+        raise ModelFileError(f"{path}: truncated: its tensors need {end} bytes but the file has {size}")
+    return _info_from_reader(path, size, reader, tuple(tensors))
+
+
+def _info_from_reader(path: Path, size: int, reader, tensors: tuple[TensorInfo, ...]) -> ModelInfo:
+    meta = {}
+    for key, fld in reader.fields.items():
+        if key.startswith("tokenizer.ggml.") and key not in ("tokenizer.ggml.model",):
+            continue  # 250K strings: slow to decode and not needed
+        try:
+            meta[key] = fld.contents()
+        except Exception:  # an odd value type should not stop a plan
+            continue
+    arch = meta.get("general.architecture")
+    if not isinstance(arch, str):
+        raise ModelFileError(f"{path}: GGUF file without general.architecture")
+
+    def get(key, default=None):
+        return meta.get(f"{arch}.{key}", default)
+
+    by_name = {t.name: t for t in tensors}
+    block_count = int(get("block_count") or 0)
+    n_layer = block_count - int(get("nextn_predict_layers") or 0)
+    if n_layer <= 0:
+        raise ModelFileError(f"{path}: {arch}.block_count is missing; cannot plan for this model")
+    n_embd = int(get("embedding_length") or 0)
+    n_head = _first(get("attention.head_count")) or 1
+    n_head_kv = _max(get("attention.head_count_kv")) or n_head
+    key_length = int(get("attention.key_length") or (n_embd // n_head if n_head else 0))
+    value_length = int(get("attention.value_length") or key_length)
+    embd = by_name.get("token_embd.weight")
+    n_vocab = int(get("vocab_size") or 0)
+    if not n_vocab and embd is not None:
+        n_vocab = embd.rows
+    kinds = _layer_kinds(arch, n_layer, by_name, meta)
+    file_type = meta.get("general.file_type")
+    return ModelInfo(
+        name=str(meta.get("general.name") or path.stem), source=str(path), arch=arch,
+        file_type=_file_type_name(file_type), n_params=sum(t.n_elements for t in tensors),
+        weight_bytes=sum(t.n_bytes for t in tensors), file_size=size, n_vocab=n_vocab, n_embd=n_embd,
+        n_ff=_max(get("feed_forward_length")) or 0, n_head=n_head, n_head_kv=n_head_kv,
+        key_length=key_length, value_length=value_length,
+        context_length=int(get("context_length") or 0), layer_kinds=kinds,
+        tied_embeddings="output.weight" not in by_name,
+        ssm_conv_kernel=int(get("ssm.conv_kernel") or 0), ssm_inner_size=int(get("ssm.inner_size") or 0),
+        ssm_state_size=int(get("ssm.state_size") or 0), ssm_group_count=int(get("ssm.group_count") or 0),
+        tensors=tensors)
+
+
+def _layer_kinds(arch: str, n_layer: int, by_name: dict, meta: dict) -> tuple[str, ...]:
+    """Attention or recurrent per layer, from the tensors each block holds (works for any hybrid);
+    the metadata rule (qwen35's full_attention_interval) only when a block has neither."""
+    interval = int(meta.get(f"{arch}.full_attention_interval") or 0)
+    recurrent_list = meta.get(f"{arch}.attention.recurrent_layers")
+    kinds = []
+    for i in range(n_layer):
+        p = f"blk.{i}."
+        if p + "attn_k.weight" in by_name or p + "attn_kv_a_mqa.weight" in by_name:
+            kinds.append(LAYER_ATTENTION)
+        elif any(name.startswith(p + "ssm_") for name in by_name):
+            kinds.append(LAYER_RECURRENT)
+        elif isinstance(recurrent_list, list) and i < len(recurrent_list):
+            kinds.append(LAYER_RECURRENT if recurrent_list[i] else LAYER_ATTENTION)
+        elif interval:
+            kinds.append(LAYER_ATTENTION if (i + 1) % interval == 0 else LAYER_RECURRENT)
+        else:
+            kinds.append(LAYER_ATTENTION)
+    return tuple(kinds)
+
+
+def _file_type_name(value) -> str:
+    import gguf
+    try:
+        name = gguf.LlamaFileType(int(value)).name
+    except (TypeError, ValueError):
+        return "unknown"
+    return name.removeprefix("MOSTLY_").removeprefix("ALL_")
+
+
+def _first(value) -> int:
+    if isinstance(value, list):
+        return int(value[0]) if value else 0
+    return int(value or 0)
+
+
+def _max(value) -> int:
+    # per-layer arrays (e.g. head_count_kv of some hybrids): the largest layer is the one to budget
+    if isinstance(value, list):
+        return int(max(value)) if value else 0
+    return int(value or 0)
+
+
+def type_bpw(type_name: str) -> float:
+    import gguf
+    return bits_per_element(gguf.GGMLQuantizationType[type_name])

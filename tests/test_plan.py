@@ -1,0 +1,205 @@
+"""Capacity planning: `edgebench inspect` and `edgebench plan` on real GGUF files the project writes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from edgebench.cli import main
+from edgebench.errors import ModelFileError
+from edgebench.plan.calibrate import calibrate
+from edgebench.plan.gguf_info import info_from_preset, read_gguf
+from edgebench.plan.memory import MIB, Affine, Runtime, max_context, padded
+from edgebench.plan.speed import bytes_per_token
+from edgebench.results.store import RunStore
+from edgebench.synth.shapes import PRESETS
+
+GIB = 1 << 30
+
+
+@pytest.fixture
+def devices_dir(tmp_path):
+    d = tmp_path / "devices"
+    d.mkdir()
+    (d / "pi.yaml").write_text("name: pi\ntransport: local\nfacts:\n  ram_gb: 8\n  reserve_gb: 1\n"
+                               "  mem_bandwidth_gbs: 17\n  peak_gflops: 150\n")
+    (d / "phone.yaml").write_text("name: phone\ntransport: local\nfacts:\n  ram_gb: 5\n  reserve_gb: 0.5\n")
+    return d
+
+
+def plan_json(capsys, *args) -> dict:
+    code = main(["plan", *map(str, args), "--json"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    return json.loads(out)
+
+
+def test_hybrid_kv_only_on_attention_layers_at_262k(capsys, devices_dir, tmp_path):
+    report = plan_json(capsys, "--like", "qwen3.5-4b", "--quant", "Q4_K_M", "--ctx", "262144",
+                       "-d", "pi", "--devices-dir", devices_dir, "--results", tmp_path / "none")
+    (cell,) = report["cells"]
+    kv, state = cell["memory"]["KV cache"], cell["memory"]["recurrent state"]
+    assert kv == 8 * GIB                       # 8 attention layers x 32 KiB/token, not 32 GiB for all 32
+    assert state == pytest.approx(50.25 * MIB, rel=1e-3)
+    assert cell["fits"] is False and 0 < cell["max_ctx"] < 262144
+
+
+def test_inspect_reads_the_files_synth_writes(capsys, tiny_qwen35, tiny_llama):
+    assert main(["inspect", str(tiny_qwen35), "--json"]) == 0
+    q = json.loads(capsys.readouterr().out)
+    shape = PRESETS["tiny-qwen35"]
+    assert (q["arch"], q["file_type"], q["n_params"]) == ("qwen35", "Q8_0", shape.n_params())
+    assert q["layer_kinds"] == ["recurrent", "recurrent", "recurrent", "attention"]
+    assert (q["context_length"], q["n_vocab"]) == (4096, 2048)
+    assert sum(q["bytes_by_type"].values()) == q["tensor_bytes"] and "Q8_0" in q["bytes_by_type"]
+    assert 8 < q["bpw"] < 9
+
+    assert main(["inspect", str(tiny_llama)]) == 0
+    out = capsys.readouterr().out
+    assert "| architecture | llama |" in out and "4: 4 attention, 0 recurrent" in out
+
+
+@pytest.mark.parametrize("quant", ["F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_S"])
+def test_like_sizes_match_the_file_synth_writes(quant, llama_cpp, model_dir):
+    from edgebench.synth.build import build_synthetic
+    from edgebench.synth.spec import parse_synth_spec
+
+    for preset in ("tiny-qwen35", "tiny-llama"):
+        spec = parse_synth_spec(f"{preset}@{quant}")
+        path = model_dir / spec.file_name()
+        if not path.exists():
+            build_synthetic(spec, path)
+        real, predicted = read_gguf(path), info_from_preset(preset, quant)
+        assert {t.name: t.type for t in predicted.tensors} == {t.name: t.type for t in real.tensors}
+        assert predicted.weight_bytes == real.weight_bytes
+
+
+def test_truncated_and_foreign_files_are_clear_errors(tmp_path, tiny_qwen35, capsys):
+    data = tiny_qwen35.read_bytes()
+    cut_data, cut_header = tmp_path / "cut-data.gguf", tmp_path / "cut-header.gguf"
+    cut_data.write_bytes(data[: len(data) // 2])
+    cut_header.write_bytes(data[:200])
+    foreign = tmp_path / "notes.gguf"
+    foreign.write_text("this is not a model\n")
+    for path, words in ((cut_data, "truncated"), (cut_header, "truncated"), (foreign, "not a GGUF file"),
+                        (tmp_path / "missing.gguf", "no such")):
+        with pytest.raises(ModelFileError) as err:
+            read_gguf(path)
+        assert str(path) in str(err.value) and words in str(err.value)
+        assert main(["inspect", str(path)]) == 3
+        assert str(path) in capsys.readouterr().err
+
+
+def test_solved_max_context_equals_brute_force():
+    info = info_from_preset("qwen3.5-4b", "Q4_K_M")
+    from edgebench.plan.memory import memory_items, total
+    mem = total(memory_items(info, Runtime(kv_type="q8_0")))
+    for budget in (mem.at(256) - 1, mem.at(256), 3 * GIB, 4 * GIB + 12345, 6 * GIB, 64 * GIB):
+        brute = 0
+        for n in range(256, info.context_length + 1, 256):
+            if mem.at(n) <= budget:
+                brute = n
+        assert max_context(mem, budget, info.context_length) == brute
+    assert max_context(Affine(100, 0.0), 1000, 4096) == 4096  # no KV cache: the native context
+    assert padded(4097) == 4352
+
+
+def test_recommends_the_highest_quality_quant_that_fits(capsys, devices_dir, tmp_path):
+    report = plan_json(capsys, "--like", "qwen3.5-4b", "--quant", "Q3_K_S,Q4_K_M,Q8_0", "--ctx", "4096,65536",
+                       "-d", "phone", "--devices-dir", devices_dir, "--results", tmp_path / "none")
+    cells = report["cells"]
+    for n_ctx in (4096, 65536):
+        group = [c for c in cells if c["n_ctx"] == n_ctx]
+        fitting = [c for c in group if c["fits"]]
+        best = max(fitting, key=lambda c: c["bpw"])
+        assert [c["model"] for c in group if c["recommended"]] == [best["model"]]
+        assert any(not c["fits"] for c in group)     # the phone cannot hold every quant
+    assert any("best quant that fits" in line for line in report["recommendations"])
+
+
+def fake_tg_run(root, device: str, spec: str, ts: float, depth: int = 0):
+    store = RunStore.create(root, {"profile": {"name": "cal", "models": [
+        {"name": "m", "path": None, "synthetic": f"synthetic:{spec}", "sha256": None}]},
+        "devices": {}, "cells": [{"id": f"{device}/m/tg128/t2"}]})
+    store.append("devices.jsonl", {"device": device, "facts": {"arch": "aarch64",
+                                                               "memory": {"total_bytes": 4 * GIB}}})
+    cell = f"{device}/m/tg128/t2"
+    store.append("cells.jsonl", {"cell": cell, "attempt": 1, "state": "started", "device": device, "model": "m",
+                                 "model_sha256": "cd" * 32, "test": "tg128", "engine": "llama.cpp",
+                                 "n_prompt": 0, "n_gen": 128, "n_depth": depth, "n_threads": 4,
+                                 "engine_options": {"type_k": "f16", "n_ubatch": 512}})
+    for rep in range(3):
+        store.append("samples.jsonl", {"cell": cell, "attempt": 1, "rep": rep, "ts": ts, "n_tokens": 128,
+                                       "t_ns": int(128 / ts * 1e9), "window": {"peak_rss_kb": 900_000}})
+    store.append("cells.jsonl", {"cell": cell, "attempt": 1, "state": "done", "info": {"n_threads": 4}})
+    store.finish("complete", [])
+    return store.path
+
+
+def test_calibration_from_a_stored_run(capsys, devices_dir, tmp_path):
+    results = tmp_path / "results"
+    fake_tg_run(results, "pi", "qwen3.5-0.8b@Q4_K_M?layers=4", ts=12.0)
+    info = info_from_preset("qwen3.5-0.8b", "Q4_K_M", 4)
+    cal = calibrate(results)["pi"]
+    assert cal.effective_bandwidth == pytest.approx(12.0 * bytes_per_token(info, Runtime(), 64))
+
+    report = plan_json(capsys, "--like", "qwen3.5-0.8b", "--quant", "Q4_K_M", "--layers", "4",
+                       "-d", "pi", "-d", "phone", "--devices-dir", devices_dir, "--results", results)
+    pi, phone = report["devices"]
+    assert pi["eta_tg"]["source"].startswith("calibrated from 1 tg cell")
+    assert pi["eta_tg"]["value"] == pytest.approx(cal.effective_bandwidth / 17e9)
+    assert phone["eta_tg"]["source"] == "default" and phone["effective_bandwidth_bytes_s"]["value"] is None
+    (cell,) = [c for c in report["cells"] if c["device"] == "pi"]
+    assert cell["tg_ts"] == pytest.approx(12.0 * bytes_per_token(info, Runtime(), 64)
+                                          / bytes_per_token(info, Runtime(), 0))
+
+    # a device without ram_gb falls back to the RAM its stored probe found, and says so
+    (devices_dir / "bare.yaml").write_text("name: bare\ntransport: local\n")
+    fake_tg_run(results, "bare", "qwen3.5-0.8b@Q4_K_M?layers=4", ts=5.0)
+    report = plan_json(capsys, "--like", "qwen3.5-0.8b", "--quant", "Q4_K_M", "-d", "bare",
+                       "--devices-dir", devices_dir, "--results", results)
+    (bare,) = report["devices"]
+    assert bare["ram_bytes"]["value"] == 4 * GIB and bare["ram_bytes"]["source"].startswith("probe in results/")
+    assert bare["cpu_arch"]["value"] == "aarch64"
+
+
+def test_fleet_plans_every_model_of_a_profile(capsys, devices_dir, tmp_path):
+    report = plan_json(capsys, "--fleet", "profiles/qwen35-quant-sweep.yaml", "--devices-dir", devices_dir,
+                       "--results", tmp_path / "none")
+    models = {c["model"] for c in report["cells"]}
+    assert len(models) == 5 and {c["device"] for c in report["cells"]} == {"phone", "pi"}
+    assert all(c["max_ctx"] and c["tg_ts"] is not None for c in report["cells"] if c["device"] == "pi")
+
+
+def test_plan_table_says_where_figures_come_from(capsys, devices_dir, tmp_path):
+    assert main(["plan", "--like", "qwen3.5-4b", "--quant", "Q4_K_M,Q8_0", "--ctx", "4k,32k", "-d", "pi",
+                 "--devices-dir", str(devices_dir), "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| KV cache |" in out and "8 attention layers of 32" in out
+    assert "default eta" in out and "profile" in out and "best quant that fits" in out
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--like", "qwen9", "--quant", "Q4_K_M"], "unknown synthetic preset"),
+    (["--like", "qwen3.5-4b", "--quant", "Q2_K"], "unknown quant"),
+    (["--like", "qwen3.5-4b"], "needs --quant"),
+    (["--like", "qwen3.5-4b", "--quant", "Q4_K_M", "--ctx", "4096,lots"], "--ctx"),
+    (["--like", "qwen3.5-4b", "--quant", "Q4_K_M", "--ctx", "0"], "--ctx"),
+    (["--like", "qwen3.5-4b", "--quant", "Q4_K_M", "--kv", "q3"], "KV cache type"),
+    ([], "exactly one of"),
+])
+def test_cli_errors_exit_3_with_a_message(args, words, capsys, devices_dir, tmp_path):
+    code = main(["plan", *args, "--devices-dir", str(devices_dir), "--results", str(tmp_path)])
+    assert code == 3 and words in capsys.readouterr().err
+
+
+def test_plan_of_a_file_copied_anywhere(capsys, tiny_qwen35, devices_dir, tmp_path):
+    copy = tmp_path / "model.gguf"
+    shutil.copy(tiny_qwen35, copy)
+    report = plan_json(capsys, copy, "-d", "pi", "--ctx", "4096,8192", "--devices-dir", devices_dir,
+                       "--results", tmp_path / "none")
+    assert [c["n_ctx"] for c in report["cells"]] == [4096, 4096]    # capped at the model's native context
+    assert report["cells"][0]["fits"] and report["cells"][0]["max_ctx"] == 4096
+    assert any("context capped" in n for n in report["cells"][1]["notes"])
