@@ -298,11 +298,14 @@ class DeviceWorker:
         return None
 
     def cool_down(self, options) -> dict | None:
-        if not options.active:
+        """The pre-cell check on the device: battery above the profile's minimum, then the cool-down."""
+        minimum = self.device.limits.min_battery_pct
+        if not options.active and minimum is None:
             return None
-        self.state("cooling down")
+        self.state("cooling down" if options.active else "checking the battery")
         job = {"target_c": options.target_c, "max_wait_s": options.max_wait_s,
-               "fixed_delay_s": options.fixed_delay_s, "telemetry": _sensor_paths(self.device)}
+               "fixed_delay_s": options.fixed_delay_s, "telemetry": _sensor_paths(self.device),
+               "min_battery_pct": minimum}
 
         def progress(event):
             if event.get("event") == "cooling" and event.get("temp_c") is not None:
@@ -312,7 +315,8 @@ class DeviceWorker:
                                          options.max_wait_s + options.fixed_delay_s + COOLDOWN_SLACK_S, progress)
         if done.get("start_temp_c") is not None:
             self.observer.temperature(self.device.name, done.get("end_temp_c") or done["start_temp_c"])
-        return {k: done.get(k) for k in ("method", "waited_s", "start_temp_c", "end_temp_c", "target_c", "reached")}
+        return {k: done.get(k) for k in ("method", "waited_s", "start_temp_c", "end_temp_c", "target_c", "reached",
+                                         "battery_pct")}
 
     def fail(self, cell: Cell, error: EdgebenchError, attempt: int, final: bool = True) -> None:
         details = {"kind": error.kind, "message": str(error), "transient": error.transient}

@@ -153,3 +153,24 @@ def test_a_throttled_cell_is_flagged_and_rerun_once_when_asked(tmp_path, tiny_qw
         assert rerun_start["rerun_of"] == "throttled" and rerun_start["cooldown"]["target_c"] == 90
         assert rerun_start["cooldown"]["reached"] is True
     assert len(read_jsonl(outcome.store.path / "samples.jsonl")) == (4 if rerun else 2)  # both kept
+
+
+def battery_tree(root: Path, capacity: int) -> None:
+    supply = root / "sys/class/power_supply/battery"
+    supply.mkdir(parents=True)
+    for name, value in (("type", "Battery"), ("present", 1), ("status", "Discharging"), ("capacity", capacity),
+                        ("current_now", -350000), ("voltage_now", 3900000)):
+        (supply / name).write_text(f"{value}\n")
+
+
+@pytest.mark.parametrize("capacity, status", [(12, "failed"), (80, "done")])
+def test_a_phone_below_its_minimum_battery_is_not_measured(tmp_path, tiny_qwen35, capacity, status):
+    battery_tree(tmp_path / "phone", capacity)
+    phone = device(tmp_path, tmp_path / "phone", "limits: {min_battery_pct: 30}\n")
+    outcome = run_cells(profile(tmp_path, tiny_qwen35, "{}", tests="[tg20, tg30]"), [phone], tmp_path / "results")
+    assert [r["status"] for r in outcome.rows] == [status, status]  # checked before every cell
+    if status == "failed":
+        assert "battery at 12% is below the device's min_battery_pct 30%" in outcome.rows[0]["error"]
+    else:
+        started = [c for c in read_jsonl(outcome.store.path / "cells.jsonl") if c["state"] == "started"]
+        assert started[0]["cooldown"]["battery_pct"] == 80 and started[0]["cooldown"]["method"] == "none"

@@ -1,8 +1,11 @@
-"""Waiting before a cell until the device has cooled, so cells start from comparable heat.
+"""Before a cell: is the battery high enough, and wait until the device has cooled, so that
+cells start from comparable conditions.
 
 With a thermal sensor the wait ends when the hottest zone is at or below the
 target, or at the cap. Without one there is nothing to wait for, so a fixed
-delay stands in. The controller stores what happened with the cell.
+delay stands in. A phone below its profile's `min_battery_pct` is not measured
+(a low battery changes clocks and may end the run). The controller stores what
+happened with the cell.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import time
 
 from .protocol import RunnerFailure
-from .telemetry import thermal  # noqa: F401  (registers the thermal source)
+from .telemetry import battery, thermal  # noqa: F401  (registers the sources)
 from .telemetry.base import SOURCES, Context, Unavailable
 
 PROGRESS_EVERY_S = 2.0
@@ -37,7 +40,29 @@ def _number(job, key, default=None):
     return value
 
 
+def _battery_pct(job):
+    """The lowest charge of the device's batteries in %, or None without a readable one."""
+    telemetry = job.get("telemetry") or {}
+    try:
+        reader = SOURCES["battery"](Context(root=telemetry.get("root", "/")))
+    except Unavailable:
+        return None
+    levels = [b.get("capacity_pct") for b in (reader.read().get("battery") or {}).values()]
+    levels = [v for v in levels if isinstance(v, (int, float))]
+    return min(levels) if levels else None
+
+
+def check_battery(job):
+    minimum = _number(job, "min_battery_pct")
+    level = _battery_pct(job) if minimum is not None else None
+    if level is not None and level < minimum:
+        raise RunnerFailure("battery", "battery at %g%% is below the device's min_battery_pct %g%%: charge it; "
+                            "`edgebench run --resume` measures the cells it skipped" % (level, minimum))
+    return level
+
+
 def cool_down(job, emit, sleep=time.sleep, clock=time.monotonic):
+    battery_pct = check_battery(job)
     target, cap = _number(job, "target_c"), _number(job, "max_wait_s", 300.0)
     fixed, poll = _number(job, "fixed_delay_s", 0.0), _number(job, "poll_s", 1.0) or 1.0
     hottest = _hottest_reader(job) if target is not None else None
@@ -46,7 +71,7 @@ def cool_down(job, emit, sleep=time.sleep, clock=time.monotonic):
         if fixed:
             sleep(fixed)
         emit("done", ok=True, method="fixed" if fixed else "none", waited_s=round(clock() - start, 3),
-             start_temp_c=None, end_temp_c=None, target_c=target, reached=None)
+             start_temp_c=None, end_temp_c=None, target_c=target, reached=None, battery_pct=battery_pct)
         return
     first = temp = hottest()
     last_report = start
@@ -57,4 +82,4 @@ def cool_down(job, emit, sleep=time.sleep, clock=time.monotonic):
             emit("cooling", temp_c=temp, waited_s=round(clock() - start, 3))
             last_report = clock()
     emit("done", ok=True, method="target", waited_s=round(clock() - start, 3), start_temp_c=first,
-         end_temp_c=temp, target_c=target, reached=temp is not None and temp <= target)
+         end_temp_c=temp, target_c=target, reached=temp is not None and temp <= target, battery_pct=battery_pct)
