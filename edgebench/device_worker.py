@@ -85,6 +85,7 @@ def cell_facts(profile, cell: Cell) -> dict:
 
 
 def hottest(thermal: dict | None) -> float | None:
+    """The hottest zone of a telemetry record's `thermal_c`, or None without one."""
     values = [v for v in (thermal or {}).values() if isinstance(v, (int, float))]
     return max(values) if values else None
 
@@ -185,14 +186,21 @@ class DeviceWorker:
                 self.connect()
                 return action()
             except EdgebenchError as error:
-                if not error.transient or attempt == self.profile.retries or self.cancel.is_set():
+                if self.is_last_try(error, attempt):
                     raise
-                self.disconnect()
-                delay = self.profile.retry_backoff_s * 2 ** attempt
-                self.state(f"retrying {what} in {delay:g} s: {error}")
-                if self.cancel.wait(delay):
-                    raise KeyboardInterrupt from error
+                self.back_off(error, attempt, what)
         raise AssertionError("unreachable")
+
+    def is_last_try(self, error: EdgebenchError, try_no: int) -> bool:
+        return not error.transient or try_no == self.profile.retries or self.cancel.is_set()
+
+    def back_off(self, error: EdgebenchError, try_no: int, what: str) -> None:
+        """Drop the connection and wait before the next try, twice as long each time."""
+        self.disconnect()
+        delay = self.profile.retry_backoff_s * 2 ** try_no
+        self.state(f"retrying {what} in {delay:g} s: {error}")
+        if self.cancel.wait(delay):
+            raise KeyboardInterrupt from error
 
     # -- the work ----------------------------------------------------------------------------------
 
@@ -278,16 +286,12 @@ class DeviceWorker:
                                                                                 "message": "controller interrupted"}})
                 raise
             except EdgebenchError as error:
-                last = not error.transient or try_no == self.profile.retries or self.cancel.is_set()
+                last = self.is_last_try(error, try_no)
                 self.fail(cell, error, attempt, final=last)
                 if last:
                     self.note_if_down(error)
                     return None
-                self.disconnect()
-                delay = self.profile.retry_backoff_s * 2 ** try_no
-                self.state(f"retrying {cell.id} in {delay:g} s: {error}")
-                if self.cancel.wait(delay):
-                    raise KeyboardInterrupt from error
+                self.back_off(error, try_no, cell.id)
                 continue
             self.store.append("cells.jsonl", {"cell": cell.id, "attempt": attempt, "state": "done",
                                               "ended": now_iso(), "info": done.get("info") or {},

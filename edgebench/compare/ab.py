@@ -18,7 +18,7 @@ import yaml
 from edgebench.cells import Cell
 from edgebench.compare.gate import GateReport, compare_cell
 from edgebench.compare.inputs import MeasuredCell
-from edgebench.compare.metrics import METRICS
+from edgebench.compare.metrics import metric_values
 from edgebench.compare.stats import ALPHA
 from edgebench.config import parse_profile
 from edgebench.device_worker import DeviceWorker, Observer
@@ -145,11 +145,7 @@ class AbRun:
         pair = self.pairs[index]
         cell = pair.a if variant == "A" else pair.b
         samples = self.samples.get((index, variant), [])
-        values = {}
-        for name, metric in METRICS.items():
-            found = [metric.from_sample(s) for s in samples]
-            if found and all(v is not None for v in found):
-                values[name] = tuple(found)
+        values = metric_values(samples)
         label = f"{self.device.name}/{cell.test.name} ({cell.model.name}, t{cell.threads or 'auto'})"
         return MeasuredCell(key=(index,), label=label, test=cell.test, status="done" if samples else "failed",
                             error=None, values=values)

@@ -42,6 +42,17 @@ metric("peak_rss", "MiB", False, 0.05, _window("peak_rss_kb", 1 / 1024))
 metric("j_per_token", "J/token", False, 0.10, _window("j_per_token"))
 
 
+def metric_values(samples: list[dict]) -> dict[str, tuple[float, ...]]:
+    """Each metric every sample has, as one value per sample (a metric some samples lack is left out:
+    a partial series would compare different repetitions)."""
+    values = {}
+    for name, metric in METRICS.items():
+        found = [metric.from_sample(s) for s in samples]
+        if found and all(v is not None for v in found):
+            values[name] = tuple(found)
+    return values
+
+
 def threshold_for(thresholds: dict, metric_name: str, test_name: str, kind: str) -> float:
     """For t/s the most specific key wins: the test (`tg128`), then its kind (`tg`, `pp`, `pp+tg`),
     then `ts`;
