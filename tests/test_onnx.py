@@ -53,6 +53,9 @@ def test_fp32_and_int8_of_a_generic_model_in_one_table(tmp_path, models, capsys)
     assert outcome.rows[2]["model_size"] < outcome.rows[0]["model_size"]  # int8 weights are smaller
     assert main(["show", str(outcome.store.path)]) == EXIT_OK
     table = capsys.readouterr().out
+    # the gate reads generic-model runs too (b<N> tests, items/s)
+    assert main(["compare", str(outcome.store.path), str(outcome.store.path), "--inconclusive", "pass"]) == EXIT_OK
+    assert "mlp.int8/b16" in capsys.readouterr().out
     assert "| mlp.int8 |" in table and "| mlp |" in table and "b16" in table
 
 

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgebench.compare.metrics import METRICS
+from edgebench.compare.metrics import metric_values
 from edgebench.config.testspec import TestSpec
 from edgebench.errors import ResultsError
 from edgebench.results.aggregate import rows_with_samples
@@ -43,19 +43,16 @@ def _engine_key(row: dict) -> tuple:
     return tuple(row.get(k) for k in ENGINE_KEYS)
 
 
-def _test(row: dict) -> TestSpec:
-    return TestSpec(int(row.get("n_prompt") or 0), int(row.get("n_gen") or 0), int(row.get("n_depth") or 0))
+def row_test(row: dict) -> TestSpec:
+    return TestSpec(int(row.get("n_prompt") or 0), int(row.get("n_gen") or 0), int(row.get("n_depth") or 0),
+                    int(row.get("batch") or 0))
 
 
 def _edgebench_cells(path: Path) -> list[MeasuredCell]:
     cells = []
     for facts, row, samples in rows_with_samples(path):
-        test = _test(row)
-        values = {}
-        for name, metric in METRICS.items():
-            found = [metric.from_sample(s) for s in samples]
-            if found and all(v is not None for v in found):
-                values[name] = tuple(found)
+        test = row_test(row)
+        values = metric_values(samples)
         model = row.get("model_sha256") or row.get("model")
         cells.append(MeasuredCell(
             # threads as configured: a failed cell never reports how many "auto" came to
@@ -84,7 +81,7 @@ def _llama_bench_rows(path: Path) -> list[dict]:
 def _llama_bench_cells(path: Path) -> list[MeasuredCell]:
     merged: dict[tuple, dict] = {}
     for row in _llama_bench_rows(path):
-        test = _test(row)
+        test = row_test(row)
         model = (row.get("model_filename"), row.get("model_type"), row.get("model_size"))
         key = (row.get("cpu_info"), model, test.name, row.get("n_threads"), "llama-bench", _engine_key(row))
         cell = merged.setdefault(key, {"row": row, "test": test, "ts": []})

@@ -24,7 +24,7 @@ LLAMA_BENCH_FIELDS = (
 # what edgebench adds: where it ran, latency, memory, heat, energy
 EDGEBENCH_FIELDS = (
     "device", "device_class", "engine", "engine_version", "model", "model_sha256", "test", "status", "error",
-    "attempt", "cooldown_s", "start_temp_c", "n_samples", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms",
+    "batch", "attempt", "cooldown_s", "start_temp_c", "n_samples", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms",
     "ttft_ms", "stddev_ttft_ms", "samples_ttft_ns",
     "peak_rss_mib", "max_temp_c", "min_freq_ratio", "throttled", "energy_j", "j_per_token",
 )
@@ -110,7 +110,8 @@ def cell_row(cell: dict, samples: list[dict]) -> dict:
         "engine_version": info.get("engine_version"), "model": cell.get("model"),
         "model_sha256": cell.get("model_sha256"), "test": cell.get("test"),
         "status": cell.get("state", "started"), "error": (cell.get("error") or {}).get("message"),
-        "attempt": cell["attempt"], "cooldown_s": (cell.get("cooldown") or {}).get("waited_s"),
+        "batch": cell.get("batch") or 0, "attempt": cell["attempt"],
+        "cooldown_s": (cell.get("cooldown") or {}).get("waited_s"),
         "start_temp_c": (cell.get("cooldown") or {}).get("start_temp_c"),
     })
     row.setdefault("n_threads", info.get("n_threads"))
