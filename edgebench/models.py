@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgebench.errors import ModelFileError
+from edgebench.onnx_files import external_data_files
 from edgebench.paths import cache_root
 
 CHUNK = 8 << 20
@@ -75,8 +76,3 @@ def bundle_sha256(path: Path, extra: tuple[Path, ...]) -> str:
     """One name for a model and its external data: the hash of each file's name and hash."""
     lines = [f"{p.name}\0{sha256_file(p)}\n" for p in (path, *sorted(extra))]
     return hashlib.sha256("".join(lines).encode()).hexdigest()
-
-
-def external_data_files(path: Path) -> tuple[Path, ...]:
-    from edgebench.onnx_files import external_data_files as find
-    return find(path)

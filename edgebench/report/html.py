@@ -14,6 +14,8 @@ from html import escape
 from pathlib import Path
 
 from edgebench import __version__
+from edgebench.compare.inputs import row_test
+from edgebench.device_worker import hottest
 from edgebench.report import svg
 from edgebench.results.aggregate import run_rows
 from edgebench.results.store import read_jsonl, read_meta
@@ -121,9 +123,7 @@ def speed_plots(run: RunData) -> list[str]:
 
 
 def _kind(row: dict) -> str:
-    if not row["n_prompt"] and not row["n_gen"]:
-        return "b"
-    return "+".join(k for k, n in (("pp", row["n_prompt"]), ("tg", row["n_gen"])) if n)
+    return row_test(row).kind
 
 
 def memory_plot(run: RunData) -> list[str]:
@@ -147,8 +147,7 @@ def _freq_ratio(record: dict) -> float | None:
 
 
 def _hottest(record: dict) -> float | None:
-    temps = [v for v in (record.get("thermal_c") or {}).values() if isinstance(v, (int, float))]
-    return max(temps) if temps else None
+    return hottest(record.get("thermal_c"))
 
 
 def thermal_plots(run: RunData) -> list[str]:

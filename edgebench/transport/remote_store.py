@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from edgebench.errors import DiskFullError, HostKeyError, ModelFileError, TransportError
+from edgebench.models import sha256_file
 from edgebench.transport.base import PushResult
 from edgebench.transport.sshconn import SshConnection, quote_argv, refused_host_key
 
@@ -197,8 +198,6 @@ class RemoteStore:
         then hard-linked side by side under `<workdir>/bundles/<bundle sha256>/` by the names the
         model uses, so onnxruntime finds the data beside the model. Linking again every time heals
         a bundle whose file was replaced."""
-        from edgebench.models import sha256_file
-
         sent, links = 0, []
         for path in (main, *extra):
             result = self.push(path, sha256_file(path), progress=progress)

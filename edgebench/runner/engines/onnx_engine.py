@@ -121,16 +121,17 @@ class OnnxEngine(Engine):
         last = logits.shape[-1] if logits is not None and logits.shape else None
         return last if isinstance(last, int) else int((self.options.get("dims") or {}).get("vocab", 2))
 
+    def _size(self, dim):
+        """A static dimension, or a named one from the profile's `engine.dims` (1 when not named)."""
+        return dim if isinstance(dim, int) else int((self.options.get("dims") or {}).get(dim, 1))
+
     def _empty_past(self):
         np, past = self.np, {}
         for name, node in self.inputs.items():
             if name.startswith(PAST):
                 # [batch, heads, past, head_dim]: one sequence, nothing cached yet
-                dims = [0 if i == 2 else d if isinstance(d, int) else 1 for i, d in enumerate(node.shape)]
-                if not all(isinstance(d, int) for d in node.shape[1:2] + node.shape[3:]):
-                    named = self.options.get("dims") or {}
-                    dims = [dims[0], int(named.get(node.shape[1], 0)) or dims[1], 0,
-                            int(named.get(node.shape[3], 0)) or dims[3]]
+                batch, heads, _past, head_dim = node.shape
+                dims = [batch if isinstance(batch, int) else 1, self._size(heads), 0, self._size(head_dim)]
                 past[name] = np.zeros(dims, dtype=np.float16 if "float16" in node.type else np.float32)
         return past
 
