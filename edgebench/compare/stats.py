@@ -15,6 +15,8 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from edgebench.numbers import quantile
+
 ALPHA = 0.01
 BOOTSTRAP_ROUNDS = 2000
 # the exact null distribution is used up to this many values in both samples together (n + m); above it,
@@ -131,14 +133,6 @@ def hodges_lehmann(x: Sequence[float], y: Sequence[float]) -> float:
     return diffs[mid] if len(diffs) % 2 else (diffs[mid - 1] + diffs[mid]) / 2
 
 
-def _quantile(ordered: list[float], q: float) -> float:
-    """Linear interpolation between order statistics (numpy's default, Hyndman-Fan type 7)."""
-    pos = q * (len(ordered) - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
 def bootstrap_ci(x: Sequence[float], y: Sequence[float], statistic: Callable[[list, list], float],
                  rounds: int = BOOTSTRAP_ROUNDS, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap: resample x and y independently with replacement (random.Random(seed)),
@@ -155,7 +149,7 @@ def bootstrap_ci(x: Sequence[float], y: Sequence[float], statistic: Callable[[li
     choices = rng.choices
     values = sorted(statistic(choices(xs, k=n), choices(ys, k=m)) for _ in range(rounds))
     tail = (1 - level) / 2
-    return _quantile(values, tail), _quantile(values, 1 - tail)
+    return quantile(values, tail), quantile(values, 1 - tail)
 
 
 def _bootstrap_hodges_lehmann(x: list[float], y: list[float], rounds: int, level: float,
@@ -196,7 +190,7 @@ def _bootstrap_hodges_lehmann(x: list[float], y: list[float], rounds: int, level
         values.append((low + high) / 2)
     values.sort()
     tail = (1 - level) / 2
-    return _quantile(values, tail), _quantile(values, 1 - tail)
+    return quantile(values, tail), quantile(values, 1 - tail)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import math
 import statistics
 from pathlib import Path
 
+from edgebench.numbers import quantile
 from edgebench.results.store import read_jsonl, read_meta
 
 # llama-bench's output fields, in its order (tools/llama-bench/llama-bench.cpp, get_fields)
@@ -38,17 +39,6 @@ _LLAMA_BENCH_CONSTANTS = {
     "fit_target": 0, "fit_min_ctx": 0, "build_number": 0, "build_commit": "unknown",
 }
 _FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}
-
-
-def _percentile(values, q: float):
-    """Linear interpolation between the closest ranks (numpy's default), q in [0, 1]."""
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    position = q * (len(ordered) - 1)
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def _stdev(values):
@@ -128,7 +118,7 @@ def cell_row(cell: dict, samples: list[dict]) -> dict:
         "avg_ns": int(statistics.mean(ns)) if ns else None, "stddev_ns": int(_stdev(ns)) if ns else None,
         "avg_ts": statistics.mean(ts) if ts else None, "stddev_ts": _stdev(ts) if ts else None,
         "samples_ns": ns, "samples_ts": ts,
-        **{f"latency_p{q}_ms": (_percentile(ns, q / 100) / 1e6 if ns else None) for q in (50, 90, 99)},
+        **{f"latency_p{q}_ms": (quantile(sorted(ns), q / 100) / 1e6 if ns else None) for q in (50, 90, 99)},
         "ttft_ms": statistics.mean(ttft) / 1e6 if ttft else None,
         "stddev_ttft_ms": _stdev(ttft) / 1e6 if ttft else None, "samples_ttft_ns": ttft,
         "peak_rss_mib": max(peaks) / 1024 if peaks else None,
