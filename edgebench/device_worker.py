@@ -14,6 +14,7 @@ import threading
 from itertools import groupby
 
 from edgebench.cells import Cell
+from edgebench.config.fields import to_plain
 from edgebench.errors import DiskFullError, EdgebenchError, RunnerError
 from edgebench.models import resolve_model
 from edgebench.probe import PROBE_TIMEOUT_S, probe_with
@@ -47,7 +48,7 @@ class Observer:
 
 def engine_options(engine) -> dict:
     return {k: getattr(engine, k) for k in ("n_ctx", "n_batch", "n_ubatch", "type_k", "type_v", "flash_attn",
-                                            "n_gpu_layers", "use_mmap")}
+                                            "n_gpu_layers", "use_mmap", "repack")}
 
 
 def cell_job(profile, cell: Cell, model_path: str) -> dict:
@@ -70,9 +71,17 @@ def cell_job(profile, cell: Cell, model_path: str) -> dict:
 
 
 def _sensor_paths(device) -> dict:
-    paths = device.telemetry
-    return {"root": paths.root, "extra_thermal_paths": list(paths.extra_thermal_paths),
-            "extra_power_paths": list(paths.extra_power_paths)}
+    """The device's `telemetry:` section for the run and cool-down jobs, under its YAML keys.
+    The whole section goes, not a list of picked keys: a setting added to the profile then reaches
+    the runner without another edit here, and the runner refuses a key it does not know."""
+    return to_plain(device.telemetry)
+
+
+def cooldown_job(device, options) -> dict:
+    """The job for the runner's `cooldown` mode before a cell (runner/cooldown.py)."""
+    return {"target_c": options.target_c, "max_wait_s": options.max_wait_s,
+            "fixed_delay_s": options.fixed_delay_s, "telemetry": _sensor_paths(device),
+            "min_battery_pct": device.limits.min_battery_pct}
 
 
 def cell_facts(profile, cell: Cell) -> dict:
@@ -303,13 +312,10 @@ class DeviceWorker:
 
     def cool_down(self, options) -> dict | None:
         """The pre-cell check on the device: battery above the profile's minimum, then the cool-down."""
-        minimum = self.device.limits.min_battery_pct
-        if not options.active and minimum is None:
+        if not options.active and self.device.limits.min_battery_pct is None:
             return None
         self.state("cooling down" if options.active else "checking the battery")
-        job = {"target_c": options.target_c, "max_wait_s": options.max_wait_s,
-               "fixed_delay_s": options.fixed_delay_s, "telemetry": _sensor_paths(self.device),
-               "min_battery_pct": minimum}
+        job = cooldown_job(self.device, options)
 
         def progress(event):
             if event.get("event") == "cooling" and event.get("temp_c") is not None:

@@ -22,9 +22,18 @@ def probe_with(transport, runner: str | None = None, timeout_s: float = PROBE_TI
             "runner": runner_info}
 
 
-def probe_device(device) -> dict:
+def probe_device(device, engine_self_test: bool = False) -> dict:
     with open_transport(device) as transport:
-        return probe_with(transport)
+        facts = probe_with(transport)
+        if engine_self_test:
+            from edgebench.selftest import engines_to_test, self_test
+            runner = transport.install_runner()
+            facts["self_test"] = self_test(transport, runner, engines_to_test(facts["runner"], device))
+        return facts
+
+
+def self_test_failed(probe: dict) -> bool:
+    return any(not result.get("ok") for result in (probe.get("self_test") or {}).values())
 
 
 def _short(value) -> str:
@@ -41,6 +50,15 @@ def facts_rows(probe: dict) -> list[list[str]]:
     runner = probe.get("runner") or {}
     rows.append(["engines", _short(runner.get("engines"))])
     rows.append(["telemetry", _short(runner.get("telemetry"))])
+    if "self_test" in probe:
+        from edgebench.selftest import summary
+        tested = probe["self_test"] or {}
+        for engine, result in tested.items():
+            rows.append([f"self-test {engine}", summary(result)])
+            if result.get("system_info"):
+                rows.append([f"{engine} build", result["system_info"]])
+        if not tested:
+            rows.append(["self-test", "no llama.cpp engine on this device to test"])
     return rows
 
 

@@ -30,10 +30,20 @@ def require(available: bool, what: str) -> None:
     pytest.skip(f"{what} is missing")
 
 
+def _require_llama_cpp() -> None:
+    import importlib.util
+    require(importlib.util.find_spec("llama_cpp") is not None, "llama-cpp-python (edgebench install-engine)")
+
+
 @pytest.fixture(scope="session")
 def llama_cpp():
-    import importlib.util
-    require(importlib.util.find_spec("llama_cpp") is not None, "llama-cpp-python (pip install -e '.[llama]')")
+    _require_llama_cpp()
+
+
+def pytest_runtest_setup(item):
+    # a test marked `llama` needs the engine even when it takes none of the fixtures that check
+    if item.get_closest_marker("llama"):
+        _require_llama_cpp()
 
 
 def _llama_cpp_root() -> Path | None:
@@ -51,7 +61,10 @@ def llama_bench_binary() -> str:
     candidates = [os.environ.get("EDGEBENCH_LLAMA_BENCH"), shutil.which("llama-bench")]
     root = _llama_cpp_root()
     if root:
-        candidates.append(str(root / "build" / "bin" / "llama-bench"))
+        # only a build with the engine's own flags is a fair anchor (tests/perf/build_llama_bench.sh)
+        from edgebench.engine_build import cmake_args, flags_key
+        candidates.append(str(root / f"build-{flags_key(root.name.split('-', 1)[1], cmake_args())}" / "bin"
+                              / "llama-bench"))
     found = next((c for c in candidates if c and os.access(c, os.X_OK)), None)
     require(found is not None, "a llama-bench binary (tests/perf/build_llama_bench.sh builds one)")
     return found

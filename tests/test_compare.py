@@ -20,7 +20,8 @@ def noisy(center: float, n: int, seed: int, cv: float = 0.01) -> list[float]:
 
 
 def fake_run(root: Path, cells: dict[str, list[float] | None], thresholds: dict | None = None,
-             device: str = "pi5", model_sha: str = "ab" * 32) -> Path:
+             device: str = "pi5", model_sha: str = "ab" * 32, build: str | None = None,
+             repack: bool = True) -> Path:
     """A finished run directory with the given t/s samples per test (None: the cell failed)."""
     store = RunStore.create(root, {"profile": {"name": "gate", "thresholds": thresholds or {}}, "devices": {},
                                    "cells": [{"id": f"{device}/m/{t}/t2"} for t in cells]})
@@ -30,7 +31,7 @@ def fake_run(root: Path, cells: dict[str, list[float] | None], thresholds: dict 
         store.append("cells.jsonl", {"cell": cell, "attempt": 1, "state": "started", "device": device,
                                      "model": "m", "model_sha256": model_sha, "test": test, "engine": "llama.cpp",
                                      "n_prompt": n_prompt, "n_gen": n_gen, "n_depth": 0, "n_threads": 2,
-                                     "engine_options": {"n_batch": 2048, "n_ubatch": 512}})
+                                     "engine_options": {"n_batch": 2048, "n_ubatch": 512, "repack": repack}})
         if values is None:
             store.append("cells.jsonl", {"cell": cell, "attempt": 1, "state": "failed",
                                          "error": {"kind": "crashed", "message": "runner died from signal 9"}})
@@ -39,7 +40,8 @@ def fake_run(root: Path, cells: dict[str, list[float] | None], thresholds: dict 
             store.append("samples.jsonl", {"cell": cell, "attempt": 1, "rep": rep, "ts": ts,
                                            "t_ns": int((n_prompt + n_gen) / ts * 1e9), "n_tokens": n_prompt + n_gen,
                                            "window": {"peak_rss_kb": 500_000}})
-        store.append("cells.jsonl", {"cell": cell, "attempt": 1, "state": "done", "info": {"n_threads": 2}})
+        store.append("cells.jsonl", {"cell": cell, "attempt": 1, "state": "done",
+                                     "info": {"n_threads": 2, "system_info": build}})
     store.finish("complete", [])
     return store.path
 
@@ -113,6 +115,32 @@ def test_other_devices_or_models_do_not_match(tmp_path):
     assert gate(base, other_model, "--json", tmp_path / "g.json") == 0
     report = json.loads((tmp_path / "g.json").read_text())
     assert report["comparisons"] == [] and report["only_base"] and report["only_candidate"]
+
+
+AVX2_BUILD = "CPU : SSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | OPENMP = 1 | REPACK = 1 |"
+NATIVE_BUILD = "CPU : SSE3 = 1 | AVX = 1 | AVX2 = 1 | AVX512 = 1 | AMX_INT8 = 1 | OPENMP = 1 | REPACK = 1 |"
+
+
+def test_runs_of_different_engine_builds_are_not_the_same_experiment(tmp_path, capsys):
+    base = fake_run(tmp_path / "r", {"tg128": noisy(20, 7, 1), "pp512": None}, build=AVX2_BUILD)
+    same = fake_run(tmp_path / "r", {"tg128": noisy(20, 7, 2), "pp512": noisy(90, 7, 3)}, build=AVX2_BUILD)
+    assert gate(base, same, "--json", tmp_path / "same.json") == 0
+    # the base's failed pp512 cell never reported a build: it still meets its twin, by the device's build
+    assert json.loads((tmp_path / "same.json").read_text())["only_base"] == []
+    other = fake_run(tmp_path / "r", {"tg128": noisy(20, 7, 4), "pp512": noisy(90, 7, 5)}, build=NATIVE_BUILD)
+    capsys.readouterr()
+    gate(base, other, "--json", tmp_path / "other.json")
+    report = json.loads((tmp_path / "other.json").read_text())
+    assert report["comparisons"] == [] and sorted(report["only_base"]) == ["pi5/m/pp512/t2", "pi5/m/tg128/t2"]
+    out = capsys.readouterr().out
+    assert "not the same experiment: pi5/m/tg128/t2: system_info" in out and "AMX_INT8 = 1" in out
+
+
+def test_runs_with_and_without_repack_are_not_the_same_experiment(tmp_path, capsys):
+    base = fake_run(tmp_path / "r", {"tg128": noisy(20, 7, 1)}, build=AVX2_BUILD)
+    cand = fake_run(tmp_path / "r", {"tg128": noisy(20, 7, 2)}, build=AVX2_BUILD, repack=False)
+    gate(base, cand)
+    assert "not the same experiment: pi5/m/tg128/t2: repack True vs False" in capsys.readouterr().out
 
 
 def llama_bench_jsonl(path: Path, tg: list[float], build: str) -> Path:

@@ -157,6 +157,61 @@ def test_battery_range(tmp_path):
     assert_at(err, path, 3, "limits.min_battery_pct", "between 0 and 100")
 
 
+def test_every_telemetry_setting_parses(tmp_path):
+    device = load_device(write(tmp_path, "name: phone\ntelemetry:\n"
+                                         "  battery_current_unit: mA\n"
+                                         "  sources: [thermal, battery, extra_power]\n"
+                                         "  extra_thermal_paths: {skin: /sys/skin/temp}\n"
+                                         "  extra_power_paths:\n"
+                                         "    - /sys/meter/power1_input\n"
+                                         "    - {path: /sys/fan/power_mw, name: fan, unit: mW, total: false}\n"))
+    telemetry = device.telemetry
+    assert telemetry.battery_current_unit == "mA" and telemetry.sources == ("thermal", "battery", "extra_power")
+    assert dict(telemetry.extra_thermal_paths) == {"skin": "/sys/skin/temp"}
+    plain, fan = telemetry.extra_power_paths
+    assert plain == "/sys/meter/power1_input"  # a plain path stays a plain path
+    assert (fan.path, fan.name, fan.unit, fan.total, fan.rail) == ("/sys/fan/power_mw", "fan", "mW", False, "fan")
+    assert json.loads(json.dumps(device.to_dict()))["telemetry"]["extra_power_paths"][1]["unit"] == "mW"
+    defaults = load_device(write(tmp_path, "name: pi\n")).telemetry
+    assert (defaults.battery_current_unit, defaults.sources, defaults.extra_power_paths) == ("uA", None, ())
+
+
+@pytest.mark.parametrize("telemetry, line, key, fragments", [
+    ("  battery_current_unit: A\n", 3, "telemetry.battery_current_unit", ["must be one of uA, mA; got 'A'"]),
+    ("  battery_current_unit: µA\n", 3, "telemetry.battery_current_unit", ["must be one of uA, mA; got 'µA'"]),
+    ("  extra_power_paths:\n    - /p\n    - {path: /q, unit: kW}\n", 5, "telemetry.extra_power_paths[1].unit",
+     ["must be one of uW, mW, W; got 'kW'"]),
+    ("  extra_power_paths:\n    - unit: mW\n      name: usb\n", 4, "telemetry.extra_power_paths[0].path",
+     ["required key 'path' is missing"]),
+    ("  extra_power_paths:\n    - path: /q\n      total: 1\n", 5, "telemetry.extra_power_paths[0].total",
+     ["expected true or false, got an integer (1)"]),
+    ("  extra_power_paths:\n    - path: /q\n      units: mW\n", 5, "telemetry.extra_power_paths[0].units",
+     ["unknown key 'units'", "did you mean 'unit'?"]),
+    ("  extra_power_paths: [5]\n", 3, "telemetry.extra_power_paths[0]",
+     ["expected a string or a mapping, got an integer (5)"]),
+    ("  extra_power_paths: ['  ']\n", 3, "telemetry.extra_power_paths[0]", ["must not be empty"]),
+    ("  extra_power_paths:\n    - /p\n    - {path: /q, name: /p}\n", 5, "telemetry.extra_power_paths[1]",
+     ["duplicate power rail '/p' (also telemetry.extra_power_paths[0])", "give one of them a `name:`"]),
+    ("  extra_thermal_paths:\n    skin: 5\n", 4, "telemetry.extra_thermal_paths.skin",
+     ["expected a string, got an integer (5)"]),
+    ("  extra_thermal_paths: /sys/temp\n", 3, "telemetry.extra_thermal_paths",
+     ["expected a list or a mapping, got a string"]),
+    ("  sources: [thermal, gpu]\n", 3, "telemetry.sources[1]", ["must be one of memory, thermal", "got 'gpu'"]),
+    ("  sources: [load, load]\n", 3, "telemetry.sources[1]", ["duplicate entry 'load'"]),
+    ("  sources: []\n", 3, "telemetry.sources", ["must not be empty"]),
+    ("  battery_unit: mA\n", 3, "telemetry.battery_unit", ["did you mean 'battery_current_unit'?"]),
+])
+def test_bad_telemetry_settings(tmp_path, telemetry, line, key, fragments):
+    err, path = device_error(tmp_path, "name: phone\ntelemetry:\n" + telemetry)
+    assert_at(err, path, line, key, *fragments)
+
+
+def test_a_battery_limit_needs_the_battery_source(tmp_path):
+    err, path = device_error(tmp_path, "name: phone\nlimits: {min_battery_pct: 30}\n"
+                                       "telemetry:\n  sources: [thermal]\n")
+    assert_at(err, path, 4, "telemetry.sources", "min_battery_pct needs the battery source")
+
+
 def test_device_empty_and_duplicate(tmp_path):
     err, path = device_error(tmp_path, "")
     assert_at(err, path, 1, None, "empty")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from edgebench.config import parse_device, parse_profile
+from edgebench.device_worker import Observer
 from edgebench.execute import run_cells
 from edgebench.runner.cooldown import cool_down
 
@@ -123,6 +124,45 @@ def test_a_cooling_device_is_waited_for_and_the_wait_is_recorded(tmp_path, tiny_
     assert started[0]["cooldown"]["method"] == "target" and started[0]["cooldown"]["reached"] is True
     assert started[0]["cooldown"]["end_temp_c"] <= 55
     assert second["start_temp_c"] <= 55  # already cool by then
+
+
+class StateLog(Observer):
+    def __init__(self):
+        self.states: list[str] = []
+        self.cooling_began = threading.Event()
+
+    def device_state(self, device, state):
+        self.states.append(state)
+        if state.startswith("cooling down"):
+            self.cooling_began.set()
+
+
+def test_a_slow_sensor_reports_progress_through_the_real_runner_and_controller(tmp_path, tiny_qwen35):
+    """A real sensor cools over many seconds: the runner reports the wait as it goes (the `cooling`
+    event every 2 s), and the controller shows it and then measures the cell."""
+    temp = thermal_tree(tmp_path / "sys-root", 62)
+    stop = threading.Event()
+    log = StateLog()
+
+    def cool():  # once the wait has begun, 0.25 °C every 0.2 s: 62 -> 55 takes 5.6 s of real time
+        log.cooling_began.wait(60)
+        celsius = 62.0
+        while not stop.wait(0.2) and celsius > 40:
+            celsius -= 0.25
+            set_temp(temp, celsius)
+    threading.Thread(target=cool, daemon=True).start()
+    try:
+        outcome = run_cells(profile(tmp_path, tiny_qwen35, "{target_c: 55, max_wait_s: 60}", tests="[tg20]"),
+                            [device(tmp_path, tmp_path / "sys-root")], tmp_path / "results", observer=log)
+    finally:
+        stop.set()
+    (row,) = outcome.rows
+    assert row["status"] == "done", row.get("error")
+    assert row["cooldown_s"] > 5 and row["start_temp_c"] >= 61
+    cooling = [s for s in log.states if s.startswith("cooling down: ")]
+    assert len(cooling) >= 2 and cooling[0].endswith("target 55 °C")  # progress arrived while it waited
+    started = [c for c in read_jsonl(outcome.store.path / "cells.jsonl") if c["state"] == "started"]
+    assert started[0]["cooldown"]["reached"] is True and started[0]["cooldown"]["end_temp_c"] <= 55
 
 
 def test_a_sensorless_device_waits_the_fixed_delay(tmp_path, tiny_qwen35):

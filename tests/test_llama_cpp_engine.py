@@ -91,3 +91,36 @@ def test_kv_cache_type_and_flash_attention_options_are_applied(runner, tiny_llam
 def test_stdout_carries_only_events(runner, tiny_qwen35):
     events = run_job(runner, tiny_qwen35, {"n_prompt": 8, "n_gen": 2, "n_depth": 0})
     assert events[0]["event"] == "hello" and events[-1]["event"] == "done"
+
+
+@pytest.fixture(scope="module")
+def tiny_llama_q4k(llama_cpp, model_dir):
+    """A K-quant: on x86 and ARM llama.cpp repacks its weights into the CPU_REPACK buffer."""
+    from conftest import _synth
+    return _synth(model_dir, "tiny-llama@Q4_K_M")
+
+
+@pytest.mark.parametrize("repack", [True, False])
+def test_repack_decides_whether_llama_cpp_repacks_the_weights(runner, tiny_llama_q4k, repack):
+    events = run_job(runner, tiny_llama_q4k, {"n_prompt": 32, "n_gen": 0, "n_depth": 0}, reps=1, warmup=0,
+                     repack=repack)
+    info = by_kind(events, "start")[0]["info"]
+    assert info["repack"] is repack
+    # llama.cpp's own account of where the weights went
+    assert ("CPU_REPACK" in info["model_buffers_mib"]) is repack
+    assert info["model_buffers_mib"]["CPU_Mapped"] > 0
+    assert len(by_kind(events, "sample")) == 1
+
+
+def test_the_engine_reports_its_build_as_llama_cpp_describes_it(runner, tiny_qwen35):
+    info = by_kind(run_job(runner, tiny_qwen35, {"n_prompt": 8, "n_gen": 0, "n_depth": 0}, reps=1), "start")[0]["info"]
+    assert info["system_info"].startswith("CPU : ") and "REPACK = 1" in info["system_info"]
+
+
+def test_the_installed_engine_was_built_without_instructions_this_cpu_may_fault_on(runner, tiny_qwen35):
+    """`edgebench install-engine` (what .ci/run and the README use) builds without AMX on x86-64."""
+    import platform
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("the portable build is for x86-64")
+    info = by_kind(run_job(runner, tiny_qwen35, {"n_prompt": 8, "n_gen": 0, "n_depth": 0}, reps=1), "start")[0]["info"]
+    assert "AMX_INT8 = 1" not in info["system_info"] and "AVX2 = 1" in info["system_info"]

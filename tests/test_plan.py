@@ -166,8 +166,8 @@ def test_calibration_from_a_stored_run(capsys, devices_dir, tmp_path):
 
 
 def test_fleet_plans_every_model_of_a_profile(capsys, devices_dir, tmp_path):
-    report = plan_json(capsys, "--fleet", "profiles/qwen35-quant-sweep.yaml", "--devices-dir", devices_dir,
-                       "--results", tmp_path / "none")
+    report = plan_json(capsys, "--fleet", "profiles/qwen35-quant-sweep.yaml", "-d", "all", "--devices-dir",
+                       devices_dir, "--results", tmp_path / "none")
     models = {c["model"] for c in report["cells"]}
     assert len(models) == 5 and {c["device"] for c in report["cells"]} == {"phone", "pi"}
     assert all(c["max_ctx"] and c["tg_ts"] is not None for c in report["cells"] if c["device"] == "pi")

@@ -97,3 +97,57 @@ def test_probe_lists_engines_and_telemetry(runner):
     info = events[-1]["info"]
     assert set(info["engines"]) == {"llama.cpp", "llama-bench", "onnxruntime", "sleep"}
     assert "memory" in info["telemetry"]
+
+
+# -- one declaration of the protocol, read by both sides ------------------------------------------
+
+def test_every_event_the_runner_emits_is_declared():
+    import re
+    from pathlib import Path
+
+    from edgebench.runner.protocol import EVENTS
+    source = Path(__file__).resolve().parent.parent / "edgebench" / "runner"
+    emitted = {name for path in source.rglob("*.py")
+               for name in re.findall(r"""\bemit\(\s*["']([a-z_]+)["']""", path.read_text())}
+    assert {"hello", "start", "sample", "cooling", "done", "error"} <= emitted
+    assert emitted <= set(EVENTS), emitted - set(EVENTS)
+
+
+def test_the_runner_refuses_to_emit_an_undeclared_event():
+    import io
+
+    from edgebench.runner.protocol import Emitter
+    with pytest.raises(ValueError, match="undeclared runner event 'warming'"):
+        Emitter(io.StringIO()).emit("warming", temp_c=50)
+
+
+def fake_runner(tmp_path, lines):
+    script = tmp_path / "runner.py"
+    script.write_text("import sys\n" + "".join(f"print({json.dumps(line)})\n" for line in lines))
+    return str(script)
+
+
+def local_transport(tmp_path):
+    from edgebench.config import parse_device
+    from edgebench.transport.local import LocalTransport
+    return LocalTransport(parse_device(f"name: box\nworkdir: {tmp_path / 'work'}\n"))
+
+
+@pytest.mark.parametrize("lines, fragment", [
+    (['{"event":"hello","protocol":1,"pid":1}', '{"event":"done","ok":true}'],
+     "the runner on the device speaks protocol 1 but this controller speaks 2"),
+    (['{"event":"done","ok":true}'], "runner did not start with a hello event"),
+    (['{"event":"hello","protocol":2,"pid":1}', '{"event":"warming"}'], "runner sent an undeclared event 'warming'"),
+])
+def test_the_controller_checks_the_runners_protocol(tmp_path, lines, fragment):
+    from edgebench.errors import RunnerError
+    with pytest.raises(RunnerError, match=fragment) as caught:
+        local_transport(tmp_path).run_runner(fake_runner(tmp_path, lines), "run", {}, 30, lambda event: None)
+    assert caught.value.kind == "protocol"
+
+
+def test_a_runner_of_this_protocol_is_read(tmp_path):
+    from edgebench.runner import PROTOCOL_VERSION
+    lines = [json.dumps({"event": "hello", "protocol": PROTOCOL_VERSION, "pid": 1}), '{"event":"done","ok":true}']
+    done = local_transport(tmp_path).run_runner(fake_runner(tmp_path, lines), "run", {}, 30, lambda event: None)
+    assert done["ok"] is True

@@ -333,6 +333,9 @@ def test_end_to_end_run_over_ssh_matches_the_local_schema(sshd, tmp_path, tiny_q
     assert check.returncode == 0, check.stderr
     facts = json.loads(check.stdout)
     assert facts["facts"]["arch"] == os.uname().machine and facts["runner"]["engines"]["llama.cpp"] == "ok"
+    # the engine self-test ran on the device, through the pushed model and the remote runner
+    self_test = facts["self_test"]["llama.cpp"]
+    assert self_test["ok"] is True and self_test["pp_ts"] > 0 and self_test["tg_ts"] > 0, self_test
     profile = tmp_path / "p.yaml"
     profile.write_text(f"models: [{tiny_qwen35}]\ntests: [pp16, tg4]\nrepetitions: 2\nengine: {{threads: 2}}\n")
     run = subprocess.run([sys.executable, "-m", "edgebench", "run", str(profile), "-d", "box"], cwd=tmp_path,

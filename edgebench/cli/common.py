@@ -18,11 +18,8 @@ def add_results_root(parser, what: str):
 
 
 def local_device(args):
-    """devices/local.yaml when there is one, else this machine with default settings."""
-    from edgebench.config import find_device, parse_device
-    from edgebench.errors import DeviceNotFound
+    """devices/local.yaml when there is one, else the built-in local device (this machine)."""
+    from edgebench.config import find_device
+    from edgebench.config.lookup import LOCAL
 
-    try:
-        return find_device("local", args.devices_dir)
-    except DeviceNotFound:
-        return parse_device("name: local\ntransport: local\n", file="<built-in local device>")
+    return find_device(LOCAL, args.devices_dir)

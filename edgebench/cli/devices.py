@@ -7,6 +7,7 @@ from pathlib import Path
 
 from edgebench.cli.common import (
     EXIT_ERROR,
+    EXIT_FAILED_CELLS,
     EXIT_OK,
     add_devices_dir,
 )
@@ -17,7 +18,8 @@ def register(commands) -> None:
     devices = commands.add_parser("devices", help="list and inspect device profiles")
     device_commands = devices.add_subparsers(dest="devices_command", metavar="ACTION", required=True)
     listing = device_commands.add_parser("list", help="list device profiles",
-                                         description="List the device profiles found in the devices directory.")
+                                         description="List the device profiles found in the devices directory, "
+                                                     "and the built-in local device when no profile is named local.")
     add_devices_dir(listing)
     listing.set_defaults(handler=cmd_devices_list)
 
@@ -33,10 +35,14 @@ def register(commands) -> None:
     trust.set_defaults(handler=cmd_devices_trust)
 
     check = device_commands.add_parser(
-        "check", help="connect and probe a device: CPU, RAM, OS, Python, engines, disk, sensors",
-        description="Connect to the device and report what edgebench will find there.")
+        "check", help="connect and probe a device: CPU, RAM, OS, Python, engines, disk, sensors; test its engine",
+        description="Connect to the device and report what edgebench will find there, then run a short "
+                    "engine self-test (pp64 and tg16 on a few-MB synthetic model with each llama.cpp engine "
+                    "the device has), so a broken engine is found before a long run. Exit 1 when the "
+                    "self-test fails.")
     check.add_argument("name", help="device name or profile file")
     check.add_argument("--json", action="store_true", help="print the facts as JSON")
+    check.add_argument("--no-self-test", action="store_true", help="only probe; do not run the engine self-test")
     add_devices_dir(check)
     check.set_defaults(handler=cmd_devices_check)
 
@@ -54,10 +60,16 @@ def register(commands) -> None:
 
 def cmd_devices_list(args, console) -> int:
     from edgebench.config import list_devices
+    from edgebench.config.lookup import LOCAL, builtin_local, is_builtin
     from edgebench.ui import print_table
 
+    devices = list_devices(args.devices_dir)
+    # `-d local` works without a profile, so the list shows it; `-d all` leaves it out, lest a
+    # fleet run also benchmark the controller
+    if not any(d.name == LOCAL for d in devices):
+        devices = sorted([*devices, builtin_local()], key=lambda d: d.name)
     rows = [[d.name, d.transport, d.device_class or "", ", ".join(d.tags), d.host or d.ssh_config_host or "",
-             d.source] for d in list_devices(args.devices_dir)]
+             "(built in: this machine)" if is_builtin(d) else d.source] for d in devices]
     print_table(console, ["name", "transport", "class", "tags", "host", "file"], rows)
     return EXIT_OK
 
@@ -91,16 +103,16 @@ def cmd_devices_check(args, console) -> int:
     import json
 
     from edgebench.config import find_device
-    from edgebench.probe import facts_rows, probe_device
+    from edgebench.probe import facts_rows, probe_device, self_test_failed
 
     device = find_device(args.name, args.devices_dir)
-    facts = probe_device(device)
+    facts = probe_device(device, engine_self_test=not args.no_self_test)
     if args.json:
         sys.stdout.write(json.dumps(facts, indent=2, default=str) + "\n")
     else:
         from edgebench.ui import print_table
         print_table(console, ["fact", "value"], facts_rows(facts))
-    return EXIT_OK
+    return EXIT_FAILED_CELLS if self_test_failed(facts) else EXIT_OK
 
 
 def cmd_devices_import_ansible(args, console) -> int:

@@ -50,7 +50,8 @@ def register(commands) -> None:
     plan.add_argument("--layers", type=int, metavar="N", help="with --like: keep the first N layers")
     plan.add_argument("--fleet", type=Path, metavar="PROFILE", help="every model of a benchmark profile")
     plan.add_argument("-d", "--device", action="append", metavar="DEVICE",
-                      help="name, file, tag:X or all (repeatable; default all)")
+                      help="name, file, tag:X or all (repeatable; default: local, this machine, built in "
+                           "if there is no devices/local.yaml)")
     plan.add_argument("--ctx", metavar="N,...", help="contexts in tokens, e.g. 4096,32k,262144 (default 4096)")
     plan.add_argument("--kv", default="f16", metavar="TYPE", help="KV cache type: f16 (default), q8_0, q4_0, ...")
     plan.add_argument("--ubatch", type=int, default=512, metavar="N", help="llama.cpp n_ubatch (default 512)")

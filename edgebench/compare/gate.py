@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edgebench.compare.inputs import MeasuredCell, Side
+from edgebench.compare.inputs import ENGINE_KEYS, MeasuredCell, Side
 from edgebench.compare.metrics import METRICS, threshold_for
 from edgebench.compare.stats import ALPHA, Decision, decide
 
@@ -40,6 +40,8 @@ class GateReport:
     only_cand: list[str] = field(default_factory=list)
     # matched, but the base has no samples to hold the candidate to (it failed there)
     base_unmeasured: list[str] = field(default_factory=list)
+    # only_base label -> the engine settings or build that kept it from its candidate twin
+    engine_differs: dict[str, str] = field(default_factory=dict)
 
     def count(self, verdict: str) -> int:
         return sum(c.verdict == verdict for c in self.comparisons)
@@ -88,4 +90,17 @@ def compare_sides(base: Side, cand: Side, cli_thresholds: dict | None = None, al
         else:
             report.base_unmeasured.append(cell.label)
     report.only_cand = [c.label for c in cand.cells if c.key not in base_keys]
+    for cell in base.cells:
+        if cell.label in report.only_base and (why := engine_difference(cell, cand.cells)):
+            report.engine_differs[cell.label] = why
     return report
+
+
+def engine_difference(cell: MeasuredCell, others) -> str | None:
+    """Why a cell with a twin of the same device, model, test and threads is still not comparable:
+    the engine settings or build that differ (a user sees "not matched" and must learn why)."""
+    for other in others:
+        if other.key[:-1] == cell.key[:-1] and other.key[-1] != cell.key[-1]:
+            return "; ".join(f"{name} {a!r} vs {b!r}" for name, a, b in zip(ENGINE_KEYS, cell.key[-1], other.key[-1])
+                             if a != b)
+    return None

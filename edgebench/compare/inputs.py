@@ -17,8 +17,10 @@ from edgebench.errors import ResultsError
 from edgebench.results.aggregate import rows_with_samples
 from edgebench.results.store import read_meta
 
-# engine settings that change speed; two cells differing in one are different experiments
-ENGINE_KEYS = ("n_batch", "n_ubatch", "type_k", "type_v", "flash_attn", "n_gpu_layers")
+# engine settings that change speed; two cells differing in one are different experiments. The
+# system info is llama.cpp's CPU feature and build string (`AVX512 = 1 | AMX_INT8 = 0 | REPACK = 1`):
+# two builds that differ in it run different kernels
+ENGINE_KEYS = ("n_batch", "n_ubatch", "type_k", "type_v", "flash_attn", "n_gpu_layers", "repack", "system_info")
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,15 @@ class Side:
     thresholds: dict[str, float] = field(default_factory=dict, hash=False)
 
 
-def _engine_key(row: dict) -> tuple:
+def _engine_key(row: dict, builds: dict | None = None) -> tuple:
+    row = {**row, "system_info": (builds or {}).get((row.get("device"), row.get("engine")), row.get("system_info"))}
     return tuple(row.get(k) for k in ENGINE_KEYS)
+
+
+def _builds(rows) -> dict:
+    """(device, engine) -> the engine build seen there: a cell that failed before its engine reported
+    anything ran on that same build, and must still meet its twin in the other run."""
+    return {(row.get("device"), row.get("engine")): row["system_info"] for row in rows if row.get("system_info")}
 
 
 def row_test(row: dict) -> TestSpec:
@@ -50,13 +59,16 @@ def row_test(row: dict) -> TestSpec:
 
 def _edgebench_cells(path: Path) -> list[MeasuredCell]:
     cells = []
-    for facts, row, samples in rows_with_samples(path):
+    found = list(rows_with_samples(path))
+    builds = _builds(row for _, row, _ in found)
+    for facts, row, samples in found:
         test = row_test(row)
         values = metric_values(samples)
         model = row.get("model_sha256") or row.get("model")
         cells.append(MeasuredCell(
             # threads as configured: a failed cell never reports how many "auto" came to
-            key=(row.get("device"), model, test.name, facts.get("n_threads"), row.get("engine"), _engine_key(row)),
+            key=(row.get("device"), model, test.name, facts.get("n_threads"), row.get("engine"),
+                 _engine_key(row, builds)),
             label=f"{row.get('device')}/{row.get('model')}/{test.name}/t{facts.get('n_threads') or 'auto'}",
             test=test, status=row.get("status") or "unknown", error=row.get("error"), values=values))
     return cells

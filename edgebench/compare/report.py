@@ -36,7 +36,8 @@ def summary_line(report: GateReport) -> str:
 
 
 def unmatched_lines(report: GateReport) -> list[str]:
-    lines = [f"only in base (not run by the candidate): {label}" for label in report.only_base]
+    lines = [f"only in base (not run by the candidate): {label}" if label not in report.engine_differs else
+             f"not the same experiment: {label}: {report.engine_differs[label]}" for label in report.only_base]
     lines += [f"only in candidate (no base to compare with): {label}" for label in report.only_cand]
     lines += [f"not compared (the base failed to measure it): {label}" for label in report.base_unmeasured]
     return lines

@@ -1,7 +1,8 @@
 """Finding device profiles by name and loading benchmark profiles by path.
 
 Device directories, first match wins (like $PATH): `devices_dir` when given, else each entry
-of `$EDGEBENCH_DEVICES` (os.pathsep-separated), else `./devices`.
+of `$EDGEBENCH_DEVICES` (os.pathsep-separated), else `./devices`. The name `local` with no
+profile of that name is the built-in local device: this machine, with nothing to configure.
 """
 
 from __future__ import annotations
@@ -9,12 +10,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from edgebench.config.device import DeviceProfile, load_device
+from edgebench.config.device import DeviceProfile, load_device, parse_device
 from edgebench.config.profile import BenchProfile, load_profile_file
 from edgebench.errors import ConfigError, DeviceNotFound
 
 ENV_VAR = "EDGEBENCH_DEVICES"
 SUFFIXES = (".yaml", ".yml")
+LOCAL = "local"
+BUILTIN_SOURCE = "<built-in local device>"
 
 
 def device_dirs(devices_dir: str | os.PathLike | None = None) -> list[Path]:
@@ -39,10 +42,30 @@ def find_device(name_or_path: str | os.PathLike, devices_dir: str | os.PathLike 
             candidate = directory / f"{text}{suffix}"
             if candidate.is_file():
                 return load_device(candidate)
+    if text == LOCAL:
+        return builtin_local()
     available = sorted(_device_files(dirs))
+    if LOCAL not in available:
+        available.append(f"{LOCAL} (built in)")
     raise DeviceNotFound(f"no device named {text!r} (looked for {text}.yaml and {text}.yml in "
                          f"{_origin(devices_dir)}); available: {', '.join(available) or 'none'}",
                          file=", ".join(os.path.abspath(d) for d in dirs))
+
+
+def builtin_local() -> DeviceProfile:
+    """This machine, so that a fresh install needs no profile at all: the commands work from any
+    directory, not only inside a checkout that ships devices/local.yaml."""
+    return parse_device(f"name: {LOCAL}\ntransport: local\n", file=BUILTIN_SOURCE)
+
+
+def is_builtin(device: DeviceProfile) -> bool:
+    return device.source == BUILTIN_SOURCE
+
+
+def is_this_machine(device: DeviceProfile) -> bool:
+    """Whether probing the controller describes the device: only for `local`, because another
+    local-transport profile may stand for a container or chroot with limits of its own."""
+    return device.name == LOCAL and not device.is_ssh
 
 
 def list_devices(devices_dir: str | os.PathLike | None = None) -> list[DeviceProfile]:

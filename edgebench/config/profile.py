@@ -120,6 +120,9 @@ class EngineOptions:
     # -1: offload every layer (llama-cpp-python's convention; llama-bench users write 99)
     n_gpu_layers: int = setting(0, int, check=at_least(-1))
     use_mmap: bool = setting(True, bool)
+    # llama-bench's --repack (llama.cpp's use_extra_bufts): weights in repacked/AMX layouts. Off avoids
+    # extra-buffer kernels a CPU or VM advertises but cannot run
+    repack: bool = setting(True, bool)
     binary: str | None = setting(None, str, check=not_blank)
     # the `sleep` test engine only: the speed it pretends to run at (it sleeps, it does not compute)
     simulate_ts: float = setting(1000.0, float, check=above(0))

@@ -82,14 +82,18 @@ def cmd_inspect(args, console) -> int:
 
 def cmd_plan(args, console) -> int:
     from edgebench.config import select_devices
+    from edgebench.config.lookup import LOCAL, is_this_machine
+    from edgebench.facts.local import local_facts
 
     if args.kv not in KV_TYPES:
         raise PlanError(f"unknown KV cache type {args.kv!r}; choose one of {', '.join(KV_TYPES)}")
     contexts = parse_ctx(args.ctx)
     models = models_for(args)
-    devices = select_devices(args.device or ["all"], args.devices_dir)
+    # like `run`: this machine unless told otherwise, so a plan needs no device profile at all
+    devices = select_devices(args.device or [LOCAL], args.devices_dir)
     cals = calibrate(args.results)
-    budgets = [device_budget(d, cals.get(d.name)) for d in devices]
+    budgets = [device_budget(d, cals.get(d.name), local_facts() if is_this_machine(d) else None)
+               for d in devices]
     cells = [plan_cell(m, b, n, args.kv, n_ubatch=args.ubatch, use_mmap=not args.no_mmap)
              for m in models for b in budgets for n in contexts]
     recommend(cells)

@@ -1,7 +1,8 @@
 """Fit / does not fit, the largest context that fits, expected speed, and the quant to pick.
 
-Every figure carries where it came from (the device profile, a probe stored in results, a
-calibration from stored results, or a default), because a plan is only as good as its inputs.
+Every figure carries where it came from (the device profile, a probe of this machine, a probe
+stored in results, a calibration from stored results, or a default), because a plan is only as
+good as its inputs.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from edgebench.plan.speed import DEFAULT_ETA_PP, DEFAULT_ETA_TG, pp_ts, tg_ts
 GIB = 1 << 30
 # without `reserve_gb`, leave this much for the OS and everything else on the device
 DEFAULT_RESERVE_GB = 1.0
+LIVE_PROBE = "probed on this machine"
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class DeviceBudget:
     eta_tg: Figure
     eta_pp: Figure
     cpu_arch: Figure
+    cores: Figure
 
     @property
     def usable(self) -> int | None:
@@ -43,24 +46,33 @@ class DeviceBudget:
         return int(self.ram.value - (self.reserve.value or 0))
 
 
-def device_budget(device: DeviceProfile, cal: Calibration | None) -> DeviceBudget:
+def device_budget(device: DeviceProfile, cal: Calibration | None, machine: dict | None = None) -> DeviceBudget:
+    """`machine`: facts probed just now, given when the device is this machine. A profile's own
+    facts still win (the user knows best); a live probe beats one stored in results, which may
+    have been copied from another controller's `local`."""
     facts, where = device.facts, f"profile {device.source or device.name}"
-    probe = describe_probe(cal.probe if cal else None)
-    probe_where = f"probe in results/{cal.probe_run}" if cal and cal.probe_run else ""
+    stored = describe_probe(cal.probe if cal else None)
+    stored_where = f"probe in results/{cal.probe_run}" if cal and cal.probe_run else ""
+
+    def probed(key: str) -> Figure | None:
+        if machine and machine.get(key):
+            return Figure(machine[key], LIVE_PROBE)
+        return Figure(stored[key], stored_where) if stored.get(key) else None
+
     if facts.ram_gb is not None:
         ram = Figure(facts.ram_gb * GIB, where)
-    elif probe.get("ram_bytes"):
-        ram = Figure(float(probe["ram_bytes"]), probe_where)
     else:
-        ram = Figure(None, "unknown: set facts.ram_gb or run a benchmark on it")
+        ram = probed("ram_bytes") or Figure(None, "unknown: set facts.ram_gb or run a benchmark on it")
     reserve = (Figure(facts.reserve_gb * GIB, where) if facts.reserve_gb is not None
                else Figure(DEFAULT_RESERVE_GB * GIB, "default"))
-    arch = Figure(probe["arch"], probe_where) if probe.get("arch") else Figure("aarch64", "default")  # type: ignore[arg-type]
+    # arm64 by default: edge devices are, and a wrong guess only shifts the repacked weights
+    arch = probed("arch") or Figure("aarch64", "default")  # type: ignore[arg-type]
+    cores = Figure(facts.cores, where) if facts.cores is not None else probed("cores") or Figure(None, "unknown")
     bandwidth, eta_tg = _effective(facts.mem_bandwidth_gbs, DEFAULT_ETA_TG, where,
                                    cal.effective_bandwidth if cal else None, cal, "tg")
     flops, eta_pp = _effective(facts.peak_gflops, DEFAULT_ETA_PP, where,
                                cal.effective_flops if cal else None, cal, "pp")
-    return DeviceBudget(device.name, ram, reserve, bandwidth, flops, eta_tg, eta_pp, arch)
+    return DeviceBudget(device.name, ram, reserve, bandwidth, flops, eta_tg, eta_pp, arch, cores)
 
 
 def _effective(peak_g: float | None, default_eta: float, where: str, measured: float | None,

@@ -116,10 +116,11 @@ def budget_lines(budgets: list[DeviceBudget]) -> list[str]:
         fl = "?" if b.flops.value is None else f"{b.flops.value / 1e9:.1f} GFLOP/s"
         eta_tg = "?" if b.eta_tg.value is None else f"{b.eta_tg.value:.2f}"
         eta_pp = "?" if b.eta_pp.value is None else f"{b.eta_pp.value:.2f}"
+        cores = "?" if b.cores.value is None else b.cores.value
         lines.append(f"{b.name}: RAM {size(b.ram.value)} ({b.ram.source}), reserve {size(b.reserve.value)} "
                      f"({b.reserve.source}); tg: {bw} effective, eta {eta_tg} ({b.bandwidth.source}); "
                      f"pp: {fl} effective, eta {eta_pp} ({b.flops.source}); CPU {b.cpu_arch.value} "
-                     f"({b.cpu_arch.source})")
+                     f"({b.cpu_arch.source}), {cores} cores ({b.cores.source})")
     return lines
 
 
@@ -159,4 +160,4 @@ def budget_json(b: DeviceBudget) -> dict:
     return {"device": b.name, "ram_bytes": fig(b.ram), "reserve_bytes": fig(b.reserve),
             "usable_bytes": b.usable, "effective_bandwidth_bytes_s": fig(b.bandwidth),
             "effective_flops": fig(b.flops), "eta_tg": fig(b.eta_tg), "eta_pp": fig(b.eta_pp),
-            "cpu_arch": fig(b.cpu_arch)}
+            "cpu_arch": fig(b.cpu_arch), "cores": fig(b.cores)}

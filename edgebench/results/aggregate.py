@@ -18,15 +18,15 @@ LLAMA_BENCH_FIELDS = (
     "build_commit", "build_number", "cpu_info", "gpu_info", "backends", "model_filename", "model_type",
     "model_size", "model_n_params", "n_batch", "n_ubatch", "n_threads", "cpu_mask", "cpu_strict", "poll",
     "type_k", "type_v", "n_gpu_layers", "n_cpu_moe", "split_mode", "main_gpu", "no_kv_offload", "flash_attn",
-    "devices", "tensor_split", "tensor_buft_overrides", "load_mode", "embeddings", "no_op_offload", "no_host",
-    "fit_target", "fit_min_ctx", "n_prompt", "n_gen", "n_depth", "test_time", "avg_ns", "stddev_ns",
-    "avg_ts", "stddev_ts", "samples_ns", "samples_ts",
+    "devices", "tensor_split", "tensor_buft_overrides", "load_mode", "lazy_mode", "embeddings",
+    "no_op_offload", "no_host", "repack", "fit_target", "fit_min_ctx", "n_prompt", "n_gen", "n_depth",
+    "test_time", "avg_ns", "stddev_ns", "avg_ts", "stddev_ts", "samples_ns", "samples_ts",
 )
 # what edgebench adds: where it ran, latency, memory, heat, energy
 EDGEBENCH_FIELDS = (
-    "device", "device_class", "engine", "engine_version", "model", "model_sha256", "test", "status", "error",
-    "batch", "attempt", "cooldown_s", "start_temp_c", "n_samples", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms",
-    "ttft_ms", "stddev_ttft_ms", "samples_ttft_ns",
+    "device", "device_class", "engine", "engine_version", "system_info", "model", "model_sha256", "test",
+    "status", "error", "batch", "attempt", "cooldown_s", "start_temp_c", "n_samples",
+    "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "ttft_ms", "stddev_ttft_ms", "samples_ttft_ns",
     "peak_rss_mib", "max_temp_c", "min_freq_ratio", "throttled", "energy_j", "j_per_token",
 )
 FIELDS = LLAMA_BENCH_FIELDS + EDGEBENCH_FIELDS
@@ -35,7 +35,7 @@ FIELDS = LLAMA_BENCH_FIELDS + EDGEBENCH_FIELDS
 _LLAMA_BENCH_CONSTANTS = {
     "gpu_info": "", "cpu_mask": "0x0", "cpu_strict": False, "poll": 50, "n_cpu_moe": 0, "split_mode": "layer",
     "main_gpu": 0, "no_kv_offload": False, "devices": "auto", "tensor_split": "0.00",
-    "tensor_buft_overrides": "none", "embeddings": False, "no_op_offload": 0, "no_host": False,
+    "tensor_buft_overrides": "none", "lazy_mode": "auto", "embeddings": False, "no_op_offload": 0, "no_host": False,
     "fit_target": 0, "fit_min_ctx": 0, "build_number": 0, "build_commit": "unknown",
 }
 _FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}
@@ -94,10 +94,12 @@ def cell_row(cell: dict, samples: list[dict]) -> dict:
         "n_ubatch": options.get("n_ubatch"), "type_k": options.get("type_k"), "type_v": options.get("type_v"),
         "n_gpu_layers": options.get("n_gpu_layers"), "flash_attn": _FLASH_ATTN.get(options.get("flash_attn"), -1),
         "load_mode": "auto" if options.get("use_mmap", True) else "none",
+        "repack": bool(options.get("repack", True)),
         "n_prompt": cell["n_prompt"], "n_gen": cell["n_gen"], "n_depth": cell["n_depth"],
         "test_time": cell.get("started"),
         "device": cell.get("device"), "device_class": cell.get("device_class"), "engine": cell.get("engine"),
-        "engine_version": info.get("engine_version"), "model": cell.get("model"),
+        "engine_version": info.get("engine_version"), "system_info": info.get("system_info"),
+        "model": cell.get("model"),
         "model_sha256": cell.get("model_sha256"), "test": cell.get("test"),
         "status": cell.get("state", "started"), "error": (cell.get("error") or {}).get("message"),
         "batch": cell.get("batch") or 0, "attempt": cell["attempt"],

@@ -5,5 +5,6 @@ Only relative imports are used here because the zipapp packs this package
 under its own top-level name.
 """
 
-RUNNER_VERSION = "1"
-PROTOCOL_VERSION = 1
+RUNNER_VERSION = "2"
+# 2: the `cooling` event; the controller refuses a runner of another protocol
+PROTOCOL_VERSION = 2

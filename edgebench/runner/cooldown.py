@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 
+from .job import parse_telemetry, source_options
 from .protocol import RunnerFailure
 from .telemetry import battery, thermal  # noqa: F401  (registers the sources)
 from .telemetry.base import SOURCES, Context, Unavailable
@@ -19,12 +20,20 @@ from .telemetry.base import SOURCES, Context, Unavailable
 PROGRESS_EVERY_S = 2.0
 
 
-def _hottest_reader(job):
-    telemetry = job.get("telemetry") or {}
-    ctx = Context(root=telemetry.get("root", "/"), extra_thermal_paths=telemetry.get("extra_thermal_paths", ()))
+def _reader(telemetry, source):
+    """The device's `source` with the same settings a run uses, or None where it is unavailable or
+    left out of the device's `sources` (a source left out is never read, not even here)."""
+    if telemetry["sources"] is not None and source not in telemetry["sources"]:
+        return None
     try:
-        reader = SOURCES["thermal"](ctx)
+        return SOURCES[source](Context(root=telemetry["root"], **source_options(telemetry)))
     except Unavailable:
+        return None
+
+
+def _hottest_reader(telemetry):
+    reader = _reader(telemetry, "thermal")
+    if reader is None:
         return None
 
     def hottest():
@@ -40,21 +49,19 @@ def _number(job, key, default=None):
     return value
 
 
-def _battery_pct(job):
+def _battery_pct(telemetry):
     """The lowest charge of the device's batteries in %, or None without a readable one."""
-    telemetry = job.get("telemetry") or {}
-    try:
-        reader = SOURCES["battery"](Context(root=telemetry.get("root", "/")))
-    except Unavailable:
+    reader = _reader(telemetry, "battery")
+    if reader is None:
         return None
     levels = [b.get("capacity_pct") for b in (reader.read().get("battery") or {}).values()]
     levels = [v for v in levels if isinstance(v, (int, float))]
     return min(levels) if levels else None
 
 
-def check_battery(job):
+def check_battery(job, telemetry):
     minimum = _number(job, "min_battery_pct")
-    level = _battery_pct(job) if minimum is not None else None
+    level = _battery_pct(telemetry) if minimum is not None else None
     if level is not None and level < minimum:
         raise RunnerFailure("battery", "battery at %g%% is below the device's min_battery_pct %g%%: charge it; "
                             "`edgebench run --resume` measures the cells it skipped" % (level, minimum))
@@ -62,10 +69,11 @@ def check_battery(job):
 
 
 def cool_down(job, emit, sleep=time.sleep, clock=time.monotonic):
-    battery_pct = check_battery(job)
+    telemetry = parse_telemetry(job.get("telemetry") or {}, "cooldown.telemetry")
+    battery_pct = check_battery(job, telemetry)
     target, cap = _number(job, "target_c"), _number(job, "max_wait_s", 300.0)
     fixed, poll = _number(job, "fixed_delay_s", 0.0), _number(job, "poll_s", 1.0) or 1.0
-    hottest = _hottest_reader(job) if target is not None else None
+    hottest = _hottest_reader(telemetry) if target is not None else None
     start = clock()
     if hottest is None or hottest() is None:
         if fixed:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import platform
 import sys
@@ -17,7 +18,7 @@ from .cooldown import cool_down
 from .engines import available as engines_available
 from .engines import load_engine
 from .engines.base import Test
-from .job import parse_job, parse_json_object
+from .job import parse_job, parse_json_object, source_options
 from .modelfile import check_model_file
 from .protocol import Emitter, RunnerFailure
 from .telemetry import Sampler, summarize_window
@@ -52,11 +53,11 @@ def run_job(job, emit):
     if telemetry["enabled"]:
         sampler = Sampler(
             interval_s=telemetry["interval_s"],
-            root=telemetry.get("root", "/"),
+            root=telemetry["root"],
             pid=lambda: engine.engine_pid() or os.getpid(),
-            extra_thermal_paths=telemetry.get("extra_thermal_paths", ()),
-            extra_power_paths=telemetry.get("extra_power_paths", ()),
+            sources=telemetry["sources"],
             on_record=lambda record: emit("telemetry", **record),
+            **source_options(telemetry)
         )
     test = Test(**job["test"])
     if test.batch and not engine.supports_batch:
@@ -95,6 +96,9 @@ def main(argv=None):
     mode = argv[0] if argv else "run"
     _lead_process_group()
     emitter = Emitter(_protocol_channel())
+    # a fault in a C engine then prints the Python frames it happened under (fd 2, the stderr tail the
+    # controller keeps), which tells a crash inside the engine from one elsewhere
+    faulthandler.enable()
     emit = emitter.emit
     emit("hello", protocol=PROTOCOL_VERSION, runner_version=RUNNER_VERSION,
          python=platform.python_version(), pid=os.getpid())

@@ -11,7 +11,17 @@ import os
 import signal
 import threading
 
-EVENTS = ("hello", "start", "telemetry", "sample", "error", "done")
+# Every event either side may see, with what it carries. The runner refuses to emit anything else
+# and the controller reads this same table, so a new event is declared here or nowhere.
+EVENTS = {
+    "hello": "first line of every runner: protocol, runner_version, python, pid",
+    "start": "a cell's engine is loaded: info (llama-bench fields), test, runner_rss_kb, telemetry",
+    "telemetry": "one sampler record: t, rss_kb, thermal_c, cpu_mhz, power_w, battery, ...",
+    "sample": "one timed repetition: rep, t_ns, ts, ttft_ns, window (telemetry summary)",
+    "cooling": "a cool-down still waiting: temp_c, waited_s (every few seconds)",
+    "error": "why the runner failed: kind, message, and details",
+    "done": "the last line of a runner that succeeded, with what its mode produced",
+}
 
 
 class Emitter:
@@ -22,7 +32,8 @@ class Emitter:
         self._lock = threading.Lock()
 
     def emit(self, event: str, **fields) -> None:
-        assert event in EVENTS, event
+        if event not in EVENTS:
+            raise ValueError("undeclared runner event %r: declare it in runner/protocol.py" % event)
         fields["event"] = event
         line = json.dumps(fields, separators=(",", ":"), allow_nan=False, default=str)
         with self._lock:

@@ -23,7 +23,7 @@ FTYPES: dict[str, int] = {
     "Q3_K_S": 11,  # LLAMA_FTYPE_MOSTLY_Q3_K_S
 }
 
-_INSTALL_HINT = "pip install 'edgebench[llama]'"
+_INSTALL_HINT = "edgebench install-engine"
 
 # fd 2 is process-wide: quantizations in one process take turns (each already uses every core)
 _STDERR_LOCK = threading.Lock()

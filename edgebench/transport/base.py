@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from edgebench.errors import RunnerError
+from edgebench.runner import PROTOCOL_VERSION
+from edgebench.runner.crashes import explain, in_engine
+from edgebench.runner.protocol import EVENTS
 
 STDERR_TAIL_LINES = 30
 EventHandler = Callable[[dict], None]
@@ -58,13 +61,28 @@ class EventStream:
             event = json.loads(line)
         except ValueError:
             raise RunnerError(f"runner printed a line that is not an event: {line[:200]!r}", kind="protocol")
-        if event.get("event") == "hello":
+        kind = event.get("event") if isinstance(event, dict) else None
+        if kind not in EVENTS:
+            raise RunnerError(f"runner sent an undeclared event {kind!r}: {line[:200]!r}", kind="protocol")
+        if self.hello is None and kind != "hello":
+            raise RunnerError(f"runner did not start with a hello event: {line[:200]!r}", kind="protocol")
+        if kind == "hello":
+            self._check_protocol(event)
             self.hello = event
-        elif event.get("event") == "error":
+        elif kind == "error":
             self.last_error = event
-        elif event.get("event") == "done":
+        elif kind == "done":
             self.done = event
         self.on_event(event)
+
+    @staticmethod
+    def _check_protocol(hello: dict) -> None:
+        # the runner is pushed by this controller, so a mismatch means a stale or foreign runner on the
+        # device: reading its events by another protocol's rules would store wrong numbers
+        version = hello.get("protocol")
+        if version != PROTOCOL_VERSION:
+            raise RunnerError(f"the runner on the device speaks protocol {version!r} but this controller speaks "
+                              f"{PROTOCOL_VERSION}; they come from different edgebench versions", kind="protocol")
 
 
 class Spawned(abc.ABC):
@@ -142,8 +160,9 @@ def conclude(stream: EventStream, ended: RunnerExit) -> dict:
         raise RunnerError(err.get("message", "runner failed"), kind=err.get("kind"),
                           exit_code=ended.exit_code, signal=ended.signal, stderr_tail=tail)
     if ended.signal:
-        hint = " (killed: out of memory?)" if ended.signal == 9 else ""
-        raise RunnerError(f"runner died from signal {ended.signal}{hint}", kind="crashed",
+        # the runner enables faulthandler, so a fault inside an engine shows the engine's frames
+        why = explain(ended.signal, tail, engine=in_engine(tail))
+        raise RunnerError(f"runner died from signal {ended.signal}" + (f": {why}" if why else ""), kind="crashed",
                           exit_code=ended.exit_code, signal=ended.signal, stderr_tail=tail)
     raise RunnerError(f"runner exited with code {ended.exit_code} without reporting why", kind="crashed",
                       exit_code=ended.exit_code, stderr_tail=tail)

@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
-# Build llama-bench from the same llama.cpp that the installed llama-cpp-python vendors,
-# so edgebench and llama-bench are compared on identical kernels. Prints the binary's path.
-# The build is cached under $EDGEBENCH_CACHE (default ~/.cache/edgebench).
+# Build llama-bench from the same llama.cpp that the installed llama-cpp-python vendors, with the
+# same CMake flags (edgebench.engine_build: portable on x86-64, $CMAKE_ARGS when set) and, like
+# llama-cpp-python, as shared libraries, so edgebench and llama-bench are compared on identical
+# kernels and the runner can read llama.cpp's system info from the libraries beside the binary.
+# Prints the binary's path. The build is cached under $EDGEBENCH_CACHE (default ~/.cache/edgebench),
+# one folder per version and flags.
 set -euo pipefail
+cd "$(dirname "$0")/../.."
 version=$(python -c "import importlib.metadata as m; print(m.version('llama_cpp_python'))")
+flags=$(python -m edgebench.engine_build --cmake-args)
+key=$(python -m edgebench.engine_build --key)
 cache=${EDGEBENCH_CACHE:-$HOME/.cache/edgebench}
-root="$cache/llama.cpp-$version"
-binary="$root/build/bin/llama-bench"
+src="$cache/llama.cpp-$version/src"
+build="$cache/llama.cpp-$version/build-$key"
+binary="$build/bin/llama-bench"
 if [ -x "$binary" ]; then echo "$binary"; exit 0; fi
-mkdir -p "$root"
-if [ ! -d "$root/src" ]; then
-  pip download --quiet --no-deps --no-binary :all: "llama-cpp-python==$version" -d "$root/sdist" >&2
-  tar -xzf "$root/sdist/llama_cpp_python-$version.tar.gz" -C "$root"
-  mv "$root/llama_cpp_python-$version" "$root/src"
+if [ ! -d "$src" ]; then
+  mkdir -p "$cache/llama.cpp-$version"
+  pip download --quiet --no-deps --no-binary :all: "llama-cpp-python==$version" -d "$cache/llama.cpp-$version/sdist" >&2
+  tar -xzf "$cache/llama.cpp-$version/sdist/llama_cpp_python-$version.tar.gz" -C "$cache/llama.cpp-$version"
+  mv "$cache/llama.cpp-$version/llama_cpp_python-$version" "$src"
 fi
-# the wheel pip builds uses these same defaults: Release, native CPU, OpenMP
-cmake -S "$root/src/vendor/llama.cpp" -B "$root/build" -DCMAKE_BUILD_TYPE=Release \
+# shellcheck disable=SC2086  # the flags are several words
+cmake -S "$src/vendor/llama.cpp" -B "$build" -DCMAKE_BUILD_TYPE=Release \
   -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
-  -DBUILD_SHARED_LIBS=OFF >&2
-cmake --build "$root/build" --target llama-bench -j "$(nproc)" >&2
+  -DBUILD_SHARED_LIBS=ON $flags >&2
+cmake --build "$build" --target llama-bench -j "$(nproc)" >&2
 echo "$binary"

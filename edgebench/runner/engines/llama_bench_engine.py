@@ -15,8 +15,10 @@ import threading
 import time
 from collections import deque
 
+from ..crashes import explain
 from ..protocol import RunnerFailure
 from .base import Engine, Measurement
+from .build_info import system_info_beside
 
 # llama-bench fields that describe the build and model rather than one test
 INFO_FIELDS = ("build_commit", "build_number", "cpu_info", "gpu_info", "backends", "model_type",
@@ -46,7 +48,7 @@ class LlamaBenchEngine(Engine):
         self.binary = binary
         self.model_path = model_path
         self.options = dict(options)
-        return {"engine_version": "llama-bench " + binary}
+        return {"engine_version": "llama-bench " + binary, "system_info": system_info_beside(binary)}
 
     def command(self, test, repetitions, warmup):
         opts = self.options
@@ -64,6 +66,9 @@ class LlamaBenchEngine(Engine):
         if opts.get("flash_attn", "auto") != "auto":
             # 1/0 are understood by old and new builds alike; on/off only by new ones
             cmd += ["-fa", "1" if opts["flash_attn"] == "on" else "0"]
+        if not opts.get("repack", True):
+            # only when asked: builds older than the option reject it
+            cmd += ["--repack", "0"]
         if not warmup:
             cmd.append("--no-warmup")
         return cmd
@@ -96,8 +101,11 @@ class LlamaBenchEngine(Engine):
         code = self.proc.wait()
         drain.join(timeout=5)
         if code != 0 or row is None:
-            raise RunnerFailure("engine", "llama-bench exited with code %s" % code, exit_code=code,
-                                stderr_tail="\n".join(tail))
+            text = "\n".join(tail)
+            why = explain(-code, text) if code < 0 else None
+            message = ("llama-bench died from signal %d: %s" % (-code, why) if why else
+                       "llama-bench exited with code %s" % code)
+            raise RunnerFailure("engine", message, exit_code=code, stderr_tail=text)
         self.info.update({k: row[k] for k in INFO_FIELDS if k in row})
         samples = [int(ns) for ns in row.get("samples_ns", [])]
         end = arrived

@@ -11,6 +11,7 @@ import ctypes
 import importlib
 import importlib.util
 import random
+import re
 import sys
 import time
 import types
@@ -25,6 +26,9 @@ _FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}
 # llama_load_mode: AUTO lets llama.cpp mmap where it can, which is llama-bench's default.
 _LOAD_MODE = {True: -1, False: 0}
 _GGML_LOG_WARN, _GGML_LOG_ERROR = 3, 4
+# llama.cpp's own account of where the weights went, e.g. `CPU_REPACK model buffer size = 1.09 MiB`:
+# which buffer types were used (repacked, AMX, a GPU) and how much each holds
+_MODEL_BUFFER = re.compile(r"(\S+) model buffer size\s*=\s*([0-9.]+) MiB")
 
 
 class _Batches(list):
@@ -62,7 +66,8 @@ class LlamaCppEngine(Engine):
     @staticmethod
     def missing():
         if importlib.util.find_spec("llama_cpp") is None:
-            return "llama-cpp-python is not installed (pip install llama-cpp-python)"
+            return ("llama-cpp-python is not installed (on the controller: edgebench install-engine; "
+                    "on a device: pip install llama-cpp-python)")
         return None
 
     def __init__(self):
@@ -72,6 +77,7 @@ class LlamaCppEngine(Engine):
         self.options = {}
         self._log_cb = None
         self._depth_state = None
+        self.model_buffers = {}
 
     # -- loading -------------------------------------------------------------------------------------
 
@@ -86,6 +92,7 @@ class LlamaCppEngine(Engine):
         mparams = L.llama_model_default_params()
         mparams.n_gpu_layers = int(options.get("n_gpu_layers", 0))
         mparams.load_mode = _LOAD_MODE[bool(options.get("use_mmap", True))]
+        mparams.use_extra_bufts = bool(options.get("repack", True))
         self.model = L.llama_model_load_from_file(model_path.encode(), mparams)
         if not self.model:
             raise RunnerFailure("model-file", "llama.cpp could not load %s (see stderr for its reason)" % model_path)
@@ -107,6 +114,8 @@ class LlamaCppEngine(Engine):
             "model_n_params": int(L.llama_model_n_params(self.model)),
             "n_threads": self.n_threads,
             "system_info": L.llama_print_system_info().decode(errors="replace").strip(),
+            "repack": bool(mparams.use_extra_bufts),
+            "model_buffers_mib": dict(self.model_buffers),
         }
 
     def _quiet_logs(self):
@@ -114,8 +123,15 @@ class LlamaCppEngine(Engine):
         L = self.L
 
         def forward(level, text, _user):
-            if level in (_GGML_LOG_WARN, _GGML_LOG_ERROR) and text:
-                sys.stderr.write(text.decode(errors="replace"))
+            if not text:
+                return
+            line = text.decode(errors="replace")
+            if level in (_GGML_LOG_WARN, _GGML_LOG_ERROR):
+                sys.stderr.write(line)
+            else:
+                found = _MODEL_BUFFER.search(line)
+                if found:
+                    self.model_buffers[found.group(1)] = float(found.group(2))
 
         self._log_cb = L.llama_log_callback(forward)  # kept alive: C holds the pointer
         L.llama_log_set(self._log_cb, ctypes.c_void_p(0))

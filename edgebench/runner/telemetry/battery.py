@@ -32,6 +32,8 @@ NUMERIC = (
     ("capacity", "capacity_pct"),
 )
 DRAWING = ("Discharging",)
+# `battery_current_unit` -> factor to µA; device profiles and job checks read this same table
+CURRENT_UNITS = {"uA": 1, "mA": 1000}
 
 
 @register("battery")
@@ -43,9 +45,10 @@ def discover(ctx: Context) -> Reader:
     except OSError as exc:
         problems.add(exc, directory)
         raise problems.unavailable("not present: " + SUPPLIES)
-    current_scale = {"uA": 1, "mA": 1000}.get(ctx.battery_current_unit)
+    current_scale = CURRENT_UNITS.get(ctx.battery_current_unit)
     if current_scale is None:
-        raise ValueError("battery_current_unit must be 'uA' or 'mA', not %r" % (ctx.battery_current_unit,))
+        raise ValueError("battery_current_unit must be one of %s, not %r"
+                         % (", ".join(CURRENT_UNITS), ctx.battery_current_unit))
     batteries: List[Tuple[str, List[Tuple[str, str]], str]] = []
     for name in names:
         supply = os.path.join(directory, name)

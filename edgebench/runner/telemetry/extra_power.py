@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from .base import Context, Problems, Reader, Unavailable, read_text, register, try_text
 
+# unit -> factor to W; device profiles and job checks read this same table
 UNITS = {"uW": 1e-6, "mW": 1e-3, "W": 1.0}
 
 

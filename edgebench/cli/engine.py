@@ -1,0 +1,26 @@
+"""`edgebench install-engine`: llama.cpp built with flags that run on this machine."""
+
+from __future__ import annotations
+
+from edgebench.cli.common import EXIT_OK
+
+
+def register(commands) -> None:
+    install = commands.add_parser(
+        "install-engine", help="build and install llama.cpp (llama-cpp-python) with flags that run here",
+        description="Build llama-cpp-python once with portable flags (on x86-64: AVX2, no AVX-512, no AMX, "
+                    "because some VMs advertise instructions they cannot run) and install it. The wheel is "
+                    "cached per version and flags. Set CMAKE_ARGS to choose other flags (e.g. "
+                    "-DGGML_CUDA=ON); --print-flags shows the ones that would be used.")
+    install.add_argument("--print-flags", action="store_true", help="print the CMake flags and exit")
+    install.set_defaults(handler=cmd_install_engine)
+
+
+def cmd_install_engine(args, console) -> int:
+    from edgebench import engine_build
+
+    if args.print_flags:
+        console.print(engine_build.cmake_args(), markup=False)
+        return EXIT_OK
+    engine_build.install(log=lambda text: console.print(text, markup=False))
+    return EXIT_OK

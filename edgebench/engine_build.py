@@ -1,0 +1,127 @@
+"""Build and install the llama.cpp engine (llama-cpp-python) with flags that run on this machine.
+
+pip's default build compiles llama.cpp with `-march=native`, which turns on every instruction set
+the CPU advertises. Some VMs advertise AMX without being able to run it (the hypervisor faults on
+`tileloadd`), so a native build dies in llama.cpp's AMX kernel on every batch of more than one
+token. On x86-64 edgebench therefore builds one portable x86-64-v3 engine (AVX2, FMA, F16C; no
+AVX-512, no AMX) that runs wherever AVX2 does. Elsewhere (ARM laptops and boards, Apple) the native
+build is kept: there `-mcpu=native` is probed feature by feature and has no such trap.
+
+The wheel is cached under the edgebench cache, keyed by version and flags, because pip's own wheel
+cache ignores CMAKE_ARGS and would hand back a wheel built with other flags. llama-bench, the
+fidelity anchor, is built with the same flags (tests/perf/build_llama_bench.sh asks this module).
+
+    python -m edgebench.engine_build --cmake-args   # print the flags for this machine
+    python -m edgebench.engine_build --install      # build once, install (also: edgebench install-engine)
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from edgebench.errors import EdgebenchError
+from edgebench.paths import cache_root
+
+# the version the `llama` extra pins; pyproject.toml says the same (a test keeps them equal)
+LLAMA_CPP_PYTHON = "0.3.36"
+PORTABLE_X86 = "-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+FLAGS_ENV = "CMAKE_ARGS"
+
+
+def default_cmake_args(machine: str | None = None) -> str:
+    machine = (machine or platform.machine()).lower()
+    return PORTABLE_X86 if machine in ("x86_64", "amd64", "i686", "x86") else ""
+
+
+def cmake_args() -> str:
+    """$CMAKE_ARGS when the user set it (their choice wins), else this machine's default."""
+    return os.environ.get(FLAGS_ENV) or default_cmake_args()
+
+
+def flags_key(version: str, flags: str) -> str:
+    return hashlib.sha256(f"{version} {flags}".encode()).hexdigest()[:12]
+
+
+def wheel_dir(version: str = LLAMA_CPP_PYTHON, flags: str | None = None) -> Path:
+    flags = cmake_args() if flags is None else flags
+    return cache_root() / "wheels" / f"llama-cpp-python-{version}-{flags_key(version, flags)}"
+
+
+def _pip(*args: str, env: dict | None = None) -> None:
+    done = subprocess.run([sys.executable, "-m", "pip", *args], env=env)
+    if done.returncode != 0:
+        raise EdgebenchError(f"pip {args[0]} failed (exit {done.returncode}); its output above says why")
+
+
+def build_wheel(version: str = LLAMA_CPP_PYTHON, flags: str | None = None, log=print) -> Path:
+    """The cached wheel for these flags, built first if it is not there yet."""
+    flags = cmake_args() if flags is None else flags
+    target = wheel_dir(version, flags)
+    found = sorted(target.glob("llama_cpp_python-*.whl"))
+    if found:
+        return found[0]
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    log(f"building llama-cpp-python {version} with CMAKE_ARGS={flags!r} (10-15 minutes the first time)")
+    _pip("wheel", "--no-cache-dir", "--no-deps", f"llama-cpp-python=={version}", "-w", str(partial),
+         env={**os.environ, FLAGS_ENV: flags})
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)
+    return sorted(target.glob("llama_cpp_python-*.whl"))[0]
+
+
+def installed_version() -> str | None:
+    try:
+        from importlib.metadata import version
+        return version("llama_cpp_python")
+    except Exception:
+        return None
+
+
+def install(flags: str | None = None, log=print) -> Path:
+    wheel = build_wheel(flags=flags, log=log)
+    # out first, so pip cannot keep an installed build of the same version made with other flags;
+    # then in with its dependencies, which pip installs only where they are missing
+    if installed_version():
+        _pip("uninstall", "--quiet", "--yes", "llama-cpp-python")
+    _pip("install", "--quiet", str(wheel))
+    log(f"installed {wheel.name} (CMAKE_ARGS={cmake_args() if flags is None else flags!r})")
+    return wheel
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--cmake-args", action="store_true", help="print the CMake flags for this machine")
+    what.add_argument("--install", action="store_true", help="build (once) and install llama-cpp-python")
+    what.add_argument("--key", action="store_true", help="print a short key of the version and flags")
+    args = parser.parse_args(argv)
+    if args.cmake_args:
+        print(cmake_args())
+    elif args.key:
+        print(flags_key(LLAMA_CPP_PYTHON, cmake_args()))
+    else:
+        try:
+            install(log=lambda text: print(text, file=sys.stderr))
+        except EdgebenchError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 3
+    return 0
+
+
+def pinned_in(pyproject_text: str) -> str | None:
+    match = re.search(r'"llama-cpp-python==([^"]+)"', pyproject_text)
+    return match[1] if match else None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

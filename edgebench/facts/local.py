@@ -1,0 +1,24 @@
+"""This machine's facts, read in-process with psutil rather than through the shell probe.
+
+The shell probe reads /proc, which a macOS or Windows controller does not have; the local
+device is the controller, so Python can ask the OS directly on any of them. Keys match
+`edgebench.plan.calibrate.describe_probe`, so a plan reads either the same way.
+"""
+
+from __future__ import annotations
+
+import platform
+
+import psutil
+
+
+def local_facts() -> dict:
+    """Architecture as the OS names it (x86_64, aarch64, arm64, AMD64), total RAM in bytes, and
+    physical cores; a value the OS will not tell is None, never a guess."""
+    # physical cores: llama.cpp's threads gain little from SMT siblings; some VMs hide them
+    cores = psutil.cpu_count(logical=False) or psutil.cpu_count(logical=True)
+    return {
+        "arch": platform.machine() or None,
+        "ram_bytes": psutil.virtual_memory().total or None,
+        "cores": cores or None,
+    }

@@ -1,0 +1,72 @@
+"""The engine self-test of `devices check`: a short pp and tg on a few-MB synthetic model, on the
+device, through the real runner, so a broken engine (an instruction set the VM cannot run, a
+library that does not load) is found before a night's sweep and not in its first cell.
+
+pp is batched (it goes through the matrix-matrix kernels and repacked weights, where AMX faults
+were met); tg is one token at a time (the matrix-vector kernels). A K-quant exercises both.
+"""
+
+from __future__ import annotations
+
+from edgebench.errors import EdgebenchError
+
+MODEL_SPEC = "tiny-llama@Q4_K_M"
+TESTS = ({"n_prompt": 64, "n_gen": 0, "n_depth": 0, "batch": 0},
+         {"n_prompt": 0, "n_gen": 16, "n_depth": 0, "batch": 0})
+TIMEOUT_S = 120
+
+
+def _job(engine: str, model_path: str, test: dict, device) -> dict:
+    return {"engine": engine, "model_path": model_path, "test": test, "repetitions": 1, "warmup": 0,
+            "engine_options": {"binary": device.llama_bench}, "telemetry": {"enabled": False}}
+
+
+def engines_to_test(runner_probe: dict, device) -> list[str]:
+    """The llama.cpp engines this device could run: in-process when its Python has llama-cpp-python,
+    llama-bench when a binary is configured."""
+    found = (runner_probe or {}).get("engines") or {}
+    engines = ["llama.cpp"] if found.get("llama.cpp") == "ok" else []
+    if device.llama_bench:
+        engines.append("llama-bench")
+    return engines
+
+
+def self_test(transport, runner: str, engines: list[str], progress=None) -> dict:
+    """engine -> {"ok", "pp_ts", "tg_ts", "system_info"} or {"ok": False, "error"}."""
+    from edgebench.models import resolve_model
+    from edgebench.synth.spec import parse_synth_spec
+
+    if not engines:
+        return {}
+    model = resolve_model(_SyntheticRef(parse_synth_spec(MODEL_SPEC)), progress=progress)
+    remote = transport.push_model(str(model.path), model.sha256).path
+    results = {}
+    for engine in engines:
+        outcome = {"ok": True, "model": MODEL_SPEC}
+        for test in TESTS:
+            name = f"pp{test['n_prompt']}" if test["n_prompt"] else f"tg{test['n_gen']}"
+            seen: dict = {}
+            try:
+                transport.run_runner(runner, "run", _job(engine, remote, test, transport.device), TIMEOUT_S,
+                                     lambda event, seen=seen: seen.setdefault(event["event"], event))
+            except EdgebenchError as error:
+                outcome = {"ok": False, "model": MODEL_SPEC, "test": name, "error": str(error)}
+                break
+            outcome[f"{name[:2]}_ts"] = round(seen["sample"]["ts"], 1) if "sample" in seen else None
+            outcome["system_info"] = ((seen.get("start") or {}).get("info") or {}).get("system_info")
+        results[engine] = outcome
+    return results
+
+
+class _SyntheticRef:
+    """What resolve_model needs of a profile's model reference."""
+
+    def __init__(self, spec):
+        self.synthetic, self.path, self.sha256 = spec, None, None
+        self.name = MODEL_SPEC
+
+
+def summary(result: dict) -> str:
+    if not result.get("ok"):
+        return f"FAILED in {result.get('test')}: {result.get('error')}"
+    return f"ok: pp64 {result.get('pp_ts')} t/s, tg16 {result.get('tg_ts')} t/s ({result.get('model')})"

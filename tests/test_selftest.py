@@ -1,0 +1,51 @@
+"""`devices check` tests the device's engine before a long run: a short pp and tg on a few-MB
+synthetic model through the real runner, and a clear failure when the engine cannot run there."""
+
+from __future__ import annotations
+
+import json
+
+from edgebench.cli import main
+
+
+def device_file(tmp_path, extra: str = "") -> None:
+    (tmp_path / "devices").mkdir(exist_ok=True)
+    (tmp_path / "devices" / "box.yaml").write_text(
+        f"name: box\ntransport: local\nworkdir: {tmp_path / 'work'}\n{extra}")
+
+
+def check(tmp_path, *extra) -> int:
+    return main(["devices", "check", "box", "--devices-dir", str(tmp_path / "devices"), *extra])
+
+
+def test_a_working_engine_passes_its_self_test(tmp_path, llama_cpp, capsys):
+    device_file(tmp_path)
+    assert check(tmp_path, "--json") == 0
+    result = json.loads(capsys.readouterr().out)["self_test"]
+    assert list(result) == ["llama.cpp"]
+    assert result["llama.cpp"]["ok"] is True and result["llama.cpp"]["pp_ts"] > 0 and result["llama.cpp"]["tg_ts"] > 0
+    assert result["llama.cpp"]["system_info"].startswith("CPU : ")
+    assert check(tmp_path) == 0
+    out = capsys.readouterr().out
+    assert "self-test llama.cpp" in out and "ok: pp64 " in out
+
+
+def test_an_engine_that_dies_on_the_device_fails_the_check_with_the_reason(tmp_path, llama_cpp, capsys):
+    tool = tmp_path / "llama-bench"
+    tool.write_text("#!/bin/sh\nkill -ILL $$\n")  # a build whose CPU instructions this machine cannot run
+    tool.chmod(0o755)
+    device_file(tmp_path, f"llama_bench: {tool}\n")
+    assert check(tmp_path, "--json") == 1
+    result = json.loads(capsys.readouterr().out)["self_test"]
+    assert result["llama.cpp"]["ok"] is True
+    failed = result["llama-bench"]
+    assert failed["ok"] is False and failed["test"] == "pp64"
+    assert "illegal instruction in the engine (SIGILL)" in failed["error"]
+    assert check(tmp_path) == 1
+    assert "FAILED in pp64: llama-bench died from signal 4: illegal instruction" in capsys.readouterr().out
+
+
+def test_the_self_test_can_be_left_out(tmp_path, capsys):
+    device_file(tmp_path)
+    assert check(tmp_path, "--json", "--no-self-test") == 0
+    assert "self_test" not in json.loads(capsys.readouterr().out)
