@@ -133,7 +133,7 @@ def test_crashing_and_hanging_cells_fail_with_their_reason_and_the_sweep_goes_on
                                                                    "echo 'engine crashed' >&2; kill -SEGV $$")),
                # like the real runner, it says hello (with its pid) before it hangs
                trusted_device(hangy, "hangy", python=fake_python(
-                   tmp_path, "hang", 'echo \'{"event":"hello","pid":\'$$\'}\'; exec sleep 300')),
+                   tmp_path, "hang", 'echo \'{"event":"hello","protocol":2,"pid":\'$$\'}\'; exec sleep 300')),
                trusted_device(good, "good")]
     profile = parse_profile(sleep_profile(tiny_qwen35, tests=("tg20", "tg30"), timeout_s=3),
                             file=str(tmp_path / "p.yaml"))
@@ -232,7 +232,7 @@ def test_resume_after_a_failed_cell_retries_only_that_cell(sshd, tmp_path, tiny_
     profile = parse_profile(sleep_profile(tiny_qwen35, tests=("tg10", "tg20")), file=str(tmp_path / "p.yaml"))
     outcome = run_cells(profile, [device], tmp_path / "results")
     assert [r["status"] for r in outcome.rows] == ["failed", "done"]
-    assert "signal 9" in outcome.rows[0]["error"] and "out of memory?" in outcome.rows[0]["error"]
+    assert "signal 9" in outcome.rows[0]["error"] and "out-of-memory killer" in outcome.rows[0]["error"]
     resumed = resume_run(outcome.store.path)
     assert not resumed.failures and resumed.status == "complete"
     assert [(r["status"], r["attempt"]) for r in resumed.rows] == [("done", 2), ("done", 1)]

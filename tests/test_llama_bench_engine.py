@@ -16,9 +16,9 @@ def runner(tmp_path_factory):
     return write_runner(tmp_path_factory.mktemp("runner"))
 
 
-def run_job(runner, model, binary, test, reps=2, warmup=1):
-    job = {"engine": "llama-bench", "model_path": str(model), "test": test, "repetitions": reps,
-           "warmup": warmup, "engine_options": {"threads": 2, "binary": binary},
+def run_job(runner, model, binary, test, reps=2, warmup=1, engine="llama-bench", **options):
+    job = {"engine": engine, "model_path": str(model), "test": test, "repetitions": reps,
+           "warmup": warmup, "engine_options": {"threads": 2, "binary": binary, **options},
            "telemetry": {"enabled": True, "interval_s": 0.05}}
     proc = subprocess.run([sys.executable, str(runner), "run"], input=json.dumps(job), capture_output=True,
                           text=True, timeout=300)
@@ -58,3 +58,28 @@ def test_a_failing_llama_bench_reports_its_exit_code_and_stderr(runner, tmp_path
     assert code == 1
     error = events[-1]
     assert error["kind"] == "engine" and error["exit_code"] != 0 and error["stderr_tail"]
+
+
+def start_info(events):
+    return next(e for e in events if e["event"] == "start")["info"]
+
+
+def test_the_anchor_is_the_same_build_as_the_engine(runner, tiny_qwen35, llama_bench_binary):
+    """llama-bench is only a fair anchor when its kernels are the engine's: llama.cpp's own description
+    of both builds (CPU features and build options) is the same string."""
+    test = {"n_prompt": 8, "n_gen": 0, "n_depth": 0}
+    code, bench = run_job(runner, tiny_qwen35, llama_bench_binary, test, reps=1, warmup=0)
+    assert code == 0, bench[-1]
+    code, engine = run_job(runner, tiny_qwen35, None, test, reps=1, warmup=0, engine="llama.cpp")
+    assert code == 0, engine[-1]
+    assert start_info(bench)["system_info"] == start_info(engine)["system_info"]
+    assert start_info(bench)["system_info"].startswith("CPU : ")
+
+
+@pytest.mark.parametrize("repack", [True, False])
+def test_repack_reaches_llama_bench(runner, tiny_qwen35, llama_bench_binary, repack):
+    code, events = run_job(runner, tiny_qwen35, llama_bench_binary, {"n_prompt": 8, "n_gen": 0, "n_depth": 0},
+                           reps=1, warmup=0, repack=repack)
+    assert code == 0, events[-1]
+    # llama-bench's own row says which it ran with
+    assert events[-1]["info"]["repack"] is repack

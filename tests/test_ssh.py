@@ -298,7 +298,7 @@ def test_a_hung_remote_runner_is_killed_and_nothing_is_left_on_the_device(sshd, 
     trust(sshd)
     # a python that hangs when asked to run the runner and is the real one otherwise (the store
     # uses it too); sshd starts the command as a session leader, so it leads its group like the runner
-    hang = _fake_python(tmp_path, 'case "$1" in *runner.pyz) echo \'{"event":"hello","pid":\'$$\'}\'; '
+    hang = _fake_python(tmp_path, 'case "$1" in *runner.pyz) echo \'{"event":"hello","protocol":2,"pid":\'$$\'}\'; '
                                   f'exec sleep 300;; esac; exec {sys.executable} "$@"')
     with SshTransport(device_for(sshd, python=str(hang))) as transport:
         runner = transport.install_runner()

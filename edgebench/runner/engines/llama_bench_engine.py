@@ -22,7 +22,7 @@ from .build_info import system_info_beside
 
 # llama-bench fields that describe the build and model rather than one test
 INFO_FIELDS = ("build_commit", "build_number", "cpu_info", "gpu_info", "backends", "model_type",
-               "model_size", "model_n_params", "n_threads", "load_mode")
+               "model_size", "model_n_params", "n_threads", "load_mode", "repack")
 STDERR_TAIL_LINES = 20
 
 
