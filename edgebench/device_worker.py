@@ -331,7 +331,8 @@ class DeviceWorker:
     def fail(self, cell: Cell, error: EdgebenchError, attempt: int, final: bool = True) -> None:
         details = {"kind": error.kind, "message": str(error), "transient": error.transient}
         if isinstance(error, RunnerError):
-            details.update(exit_code=error.exit_code, signal=error.signal, stderr_tail=error.stderr_tail)
+            details.update(exit_code=error.exit_code, signal=error.signal, stderr_tail=error.stderr_tail,
+                           cause=error.cause)
         # a cell can fail before it starts (device unreachable, model missing): say what it was
         self.store.append("cells.jsonl", {**cell_facts(self.run.profile_for(cell), cell), "attempt": attempt,
                                           "state": "failed",

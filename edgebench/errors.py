@@ -83,16 +83,24 @@ class DiskFullError(EdgebenchError):
 
 
 class RunnerError(EdgebenchError):
-    """The on-device runner failed; carries its structured error event."""
+    """The on-device runner failed; carries its structured error event, and `cause`: the line of the
+    engine's stderr that says why (its assertion or error), which the message then ends with."""
 
     kind = "runner"
 
     def __init__(self, message: str, *, kind: str | None = None, exit_code: int | None = None,
-                 signal: int | None = None, stderr_tail: str = ""):
+                 signal: int | None = None, stderr_tail: str = "", cause: str | None = None):
         if kind:
             self.kind = kind
-        self.exit_code, self.signal, self.stderr_tail = exit_code, signal, stderr_tail
-        super().__init__(message)
+        self.exit_code, self.signal, self.stderr_tail, self.cause = exit_code, signal, stderr_tail, cause
+        super().__init__(with_cause(message, cause))
+
+
+def with_cause(message: str, cause: str | None) -> str:
+    """`message`, ending with the engine's own words for why, unless it already says them."""
+    if not cause or cause in message:
+        return message
+    return f"{message}; the engine said: {cause}"
 
 
 class RunnerTimeout(RunnerError):

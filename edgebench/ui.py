@@ -2,26 +2,47 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from contextlib import contextmanager
 
 from rich.console import Group
 from rich.live import Live
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.measure import Measurement
+from rich.progress import BarColumn, DownloadColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from edgebench.device_worker import Observer
 from edgebench.results.export import markdown_table
 
 
+class _AmountColumn(ProgressColumn):
+    """Bytes written, or tensors quantized once the builder has moved on to quantizing."""
+
+    def __init__(self):
+        super().__init__()
+        self.bytes = DownloadColumn()
+
+    def render(self, task):
+        if task.fields.get("unit") == "tensors":
+            return Text(f"{task.completed:.0f}/{task.total or 0:.0f} tensors", style="progress.download")
+        return self.bytes.render(task)
+
+
 @contextmanager
 def build_progress(console, label):
-    """A byte progress bar; yields the `progress(done, total)` callback the synth builder takes."""
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
+    """A progress bar; yields the `progress(done, total, unit="bytes")` callback the synth builder
+    takes: bytes while it writes, tensors while llama.cpp quantizes."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), _AmountColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
-        task = bar.add_task(f"building {escape(label)}", total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
+        task = bar.add_task(f"building {escape(label)}", total=None, unit="bytes")
+
+        def update(done, total, unit="bytes"):
+            verb = "quantizing" if unit == "tensors" else "building"
+            bar.update(task, completed=done, total=total, unit=unit, description=f"{verb} {escape(label)}")
+        yield update
 
 
 class _DeviceLine:
@@ -65,16 +86,17 @@ class RunDisplay(Observer):
         models = [escape(v) for k, v in list(self.bytes.items()) if k not in self.devices]
         return Group(head, *models, table)
 
-    def _bytes(self, key: str, label: str):
-        def update(done, total):
+    def _bytes(self, key: str, label: str, quantizing: str = ""):
+        def update(done, total, unit="bytes"):
             share = f" {100 * done / total:.0f}%" if total else ""
-            self.bytes[key] = f"{label}{share} ({done / 2**20:.0f} MiB)"
+            amount = f"{done}/{total} tensors" if unit == "tensors" else f"{done / 2**20:.0f} MiB"
+            self.bytes[key] = f"{quantizing if unit == 'tensors' else label}{share} ({amount})"
             if total and done >= total:
                 self.bytes.pop(key, None)
         return update
 
     def model_progress(self, name):
-        return self._bytes(name, "building")
+        return self._bytes(name, f"building {name}", quantizing=f"quantizing {name}")
 
     def push_progress(self, device, name):
         return self._bytes(device, f"pushing {name}")
@@ -102,11 +124,26 @@ class RunDisplay(Observer):
 
 
 def print_table(console, header, rows):
-    """A rich table on a terminal; plain markdown when piped, where a wrapped grid helps nobody."""
+    """A rich table on a terminal; plain markdown when piped, where a wrapped grid helps nobody.
+    A table wider than the terminal would cut every value short, so then each row is printed as
+    its own block of `column  value` lines instead."""
     if not console.is_terminal:
         console.file.write("\n".join(markdown_table(header, rows)) + "\n")
         return
     table = Table(*header, show_lines=False)
     for row in rows:
         table.add_row(*(escape(str(c)) for c in row))
-    console.print(table)
+    natural = Measurement.get(console, console.options.update_width(sys.maxsize), table).maximum
+    if len(header) <= 2 or natural <= console.width:
+        console.print(table)
+        return
+    for number, row in enumerate(rows):
+        block = Table.grid(padding=(0, 2))
+        block.add_column(style="bold", no_wrap=True)
+        block.add_column(overflow="fold")
+        for name, value in zip(header, row):
+            if str(value) != "":
+                block.add_row(escape(str(name)), escape(str(value)))
+        if number:
+            console.print()
+        console.print(block)

@@ -37,3 +37,15 @@ def test_each_device_shows_its_state_temperature_and_counts(tmp_path):
     assert "waiting for the device lock" in phone_line and phone_line.split()[-2:] == ["0", "1"]
     display.push_progress("pi5", "m")(100 << 20, 100 << 20)  # done: the line shows the state again
     assert "m tg16 rep 1: 12.35 t/s" in next(line for line in render(display).splitlines() if line.startswith("pi5"))
+
+
+def test_a_synthetic_model_shows_its_quantize_progress_in_tensors(tmp_path):
+    display = RunDisplay(Console(file=io.StringIO()), total=1)
+    build = display.model_progress("qwen3.5-4b@Q4_K_M")
+    build(3 << 20, 6 << 20)
+    assert "building qwen3.5-4b@Q4_K_M 50% (3 MiB)" in render(display)
+    build(6 << 20, 6 << 20)
+    build(11, 55, "tensors")  # the slowest part: llama.cpp quantizing tensor by tensor
+    assert "quantizing qwen3.5-4b@Q4_K_M 20% (11/55 tensors)" in render(display)
+    build(55, 55, "tensors")
+    assert "qwen3.5-4b" not in render(display)

@@ -203,3 +203,16 @@ def test_plan_of_a_file_copied_anywhere(capsys, tiny_qwen35, devices_dir, tmp_pa
     assert [c["n_ctx"] for c in report["cells"]] == [4096, 4096]    # capped at the model's native context
     assert report["cells"][0]["fits"] and report["cells"][0]["max_ctx"] == 4096
     assert any("context capped" in n for n in report["cells"][1]["notes"])
+
+
+def test_plan_with_unknown_ram_says_fit_is_unknown_and_how_to_give_it(capsys, devices_dir, tmp_path):
+    (devices_dir / "bare.yaml").write_text("name: bare\ntransport: ssh\nhost: 192.0.2.1\n")
+    assert main(["plan", "--like", "tiny-llama", "--quant", "Q4_K_M,Q8_0", "-d", "bare", "--devices-dir",
+                 str(devices_dir), "--results", str(tmp_path / "none")]) == 0
+    out = capsys.readouterr().out
+    assert "none of" not in out  # nothing is known not to fit
+    assert ("bare: whether a model fits is unknown, because its RAM is unknown; give it in the device's file "
+            "(facts: ram_gb: N), or plan for this machine with -d local, which is probed") in out
+    # each table stands apart: piped, two adjacent markdown tables would read as one
+    assert "\n\nmemory of tiny-llama@Q8_0" in out and "\n\n| device | model |" in out
+    assert out.count("\n\n") >= 3

@@ -14,8 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
+from terminal import after_live_display, run_in_terminal
 
-from edgebench.results.aggregate import LLAMA_BENCH_FIELDS
+from edgebench.results.aggregate import LLAMA_BENCH_FIELDS, run_rows
+from edgebench.results.export import table_cells
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -252,3 +254,29 @@ def test_without_a_devices_directory_run_uses_a_built_in_local_device(tmp_path, 
     assert proc.returncode == 0, proc.stderr
     meta = json.loads((only_run_dir(tmp_path / "results") / "run.json").read_text())
     assert list(meta["devices"]) == ["local"] and meta["devices"]["local"]["transport"] == "local"
+
+
+def test_an_80_column_terminal_shows_every_value_of_the_results_in_full(tmp_path, tiny_qwen35, local_device_file):
+    """Twelve columns do not fit in 80: rather than cut every value short, each cell gets its own block."""
+    profile = write_profile(tmp_path / "p.yaml", [tiny_qwen35], tests=("pp16", "tg4"))
+    code, shown = run_in_terminal(["run", profile, "-d", local_device_file, "-o", tmp_path / "results"], cwd=tmp_path,
+                                  columns=80)
+    final = after_live_display(shown).split("results: ")[0]
+    assert code == 0, final
+    header, body = table_cells(run_rows(only_run_dir(tmp_path / "results")))
+    assert len(body) == 2
+    for row in body:
+        for value in row:
+            assert value in final, f"{value!r} is not shown in full:\n{final}"
+    assert "…" not in final and max(len(line.rstrip()) for line in final.splitlines()) <= 80
+
+
+def test_a_run_that_builds_a_synthetic_model_keeps_llama_cpps_log_off_the_terminal(tmp_path, local_device_file):
+    profile = write_profile(tmp_path / "p.yaml", ["synthetic:tiny-llama@Q4_K_M?layers=3"], tests=("tg4",))
+    cache = tmp_path / "cache"
+    code, shown = run_in_terminal(["run", profile, "-d", local_device_file, "-o", tmp_path / "results"], cwd=tmp_path,
+                                  env={"EDGEBENCH_CACHE": str(cache)})
+    assert code == 0, shown
+    assert "llama_model_loader" not in shown and "converting to q4_K" not in shown
+    (log,) = (cache / "logs").iterdir()
+    assert "llama_model_loader" in log.read_text()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 import sys
 import threading
 from pathlib import Path
@@ -16,8 +17,10 @@ from pathlib import Path
 import gguf
 import numpy as np
 import pytest
+from terminal import plain, run_in_terminal
 
 from edgebench.errors import DiskFullError, EdgebenchError, SynthError
+from edgebench.paths import cache_root
 from edgebench.synth import build as build_mod
 from edgebench.synth import writer as writer_mod
 from edgebench.synth.build import build_synthetic, cache_path, cached_synthetic
@@ -374,9 +377,41 @@ def test_quantize_errors(tmp_path, tiny_llama_f16):
         quantize(tmp_path / "missing.gguf", tmp_path / "x.gguf", "Q8_0")
     junk = tmp_path / "junk.gguf"
     junk.write_bytes(b"not a gguf file at all" * 100)
-    with pytest.raises(SynthError, match=r"llama.cpp failed to quantize junk.gguf to Q8_0 \(code"):
+    with pytest.raises(SynthError, match=r"llama.cpp failed to quantize junk.gguf to Q8_0 \(code") as failed:
         quantize(junk, tmp_path / "x.gguf", "Q8_0")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.gguf"]
+    log = Path(str(failed.value).split("its log is ")[1].split(":")[0])  # the error names llama.cpp's log
+    assert log.parent == cache_root() / "logs" and "junk.gguf" in log.read_text()
+
+
+@pytest.mark.llama
+def test_quantize_counts_tensors_and_keeps_llama_cpps_log_in_a_file(tmp_path, tiny_qwen_f16, monkeypatch,
+                                                                     capfd):
+    """llama.cpp logs 40-180 lines per model; they go to <cache>/logs/, not to the terminal, and the
+    tensors it reports done drive the progress."""
+    monkeypatch.setenv("EDGEBENCH_CACHE", str(tmp_path / "cache"))
+    seen = []
+    quantize(tiny_qwen_f16, tmp_path / "m.gguf", "Q8_0", n_threads=2, progress=lambda *args: seen.append(args))
+    n_tensors = len(PRESETS["tiny-qwen35"].tensors())
+    assert seen == [(done, n_tensors, "tensors") for done in range(1, n_tensors + 1)]
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+    (log,) = (tmp_path / "cache" / "logs").iterdir()
+    text = log.read_text()
+    assert "llama_model_loader: loaded meta data" in text and re.search(rf"\[\s*{n_tensors}/\s*{n_tensors}\]", text)
+
+
+@pytest.mark.llama
+def test_synth_on_a_terminal_shows_quantize_progress_instead_of_llama_cpps_log(tmp_path):
+    code, shown = run_in_terminal(["synth", "--like", "tiny-qwen35", "--quant", "Q8_0", "-o", "m.gguf"], cwd=tmp_path,
+                                  env={"EDGEBENCH_CACHE": str(tmp_path / "cache")})
+    assert code == 0, plain(shown)
+    assert "llama_model_loader" not in shown and "converting to q8_0" not in shown
+    n_tensors = len(PRESETS["tiny-qwen35"].tensors())
+    assert "quantizing tiny-qwen35@Q8_0" in plain(shown) and f"{n_tensors}/{n_tensors} tensors" in plain(shown)
+    assert "wrote m.gguf" in plain(shown)
+    (log,) = (tmp_path / "cache" / "logs").iterdir()
+    assert "llama_model_loader" in log.read_text()
 
 
 def test_quantize_without_llama_cpp_names_the_extra(tmp_path, tiny_llama_f16, monkeypatch):

@@ -108,9 +108,10 @@ def cmd_run(args, console) -> int:
     print_table(console, *table_cells(outcome.rows))
     console.print(f"results: {outcome.store.path}")
     if outcome.failures:
+        from rich.markup import escape
         console.print(f"[red]{len(outcome.failures)} cell(s) failed:[/]")
         for cell_id, reason in outcome.failures:
-            console.print(f"  [red]{cell_id}[/]: {reason}")
+            console.print(f"  [red]{escape(cell_id)}[/]: {escape(reason)}")  # an engine's words may hold [...]
         return EXIT_FAILED_CELLS
     return EXIT_OK
 

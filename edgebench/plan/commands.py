@@ -107,11 +107,14 @@ def cmd_plan(args, console) -> int:
         return 0
     from edgebench.ui import print_table
     first = budgets[0].name
+    # a blank line between tables: piped, adjacent markdown tables would read as one
     for model in models:
         mine = [c for c in cells if c.model is model and c.device == first]
         console.print(f"memory of {model.name} at KV {args.kv} (CPU {budgets[0].cpu_arch.value}):")
         print_table(console, *render.breakdown_rows(mine))
+        console.print()
     print_table(console, render.PLAN_HEADER, render.plan_rows(cells))
+    console.print()
     for line in render.recommendation_lines(cells):
         console.print(line)
     for line in render.budget_lines(budgets):

@@ -126,11 +126,13 @@ def budget_lines(budgets: list[DeviceBudget]) -> list[str]:
 
 def recommendation_lines(cells: list[PlanCell]) -> list[str]:
     lines = []
+    # a device whose RAM is unknown has no fit to recommend by: say so, and how to give the RAM
+    unknown_ram = list(dict.fromkeys(c.device for c in cells if c.fits is None))
     groups: dict[tuple, list[PlanCell]] = {}
     for c in cells:
         groups.setdefault((c.model.family(), c.device, c.n_ctx), []).append(c)
     for group in groups.values():
-        if len(group) < 2:
+        if len(group) < 2 or group[0].device in unknown_ram:
             continue
         best = next((c for c in group if c.recommended), None)
         head = f"{group[0].device} at {ctx_text(group[0].n_ctx)}"
@@ -138,6 +140,9 @@ def recommendation_lines(cells: list[PlanCell]) -> list[str]:
             lines.append(f"{head}: {best.model.name} ({best.model.bpw:.2f} bpw) is the best quant that fits")
         else:
             lines.append(f"{head}: none of {', '.join(c.model.name for c in group)} fits")
+    for device in unknown_ram:
+        lines.append(f"{device}: whether a model fits is unknown, because its RAM is unknown; give it in the "
+                     f"device's file (facts: ram_gb: N), or plan for this machine with -d local, which is probed")
     return lines
 
 

@@ -10,8 +10,10 @@ import math
 import statistics
 from pathlib import Path
 
+from edgebench.errors import with_cause
 from edgebench.numbers import quantile
 from edgebench.results.store import read_jsonl, read_meta
+from edgebench.runner.crashes import main_cause
 
 # llama-bench's output fields, in its order (tools/llama-bench/llama-bench.cpp, get_fields)
 LLAMA_BENCH_FIELDS = (
@@ -66,6 +68,15 @@ def _merge_cells(records):
     return cells
 
 
+def _failure(error: dict | None) -> str | None:
+    """A failed cell's message, ending with the engine's own line for why; records written before
+    that line was kept apart have it only in their stderr tail."""
+    if not error:
+        return None
+    cause = error.get("cause") or main_cause(error.get("stderr_tail") or "")
+    return with_cause(error.get("message") or error.get("kind") or "failed", cause)
+
+
 def _window_summary(samples):
     windows = [s.get("window") or {} for s in samples]
 
@@ -101,7 +112,7 @@ def cell_row(cell: dict, samples: list[dict]) -> dict:
         "engine_version": info.get("engine_version"), "system_info": info.get("system_info"),
         "model": cell.get("model"),
         "model_sha256": cell.get("model_sha256"), "test": cell.get("test"),
-        "status": cell.get("state", "started"), "error": (cell.get("error") or {}).get("message"),
+        "status": cell.get("state", "started"), "error": _failure(cell.get("error")),
         "batch": cell.get("batch") or 0, "attempt": cell["attempt"],
         "cooldown_s": (cell.get("cooldown") or {}).get("waited_s"),
         "start_temp_c": (cell.get("cooldown") or {}).get("start_temp_c"),

@@ -11,7 +11,7 @@ from pathlib import Path
 from edgebench.errors import SynthError
 from edgebench.paths import cache_root
 from edgebench.synth import writer
-from edgebench.synth.quantize import quantize
+from edgebench.synth.quantize import Progress, quantize
 from edgebench.synth.shapes import PRESETS, ModelShape
 from edgebench.synth.spec import SynthSpec
 
@@ -26,10 +26,11 @@ def shape_for(spec: SynthSpec) -> ModelShape:
 
 
 def build_synthetic(spec: SynthSpec, out_path: str | os.PathLike[str], *,
-                    progress: writer.Progress | None = None) -> Path:
+                    progress: Progress | None = None) -> Path:
     """Write the F16 model for `spec`, quantize it unless the quant is F16, return `out_path`.
 
-    `progress(done_bytes, total_bytes)` follows the F16 write (quantization reports nothing).
+    `progress(done_bytes, total_bytes)` follows the F16 write, then `progress(done, n_tensors,
+    "tensors")` the quantization (usually the slower part). llama.cpp's log goes to <cache>/logs/.
     The intermediate F16 file is always removed; `out_path` only ever appears complete.
     """
     shape = shape_for(spec)
@@ -39,7 +40,7 @@ def build_synthetic(spec: SynthSpec, out_path: str | os.PathLike[str], *,
     f16 = out_path.with_name(f".{out_path.name}.f16-{os.getpid()}-{uuid.uuid4().hex[:8]}.gguf")
     try:
         writer.write_gguf(shape, f16, progress=progress)
-        return quantize(f16, out_path, spec.quant)
+        return quantize(f16, out_path, spec.quant, progress=progress)
     finally:
         f16.unlink(missing_ok=True)
 
@@ -61,7 +62,7 @@ def cache_path(spec: SynthSpec, cache_dir: str | os.PathLike[str] | None = None)
 
 
 def cached_synthetic(spec: SynthSpec, cache_dir: str | os.PathLike[str] | None = None,
-                     progress: writer.Progress | None = None) -> Path:
+                     progress: Progress | None = None) -> Path:
     """Return a built file for `spec` from the cache, building it first if needed.
 
     Concurrent callers (threads or processes) serialise on an flock'ed ``.lock`` file next to the

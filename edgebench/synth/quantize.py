@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
-import sys
-import tempfile
-import threading
+import re
 import uuid
 from pathlib import Path
+from typing import Callable
 
 from edgebench.errors import SynthError
+from edgebench.synth.engine_log import engine_log, log_tail
 
 #: llama_ftype values (llama.h) for the quants a synthetic spec may ask for.
 FTYPES: dict[str, int] = {
@@ -25,8 +24,11 @@ FTYPES: dict[str, int] = {
 
 _INSTALL_HINT = "edgebench install-engine"
 
-# fd 2 is process-wide: quantizations in one process take turns (each already uses every core)
-_STDERR_LOCK = threading.Lock()
+# llama.cpp's quantizer logs `[  12/  55] blk.0.ffn_up.weight - ... size = ...` as each tensor is done
+_TENSOR_DONE = re.compile(r"^\[\s*(\d+)/\s*(\d+)\]")
+
+#: progress(done, total, unit): the quantizer reports tensors done of the model's tensors
+Progress = Callable[..., None]
 
 
 def _import_llama_cpp():
@@ -39,8 +41,12 @@ def _import_llama_cpp():
 
 
 def quantize(src: str | os.PathLike[str], dst: str | os.PathLike[str], quant: str,
-             n_threads: int | None = None) -> Path:
-    """Quantize GGUF `src` to `quant` (one of `FTYPES`), writing `dst` atomically; return `dst`."""
+             n_threads: int | None = None, progress: Progress | None = None) -> Path:
+    """Quantize GGUF `src` to `quant` (one of `FTYPES`), writing `dst` atomically; return `dst`.
+
+    llama.cpp's log goes to a file under <cache>/logs/ (named in the error if it fails), and
+    `progress(tensors_done, n_tensors, "tensors")` follows it tensor by tensor.
+    """
     src, dst = Path(src), Path(dst)
     quant = quant.upper()
     if quant not in FTYPES:
@@ -54,61 +60,19 @@ def quantize(src: str | os.PathLike[str], dst: str | os.PathLike[str], quant: st
     params.nthread = int(n_threads) if n_threads else 0  # <= 0: llama.cpp uses all cores
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+    def tensor_done(line: str) -> None:
+        found = _TENSOR_DONE.match(line)
+        if found and progress is not None:
+            progress(int(found.group(1)), int(found.group(2)), "tensors")
     try:
-        with _captured_stderr() as log:
-            rc = llama_cpp.llama_model_quantize(os.fsencode(src), os.fsencode(tmp),
-                                                ctypes.byref(params))
+        with engine_log(f"quantize-{dst.name}-{quant}", on_line=tensor_done) as log:
+            rc = llama_cpp.llama_model_quantize(os.fsencode(src), os.fsencode(tmp), ctypes.byref(params))
         if rc != 0 or not tmp.is_file() or tmp.stat().st_size == 0:
-            tail = "\n".join(log.text().strip().splitlines()[-8:])
-            raise SynthError(f"llama.cpp failed to quantize {src.name} to {quant} (code {rc})"
+            tail = log_tail(log)
+            raise SynthError(f"llama.cpp failed to quantize {src.name} to {quant} (code {rc}); its log is {log}"
                              + (f":\n{tail}" if tail else ""))
         os.replace(tmp, dst)
     finally:
         tmp.unlink(missing_ok=True)
     return dst
-
-
-class _Log:
-    """What llama.cpp wrote to stderr; complete once the capturing block has exited."""
-
-    def __init__(self) -> None:
-        self._text = ""
-
-    def text(self) -> str:
-        return self._text
-
-
-@contextlib.contextmanager
-def _captured_stderr():
-    """Send fd 2 (where llama.cpp logs) to a temporary file for the duration; yield its reader.
-
-    llama.cpp prints a line per tensor while quantizing; this keeps the console clean and keeps
-    the log so a failure can be reported with its cause. Holds `_STDERR_LOCK` throughout, so two
-    threads never juggle fd 2 at once.
-    """
-    with _STDERR_LOCK:
-        with _redirect_fd2() as result:
-            yield result
-
-
-@contextlib.contextmanager
-def _redirect_fd2():
-    result = _Log()
-    try:
-        sys.stderr.flush()
-    except (AttributeError, ValueError):
-        pass
-    try:
-        saved = os.dup(2)
-    except OSError:  # no fd 2 (embedded interpreter): nothing to capture
-        yield result
-        return
-    with tempfile.TemporaryFile() as log:
-        os.dup2(log.fileno(), 2)
-        try:
-            yield result
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            log.seek(0)
-            result._text = log.read()[-65536:].decode("utf-8", "replace")

@@ -10,13 +10,12 @@ from __future__ import annotations
 import abc
 import json
 import threading
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from edgebench.errors import RunnerError
 from edgebench.runner import PROTOCOL_VERSION
-from edgebench.runner.crashes import explain, in_engine
+from edgebench.runner.crashes import StderrTail, explain, in_engine, main_cause
 from edgebench.runner.protocol import EVENTS
 
 STDERR_TAIL_LINES = 30
@@ -40,7 +39,8 @@ class RunnerExit:
 
     exit_code: int | None
     signal: int | None = None
-    stderr_tail: list[str] = field(default_factory=list)
+    stderr_tail: str = ""
+    cause: str | None = None  # the stderr line that says why, even if it scrolled out of the tail
 
 
 class EventStream:
@@ -51,7 +51,21 @@ class EventStream:
         self.hello: dict | None = None
         self.last_error: dict | None = None
         self.done: dict | None = None
-        self.stderr = deque(maxlen=STDERR_TAIL_LINES)
+        self.stderr = StderrTail(STDERR_TAIL_LINES)
+        self._partial = ""
+
+    def feed_stderr(self, text: str) -> None:
+        """Stderr as it arrives, in chunks that may end mid-line (an SSH channel's)."""
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            self.stderr.add(line)
+
+    def ended(self, exit_code: int | None, signal: int | None = None) -> RunnerExit:
+        if self._partial:
+            self.stderr.add(self._partial)
+            self._partial = ""
+        return RunnerExit(exit_code=exit_code, signal=signal, stderr_tail=self.stderr.text(),
+                          cause=self.stderr.cause())
 
     def feed_line(self, line: str) -> None:
         line = line.strip()
@@ -151,18 +165,23 @@ class Transport(abc.ABC):
 
 def conclude(stream: EventStream, ended: RunnerExit) -> dict:
     """Decide how a cell ended from the events seen and the process exit: the runner's own
-    structured error wins; otherwise a signal or exit code tells what killed it."""
-    tail = "\n".join(ended.stderr_tail)
+    structured error wins; otherwise a signal or exit code tells what killed it. Either way the
+    engine's own line for why (from its stderr) goes with the error."""
+    tail, cause = ended.stderr_tail, ended.cause
     if stream.done is not None and ended.exit_code == 0:
         return stream.done
     if stream.last_error is not None:
         err = stream.last_error
+        # a llama-bench child's stderr comes inside the error event, not on the runner's stderr
+        child = err.get("stderr_tail") or ""
         raise RunnerError(err.get("message", "runner failed"), kind=err.get("kind"),
-                          exit_code=ended.exit_code, signal=ended.signal, stderr_tail=tail)
+                          exit_code=ended.exit_code, signal=ended.signal,
+                          stderr_tail="\n".join(text for text in (child, tail) if text),
+                          cause=main_cause(child) or cause)
     if ended.signal:
         # the runner enables faulthandler, so a fault inside an engine shows the engine's frames
         why = explain(ended.signal, tail, engine=in_engine(tail))
         raise RunnerError(f"runner died from signal {ended.signal}" + (f": {why}" if why else ""), kind="crashed",
-                          exit_code=ended.exit_code, signal=ended.signal, stderr_tail=tail)
+                          exit_code=ended.exit_code, signal=ended.signal, stderr_tail=tail, cause=cause)
     raise RunnerError(f"runner exited with code {ended.exit_code} without reporting why", kind="crashed",
-                      exit_code=ended.exit_code, stderr_tail=tail)
+                      exit_code=ended.exit_code, stderr_tail=tail, cause=cause)

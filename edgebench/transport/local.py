@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from edgebench.errors import RunnerTimeout, TransportError
-from edgebench.transport.base import EventStream, PushResult, RunnerExit, Spawned, Transport, conclude
+from edgebench.transport.base import EventStream, PushResult, Spawned, Transport, conclude
 from edgebench.zipapp import write_runner
 
 KILL_GRACE_S = 3.0
@@ -83,8 +83,9 @@ class LocalTransport(Transport):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     _kill_group(proc)
+                    ended = stream.ended(None)
                     raise RunnerTimeout(f"runner exceeded the {timeout_s:g} s cell timeout and was killed",
-                                        stderr_tail="\n".join(stream.stderr))
+                                        stderr_tail=ended.stderr_tail, cause=ended.cause)
                 try:
                     source, line = lines.get(timeout=min(remaining, 1.0))
                 except queue.Empty:
@@ -94,13 +95,12 @@ class LocalTransport(Transport):
                 elif source == "out":
                     stream.feed_line(line)
                 else:
-                    stream.stderr.append(line.rstrip())
+                    stream.feed_stderr(line)
             code = proc.wait()
         except BaseException:
             _kill_group(proc)
             raise
-        return conclude(stream, RunnerExit(exit_code=code, signal=-code if code < 0 else None,
-                                           stderr_tail=list(stream.stderr)))
+        return conclude(stream, stream.ended(code, signal=-code if code < 0 else None))
 
 
 class _LocalProcess(Spawned):

@@ -12,7 +12,7 @@ import paramiko
 
 from edgebench.errors import ConnectionLost, RunnerTimeout, TransportError
 from edgebench.paths import cache_root
-from edgebench.transport.base import EventStream, RunnerExit, Spawned, Transport, conclude
+from edgebench.transport.base import EventStream, Spawned, Transport, conclude
 from edgebench.transport.remote_store import RemoteStore
 from edgebench.transport.sshconn import SshConnection, quote_argv, resolve_target
 from edgebench.zipapp import runner_sha256, write_runner
@@ -81,11 +81,11 @@ class SshTransport(Transport):
                     raise KeyboardInterrupt
                 if time.monotonic() > deadline:
                     self._kill_runner(pid)
+                    ended = stream.ended(None)
                     raise RunnerTimeout(f"runner exceeded the {timeout_s:g} s cell timeout and was killed",
-                                        stderr_tail="\n".join(stream.stderr))
+                                        stderr_tail=ended.stderr_tail, cause=ended.cause)
                 while channel.recv_stderr_ready():
-                    for line in channel.recv_stderr(65536).decode(errors="replace").splitlines():
-                        stream.stderr.append(line)
+                    stream.feed_stderr(channel.recv_stderr(65536).decode(errors="replace"))
                 try:
                     data = channel.recv(65536)
                 except socket.timeout:
@@ -102,7 +102,7 @@ class SshTransport(Transport):
                     if pid is None and stream.hello:
                         pid = stream.hello.get("pid")
             while channel.recv_stderr_ready():
-                stream.stderr.extend(channel.recv_stderr(65536).decode(errors="replace").splitlines())
+                stream.feed_stderr(channel.recv_stderr(65536).decode(errors="replace"))
             code = channel.recv_exit_status()
         except BaseException:
             self._kill_runner(pid)
@@ -112,7 +112,7 @@ class SshTransport(Transport):
         if code == -1 and not self.conn.alive:
             raise ConnectionLost(f"connection to {self.target.name} lost during the cell")
         signal_no = code - 128 if code > 128 else None
-        return conclude(stream, RunnerExit(exit_code=code, signal=signal_no, stderr_tail=list(stream.stderr)))
+        return conclude(stream, stream.ended(code, signal=signal_no))
 
     def _kill_runner(self, pid) -> None:
         """Kill the runner's process group on the device (the runner leads its own group)."""

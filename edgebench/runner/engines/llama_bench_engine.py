@@ -13,9 +13,8 @@ import shutil
 import subprocess
 import threading
 import time
-from collections import deque
 
-from ..crashes import explain
+from ..crashes import StderrTail, explain
 from ..protocol import RunnerFailure
 from .base import Engine, Measurement
 from .build_info import system_info_beside
@@ -80,13 +79,13 @@ class LlamaBenchEngine(Engine):
         return self.proc.pid if self.proc else None
 
     def measure(self, test, repetitions, warmup, mark):
-        tail = deque(maxlen=STDERR_TAIL_LINES)
+        tail = StderrTail(STDERR_TAIL_LINES)
         try:
             self.proc = subprocess.Popen(self.command(test, repetitions, warmup), stdout=subprocess.PIPE,
                                          stderr=subprocess.PIPE, universal_newlines=True)
         except OSError as exc:
             raise RunnerFailure("engine", "cannot start llama-bench: %s" % exc)
-        drain = threading.Thread(target=lambda: [tail.append(line.rstrip()) for line in self.proc.stderr],
+        drain = threading.Thread(target=lambda: [tail.add(line) for line in self.proc.stderr],
                                  daemon=True)
         drain.start()
         row = None
@@ -101,7 +100,7 @@ class LlamaBenchEngine(Engine):
         code = self.proc.wait()
         drain.join(timeout=5)
         if code != 0 or row is None:
-            text = "\n".join(tail)
+            text = tail.text()
             why = explain(-code, text) if code < 0 else None
             message = ("llama-bench died from signal %d: %s" % (-code, why) if why else
                        "llama-bench exited with code %s" % code)

@@ -95,7 +95,8 @@ class LlamaCppEngine(Engine):
         mparams.use_extra_bufts = bool(options.get("repack", True))
         self.model = L.llama_model_load_from_file(model_path.encode(), mparams)
         if not self.model:
-            raise RunnerFailure("model-file", "llama.cpp could not load %s (see stderr for its reason)" % model_path)
+            # its reason is on stderr, which the controller reads and adds to this message
+            raise RunnerFailure("model-file", "llama.cpp could not load %s" % model_path)
         vocab = L.llama_model_get_vocab(self.model)
         self.n_vocab = L.llama_vocab_n_tokens(vocab)
         self.bos = L.llama_vocab_bos(vocab) if L.llama_vocab_get_add_bos(vocab) else None
@@ -156,7 +157,7 @@ class LlamaCppEngine(Engine):
         self.ctx = L.llama_init_from_model(self.model, cparams)
         if not self.ctx:
             raise RunnerFailure("engine", "llama.cpp could not create a context of %d tokens "
-                                "(out of memory? see stderr)" % cparams.n_ctx)
+                                "(out of memory?)" % cparams.n_ctx)
         self.n_batch = cparams.n_batch
         self.n_ctx = cparams.n_ctx
         self._depth_state = None
