@@ -21,6 +21,10 @@ class Cell:
         return self.label[0] if self.label else None
 
     @property
+    def round(self) -> int | None:
+        return int(self.label[1:]) if self.label else None
+
+    @property
     def id(self) -> str:
         base = f"{self.device.name}/{self.model.name}/{self.test.name}/t{self.threads or 'auto'}"
         return f"{self.label}:{base}" if self.label else base

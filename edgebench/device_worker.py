@@ -85,7 +85,7 @@ def cooldown_job(device, options) -> dict:
 
 
 def cell_facts(profile, cell: Cell) -> dict:
-    return {"cell": cell.id, "variant": cell.variant, "device": cell.device.name,
+    return {"cell": cell.id, "variant": cell.variant, "round": cell.round, "device": cell.device.name,
             "device_class": cell.device.device_class,
             "engine": profile.engine.name, "model": cell.model.name, "test": cell.test.name,
             "n_prompt": cell.test.n_prompt, "n_gen": cell.test.n_gen, "n_depth": cell.test.n_depth,

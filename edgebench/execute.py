@@ -22,7 +22,7 @@ from edgebench.errors import EdgebenchError, ResultsError
 from edgebench.results.aggregate import latest_attempts, run_rows
 from edgebench.results.store import RunStore, now_iso
 
-__all__ = ["Observer", "RunOutcome", "SharedRun", "resume_run", "run_cells"]
+__all__ = ["Observer", "RunInterrupted", "RunOutcome", "SharedRun", "resume_run", "run_cells"]
 
 
 @dataclass
@@ -32,6 +32,15 @@ class RunOutcome:
     rows: list[dict]
     failures: list[tuple[str, str]] = field(default_factory=list)
     status: str = "complete"
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, carrying what was measured so far: the caller names the run directory
+    that `run --resume` finishes."""
+
+    def __init__(self, outcome: RunOutcome):
+        super().__init__()
+        self.outcome = outcome
 
 
 class SharedRun:
@@ -130,7 +139,7 @@ def _execute(run: SharedRun, cells: list[Cell], parallel: int) -> RunOutcome:
                 future.result()  # a disk-full error ends the run here
     except KeyboardInterrupt:
         outcome.status = "interrupted"
-        raise
+        raise RunInterrupted(outcome) from None  # the rows are filled in below, before it reaches the caller
     finally:
         outcome.failures = run.failures
         outcome.rows = run_rows(run.store.path)

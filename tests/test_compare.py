@@ -109,12 +109,27 @@ def test_unmatched_and_failed_cells_are_listed_not_dropped(tmp_path, capsys):
     assert "only in base (not run by the candidate): pi5/m/tg64/t2" in out
 
 
-def test_other_devices_or_models_do_not_match(tmp_path):
+def test_other_devices_or_models_do_not_match_and_nothing_compared_is_an_error(tmp_path, capsys):
     base = fake_run(tmp_path / "r", {"tg128": noisy(20, 7, 1)})
     other_model = fake_run(tmp_path / "r", {"tg128": noisy(10, 7, 2)}, model_sha="cd" * 32)
-    assert gate(base, other_model, "--json", tmp_path / "g.json") == 0
+    # a gate that compared nothing must not pass, whatever the inconclusive policy
+    assert gate(base, other_model, "--json", tmp_path / "g.json", "--junit", tmp_path / "g.xml",
+                "--inconclusive", "pass") == EXIT_ERROR
     report = json.loads((tmp_path / "g.json").read_text())
     assert report["comparisons"] == [] and report["only_base"] and report["only_candidate"]
+    assert report["exit_code"] == EXIT_ERROR and "no cell of" in report["nothing_compared"]
+    assert f"0 comparisons: nothing was compared: no cell of {other_model} matches a cell of {base}" \
+        in capsys.readouterr().out
+    suite = ET.parse(tmp_path / "g.xml").getroot()
+    assert suite.get("errors") == "1" and suite.find("testcase/error") is not None  # CI does not read it as a pass
+
+
+def test_two_runs_that_measured_nothing_are_an_error_not_a_pass(tmp_path, capsys):
+    base = fake_run(tmp_path / "r", {"tg128": None, "pp512": None})
+    cand = fake_run(tmp_path / "r", {"tg128": None, "pp512": None})
+    assert gate(base, cand) == EXIT_ERROR
+    assert (f"nothing was compared: the base ({base}) has no samples for any of the 2 cell(s) both sides ran: "
+            f"it failed to measure them → exit 3") in capsys.readouterr().out
 
 
 AVX2_BUILD = "CPU : SSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | OPENMP = 1 | REPACK = 1 |"
@@ -241,3 +256,64 @@ def test_ab_rejects_a_bad_override_naming_it(tmp_path, tiny_qwen35, capsys):
     profile = write_profile(tmp_path / "p.yaml", tiny_qwen35, "tests: [tg20]\nengine: {name: sleep}\n")
     assert ab(tmp_path, profile, "--b", "engine.thread=1") == EXIT_ERROR
     assert "engine.thread" in capsys.readouterr().err
+
+
+SLEEPY = "tests: [tg10]\nwarmup: 0\nengine: {name: sleep, simulate_ts: 1000}\ntelemetry: {enabled: false}\n"
+
+
+def model_file(path: Path) -> Path:
+    path.write_bytes(random.Random(str(path)).randbytes(4096))  # the sleep engine never reads it
+    return path
+
+
+def test_ab_models_on_the_command_line_are_relative_to_the_current_folder(tmp_path, monkeypatch, capsys):
+    (tmp_path / "profiles").mkdir()
+    profile = write_profile(tmp_path / "profiles" / "p.yaml", model_file(tmp_path / "profiles" / "base.bin"), SLEEPY)
+    old, new = model_file(tmp_path / "old.bin"), model_file(tmp_path / "new.bin")
+    monkeypatch.chdir(tmp_path)
+    two_rounds = ("--rounds", "2", "--max-rounds", "2")
+    assert ab(tmp_path, profile, "--a-model", "old.bin", "--b-model", "new.bin", *two_rounds) == 2
+    run_dir = next((tmp_path / "results").iterdir())
+    started = [c for c in map(json.loads, (run_dir / "cells.jsonl").read_text().splitlines())
+               if c["state"] == "started"]
+    assert {(c["variant"], c["model_filename"]) for c in started} == {("A", old.name), ("B", new.name)}
+    # the gate's label names both models, not only A's
+    (ts,) = [c for c in json.loads((tmp_path / "ab.json").read_text())["comparisons"] if c["metric"] == "ts"]
+    assert ts["label"] == "local/tg10 (old → new, tauto)"
+
+    capsys.readouterr()
+    assert ab(tmp_path, profile, "--a-model", "old.bin", "--b-model", "profiles/nope.bin") == EXIT_ERROR
+    assert capsys.readouterr().err.strip() == (
+        f"error: --b-model profiles/nope.bin: no such file ({tmp_path / 'profiles' / 'nope.bin'}; a path on the "
+        f"command line is relative to the current folder)")
+    assert len(list((tmp_path / "results").iterdir())) == 1  # checked before anything ran
+
+
+def test_show_of_an_ab_run_tells_variants_and_rounds_apart(tmp_path, capsys):
+    profile = write_profile(tmp_path / "p.yaml", model_file(tmp_path / "m.bin"), SLEEPY)
+    ab(tmp_path, profile, "--b", "engine.simulate_ts=900", "--rounds", "2", "--max-rounds", "2")
+    run_dir = next((tmp_path / "results").iterdir())
+    capsys.readouterr()
+    assert main(["show", str(run_dir), "--format", "jsonl"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted((r["variant"], r["round"]) for r in rows) == [("A", 1), ("A", 2), ("B", 1), ("B", 2)]
+    assert main(["show", str(run_dir)]) == 0
+    header, _rule, *table = capsys.readouterr().out.splitlines()
+    assert header.startswith("| device | variant | round | model |")
+    assert sorted(line.split("|")[2:4] for line in table) == [[" A ", " 1 "], [" A ", " 2 "], [" B ", " 1 "],
+                                                               [" B ", " 2 "]]
+
+
+def test_ab_on_an_unreachable_device_compares_nothing_and_exits_3(tmp_path, private_known_hosts, capsys):
+    from sshd_server import HOST, free_port
+
+    device = tmp_path / "gone.yaml"  # nothing listens on that port
+    device.write_text(f"name: gone\ntransport: ssh\nhost: {HOST}\nport: {free_port()}\nuser: nobody\n")
+    profile = write_profile(tmp_path / "p.yaml", model_file(tmp_path / "m.bin"), SLEEPY + "retries: 0\n")
+    two_rounds = ("--rounds", "2", "--max-rounds", "2")
+    assert ab(tmp_path, profile, "--b", "engine.simulate_ts=900", *two_rounds, "-d", str(device)) == EXIT_ERROR
+    out = capsys.readouterr().out
+    assert "cannot reach device gone" in out
+    assert ("0 comparisons: nothing was compared: the base (A) has no samples for any of the 1 cell(s) both sides "
+            "ran: it failed to measure them → exit 3") in out
+    assert json.loads((tmp_path / "ab.json").read_text())["exit_code"] == EXIT_ERROR

@@ -118,6 +118,10 @@ def test_ssh_without_host(tmp_path):
 def test_ssh_keys_on_a_local_device(tmp_path):
     err, path = device_error(tmp_path, "name: pi\nhost: pi.local\n")
     assert_at(err, path, 2, "host", "only used with `transport: ssh`")
+    err, path = device_error(tmp_path, "name: pi\nport: 2222\n")
+    assert_at(err, path, 2, "port", "only used with `transport: ssh`")
+    # but a local device's stored record (run.json) carries the default port, and is read back on resume
+    assert load_device(write(tmp_path, "name: pi\ntransport: local\nport: 22\n")).port == 22
 
 
 def test_port_bool_is_not_an_int(tmp_path):

@@ -280,3 +280,29 @@ def test_a_run_that_builds_a_synthetic_model_keeps_llama_cpps_log_off_the_termin
     assert "llama_model_loader" not in shown and "converting to q4_K" not in shown
     (log,) = (cache / "logs").iterdir()
     assert "llama_model_loader" in log.read_text()
+
+
+def test_a_cell_that_times_out_after_one_repetition_is_failed_and_compare_says_so(tmp_path, local_device_file):
+    # the sleep engine: each repetition of tg300 takes 3 s, so a 5 s timeout ends the cell after one (and
+    # leaves the runner 2 s to start on a busy machine)
+    model = tmp_path / "model.bin"
+    model.write_bytes(os.urandom(4096))
+    body = "tests: [tg300]\nrepetitions: 2\nwarmup: 0\nengine: {name: sleep, simulate_ts: 100}\n"
+    for name, extra in (("base", ""), ("cand", "timeout_s: 5\n")):
+        (tmp_path / f"{name}.yaml").write_text(f"models: [{json.dumps(str(model))}]\n{body}{extra}")
+        proc = edgebench("run", tmp_path / f"{name}.yaml", "-d", local_device_file, "-o", tmp_path / name, cwd=tmp_path)
+        assert proc.returncode == (0 if name == "base" else 1), proc.stdout + proc.stderr
+    base, cand = only_run_dir(tmp_path / "base"), only_run_dir(tmp_path / "cand")
+    assert len(read_jsonl(cand / "samples.jsonl")) == 1  # the repetition before the timeout is kept
+
+    show = edgebench("show", cand, cwd=tmp_path).stdout
+    assert "| tg300 |" not in show  # not a measured row
+    assert ("- testbox / model / tg300: runner exceeded the 5 s cell timeout and was killed "
+            "(1 repetition measured before that, kept in samples.jsonl)") in show, show
+    # llama-bench's formats hold measured cells only
+    assert json.loads(edgebench("show", cand, "--format", "json", cwd=tmp_path).stdout) == []
+
+    gate = edgebench("compare", base, cand, "--json", tmp_path / "gate.json", cwd=tmp_path)
+    assert gate.returncode == 1, gate.stdout + gate.stderr
+    verdicts = {c["metric"]: c["verdict"] for c in json.loads((tmp_path / "gate.json").read_text())["comparisons"]}
+    assert verdicts["ts"] == "failed"

@@ -149,6 +149,7 @@ def cmd_ab(args, console) -> int:
             ab.run.observer = display
             report = ab.execute()
     except KeyboardInterrupt:
+        console.print(f"results: {ab.store.path}")
         console.print(f"[yellow]interrupted: what was measured is in {ab.store.path}[/]")
         return EXIT_INTERRUPTED
     console.print(f"results: {ab.store.path}")

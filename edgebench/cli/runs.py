@@ -67,14 +67,18 @@ def register(commands) -> None:
 def cmd_run(args, console) -> int:
     from functools import partial
 
+    from rich.markup import escape
+
     from edgebench.cells import parse_shard, plan_cells, shard_cells
     from edgebench.config import load_profile, select_devices
-    from edgebench.execute import resume_run, run_cells, stored_plan, unfinished_cells
-    from edgebench.results.export import table_cells
-    from edgebench.ui import RunDisplay, print_table
+    from edgebench.execute import RunInterrupted, resume_run, run_cells, stored_plan, unfinished_cells
+    from edgebench.ui import RunDisplay
 
     if (args.profile is None) == (args.resume is None):
         raise EdgebenchError("give a profile to run, or --resume RUN_DIR to finish a run (not both)")
+    if args.parallel < 1:
+        raise EdgebenchError(f"--parallel is how many devices are measured at once: give 1 or more, "
+                             f"not {args.parallel}")
     if args.resume:
         if args.device or args.shard:
             raise EdgebenchError("--resume runs the devices and shard the run was started with: "
@@ -101,12 +105,13 @@ def cmd_run(args, console) -> int:
     try:
         with display:
             outcome = start(observer=display, parallel=args.parallel, wait_for_lock=not args.no_wait)
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted: finished samples are kept in the run directory; "
-                      "`edgebench run --resume` finishes it[/]")
+    except RunInterrupted as stop:
+        path = escape(str(stop.outcome.store.path))
+        _print_results(console, stop.outcome)
+        console.print(f"[yellow]interrupted: finished samples are kept in {path}; "
+                      f"`edgebench run --resume {path}` finishes it[/]")
         return EXIT_INTERRUPTED
-    print_table(console, *table_cells(outcome.rows))
-    console.print(f"results: {outcome.store.path}")
+    _print_results(console, outcome)
     if outcome.failures:
         from rich.markup import escape
         console.print(f"[red]{len(outcome.failures)} cell(s) failed:[/]")
@@ -114,6 +119,16 @@ def cmd_run(args, console) -> int:
             console.print(f"  [red]{escape(cell_id)}[/]: {escape(reason)}")  # an engine's words may hold [...]
         return EXIT_FAILED_CELLS
     return EXIT_OK
+
+
+def _print_results(console, outcome) -> None:
+    from rich.markup import escape
+
+    from edgebench.results.export import table_cells
+    from edgebench.ui import print_table
+
+    print_table(console, *table_cells(outcome.rows))
+    console.print(f"results: {escape(str(outcome.store.path))}")
 
 
 def cmd_show(args, console) -> int:

@@ -11,6 +11,7 @@ more rounds, up to a cap, before the final word.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 
 import yaml
@@ -22,11 +23,12 @@ from edgebench.compare.metrics import metric_values
 from edgebench.compare.stats import ALPHA
 from edgebench.config import parse_profile
 from edgebench.device_worker import DeviceWorker, Observer
-from edgebench.errors import ConfigError, EdgebenchError
+from edgebench.errors import ConfigError, EdgebenchError, ModelFileError
 from edgebench.execute import SharedRun
 from edgebench.models import resolve_model
 from edgebench.results.aggregate import run_rows
 from edgebench.results.store import RunStore
+from edgebench.synth.spec import PREFIX as SYNTH_PREFIX
 
 VARIANTS = ("A", "B")
 # rounds added at a time to a pair still inconclusive: one AB and one BA keeps the order balanced
@@ -51,9 +53,21 @@ def variant_profile(profile, name: str, overrides: list[str], model: str | None)
                                   file=profile.source, key=path)
         node[leaf] = yaml.safe_load(text)
     if model:
-        data["models"] = [model]
+        data["models"] = [command_line_model(model, f"--{name.lower()}-model")]
     where = f"{profile.source} with variant {name} ({' '.join(overrides + ([f'model={model}'] if model else []))})"
     return parse_profile(json.dumps(data), file=where)
+
+
+def command_line_model(model: str, option: str) -> str:
+    """A model given on the command line: `synthetic:SPEC` as it is, a file relative to the current
+    folder (not the profile's, as a path inside the profile would be) and checked before anything runs."""
+    if model.strip().startswith(SYNTH_PREFIX):
+        return model
+    path = os.path.abspath(os.path.expanduser(model))
+    if not os.path.isfile(path):
+        raise ModelFileError(f"{option} {model}: no such file ({path}; a path on the command line is relative "
+                             f"to the current folder)")
+    return path
 
 
 @dataclass
@@ -65,6 +79,16 @@ class Pair:
     def cell(self, variant: str, round_no: int) -> Cell:
         base = self.a if variant == "A" else self.b
         return Cell(base.device, base.model, base.test, base.threads, label=f"{variant}{round_no}")
+
+    @property
+    def label(self) -> str:
+        """The pair as the gate names it: what differs between A and B shows as `A → B`."""
+        def either(a, b) -> str:
+            return a if a == b else f"{a} → {b}"
+
+        models = either(self.a.model.name, self.b.model.name)
+        threads = either(f"t{self.a.threads or 'auto'}", f"t{self.b.threads or 'auto'}")
+        return f"{self.a.device.name}/{self.a.test.name} ({models}, {threads})"
 
 
 def plan_pairs(a, b, device) -> list[Pair]:
@@ -97,8 +121,8 @@ class AbRun:
         self.run = SharedRun(variants["A"], self.store, observer or Observer(), wait_for_lock, {})
         self.run.variants = dict(variants)
         self.samples: dict[tuple[int, str], list[dict]] = {}
-        self.remote: dict[object, str] = {}
-        self.local: dict[object, object] = {}
+        self.local: dict[object, object] = {}  # model reference -> LocalModel
+        self.remote: dict[object, str] = {}  # LocalModel -> its path on the device
 
     def execute(self) -> GateReport:
         worker = DeviceWorker(self.run, self.device, [])
@@ -118,22 +142,34 @@ class AbRun:
             self.store.finish(status, run_rows(self.store.path))
         return self.report()
 
-    def place(self, worker: DeviceWorker, model_ref):
-        if model_ref not in self.remote:
-            model = self.local[model_ref] = resolve_model(model_ref, progress=self.run.observer.model_progress(
-                model_ref.name))
+    def resolved(self, model_ref):
+        if model_ref not in self.local:
+            self.local[model_ref] = resolve_model(model_ref, progress=self.run.observer.model_progress(model_ref.name))
+        return self.local[model_ref]
+
+    def placed(self, worker: DeviceWorker, model) -> str:
+        if model not in self.remote:
             progress = self.run.observer.push_progress(self.device.name, model.name)
-            self.remote[model_ref] = worker.retrying(lambda: worker.push(model, progress), "the push")
-        return self.local[model_ref], self.remote[model_ref]
+            self.remote[model] = worker.retrying(lambda: worker.push(model, progress), "the push")
+        return self.remote[model]
 
     def measure_round(self, worker: DeviceWorker, index: int, round_no: int) -> None:
         pair = self.pairs[index]
         order = VARIANTS if round_no % 2 else VARIANTS[::-1]  # AB, BA, AB, ...: drift cancels out
         for variant in order:
             cell = pair.cell(variant, round_no)
+            if worker.down is not None:  # unreachable after its retries: the later rounds fail at once
+                worker.fail(cell, worker.down, self.run.next_attempt(cell))
+                continue
             try:
-                model, remote = self.place(worker, cell.model)
+                model = self.resolved(cell.model)
+            except EdgebenchError as error:  # this model's problem, not the device's
+                worker.fail(cell, error, self.run.next_attempt(cell))
+                continue
+            try:
+                remote = self.placed(worker, model)
             except EdgebenchError as error:
+                worker.note_if_down(error)
                 worker.fail(cell, error, self.run.next_attempt(cell))
                 continue
             recorder = worker.measure(cell, model, remote, self.run.profile_for(cell).cooldown)
@@ -145,10 +181,8 @@ class AbRun:
         pair = self.pairs[index]
         cell = pair.a if variant == "A" else pair.b
         samples = self.samples.get((index, variant), [])
-        values = metric_values(samples)
-        label = f"{self.device.name}/{cell.test.name} ({cell.model.name}, t{cell.threads or 'auto'})"
-        return MeasuredCell(key=(index,), label=label, test=cell.test, status="done" if samples else "failed",
-                            error=None, values=values)
+        return MeasuredCell(key=(index,), label=pair.label, test=cell.test, status="done" if samples else "failed",
+                            error=None, values=metric_values(samples))
 
     def comparisons(self, index: int):
         base, cand = self.measured(index, "A"), self.measured(index, "B")

@@ -2,7 +2,8 @@
 
 Exit codes: 0 no regression; 1 a regression (or a cell the candidate failed to
 measure where the base did); 2 inconclusive, unless told to count that as a
-pass or a failure; 3 (raised elsewhere) the harness itself failed.
+pass or a failure; 3 the gate could not run: nothing was compared (or, raised
+elsewhere, the harness itself failed).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from edgebench.compare.inputs import ENGINE_KEYS, MeasuredCell, Side
 from edgebench.compare.metrics import METRICS, threshold_for
 from edgebench.compare.stats import ALPHA, Decision, decide
 
-EXIT_PASS, EXIT_REGRESSED, EXIT_INCONCLUSIVE = 0, 1, 2
+EXIT_PASS, EXIT_REGRESSED, EXIT_INCONCLUSIVE, EXIT_NOTHING_COMPARED = 0, 1, 2, 3
 INCONCLUSIVE_POLICIES = {"exit2": EXIT_INCONCLUSIVE, "pass": EXIT_PASS, "fail": EXIT_REGRESSED}
 
 
@@ -46,7 +47,22 @@ class GateReport:
     def count(self, verdict: str) -> int:
         return sum(c.verdict == verdict for c in self.comparisons)
 
+    def nothing_compared(self) -> str | None:
+        """Why not a single metric was judged, or None when some were. A gate that compared nothing
+        must not pass: in CI that is a green build with no measurement behind it."""
+        if self.comparisons:
+            return None
+        if self.base_unmeasured:
+            return (f"the base ({self.base}) has no samples for any of the {len(self.base_unmeasured)} cell(s) "
+                    f"both sides ran: it failed to measure them")
+        if self.only_base or self.only_cand:
+            return (f"no cell of {self.cand} matches a cell of {self.base} (device, model, test, threads and "
+                    f"engine settings must all be equal)")
+        return f"neither {self.base} nor {self.cand} has a single cell"
+
     def exit_code(self, inconclusive: str = "exit2") -> int:
+        if self.nothing_compared():
+            return EXIT_NOTHING_COMPARED
         if self.count("regressed") or self.count("failed"):
             return EXIT_REGRESSED
         if self.count("inconclusive"):

@@ -63,7 +63,9 @@ def _edgebench_cells(path: Path) -> list[MeasuredCell]:
     builds = _builds(row for _, row, _ in found)
     for facts, row, samples in found:
         test = row_test(row)
-        values = metric_values(samples)
+        # a cell that did not finish (a timeout after one repetition, say) failed: its partial samples
+        # are no measurement to hold the other side to
+        values = metric_values(samples) if row["status"] == "done" else {}
         model = row.get("model_sha256") or row.get("model")
         cells.append(MeasuredCell(
             # threads as configured: a failed cell never reports how many "auto" came to

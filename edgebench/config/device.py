@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -167,6 +167,9 @@ class DeviceProfile:
         return to_plain(self)
 
 
+_SSH_DEFAULTS = {f.name: f.default for f in fields(DeviceProfile) if f.name in SSH_KEYS}
+
+
 def load_device(path: str | Path) -> DeviceProfile:
     return device_from(load_yaml(path))
 
@@ -197,8 +200,10 @@ def _check_transport(device: DeviceProfile, where: Where, raw: dict[str, Any]) -
             raise where.child("transport").error(
                 "transport ssh needs `host` (or `ssh_config_host` naming a Host in ~/.ssh/config)")
         return
-    # without this, a file that forgot `transport: ssh` would quietly benchmark the controller
+    # without this, a file that forgot `transport: ssh` would quietly benchmark the controller. A key
+    # at its default is no such slip: a run's stored device record (run.json) carries `port: 22` for
+    # every device, and `run --resume` reads that record back
     for key in SSH_KEYS:
-        if raw.get(key) is not None:
+        if raw.get(key) is not None and raw[key] != _SSH_DEFAULTS[key]:
             raise where.child(key).error(f"{key!r} is only used with `transport: ssh`, "
                                          f"but this device's transport is {device.transport!r}")

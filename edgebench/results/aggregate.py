@@ -27,7 +27,7 @@ LLAMA_BENCH_FIELDS = (
 # what edgebench adds: where it ran, latency, memory, heat, energy
 EDGEBENCH_FIELDS = (
     "device", "device_class", "engine", "engine_version", "system_info", "model", "model_sha256", "test",
-    "status", "error", "batch", "attempt", "cooldown_s", "start_temp_c", "n_samples",
+    "variant", "round", "status", "error", "batch", "attempt", "cooldown_s", "start_temp_c", "n_samples",
     "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "ttft_ms", "stddev_ttft_ms", "samples_ttft_ns",
     "peak_rss_mib", "max_temp_c", "min_freq_ratio", "throttled", "energy_j", "j_per_token",
 )
@@ -41,6 +41,11 @@ _LLAMA_BENCH_CONSTANTS = {
     "fit_target": 0, "fit_min_ctx": 0, "build_number": 0, "build_commit": "unknown",
 }
 _FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}
+# a cell whose latest record is one of these never reached its end: the controller was killed (or
+# is still measuring it)
+_UNFINISHED = ("started", "running")
+UNFINISHED_ERROR = ("never finished: the controller was stopped (interrupted or killed) while measuring it, "
+                    "unless the run is still going; `edgebench run --resume` measures it again")
 
 
 def _stdev(values):
@@ -112,7 +117,8 @@ def cell_row(cell: dict, samples: list[dict]) -> dict:
         "engine_version": info.get("engine_version"), "system_info": info.get("system_info"),
         "model": cell.get("model"),
         "model_sha256": cell.get("model_sha256"), "test": cell.get("test"),
-        "status": cell.get("state", "started"), "error": _failure(cell.get("error")),
+        "variant": cell.get("variant"), "round": cell.get("round"),
+        **_status(cell, samples),
         "batch": cell.get("batch") or 0, "attempt": cell["attempt"],
         "cooldown_s": (cell.get("cooldown") or {}).get("waited_s"),
         "start_temp_c": (cell.get("cooldown") or {}).get("start_temp_c"),
@@ -137,9 +143,19 @@ def cell_row(cell: dict, samples: list[dict]) -> dict:
         "peak_rss_mib": max(peaks) / 1024 if peaks else None,
         **{k: window.get(k) for k in ("max_temp_c", "min_freq_ratio", "throttled", "energy_j", "j_per_token")},
     })
-    if row["status"] == "done" and not samples:
-        row["status"] = "failed"
     return {k: row.get(k) for k in FIELDS}
+
+
+def _status(cell: dict, samples: list[dict]) -> dict:
+    """Only a cell that ended as done, with samples, is measured. A failed one (a timeout after some
+    repetitions, say) keeps its partial samples in the row and the files, but stays failed."""
+    state = cell.get("state", "started")
+    error = _failure(cell.get("error"))
+    if state == "done" and not samples:
+        return {"status": "failed", "error": error or "the engine finished without a single sample"}
+    if state in _UNFINISHED:
+        return {"status": "interrupted", "error": UNFINISHED_ERROR}
+    return {"status": state, "error": error}
 
 
 def _cells_and_samples(path: Path):
@@ -175,4 +191,4 @@ def latest_attempts(path: Path) -> list[dict]:
 
 
 def is_measured(row: dict) -> bool:
-    return row["avg_ts"] is not None and not math.isnan(row["avg_ts"])
+    return row["status"] == "done" and row["avg_ts"] is not None and not math.isnan(row["avg_ts"])

@@ -113,20 +113,41 @@ MD_COLUMNS = (
 )
 
 
+# an `ab` run's cells: two variants that differ only in a setting look alike in every other column
+AB_COLUMNS = (
+    ("variant", lambda r: r["variant"] or ""),
+    ("round", lambda r: _opt(r["round"], "d")),
+)
+
+
 def table_cells(rows):
     """Header and string cells of the people-facing table (shared by md and the terminal)."""
-    header = [name for name, _ in MD_COLUMNS]
-    body = [[cell(r) for _, cell in MD_COLUMNS] for r in rows if is_measured(r)]
+    columns = MD_COLUMNS
+    if any(r["variant"] for r in rows):
+        columns = MD_COLUMNS[:1] + AB_COLUMNS + MD_COLUMNS[1:]
+    header = [name for name, _ in columns]
+    body = [[cell(r) for _, cell in columns] for r in rows if is_measured(r)]
     return header, body
 
 
-NUMERIC_COLUMNS = {"size", "params", "threads", "t/s", "TTFT ms", "peak RSS MiB", "max °C", "J/tok"}
+NUMERIC_COLUMNS = {"round", "size", "params", "threads", "t/s", "TTFT ms", "peak RSS MiB", "max °C", "J/tok"}
 
 
 def markdown_table(header, rows, numeric=()) -> list[str]:
     lines = ["| " + " | ".join(header) + " |",
              "|" + "|".join("---:" if h in numeric else "---" for h in header) + "|"]
     return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+
+def _cell_name(row) -> list[str]:
+    variant = [f"{row['variant']}{row['round'] or ''}"] if row["variant"] else []
+    return [*variant, row["device"], row["model"], row["test"]]
+
+
+def _partial(row) -> str:
+    """A failed cell's repetitions that did finish (before a timeout, say): kept, but not a measurement."""
+    n = row["n_samples"]
+    return f" ({n} repetition{'s' if n > 1 else ''} measured before that, kept in samples.jsonl)" if n else ""
 
 
 @exporter("md")
@@ -136,7 +157,7 @@ def to_markdown(rows):
     failed = [r for r in rows if not is_measured(r)]
     if failed:
         lines += ["", "Failed cells:", ""]
-        lines += [f"- {r['device']} / {r['model']} / {r['test']}: {r['error'] or r['status']}" for r in failed]
+        lines += [f"- {' / '.join(_cell_name(r))}: {r['error'] or r['status']}{_partial(r)}" for r in failed]
     return "\n".join(lines) + "\n"
 
 
