@@ -17,10 +17,11 @@ from edgebench.results.export import markdown_table
 
 @contextmanager
 def build_progress(console, label):
-    """A byte progress bar; yields the `progress(done, total)` callback the synth builder takes."""
+    """A byte progress bar labelled with what is going on ("building X", "pushing X to Y"); yields
+    the `progress(done, total)` callback that the synth builder and the transports take."""
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
-        task = bar.add_task(f"building {escape(label)}", total=None)
+        task = bar.add_task(escape(label), total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
@@ -92,6 +93,10 @@ class RunDisplay(Observer):
         line = self._line(cell.device.name)
         line.state = f"{cell.model.name} {cell.test.name} rep {sample['rep'] + 1}: {sample['ts']:.2f} t/s"
 
+    def evicted(self, device, evicted):
+        for line in eviction_lines(device, evicted):
+            self.console.print(f"[yellow]{escape(line)}[/]")
+
     def cell_finished(self, cell, error):
         line = self._line(cell.device.name)
         if error:
@@ -99,6 +104,12 @@ class RunDisplay(Observer):
             self.console.print(f"[red]failed[/] {escape(cell.id)}: {escape(error)}")
         else:
             line.done += 1
+
+
+def eviction_lines(device: str, evicted) -> list[str]:
+    """What a push removed from the device's model cache to make room, so no model vanishes unsaid."""
+    return [f"evicted {e.file or 'a model'} ({e.size / 2**20:.1f} MiB, sha256 {e.sha256[:12]}) from {device}'s "
+            f"model cache to stay under its max_cache_gb" for e in evicted]
 
 
 def print_table(console, header, rows):
