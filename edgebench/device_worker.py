@@ -35,6 +35,8 @@ class Observer:
     def push_progress(self, device: str, name: str):
         return None
 
+    def evicted(self, device: str, evicted) -> None: ...
+
     def device_state(self, device: str, state: str) -> None: ...
 
     def temperature(self, device: str, temp_c: float) -> None: ...
@@ -249,8 +251,11 @@ class DeviceWorker:
 
     def push(self, model, progress) -> str:
         self.state(f"pushing {model.name}")
-        return self.transport.push_model(str(model.path), model.sha256, progress=progress,
-                                         extra_files=model.extra_files).path
+        result = self.transport.push_model(str(model.path), model.sha256, progress=progress,
+                                           extra_files=model.extra_files)
+        if result.evicted:
+            self.observer.evicted(self.device.name, result.evicted)
+        return result.path
 
     def note_if_down(self, error: EdgebenchError) -> None:
         """A failure to reach the device at all (after retries), a refused host key or a busy

@@ -63,12 +63,22 @@ def resolve_model(ref, progress=None) -> LocalModel:
         path = Path(ref.path)
         if not path.is_file():
             raise ModelFileError(f"model {ref.name}: file not found: {path}")
+    return file_model(path, ref.name, expected_sha256=ref.sha256)
+
+
+def file_model(path: Path, name: str | None = None, expected_sha256: str | None = None) -> LocalModel:
+    """A model file with what travels with it (an ONNX model's external data), named on a device by
+    the hash of the file or of the bundle; `run` and `push` both place a model through this."""
+    path = Path(path)
+    name = name or path.stem
+    if not path.is_file():
+        raise ModelFileError(f"model file not found: {path}")
     digest = sha256_file(path)
-    if ref.sha256 and ref.sha256 != digest:
-        raise ModelFileError(f"model {ref.name}: sha256 mismatch for {path}: expected {ref.sha256}, got {digest}")
+    if expected_sha256 and expected_sha256 != digest:
+        raise ModelFileError(f"model {name}: sha256 mismatch for {path}: expected {expected_sha256}, got {digest}")
     extra = external_data_files(path) if path.suffix.lower() == ".onnx" else ()
     size = path.stat().st_size + sum(p.stat().st_size for p in extra)
-    return LocalModel(name=ref.name, path=path, sha256=bundle_sha256(path, extra) if extra else digest, size=size,
+    return LocalModel(name=name, path=path, sha256=bundle_sha256(path, extra) if extra else digest, size=size,
                       extra_files=extra)
 
 

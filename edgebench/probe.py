@@ -11,12 +11,15 @@ PROBE_TIMEOUT_S = 120
 
 def probe_with(transport, runner: str | None = None, timeout_s: float = PROBE_TIMEOUT_S) -> dict:
     """Facts from one shell round trip, then the runner's view (engines, telemetry sources)."""
-    code, out, err = transport.run_shell(probe_command(transport.device.workdir))
+    # the interpreter the runner will use (the device's `python`), not whichever python3 is on PATH
+    code, out, err = transport.run_shell(probe_command(transport.device.workdir, python=transport.python))
     if code != 0 and not out:
         raise TransportError(f"{transport.device.name}: probe failed (exit {code}): {err.strip()}")
     facts = parse_probe(out)
     runner = runner or transport.install_runner()
-    done = transport.run_runner(runner, "probe", None, timeout_s, lambda event: None)
+    # the engines are judged with the device's own settings: llama-bench is "ok" only with a binary
+    request = {"engine_options": {"binary": transport.device.llama_bench}}
+    done = transport.run_runner(runner, "probe", request, timeout_s, lambda event: None)
     runner_info = done.get("info") or {}
     return {"device": transport.device.name, "transport": transport.device.transport, "facts": facts,
             "runner": runner_info}

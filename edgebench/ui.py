@@ -33,15 +33,18 @@ class _AmountColumn(ProgressColumn):
 
 @contextmanager
 def build_progress(console, label):
-    """A progress bar; yields the `progress(done, total, unit="bytes")` callback the synth builder
-    takes: bytes while it writes, tensors while llama.cpp quantizes."""
+    """A progress bar labelled with what is going on ("building X", "pushing X to Y"); yields the
+    `progress(done, total, unit="bytes")` callback the synth builder and the transports take: bytes
+    while a file is written or sent, tensors while llama.cpp quantizes (then "building" reads
+    "quantizing")."""
     with Progress(TextColumn("{task.description}"), BarColumn(), _AmountColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
-        task = bar.add_task(f"building {escape(label)}", total=None, unit="bytes")
+        task = bar.add_task(escape(label), total=None, unit="bytes")
+        quantizing = "quantizing" + label[len("building"):] if label.startswith("building") else label
 
         def update(done, total, unit="bytes"):
-            verb = "quantizing" if unit == "tensors" else "building"
-            bar.update(task, completed=done, total=total, unit=unit, description=f"{verb} {escape(label)}")
+            description = quantizing if unit == "tensors" else label
+            bar.update(task, completed=done, total=total, unit=unit, description=escape(description))
         yield update
 
 
@@ -114,6 +117,10 @@ class RunDisplay(Observer):
         line = self._line(cell.device.name)
         line.state = f"{cell.model.name} {cell.test.name} rep {sample['rep'] + 1}: {sample['ts']:.2f} t/s"
 
+    def evicted(self, device, evicted):
+        for line in eviction_lines(device, evicted):
+            self.console.print(f"[yellow]{escape(line)}[/]")
+
     def cell_finished(self, cell, error):
         line = self._line(cell.device.name)
         if error:
@@ -121,6 +128,12 @@ class RunDisplay(Observer):
             self.console.print(f"[red]failed[/] {escape(cell.id)}: {escape(error)}")
         else:
             line.done += 1
+
+
+def eviction_lines(device: str, evicted) -> list[str]:
+    """What a push removed from the device's model cache to make room, so no model vanishes unsaid."""
+    return [f"evicted {e.file or 'a model'} ({e.size / 2**20:.1f} MiB, sha256 {e.sha256[:12]}) from {device}'s "
+            f"model cache to stay under its max_cache_gb" for e in evicted]
 
 
 def print_table(console, header, rows):

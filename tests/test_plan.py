@@ -216,3 +216,26 @@ def test_plan_with_unknown_ram_says_fit_is_unknown_and_how_to_give_it(capsys, de
     # each table stands apart: piped, two adjacent markdown tables would read as one
     assert "\n\nmemory of tiny-llama@Q8_0" in out and "\n\n| device | model |" in out
     assert out.count("\n\n") >= 3
+
+
+def test_plan_of_an_onnx_model_points_to_inspect(capsys, tmp_path):
+    import onnx_models
+
+    model = onnx_models.mlp(tmp_path / "model.onnx")
+    assert main(["plan", str(model), "--results", str(tmp_path)]) == 3
+    err = capsys.readouterr().err
+    assert f"{model} is an ONNX model: plan sizes GGUF models" in err
+    assert f"`edgebench inspect {model}`" in err and err.count("\n") == 1
+
+
+def test_inspect_and_plan_warn_of_a_qwen35_file_without_an_attention_layer(capsys, tmp_path, devices_dir):
+    import dataclasses
+
+    from edgebench.synth.writer import write_gguf
+
+    # a file older edgebench versions wrote for `synth --like tiny-qwen35 --layers 3` (pattern RRR)
+    path = write_gguf(dataclasses.replace(PRESETS["tiny-qwen35"], n_layer=3), tmp_path / "rrr.gguf")
+    assert main(["inspect", str(path)]) == 0
+    assert "no full-attention layer; llama.cpp aborts" in capsys.readouterr().out
+    report = plan_json(capsys, path, "-d", "pi", "--devices-dir", devices_dir, "--results", tmp_path / "none")
+    assert any("no full-attention layer" in note for note in report["cells"][0]["notes"])

@@ -128,6 +128,57 @@ def test_compare_llama_bench_reads_our_exports(finished_run, tmp_path, compare_l
     assert "pp16" in proc.stdout and "tg4" in proc.stdout
 
 
+def test_sqlite_export_replaces_the_file_of_an_earlier_export(finished_run, tmp_path):
+    work, run_dir, _ = finished_run
+    db_path = tmp_path / "out.db"
+    for _ in range(2):
+        assert edgebench("show", run_dir, "--format", "sqlite", "-o", db_path, cwd=work).returncode == 0
+    with sqlite3.connect(db_path) as db:
+        count = db.execute("SELECT COUNT(*) FROM llama_bench").fetchone()[0]
+    assert count == 3  # pp16, tg4, pp16+tg4@d8 once each, not twice
+    assert [p.name for p in tmp_path.iterdir()] == ["out.db"]
+
+
+@pytest.mark.parametrize("command, what", [
+    (["report", "{run}", "-o", "{out}/r.html"], "report"),
+    (["show", "{run}", "--format", "csv", "-o", "{out}/x.csv"], "csv export"),
+    (["show", "{run}", "--format", "md", "-o", "{out}/x.md"], "md export"),
+    (["show", "{run}", "--format", "sqlite", "-o", "{out}/x.db"], "sqlite export"),
+    (["compare", "{run}", "{run}", "--json", "{out}/gate.json"], "JSON report"),
+    (["compare", "{run}", "{run}", "--junit", "{out}/junit.xml"], "JUnit report"),
+    (["compare", "{run}", "{run}", "--markdown", "{out}/gate.md"], "markdown report"),
+    (["synth", "--like", "tiny-llama", "-o", "{out}/m.gguf"], "model"),
+    (["quantize", "{run}/run.json", "--int8", "-o", "{out}/m.onnx"], "int8 model"),
+])
+def test_an_output_path_in_a_missing_folder_is_one_sentence(finished_run, tmp_path, command, what):
+    work, run_dir, _ = finished_run
+    missing = tmp_path / "nodir"
+    args = [a.format(run=run_dir, out=missing) for a in command]
+    proc = edgebench(*args, cwd=work)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"error: cannot write the {what} to {args[args.index('-o') + 1] if '-o' in args else args[-1]}: "
+        f"the folder {missing} does not exist"]
+    assert not missing.exists()
+
+
+def test_an_output_path_that_is_a_folder_is_one_sentence(finished_run, tmp_path):
+    work, run_dir, _ = finished_run
+    proc = edgebench("report", run_dir, "-o", tmp_path, cwd=work)
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == f"error: cannot write the report to {tmp_path}: that is a folder; give a file name"
+
+
+def test_a_results_root_that_is_a_file_is_one_sentence(tmp_path, tiny_qwen35):
+    profile = write_profile(tmp_path / "p.yaml", [tiny_qwen35], tests=("tg4",))
+    (tmp_path / "results").write_text("not a folder")
+    proc = edgebench("run", profile, "-o", tmp_path / "results", cwd=tmp_path)
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (f"error: cannot use {tmp_path / 'results'} as the results root: it is a file, "
+                                   f"not a folder")
+
+
 def test_a_failing_cell_is_recorded_and_the_sweep_goes_on(tmp_path, tiny_qwen35, local_device_file):
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(tiny_qwen35.read_bytes()[:4096])
@@ -232,6 +283,20 @@ def test_devices_list(tmp_path):
     assert proc.returncode == 0
     for name in ("local", "rpi5", "pixel8", "jetson-orin-nano", "laptop"):
         assert f"| {name} |" in proc.stdout
+
+
+def test_devices_list_lists_the_good_profiles_and_names_a_broken_one(tmp_path):
+    devices = tmp_path / "devices"
+    devices.mkdir()
+    (devices / "box.yaml").write_text("name: box\ntransport: local\n")
+    (devices / "pi.yaml").write_text("name: pi\ntransport: ssh\nhost: pi.local\n")
+    (devices / "broken.yaml").write_text("name: broken\ntransport: ssh\n  host: [oops\n")
+    proc = edgebench("devices", "list", cwd=tmp_path)
+    assert "| box |" in proc.stdout and "| pi |" in proc.stdout and "| local |" in proc.stdout
+    assert "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith(f"error: {Path('devices') / 'broken.yaml'}:") and "malformed YAML" in line
+    assert proc.returncode == 3  # listed, but a broken profile still fails the command
 
 
 def test_synth_command_writes_a_loadable_model(tmp_path, llama_cpp):

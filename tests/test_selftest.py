@@ -49,3 +49,52 @@ def test_the_self_test_can_be_left_out(tmp_path, capsys):
     device_file(tmp_path)
     assert check(tmp_path, "--json", "--no-self-test") == 0
     assert "self_test" not in json.loads(capsys.readouterr().out)
+
+
+def _path_without_llama_bench(tmp_path) -> str:
+    """PATH with any llama-bench hidden, as on a device that has none."""
+    import os
+    import shutil
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    kept = [d for d in os.environ["PATH"].split(os.pathsep) if d and not shutil.which("llama-bench", path=d)]
+    return os.pathsep.join([str(bin_dir), *kept])
+
+
+def test_check_reports_llama_bench_missing_when_no_binary_exists(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", _path_without_llama_bench(tmp_path))
+    device_file(tmp_path)  # no llama_bench: in the profile
+    assert check(tmp_path, "--json", "--no-self-test") == 0
+    engines = json.loads(capsys.readouterr().out)["runner"]["engines"]
+    assert engines["llama-bench"].startswith("no llama-bench binary: none is configured (llama_bench in the "
+                                             "device profile")
+    assert check(tmp_path, "--no-self-test") == 0
+    assert "llama-bench=no llama-bench binary" in capsys.readouterr().out
+
+    # a configured path that is not there is named; one that is there is ok
+    device_file(tmp_path, f"llama_bench: {tmp_path / 'gone' / 'llama-bench'}\n")
+    assert check(tmp_path, "--json", "--no-self-test") == 0
+    engines = json.loads(capsys.readouterr().out)["runner"]["engines"]
+    assert engines["llama-bench"] == f"llama-bench binary {tmp_path / 'gone' / 'llama-bench'} is not an executable file"
+    tool = tmp_path / "bin" / "llama-bench"
+    tool.write_text("#!/bin/sh\nexit 0\n")
+    tool.chmod(0o755)
+    device_file(tmp_path, f"llama_bench: {tool}\n")
+    assert check(tmp_path, "--json", "--no-self-test") == 0
+    assert json.loads(capsys.readouterr().out)["runner"]["engines"]["llama-bench"] == "ok"
+
+
+def test_check_shows_the_configured_python_not_the_one_on_path(tmp_path, capsys):
+    import sys
+
+    configured = tmp_path / "device-python" / "python3"
+    configured.parent.mkdir()
+    configured.symlink_to(sys.executable)  # an interpreter PATH does not lead to, like Termux's
+    device_file(tmp_path, f"python: {configured}\n")
+    assert check(tmp_path, "--json", "--no-self-test") == 0
+    python = json.loads(capsys.readouterr().out)["facts"]["python"]
+    assert python["path"] == str(configured)
+    assert python["version"] == ".".join(map(str, sys.version_info[:3]))
+    assert check(tmp_path, "--no-self-test") == 0
+    assert f"path={configured}" in capsys.readouterr().out

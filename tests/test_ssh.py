@@ -90,6 +90,51 @@ def test_trust_command_checks_the_fingerprint(sshd, tmp_path):
     assert f"[127.0.0.1]:{sshd.port}" in (tmp_path / "edgebench_known_hosts").read_text()
 
 
+def _on_a_terminal(cli: list[str], answer: str | None, env: dict, cwd=None) -> tuple[int, str]:
+    """Run `cli` with a pseudo-terminal for stdin and stdout (the prompt asks only on a terminal, and
+    progress bars show only there); `answer` goes to the trust prompt."""
+    import pty
+    import select
+
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(cli, stdin=secondary, stdout=secondary, stderr=secondary, env=env, close_fds=True,
+                            cwd=cwd)
+    os.close(secondary)
+    seen, answered = b"", False
+    try:
+        while True:
+            ready, _, _ = select.select([primary], [], [], 60)
+            if not ready:
+                raise AssertionError(f"no output from {cli}: {seen!r}")
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+            if answer is not None and not answered and b"Trust this key?" in seen:
+                os.write(primary, answer.encode() + b"\n")
+                answered = True
+    finally:
+        os.close(primary)
+    return proc.wait(timeout=60), seen.decode(errors="replace")
+
+
+def test_declining_trust_exits_1_and_records_nothing(sshd, tmp_path):
+    device = tmp_path / "box.yaml"
+    device.write_text(device_yaml(sshd))
+    known_hosts = tmp_path / "edgebench_known_hosts"
+    env = {**os.environ, "EDGEBENCH_KNOWN_HOSTS": str(known_hosts)}
+    code, out = _on_a_terminal([sys.executable, "-m", "edgebench", "devices", "trust", str(device)], "n", env)
+    assert "Trust this key? [y/N]" in out and sshd.host_key_fingerprint in out
+    assert code == 1 and "not trusted" in out
+    assert not known_hosts.exists() or f":{sshd.port}" not in known_hosts.read_text()
+    code, out = _on_a_terminal([sys.executable, "-m", "edgebench", "devices", "trust", str(device)], "y", env)
+    assert code == 0 and "trusted: recorded in" in out
+    assert f"[127.0.0.1]:{sshd.port}" in known_hosts.read_text()
+
+
 def test_authentication_without_a_usable_key_is_a_clear_error(sshd, tmp_path):
     trust(sshd)
     stranger = tmp_path / "stranger"
@@ -280,9 +325,71 @@ def test_lru_eviction_keeps_the_cache_under_its_budget(sshd, tmp_path):
         time.sleep(1.1)  # manifest mtimes order the LRU at one-second resolution on some filesystems
         transport.push_model(str(models[0]), sha256(models[0]))  # used again: now the most recent
         result = transport.push_model(str(models[2]), sha256(models[2]))
-    assert result.evicted == (sha256(models[1]),)
+    assert [e.sha256 for e in result.evicted] == [sha256(models[1])]
+    assert [e.file for e in result.evicted] == ["m1.gguf"]
     left = {p.name for p in (Path(sshd.device_dir) / "models").iterdir()}
     assert left == {sha256(models[0]), sha256(models[2])}
+
+
+def _device_folder(server, tmp_path, extra="") -> Path:
+    (tmp_path / "devices").mkdir(exist_ok=True)
+    (tmp_path / "devices" / "box.yaml").write_text(device_yaml(server, extra=extra))
+    trust(server)
+    return tmp_path
+
+
+def test_push_command_sends_an_onnx_models_external_data(sshd, tmp_path):
+    import numpy as np
+    import onnx_models
+    import onnxruntime
+
+    (tmp_path / "m").mkdir()
+    model = onnx_models.mlp(tmp_path / "m" / "model.onnx", external_data=True)
+    data = model.with_name("model.onnx.data")
+    assert data.is_file()
+    work = _device_folder(sshd, tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "edgebench", "push", str(model), "-d", "box"], cwd=work,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "pushed model.onnx (+ model.onnx.data) to box:" in proc.stdout
+    # as `run` places it: both files side by side, so onnxruntime finds the data beside the model
+    (bundle,) = (Path(sshd.device_dir) / "bundles").iterdir()
+    assert (bundle / "model.onnx").read_bytes() == model.read_bytes()
+    assert (bundle / "model.onnx.data").read_bytes() == data.read_bytes()
+    assert f"{bundle / 'model.onnx'}" in proc.stdout
+    session = onnxruntime.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"x": np.zeros((1, 64), dtype=np.float32)})[0].shape == (1, 10)
+    again = subprocess.run([sys.executable, "-m", "edgebench", "push", str(model), "-d", "box"], cwd=work,
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "model.onnx (+ model.onnx.data) is already on box" in again.stdout
+
+
+def test_push_command_shows_its_progress_and_names_what_the_cache_evicted(sshd, tmp_path):
+    work = _device_folder(sshd, tmp_path, extra=f"max_cache_gb: {1.5 / 1024}\n")  # room for one 1 MiB model
+    models = [random_file(tmp_path / f"m{i}.gguf", 1 << 20) for i in range(2)]
+    env = {**os.environ, "COLUMNS": "200"}
+    outputs = [_on_a_terminal([sys.executable, "-m", "edgebench", "push", str(m), "-d", "box"], None, env, work)
+               for m in models]
+    assert [code for code, _ in outputs] == [0, 0]
+    first, second = outputs[0][1], outputs[1][1]
+    assert "pushing m0.gguf to box" in first and "building" not in first
+    assert "evicted" not in first
+    assert f"evicted m0.gguf (1.0 MiB, sha256 {sha256(models[0])[:12]}) from box's model cache" in second
+    assert {p.name for p in (Path(sshd.device_dir) / "models").iterdir()} == {sha256(models[1])}
+
+
+@pytest.mark.llama
+def test_a_run_says_what_the_device_cache_evicted(sshd, tmp_path, tiny_qwen35, tiny_llama):
+    largest = max(tiny_qwen35.stat().st_size, tiny_llama.stat().st_size)
+    work = _device_folder(sshd, tmp_path, extra=f"max_cache_gb: {1.5 * largest / 2**30}\n")  # one model at a time
+    profile = tmp_path / "p.yaml"
+    profile.write_text(f"models: [{tiny_qwen35}, {tiny_llama}]\ntests: [tg2]\nrepetitions: 1\nwarmup: 0\n")
+    run = subprocess.run([sys.executable, "-m", "edgebench", "run", str(profile), "-d", "box"], cwd=work,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr + run.stdout
+    evicted = [line for line in run.stdout.splitlines() if line.startswith("evicted ")]
+    assert len(evicted) == 1 and "from box's model cache to stay under its max_cache_gb" in evicted[0]
+    assert evicted[0].split()[1] in (tiny_qwen35.name, tiny_llama.name)
 
 
 # -- remote runs -----------------------------------------------------------------------------------

@@ -435,12 +435,19 @@ def test_build_synthetic_quantized_removes_intermediate(tmp_path):
 
 
 def test_build_synthetic_f16_with_layers(tmp_path):
-    out = build_synthetic(parse_synth_spec("tiny-qwen35?layers=3"), tmp_path / "m.gguf")
+    out = build_synthetic(parse_synth_spec("tiny-llama?layers=2"), tmp_path / "m.gguf")
     reader = gguf.GGUFReader(out)
-    assert _field(reader, "qwen35.block_count") == 3
+    assert _field(reader, "llama.block_count") == 2
     names = {t.name for t in reader.tensors}
-    assert "blk.2.ssm_a" in names and "blk.3.attn_norm.weight" not in names
-    assert not any(".attn_q." in n for n in names)  # layers 0-2 are all DeltaNet
+    assert "blk.1.attn_q.weight" in names and "blk.2.attn_norm.weight" not in names
+
+
+@pytest.mark.parametrize("layers", [1, 2, 3])
+def test_a_qwen35_cut_without_a_full_attention_layer_is_refused(layers):
+    # llama.cpp aborts (signal 6) on a qwen35 graph with no attention layer: refuse it up front
+    with pytest.raises(SynthError, match=r"no full-attention layer.*every 4th layer is attention.*at least 4"):
+        parse_synth_spec(f"qwen3.5-0.8b@Q4_K_M?layers={layers}")
+    assert parse_synth_spec("qwen3.5-0.8b@Q4_K_M?layers=4").layers == 4
 
 
 def _counting_build(monkeypatch) -> list[SynthSpec]:
@@ -524,3 +531,52 @@ def test_concurrent_cached_synthetic_builds_once(tmp_path, monkeypatch):
     assert built == [spec]
     assert writer_mod.is_gguf_file(results[0])
     assert os.path.getsize(results[0]) > PRESETS["tiny-qwen35"].f16_bytes()
+
+
+# ------------------------------------------------------------------------------------------------
+# the CLI: what the user is told
+
+
+def _cli(capsys, *args) -> tuple[int, str, str]:
+    from edgebench.cli import main
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("command", [
+    ["synth", "--like", "qwen3.5-0.8b", "--quant", "Q4_K_M", "--layers", "2", "-o", "{tmp}/m.gguf"],
+    ["plan", "--like", "qwen3.5-0.8b", "--quant", "Q4_K_M", "--layers", "2"],
+])
+def test_cli_refuses_a_qwen35_model_llama_cpp_cannot_run(capsys, tmp_path, command):
+    code, _out, err = _cli(capsys, *(a.format(tmp=tmp_path) for a in command))
+    assert code == 3
+    assert err.count("\n") == 1 and "qwen3.5-0.8b with 2 layers would have no full-attention layer" in err
+    assert "keep at least 4 layers" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("layers", ["0", "-3"])
+@pytest.mark.parametrize("command", [["synth", "-o", "{tmp}/m.gguf"], ["plan", "--quant", "Q8_0"]])
+def test_cli_refuses_fewer_than_one_layer(capsys, tmp_path, layers, command):
+    args = [command[0], "--like", "tiny-llama", "--layers", layers, *command[1:]]
+    code, _out, err = _cli(capsys, *(a.format(tmp=tmp_path) for a in args))
+    assert code == 3 and "layers must be a positive integer" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_profile_with_such_a_model_is_a_config_error_at_its_line(capsys, tmp_path):
+    profile = tmp_path / "p.yaml"
+    profile.write_text("tests: [tg4]\nmodels:\n  - synthetic:qwen3.5-0.8b@Q4_K_M?layers=3\n")
+    code, _out, err = _cli(capsys, "run", profile, "-o", tmp_path / "results")
+    assert code == 3
+    assert err.startswith(f"error: {profile}:3: models[0]: ") and "no full-attention layer" in err
+    assert not (tmp_path / "results").exists()
+
+
+def test_synth_into_a_folder_writes_the_specs_file_name(capsys, tmp_path, llama_cpp):
+    code, out, _err = _cli(capsys, "synth", "--like", "tiny-llama", "--quant", "Q8_0", "--layers", "2",
+                           "-o", tmp_path)
+    assert code == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny-llama-L2-Q8_0.gguf"]  # no temporary file left
+    assert f"wrote {tmp_path / 'tiny-llama-L2-Q8_0.gguf'}" in out

@@ -59,11 +59,13 @@ def register(commands) -> None:
 
 
 def cmd_devices_list(args, console) -> int:
-    from edgebench.config import list_devices
-    from edgebench.config.lookup import LOCAL, builtin_local, is_builtin
+    from rich.console import Console
+    from rich.markup import escape
+
+    from edgebench.config.lookup import LOCAL, builtin_local, is_builtin, scan_devices
     from edgebench.ui import print_table
 
-    devices = list_devices(args.devices_dir)
+    devices, problems = scan_devices(args.devices_dir)
     # `-d local` works without a profile, so the list shows it; `-d all` leaves it out, lest a
     # fleet run also benchmark the controller
     if not any(d.name == LOCAL for d in devices):
@@ -71,10 +73,16 @@ def cmd_devices_list(args, console) -> int:
     rows = [[d.name, d.transport, d.device_class or "", ", ".join(d.tags), d.host or d.ssh_config_host or "",
              "(built in: this machine)" if is_builtin(d) else d.source] for d in devices]
     print_table(console, ["name", "transport", "class", "tags", "host", "file"], rows)
-    return EXIT_OK
+    errors = Console(stderr=True, highlight=False, soft_wrap=True)
+    for problem in problems:
+        errors.print(f"[red]error:[/] {escape(str(problem))}")
+    # the good profiles are listed; a broken one still fails the command, so CI notices it
+    return EXIT_ERROR if problems else EXIT_OK
 
 
 def cmd_devices_trust(args, console) -> int:
+    from rich.markup import escape
+
     from edgebench.config import find_device
     from edgebench.transport import trust
 
@@ -91,9 +99,9 @@ def cmd_devices_trust(args, console) -> int:
     elif not sys.stdin.isatty():
         raise EdgebenchError("not a terminal: pass --fingerprint SHA256:... (checked on the device with "
                              "ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub) to trust non-interactively")
-    elif console.input("Trust this key? [y/N] ").strip().lower() not in ("y", "yes"):
-        console.print("not trusted")
-        return EXIT_ERROR
+    elif console.input(escape("Trust this key? [y/N] ")).strip().lower() not in ("y", "yes"):
+        console.print("not trusted: nothing was recorded")
+        return EXIT_FAILED_CELLS  # 1: declined, so not done; 3 is kept for what went wrong
     path = trust.record_presented(presented, replace=args.replace)
     console.print(f"trusted: recorded in {path}")
     return EXIT_OK

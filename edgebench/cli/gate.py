@@ -12,6 +12,7 @@ from edgebench.cli.common import (
     local_device,
 )
 from edgebench.errors import EdgebenchError
+from edgebench.outputs import check_output_file, output_folder, write_output
 
 
 def add_gate_options(parser, baselines: bool = True):
@@ -78,8 +79,6 @@ def register(commands) -> None:
 
 
 def _gate_outputs(args, console, report) -> int:
-    import os
-
     from edgebench.compare import report as out
     from edgebench.ui import print_table
 
@@ -89,15 +88,27 @@ def _gate_outputs(args, console, report) -> int:
         console.print(line)
     console.print(f"{out.summary_line(report)} → exit {code}")
     if args.markdown:
-        summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        mode = "a" if summary and Path(summary).resolve() == args.markdown.resolve() else "w"
-        with open(args.markdown, mode) as f:
-            f.write(out.to_markdown(report))
+        write_output(args.markdown, out.to_markdown(report), "markdown report", append=_is_step_summary(args.markdown))
     if args.junit:
-        args.junit.write_text(out.to_junit(report))
+        write_output(args.junit, out.to_junit(report), "JUnit report")
     if args.json:
-        args.json.write_text(out.to_json(report, code))
+        write_output(args.json, out.to_json(report, code), "JSON report")
     return code
+
+
+def _is_step_summary(path: Path) -> bool:
+    """GitHub's job summary collects every step's markdown, so it is appended to, never replaced."""
+    import os
+
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    return bool(summary) and Path(summary).resolve() == path.resolve()
+
+
+def _check_gate_outputs(args) -> None:
+    """Before a gate runs (an A/B run takes minutes): a report path that cannot be written stops it."""
+    for path, what in ((args.markdown, "markdown report"), (args.junit, "JUnit report"), (args.json, "JSON report")):
+        if path:
+            check_output_file(path, what)
 
 
 def _cli_thresholds(args) -> dict:
@@ -114,6 +125,7 @@ def cmd_compare(args, console) -> int:
     from edgebench.compare.gate import compare_sides
     from edgebench.compare.inputs import load_side
 
+    _check_gate_outputs(args)
     if args.baseline:
         if len(args.runs) != 1:
             raise EdgebenchError("with --baseline give only the candidate run")
@@ -140,6 +152,8 @@ def cmd_ab(args, console) -> int:
     device = find_device(args.device, args.devices_dir) if args.device else local_device(args)
     if args.rounds < 2:
         raise EdgebenchError("--rounds must be at least 2")
+    _check_gate_outputs(args)
+    output_folder(args.results, "results root")
     ab = AbRun(profile, variants, device, args.results, _cli_thresholds(args), rounds=args.rounds,
                max_rounds=args.max_rounds, wait_for_lock=not args.no_wait)
     from edgebench.ui import RunDisplay
@@ -161,6 +175,7 @@ def cmd_ab(args, console) -> int:
 def cmd_baseline_save(args, console) -> int:
     from edgebench.compare.baselines import save_baseline
 
+    output_folder(args.results, "results root")
     path = save_baseline(args.run_dir, args.name, args.results, replace=args.replace)
     console.print(f"baseline {args.name!r} saved: {path}")
     return EXIT_OK

@@ -19,7 +19,8 @@ def register(commands) -> None:
     synth.add_argument("--like", required=True, metavar="PRESET", help="shape preset, e.g. tiny-qwen35, qwen3.5-4b")
     synth.add_argument("--quant", default="F16", help="F16, Q8_0, Q6_K, Q5_K_M, Q4_K_M or Q3_K_S (default F16)")
     synth.add_argument("--layers", type=int, metavar="N", help="keep the width, cut the depth to N layers")
-    synth.add_argument("-o", "--output", required=True, type=Path, help="GGUF file to write")
+    synth.add_argument("-o", "--output", required=True, type=Path,
+                       help="GGUF file to write, or an existing folder to write <preset>[-L<N>]-<QUANT>.gguf in")
     synth.set_defaults(handler=cmd_synth)
 
     quantize = commands.add_parser(
@@ -74,22 +75,29 @@ def register(commands) -> None:
 
 
 def cmd_synth(args, console) -> int:
+    from edgebench.outputs import check_output_file, output_errors
     from edgebench.synth.build import build_synthetic
     from edgebench.synth.spec import parse_synth_spec
     from edgebench.ui import build_progress
 
-    spec_text = f"{args.like}@{args.quant}" + (f"?layers={args.layers}" if args.layers else "")
+    spec_text = f"{args.like}@{args.quant}" + (f"?layers={args.layers}" if args.layers is not None else "")
     spec = parse_synth_spec(spec_text)
-    with build_progress(console, spec.canonical()) as progress:
-        path = build_synthetic(spec, args.output, progress=progress)
+    # into a folder: the file takes the spec's own name, as the model cache names it
+    output = args.output / spec.file_name() if args.output.is_dir() else args.output
+    check_output_file(output, "model")
+    with build_progress(console, f"building {spec.canonical()}") as progress, output_errors(output, "model"):
+        path = build_synthetic(spec, output, progress=progress)
     console.print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
     return EXIT_OK
 
 
 def cmd_quantize(args, console) -> int:
     from edgebench.onnx_quantize import quantize_int8
+    from edgebench.outputs import check_output_file, output_errors
 
-    path = quantize_int8(args.model, args.output)
+    check_output_file(args.output, "int8 model")
+    with output_errors(args.output, "int8 model"):
+        path = quantize_int8(args.model, args.output)
     before = args.model.stat().st_size
     console.print(f"wrote {path} ({path.stat().st_size / 2**20:.2f} MiB; fp32 {before / 2**20:.2f} MiB)")
     return EXIT_OK
@@ -139,22 +147,28 @@ def cmd_push(args, console) -> int:
     import time
 
     from edgebench.config import find_device
-    from edgebench.models import sha256_file
+    from edgebench.models import file_model
     from edgebench.transport import open_transport
-    from edgebench.ui import build_progress
+    from edgebench.ui import build_progress, eviction_lines
 
-    if not args.model.is_file():
-        raise EdgebenchError(f"model file not found: {args.model}")
+    model = file_model(args.model)
     device = find_device(args.device, args.devices_dir)
-    sha = sha256_file(args.model)
-    with open_transport(device) as transport, build_progress(console, f"push {args.model.name}") as progress:
+    with (open_transport(device) as transport,
+          build_progress(console, f"pushing {model.path.name} to {device.name}") as progress):
         start = time.monotonic()
-        result = transport.push_model(str(args.model), sha, progress=progress)
+        # an ONNX model's external data goes with it, placed beside it, as `run` places it
+        result = transport.push_model(str(model.path), model.sha256, progress=progress,
+                                      extra_files=model.extra_files)
         elapsed = time.monotonic() - start
+    files = f"{model.path.name} (+ {', '.join(p.name for p in model.extra_files)})" if model.extra_files \
+        else model.path.name
     if result.skipped:
-        console.print(f"{args.model.name} is already on {device.name}: {result.path} ({elapsed:.2f} s)")
+        console.print(f"{files} is already on {device.name}: {result.path} ({elapsed:.2f} s)", markup=False)
     else:
         note = f", resumed at {result.resumed_from / 2**20:.0f} MiB" if result.resumed_from else ""
-        console.print(f"pushed {args.model.name} to {device.name}:{result.path}: {result.sent_bytes / 1e6:.0f} MB "
-                      f"in {elapsed:.1f} s ({result.sent_bytes / 1e6 / max(elapsed, 1e-9):.0f} MB/s{note})")
+        console.print(f"pushed {files} to {device.name}:{result.path}: {result.sent_bytes / 1e6:.0f} MB "
+                      f"in {elapsed:.1f} s ({result.sent_bytes / 1e6 / max(elapsed, 1e-9):.0f} MB/s{note})",
+                      markup=False)
+    for line in eviction_lines(device.name, result.evicted):
+        console.print(line, markup=False)
     return EXIT_OK

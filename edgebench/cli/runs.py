@@ -72,6 +72,7 @@ def cmd_run(args, console) -> int:
     from edgebench.cells import parse_shard, plan_cells, shard_cells
     from edgebench.config import load_profile, select_devices
     from edgebench.execute import RunInterrupted, resume_run, run_cells, stored_plan, unfinished_cells
+    from edgebench.outputs import output_folder
     from edgebench.ui import RunDisplay
 
     if (args.profile is None) == (args.resume is None):
@@ -100,6 +101,7 @@ def cmd_run(args, console) -> int:
         if not total:
             console.print(f"shard {args.shard} has no devices: nothing to run")
             return EXIT_OK
+        output_folder(args.results, "results root")
         start = partial(run_cells, profile, devices, args.results, shard=shard)
     display = RunDisplay(console, total=total)
     try:
@@ -113,7 +115,6 @@ def cmd_run(args, console) -> int:
         return EXIT_INTERRUPTED
     _print_results(console, outcome)
     if outcome.failures:
-        from rich.markup import escape
         console.print(f"[red]{len(outcome.failures)} cell(s) failed:[/]")
         for cell_id, reason in outcome.failures:
             console.print(f"  [red]{escape(cell_id)}[/]: {escape(reason)}")  # an engine's words may hold [...]
@@ -132,38 +133,45 @@ def _print_results(console, outcome) -> None:
 
 
 def cmd_show(args, console) -> int:
+    from edgebench.outputs import check_output_file, output_file, write_output
     from edgebench.results.aggregate import run_rows
     from edgebench.results.export import FORMATS, write_sqlite
 
+    what = f"{args.format} export"
+    if args.format == "sqlite" and not args.output:
+        raise EdgebenchError("--format sqlite needs -o FILE")
+    if args.output:
+        check_output_file(args.output, what)
     rows = run_rows(args.run_dir)
     if args.format == "sqlite":
-        if not args.output:
-            raise EdgebenchError("--format sqlite needs -o FILE")
-        write_sqlite(rows, args.output)
+        with output_file(args.output, what) as partial:
+            write_sqlite(rows, partial)
         console.print(f"wrote {args.output}")
         return EXIT_OK
     text = FORMATS[args.format](rows)
     if args.output:
-        args.output.write_text(text)
+        write_output(args.output, text, what)
     else:
         sys.stdout.write(text)
     return EXIT_OK
 
 
 def cmd_report(args, console) -> int:
+    from edgebench.outputs import check_output_file, write_output
     from edgebench.report.html import build_report
 
+    check_output_file(args.output, "report")
     text = build_report(args.runs)
-    partial = args.output.with_name(args.output.name + ".partial")
-    partial.write_text(text)
-    partial.replace(args.output)
+    write_output(args.output, text, "report")
     console.print(f"wrote {args.output} ({len(text) / 1024:.0f} KiB)")
     return EXIT_OK
 
 
 def cmd_merge(args, console) -> int:
+    from edgebench.outputs import output_errors
     from edgebench.results.merge import merge_runs
 
-    dest = merge_runs(args.runs, args.output)
+    with output_errors(args.output, "merged run"):
+        dest = merge_runs(args.runs, args.output)
     console.print(f"merged {len(args.runs)} runs into {dest}")
     return EXIT_OK

@@ -70,18 +70,33 @@ def is_this_machine(device: DeviceProfile) -> bool:
 
 def list_devices(devices_dir: str | os.PathLike | None = None) -> list[DeviceProfile]:
     """Every device profile in the device directories, sorted by name. A broken file raises its
-    ConfigError rather than quietly vanishing from the list."""
+    ConfigError rather than quietly vanishing from a fleet (`-d all`, `-d tag:X`)."""
+    devices, problems = scan_devices(devices_dir)
+    if problems:
+        raise problems[0]
+    return devices
+
+
+def scan_devices(devices_dir: str | os.PathLike | None = None) -> tuple[list[DeviceProfile], list[ConfigError]]:
+    """The device profiles that load, sorted by name, and the error of each file that does not
+    (a second file using a name already taken is one), so one bad file hides no other device."""
     dirs = device_dirs(devices_dir)
     if devices_dir is not None and not Path(devices_dir).is_dir():
         raise ConfigError(f"device directory {os.fspath(devices_dir)!r} does not exist")
-    devices = [load_device(path) for path in _device_files(dirs).values()]
-    seen: dict[str, str] = {}
-    for device in devices:
-        if device.name in seen:
-            raise ConfigError(f"device name {device.name!r} is also used by {seen[device.name]}",
-                              file=device.source, key="name")
-        seen[device.name] = device.source
-    return sorted(devices, key=lambda d: d.name)
+    devices: dict[str, DeviceProfile] = {}
+    problems: list[ConfigError] = []
+    for path in _device_files(dirs).values():
+        try:
+            device = load_device(path)
+        except ConfigError as error:
+            problems.append(error)
+            continue
+        if device.name in devices:
+            problems.append(ConfigError(f"device name {device.name!r} is also used by {devices[device.name].source}",
+                                        file=device.source, key="name"))
+            continue
+        devices[device.name] = device
+    return sorted(devices.values(), key=lambda d: d.name), problems
 
 
 def select_devices(selectors, devices_dir: str | os.PathLike | None = None) -> list[DeviceProfile]:
@@ -108,7 +123,13 @@ def select_devices(selectors, devices_dir: str | os.PathLike | None = None) -> l
 
 def load_profile(path: str | os.PathLike) -> BenchProfile:
     if not Path(path).is_file():
-        raise ConfigError(f"benchmark profile {os.fspath(path)!r} not found", file=os.fspath(path))
+        from edgebench.examples import is_shipped_profile
+
+        # after a plain `pip install` the README's first command lands here: say how to get the examples
+        hint = (f"; {Path(path).name} is one of the example profiles that ship with edgebench: "
+                f"`edgebench init` writes them (and devices/local.yaml) into the current folder"
+                if is_shipped_profile(path) else "")
+        raise ConfigError(f"benchmark profile {os.fspath(path)!r} not found{hint}", file=os.fspath(path))
     return load_profile_file(path)
 
 

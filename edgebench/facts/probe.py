@@ -37,8 +37,9 @@ class ProbeOutputError(EdgebenchError):
     kind = "probe-output"
 
 
-def probe_script(workdir: str, *, nonce: str | None = None) -> str:
-    """A POSIX sh script running every registered fact; `workdir` reaches it only shell-quoted."""
+def probe_script(workdir: str, *, python: str = "python3", nonce: str | None = None) -> str:
+    """A POSIX sh script running every registered fact; `workdir` and `python` (the interpreter the
+    runner will use) reach it only shell-quoted."""
     nonce = nonce or secrets.token_hex(8)
     if not _NONCE.match(nonce):
         raise ValueError("nonce must be 8-64 lowercase hex digits")
@@ -48,8 +49,9 @@ def probe_script(workdir: str, *, nonce: str | None = None) -> str:
         "LC_ALL=C; export LC_ALL",
         f"echo '{MARKER} {VERSION} {nonce}'",
     ]
+    arguments = {"workdir": workdir, "python": python}
     for fact in FACTS.values():
-        command = fact.command_for(workdir) if fact.argument else fact.command
+        command = fact.command_for(arguments[fact.argument]) if fact.argument else fact.command
         lines += [
             f"echo '{MARKER} {nonce} begin {fact.name}'",
             # a subshell so no fact's exit, cd or variables reach the next one;
@@ -60,10 +62,10 @@ def probe_script(workdir: str, *, nonce: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def probe_command(workdir: str) -> str:
+def probe_command(workdir: str, python: str = "python3") -> str:
     """The probe as one command line for SSH exec: the login shell may be bash (Termux) or
     anything else, so hand the script to `sh` explicitly."""
-    return "sh -c " + shlex.quote(probe_script(workdir))
+    return "sh -c " + shlex.quote(probe_script(workdir, python=python))
 
 
 def parse_probe(output: str) -> dict[str, Any]:

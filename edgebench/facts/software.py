@@ -15,11 +15,12 @@ TOOLS = ("sha256sum", "shasum", "llama-bench", "nvidia-smi", "tegrastats", "vcge
 _VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?\S*$")
 
 
+# $python: the device profile's `python` (python3 when it has none), the interpreter the runner uses
 @fact("python", """
-p=$(command -v python3) || exit 0
+p=$(command -v "$python") || exit 0
 printf 'path=%s\\n' "$p"
-python3 -c 'import sys; print(sys.version.split()[0])'
-""")
+"$p" -c 'import sys; print(sys.version.split()[0])'
+""", argument="python")
 def parse_python(stdout: str, exit_code: int) -> dict:
     path = key_values(stdout).get("path") or None
     # the version is the last line; warnings python3 prints on stderr come before it

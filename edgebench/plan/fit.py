@@ -117,6 +117,8 @@ def plan_cell(info: ModelInfo, budget: DeviceBudget, n_ctx: int, kv_type: str, n
     notes = []
     if n_ctx_eff < n_ctx:
         notes.append(f"{info.name} was trained for {native} tokens; context capped there")
+    if info.unrunnable:
+        notes.append(info.unrunnable)
     return PlanCell(
         model=info, device=budget.name, n_ctx=n_ctx_eff, items=items, total_bytes=mem.at(n_ctx_eff),
         usable_bytes=usable, fits=None if usable is None else mem.at(n_ctx_eff) <= usable,

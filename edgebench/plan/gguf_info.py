@@ -65,6 +65,14 @@ class ModelInfo:
         return self.n_layer - self.n_attention_layers
 
     @property
+    def unrunnable(self) -> str | None:
+        """Why llama.cpp cannot run this model, when that shows in its layout (None: nothing known)."""
+        if self.layer_kinds and not self.n_attention_layers and self.n_recurrent_layers and self.arch == "qwen35":
+            return (f"{self.name} has no full-attention layer; llama.cpp aborts on a {self.arch} model without "
+                    f"one (make it with at least 4 layers)")
+        return None
+
+    @property
     def bpw(self) -> float:
         return self.weight_bytes * 8 / self.n_params if self.n_params else 0.0
 
@@ -87,7 +95,7 @@ def info_from_preset(preset: str, quant: str, layers: int | None = None) -> Mode
     from edgebench.synth.build import shape_for
     from edgebench.synth.spec import parse_synth_spec
 
-    text = f"{preset}@{quant}" + (f"?layers={layers}" if layers else "")
+    text = f"{preset}@{quant}" + (f"?layers={layers}" if layers is not None else "")
     try:
         spec = parse_synth_spec(text)
     except SynthError as exc:
@@ -134,6 +142,10 @@ def read_gguf(path: str | os.PathLike[str]) -> ModelInfo:
     size = path.stat().st_size
     with open(path, "rb") as f:
         magic = f.read(4)
+    if magic != b"GGUF" and path.suffix.lower() == ".onnx":
+        raise ModelFileError(f"{path} is an ONNX model: plan sizes GGUF models (weights, KV cache, recurrent "
+                             f"state); `edgebench inspect {path}` shows an ONNX model's inputs, outputs and "
+                             f"weight bytes")
     if magic != b"GGUF":
         raise ModelFileError(f"{path}: not a GGUF file (it starts with {magic!r}, not b'GGUF')")
     try:

@@ -47,6 +47,8 @@ def inspect_rows(info: ModelInfo) -> list[list[str]]:
         ["vocabulary", str(info.n_vocab)],
         ["tied embeddings", "yes" if info.tied_embeddings else "no"],
     ]
+    if info.unrunnable:
+        rows.append(["warning", info.unrunnable])
     if info.n_recurrent_layers:
         rows.append(["recurrent state", f"conv kernel {info.ssm_conv_kernel}, inner {info.ssm_inner_size}, "
                                         f"state {info.ssm_state_size}, groups {info.ssm_group_count}"])
@@ -65,7 +67,7 @@ def inspect_json(info: ModelInfo) -> dict:
         "n_recurrent_layers": info.n_recurrent_layers, "layer_kinds": list(info.layer_kinds),
         "n_head": info.n_head, "n_head_kv": info.n_head_kv, "head_dim": info.key_length,
         "n_embd": info.n_embd, "n_ff": info.n_ff, "context_length": info.context_length,
-        "n_vocab": info.n_vocab, "tied_embeddings": info.tied_embeddings,
+        "n_vocab": info.n_vocab, "tied_embeddings": info.tied_embeddings, "unrunnable": info.unrunnable,
         "ssm": {"conv_kernel": info.ssm_conv_kernel, "inner_size": info.ssm_inner_size,
                 "state_size": info.ssm_state_size, "group_count": info.ssm_group_count},
     }

@@ -65,13 +65,20 @@ def _sql_type(values) -> str:
 
 
 def write_sqlite(rows, path: Path) -> Path:
-    """llama-bench's `llama_bench` table (its columns first), with edgebench's columns after."""
+    """llama-bench's `llama_bench` table (its columns first), with edgebench's columns after; a table
+    already in the file is replaced, so exporting a run twice does not double its rows."""
     measured = [_flat(r) for r in rows if is_measured(r)]
     columns = [(f, _sql_type(r[f] for r in measured)) for f in FIELDS]
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE IF NOT EXISTS llama_bench (%s)" % ", ".join(f"{f} {t}" for f, t in columns))
-        db.executemany("INSERT INTO llama_bench (%s) VALUES (%s)" % (", ".join(FIELDS), ", ".join("?" * len(FIELDS))),
-                       [tuple(r[f] for f in FIELDS) for r in measured])
+    db = sqlite3.connect(path)
+    try:
+        with db:  # one transaction
+            db.execute("DROP TABLE IF EXISTS llama_bench")
+            db.execute("CREATE TABLE llama_bench (%s)" % ", ".join(f"{f} {t}" for f, t in columns))
+            db.executemany("INSERT INTO llama_bench (%s) VALUES (%s)"
+                           % (", ".join(FIELDS), ", ".join("?" * len(FIELDS))),
+                           [tuple(r[f] for f in FIELDS) for r in measured])
+    finally:
+        db.close()
     return Path(path)
 
 

@@ -45,7 +45,7 @@ def _lead_process_group():
 
 
 def run_job(job, emit):
-    engine = load_engine(job["engine"])()
+    engine = load_engine(job["engine"], job["engine_options"])()
     runner_rss_kb = own_rss_kb()
     check_model_file(job["model_path"])
     telemetry = job["telemetry"]
@@ -86,8 +86,10 @@ def run_job(job, emit):
          sampler_cpu_s=sampler.cpu_s if sampler else None, sampler_wall_s=sampler.wall_s if sampler else None)
 
 
-def probe(emit):
-    emit("done", ok=True, info={"engines": engines_available(), "python": platform.python_version(),
+def probe(emit, request):
+    """`request` (optional): {"engine_options": {...}}, the device's settings the engines depend on."""
+    emit("done", ok=True, info={"engines": engines_available(request.get("engine_options") or {}),
+                                "python": platform.python_version(),
                                 "machine": platform.machine(), "telemetry": Sampler(interval_s=1).availability()})
 
 
@@ -104,7 +106,8 @@ def main(argv=None):
          python=platform.python_version(), pid=os.getpid())
     try:
         if mode == "probe":
-            probe(emit)
+            request = sys.stdin.read()
+            probe(emit, parse_json_object(request) if request.strip() else {})
         elif mode == "run":
             run_job(parse_job(sys.stdin.read()), emit)
         elif mode == "cooldown":

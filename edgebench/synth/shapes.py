@@ -158,10 +158,24 @@ class ModelShape:
     def n_deltanet_layers(self) -> int:
         return self.n_layer - self.n_attention_layers
 
+    @property
+    def min_layers(self) -> int:
+        """The fewest layers llama.cpp runs: a qwen35 model needs one full-attention layer (its
+        graph aborts without one), and layer ``interval - 1`` is the first."""
+        return self.full_attention_interval if self.arch == "qwen35" else 1
+
     def with_layers(self, n: int) -> ModelShape:
         """Same width, first ``n`` layers (so the attention/DeltaNet pattern is kept)."""
-        if not 1 <= n <= self.n_layer:
-            raise SynthError(f"{self.name} has {self.n_layer} layers; cannot keep {n}")
+        if n < 1 or n > self.n_layer:
+            raise SynthError(f"{self.name} has {self.n_layer} layers; cannot keep {n} (choose 1 to {self.n_layer})"
+                             if self.min_layers == 1 else
+                             f"{self.name} has {self.n_layer} layers; cannot keep {n} "
+                             f"(choose {self.min_layers} to {self.n_layer})")
+        if n < self.min_layers:
+            raise SynthError(
+                f"{self.name} with {n} layer{'s' if n > 1 else ''} would have no full-attention layer, which "
+                f"llama.cpp cannot run: in {self.arch} every {self.full_attention_interval}th layer is attention, "
+                f"so keep at least {self.min_layers} layers")
         if n == self.n_layer:
             return self
         return dataclasses.replace(self, n_layer=n)

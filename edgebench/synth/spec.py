@@ -55,6 +55,6 @@ def parse_synth_spec(text: str) -> SynthSpec:
         if not value.isdigit() or int(value) < 1:
             raise SynthError(f"layers must be a positive integer in {text!r}, got {value!r}")
         layers = int(value)
-    if layers is not None and layers > PRESETS[preset].n_layer:
-        raise SynthError(f"{preset} has {PRESETS[preset].n_layer} layers; cannot keep {layers}")
+    if layers is not None:
+        PRESETS[preset].with_layers(layers)  # says why a depth is refused (too deep, or no attention layer)
     return SynthSpec(preset=preset, quant=quant, layers=layers)

@@ -23,6 +23,15 @@ EventHandler = Callable[[dict], None]
 
 
 @dataclass(frozen=True)
+class Evicted:
+    """A model the device's cache dropped (least recently used) to stay under max_cache_gb."""
+
+    sha256: str
+    file: str
+    size: int
+
+
+@dataclass(frozen=True)
 class PushResult:
     """Where a model is on the device and what it took to put it there."""
 
@@ -30,7 +39,7 @@ class PushResult:
     sent_bytes: int
     skipped: bool
     resumed_from: int = 0
-    evicted: tuple[str, ...] = ()
+    evicted: tuple[Evicted, ...] = ()
 
 
 @dataclass

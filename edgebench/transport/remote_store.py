@@ -30,7 +30,7 @@ from pathlib import Path
 
 from edgebench.errors import DiskFullError, HostKeyError, ModelFileError, TransportError
 from edgebench.models import sha256_file
-from edgebench.transport.base import PushResult
+from edgebench.transport.base import Evicted, PushResult
 from edgebench.transport.sshconn import SshConnection, quote_argv, refused_host_key
 
 CHUNK = 4 << 20
@@ -138,18 +138,18 @@ for sha in os.listdir(root):
     manifest = os.path.join(root, sha, "manifest.json")
     try:
         with open(manifest) as f:
-            size = json.load(f)["size"]
-        entries.append((os.path.getmtime(manifest), sha, size))
+            record = json.load(f)
+        entries.append((os.path.getmtime(manifest), sha, record["size"], record.get("file", "")))
     except (OSError, ValueError, KeyError):
         continue
 total = sum(e[2] for e in entries)
-for _mtime, sha, size in sorted(entries):
+for _mtime, sha, size, name in sorted(entries):
     if total <= budget:
         break
     if sha != keep:
         shutil.rmtree(os.path.join(root, sha), ignore_errors=True)
         total -= size
-        print(sha)
+        print(json.dumps({"sha256": sha, "file": name, "size": size}))
 '''
 
 
@@ -198,14 +198,15 @@ class RemoteStore:
         then hard-linked side by side under `<workdir>/bundles/<bundle sha256>/` by the names the
         model uses, so onnxruntime finds the data beside the model. Linking again every time heals
         a bundle whose file was replaced."""
-        sent, links = 0, []
+        sent, links, evicted = 0, [], []
         for path in (main, *extra):
             result = self.push(path, sha256_file(path), progress=progress)
             sent += result.sent_bytes
             links += [path.name, result.path]
+            evicted += result.evicted
         directory = posixpath.join(self.workdir, "bundles", bundle_sha256)
         self.conn.check(_sh(_LINK, directory, *links), "linking the model's files into one directory")
-        return PushResult(posixpath.join(directory, main.name), sent, skipped=sent == 0)
+        return PushResult(posixpath.join(directory, main.name), sent, skipped=sent == 0, evicted=tuple(evicted))
 
     def push(self, local: Path, sha256: str, kind: str = "models", name: str | None = None,
              progress=None) -> PushResult:
@@ -373,4 +374,4 @@ class RemoteStore:
         root = posixpath.join(self.workdir, kind)
         out = self.conn.check(quote_argv([self.python, "-c", _EVICT, root, str(self.max_cache_bytes), keep]),
                               "cache eviction")
-        return tuple(out.split())
+        return tuple(Evicted(**json.loads(line)) for line in out.splitlines() if line.strip())

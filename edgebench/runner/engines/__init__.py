@@ -20,25 +20,26 @@ def names():
     return sorted(_MODULES)
 
 
-def load_engine(name: str):
+def load_engine(name: str, options=None):
     """Return the engine class for `name`, or raise RunnerFailure saying why it cannot run here."""
     if name not in _MODULES:
         raise RunnerFailure("job", "unknown engine %r; known: %s" % (name, ", ".join(names())))
     module = importlib.import_module(_MODULES[name], __name__)
     engine_cls = module.ENGINE
-    missing = engine_cls.missing()
+    missing = engine_cls.missing(options)
     if missing:
         raise RunnerFailure("engine-missing", "engine %s is not usable on this device: %s" % (name, missing))
     return engine_cls
 
 
-def available() -> dict:
-    """name -> "ok" or the reason it is missing; used by device probes."""
+def available(options=None) -> dict:
+    """name -> "ok" or the reason it is missing; used by device probes. `options`: the device's
+    engine settings (llama-bench's binary), so the probe answers for what a job would use."""
     found = {}
     for name in names():
         try:
             module = importlib.import_module(_MODULES[name], __name__)
-            found[name] = module.ENGINE.missing() or "ok"
+            found[name] = module.ENGINE.missing(options) or "ok"
         except Exception as exc:  # a broken engine module must not hide the others
             found[name] = "error: %s" % exc
     return found

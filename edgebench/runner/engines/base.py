@@ -47,8 +47,9 @@ class Engine(abc.ABC):
 
     @staticmethod
     @abc.abstractmethod
-    def missing() -> Optional[str]:
-        """None when the engine can run here, else the reason it cannot."""
+    def missing(options: Optional[dict] = None) -> Optional[str]:
+        """None when the engine can run here, else the reason it cannot. `options` are the job's
+        engine options (or a probe's), for an engine whose presence depends on them."""
 
     @abc.abstractmethod
     def open(self, model_path: str, options: dict) -> dict:

@@ -30,8 +30,21 @@ class LlamaBenchEngine(Engine):
     binary = None
 
     @staticmethod
-    def missing():
-        return None  # the binary's path comes with the job; open() says if it is absent
+    def missing(options=None):
+        """The binary comes with the job (the device's `llama_bench`, or the profile's engine.binary);
+        without one, llama-bench on PATH."""
+        configured = (options or {}).get("binary")
+        binary = configured or shutil.which("llama-bench")
+        if not binary:
+            return ("no llama-bench binary: none is configured (llama_bench in the device profile, or "
+                    "engine.binary in the benchmark profile) and none is on PATH")
+        if not os.path.isfile(binary) or not os.access(binary, os.X_OK):
+            return "llama-bench binary %s is not an executable file" % binary
+        return None
+
+    @staticmethod
+    def binary_for(options):
+        return options.get("binary") or shutil.which("llama-bench")
 
     def __init__(self):
         self.proc = None
@@ -40,10 +53,10 @@ class LlamaBenchEngine(Engine):
         self.info = {}
 
     def open(self, model_path, options):
-        binary = options.get("binary") or shutil.which("llama-bench")
-        if not binary or not os.access(binary, os.X_OK):
-            raise RunnerFailure("engine-missing", "llama-bench binary not found (%s); set llama_bench in the "
-                                "device profile or engine.binary in the profile" % (binary or "not on PATH"))
+        problem = self.missing(options)
+        if problem:
+            raise RunnerFailure("engine-missing", problem)
+        binary = self.binary_for(options)
         self.binary = binary
         self.model_path = model_path
         self.options = dict(options)

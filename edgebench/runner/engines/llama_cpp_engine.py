@@ -64,7 +64,7 @@ class LlamaCppEngine(Engine):
     name = "llama.cpp"
 
     @staticmethod
-    def missing():
+    def missing(options=None):
         if importlib.util.find_spec("llama_cpp") is None:
             return ("llama-cpp-python is not installed (on the controller: edgebench install-engine; "
                     "on a device: pip install llama-cpp-python)")

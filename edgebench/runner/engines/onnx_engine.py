@@ -33,7 +33,7 @@ class OnnxEngine(Engine):
     supports_batch = True
 
     @staticmethod
-    def missing():
+    def missing(options=None):
         try:
             import numpy  # noqa: F401
             import onnxruntime  # noqa: F401

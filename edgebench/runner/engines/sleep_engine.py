@@ -15,7 +15,7 @@ class SleepEngine(Engine):
     name = "sleep"
 
     @staticmethod
-    def missing():
+    def missing(options=None):
         return None
 
     def open(self, model_path, options):

@@ -1,0 +1,35 @@
+"""`edgebench init`: the example profiles and the local device, written where the user works."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgebench.cli.common import EXIT_OK
+
+
+def register(commands) -> None:
+    init = commands.add_parser(
+        "init", help="write devices/local.yaml and the example profiles into a folder (default: here)",
+        description="Write the example benchmark profiles (profiles/*.yaml, the quickstart among them) and "
+                    "devices/local.yaml, which ship with edgebench, into DIR, so that `edgebench run "
+                    "profiles/quickstart.yaml` works after a plain pip install. Files already there are kept.")
+    init.add_argument("dir", type=Path, nargs="?", default=Path("."), metavar="DIR",
+                      help="where to write them (default: the current folder)")
+    init.add_argument("--force", action="store_true", help="overwrite example files that already exist")
+    init.set_defaults(handler=cmd_init)
+
+
+def cmd_init(args, console) -> int:
+    from rich.markup import escape
+
+    from edgebench.examples import write_examples
+
+    written, kept = write_examples(args.dir, force=args.force)
+    for path in written:
+        console.print(f"wrote {escape(str(path))}")
+    for path in kept:
+        console.print(f"[yellow]kept {escape(str(path))}: it already exists (--force overwrites it)[/]")
+    console.print(f"{len(written)} file(s) written, {len(kept)} kept")
+    where = "" if args.dir.resolve() == Path.cwd().resolve() else f"cd {escape(str(args.dir))} && "
+    console.print(f"next: {where}edgebench run profiles/quickstart.yaml")
+    return EXIT_OK

@@ -1,0 +1,84 @@
+"""Writing where the user said (-o, --markdown, --junit, --json, a results root, `init DIR`).
+
+Every command that writes to a path from its command line goes through here, so a missing
+folder, a folder in the way or a refused write is one sentence naming the path, never a
+traceback, and the check comes before the work that would produce the output.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+
+from edgebench.errors import EdgebenchError
+
+
+class OutputError(EdgebenchError):
+    """An output path given on the command line cannot be written."""
+
+    kind = "output"
+
+
+def check_output_file(path: os.PathLike | str, what: str) -> Path:
+    """Refuse a file path whose folder is missing, or that names a folder, before anything runs.
+    A missing folder is not created: it is more often a typo than a wish."""
+    path = Path(path)
+    folder = path.parent
+    if path.is_dir():
+        raise OutputError(f"cannot write the {what} to {path}: that is a folder; give a file name")
+    if not folder.exists():
+        raise OutputError(f"cannot write the {what} to {path}: the folder {folder} does not exist")
+    if not folder.is_dir():
+        raise OutputError(f"cannot write the {what} to {path}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write the {what} to {path}: no permission to write in {folder}")
+    return path
+
+
+@contextmanager
+def output_errors(path: os.PathLike | str, what: str):
+    """Turn a failed write (disk full, permission, a file in the way) into one sentence."""
+    try:
+        yield
+    except (OSError, sqlite3.Error) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise OutputError(f"cannot write the {what} to {path}: {reason}") from exc
+
+
+@contextmanager
+def output_file(path: os.PathLike | str, what: str):
+    """Yield a temporary path beside `path`; when the block succeeds it replaces `path` whole, so
+    a re-run replaces an old file (never appends to it) and a failed write leaves the old one."""
+    path = check_output_file(path, what)
+    partial = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    try:
+        with output_errors(path, what):
+            partial.unlink(missing_ok=True)
+            yield partial
+            partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def write_output(path: os.PathLike | str, text: str, what: str, *, append: bool = False) -> Path:
+    """Write `text` to `path` whole, or append it (for files others also write, like a CI summary)."""
+    if append:
+        path = check_output_file(path, what)
+        with output_errors(path, what), open(path, "a") as f:
+            f.write(text)
+        return path
+    with output_file(path, what) as partial:
+        partial.write_text(text)
+    return Path(path)
+
+
+def output_folder(path: os.PathLike | str, what: str) -> Path:
+    """Create a folder the output goes under (a results root, `init DIR`), with its parents."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"cannot use {path} as the {what}: it is a file, not a folder")
+    with output_errors(path, what):
+        path.mkdir(parents=True, exist_ok=True)
+    return path
