@@ -12,7 +12,9 @@ PROBE_TIMEOUT_S = 120
 def probe_with(transport, runner: str | None = None, timeout_s: float = PROBE_TIMEOUT_S) -> dict:
     """Facts from one shell round trip, then the runner's view (engines, telemetry sources)."""
     # the interpreter the runner will use (the device's `python`), not whichever python3 is on PATH
-    code, out, err = transport.run_shell(probe_command(transport.device.workdir, python=transport.python))
+    # bounded like the runner's probe: a hung interpreter must not hold the run for the shell's default wait
+    code, out, err = transport.run_shell(probe_command(transport.device.workdir, python=transport.python),
+                                         timeout_s=timeout_s)
     if code != 0 and not out:
         raise TransportError(f"{transport.device.name}: probe failed (exit {code}): {err.strip()}")
     facts = parse_probe(out)
