@@ -9,15 +9,15 @@ were met); tg is one token at a time (the matrix-vector kernels). A K-quant exer
 from __future__ import annotations
 
 from edgebench.errors import EdgebenchError
+from edgebench.runner.testspec import TestSpec
 
 MODEL_SPEC = "tiny-llama@Q4_K_M"
-TESTS = ({"n_prompt": 64, "n_gen": 0, "n_depth": 0, "batch": 0},
-         {"n_prompt": 0, "n_gen": 16, "n_depth": 0, "batch": 0})
+TESTS = (TestSpec(n_prompt=64), TestSpec(n_gen=16))
 TIMEOUT_S = 120
 
 
-def _job(engine: str, model_path: str, test: dict, device) -> dict:
-    return {"engine": engine, "model_path": model_path, "test": test, "repetitions": 1, "warmup": 0,
+def _job(engine: str, model_path: str, test: TestSpec, device) -> dict:
+    return {"engine": engine, "model_path": model_path, "test": test._asdict(), "repetitions": 1, "warmup": 0,
             "engine_options": {"binary": device.llama_bench}, "telemetry": {"enabled": False}}
 
 
@@ -44,15 +44,14 @@ def self_test(transport, runner: str, engines: list[str], progress=None) -> dict
     for engine in engines:
         outcome = {"ok": True, "model": MODEL_SPEC}
         for test in TESTS:
-            name = f"pp{test['n_prompt']}" if test["n_prompt"] else f"tg{test['n_gen']}"
             seen: dict = {}
             try:
                 transport.run_runner(runner, "run", _job(engine, remote, test, transport.device), TIMEOUT_S,
                                      lambda event, seen=seen: seen.setdefault(event["event"], event))
             except EdgebenchError as error:
-                outcome = {"ok": False, "model": MODEL_SPEC, "test": name, "error": str(error)}
+                outcome = {"ok": False, "model": MODEL_SPEC, "test": test.name, "error": str(error)}
                 break
-            outcome[f"{name[:2]}_ts"] = round(seen["sample"]["ts"], 1) if "sample" in seen else None
+            outcome[f"{test.kind}_ts"] = round(seen["sample"]["ts"], 1) if "sample" in seen else None
             outcome["system_info"] = ((seen.get("start") or {}).get("info") or {}).get("system_info")
         results[engine] = outcome
     return results
@@ -69,4 +68,5 @@ class _SyntheticRef:
 def summary(result: dict) -> str:
     if not result.get("ok"):
         return f"FAILED in {result.get('test')}: {result.get('error')}"
-    return f"ok: pp64 {result.get('pp_ts')} t/s, tg16 {result.get('tg_ts')} t/s ({result.get('model')})"
+    speeds = ", ".join(f"{test.name} {result.get(f'{test.kind}_ts')} t/s" for test in TESTS)
+    return f"ok: {speeds} ({result.get('model')})"

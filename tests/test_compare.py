@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -95,6 +96,54 @@ def test_thresholds_come_from_the_profile_and_the_cli_overrides_them(tmp_path):
                   if c["metric"] == "ts"]
     assert thresholds == [0.02]
     assert gate(base, cand, "--threshold", "tg=fast") == EXIT_ERROR
+
+
+def test_an_unknown_threshold_key_on_the_command_line_is_an_error_naming_it(tmp_path, capsys):
+    base = fake_run(tmp_path / "r", {"tg128": noisy(20, 7, 1)})
+    cand = fake_run(tmp_path / "r", {"tg128": noisy(19.2, 7, 3)})
+    assert gate(base, cand, "--threshold", "tg=2%,tgg=3%") == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "--threshold tgg=3%: unknown threshold key 'tgg' (did you mean 'tg'?)" in err
+    assert "ts, ttft, peak_rss, j_per_token" in err and "pp, tg, pp+tg, b" in err
+
+
+@pytest.mark.parametrize("key, applies", [("tg128", True), ("tg", True), ("ts", True), ("pp", False),
+                                          ("pp+tg", False), ("b", False), ("b8", False), ("ttft", False),
+                                          ("peak_rss", False), ("j_per_token", False), ("tg128@d4096", False)])
+def test_every_key_a_threshold_applies_to_is_accepted_on_the_command_line(tmp_path, key, applies):
+    base = fake_run(tmp_path / "r", {"tg128": noisy(20, 7, 1)})
+    cand = fake_run(tmp_path / "r", {"tg128": noisy(19.2, 7, 3)})  # -4%
+    code = gate(base, cand, "--threshold", f"{key}=2%", "--json", tmp_path / "g.json")
+    assert code != EXIT_ERROR
+    [ts] = [c["threshold"] for c in json.loads((tmp_path / "g.json").read_text())["comparisons"] if c["metric"] == "ts"]
+    assert (ts == 0.02) == applies
+
+
+MINIMAL_PROFILE = "models: [synthetic:tiny-qwen35]\ntests: [tg16]\n"
+
+
+@pytest.mark.parametrize("text", ["3%", " 2.5 % ", ".5%", "150%", "0.03", 0.03])
+def test_the_profile_and_the_command_line_read_a_limit_alike(text):
+    from edgebench.compare.thresholds import parse_threshold_option
+    from edgebench.config import parse_profile
+
+    in_profile = parse_profile(f"{MINIMAL_PROFILE}thresholds: {{tg: {json.dumps(text)}}}\n")
+    assert parse_threshold_option(f"tg={text}") == dict(in_profile.thresholds)
+
+
+@pytest.mark.parametrize("text, reason", [("3", "a bare number is a fraction (0.03 means 3%); write '3%' for percent"),
+                                          ("0%", "a threshold must be greater than 0"),
+                                          ("fast", "expected a percentage such as '3%'")])
+def test_the_profile_and_the_command_line_refuse_a_limit_alike(tmp_path, capsys, text, reason):
+    from edgebench.config import parse_profile
+    from edgebench.errors import ConfigError
+
+    value = 3 if text == "3" else text  # YAML's number, the command line's text
+    with pytest.raises(ConfigError, match="thresholds.tg: " + re.escape(reason)):
+        parse_profile(f"{MINIMAL_PROFILE}thresholds: {{tg: {json.dumps(value)}}}\n")
+    run = fake_run(tmp_path / "r", {"tg128": noisy(20, 7, 1)})
+    assert gate(run, run, "--threshold", f"tg={text}") == EXIT_ERROR
+    assert f"--threshold tg={text}: {reason}" in capsys.readouterr().err
 
 
 def test_unmatched_and_failed_cells_are_listed_not_dropped(tmp_path, capsys):
@@ -256,6 +305,15 @@ def test_ab_rejects_a_bad_override_naming_it(tmp_path, tiny_qwen35, capsys):
     profile = write_profile(tmp_path / "p.yaml", tiny_qwen35, "tests: [tg20]\nengine: {name: sleep}\n")
     assert ab(tmp_path, profile, "--b", "engine.thread=1") == EXIT_ERROR
     assert "engine.thread" in capsys.readouterr().err
+
+
+def test_ab_refuses_an_unknown_threshold_key_before_it_runs(tmp_path, tiny_qwen35, capsys):
+    profile = write_profile(tmp_path / "p.yaml", tiny_qwen35, "tests: [tg20]\nengine: {name: sleep}\n")
+    assert ab(tmp_path, profile, "--threshold", "tgg=3%") == EXIT_ERROR
+    assert "--threshold tgg=3%: unknown threshold key 'tgg'" in capsys.readouterr().err
+    assert ab(tmp_path, profile, "--b", "thresholds.tgg=3%") == EXIT_ERROR
+    assert "thresholds.tgg: unknown threshold key 'tgg'" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
 
 
 SLEEPY = "tests: [tg10]\nwarmup: 0\nengine: {name: sleep, simulate_ts: 1000}\ntelemetry: {enabled: false}\n"

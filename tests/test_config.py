@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import assert_at
 
+from edgebench.cli import EXIT_ERROR, main
 from edgebench.config import BenchProfile, EngineOptions, ModelRef, TestSpec, load_device, load_profile, parse_profile
 from edgebench.errors import ConfigError
 
@@ -146,6 +147,13 @@ def test_thresholds(tmp_path):
     assert dict(profile.thresholds) == pytest.approx({"tg": 0.03, "pp": 0.025, "ttft": 0.1})
 
 
+# every key that threshold_for can ever look up: the metrics, the test kinds, and test names
+@pytest.mark.parametrize("key", ["ts", "ttft", "peak_rss", "j_per_token", "pp", "tg", "pp+tg", "b", "tg128",
+                                 "pp512+tg128@d4096", "b8"])
+def test_every_key_a_threshold_applies_to_is_accepted(key):
+    assert dict(parse_profile(MINIMAL + f"thresholds: {{{key}: 3%}}\n").thresholds) == {key: pytest.approx(0.03)}
+
+
 def test_to_dict_round_trips_through_json(tmp_path):
     path = write(tmp_path, MINIMAL + "thresholds: {tg: 3%}\nengine: {threads: [2, 4]}\n")
     data = json.loads(json.dumps(load_profile(path).to_dict()))
@@ -159,10 +167,12 @@ def test_to_dict_round_trips_through_json(tmp_path):
 def test_objects_are_frozen():
     profile = parse_profile(MINIMAL + "thresholds: {tg: 3%}\n")
     for obj, attr, value in [(profile, "repetitions", 1), (profile.engine, "threads", (1,)),
-                             (profile.models[0], "name", "x"), (profile.tests[0], "n_gen", 1),
+                             (profile.models[0], "name", "x"),
                              (profile.telemetry, "enabled", False), (profile.cooldown, "target_c", 1.0)]:
         with pytest.raises(dataclasses.FrozenInstanceError):
             setattr(obj, attr, value)
+    with pytest.raises(AttributeError):  # a TestSpec is the runner's named tuple
+        profile.tests[0].n_gen = 1
     with pytest.raises(TypeError):
         profile.thresholds["tg"] = 0.5
     assert isinstance(profile.models, tuple) and isinstance(profile.tests, tuple)
@@ -307,6 +317,21 @@ def test_threshold_bare_number_is_a_fraction(tmp_path):
 def test_threshold_bad_text(tmp_path):
     err, path = profile_error(tmp_path, MINIMAL + "thresholds:\n  tg: three percent\n")
     assert_at(err, path, 4, "thresholds.tg", "percentage such as '3%'")
+
+
+def test_threshold_unknown_key(tmp_path):
+    # `tgg` used to be kept and never looked up: a gate silently ran on the default
+    err, path = profile_error(tmp_path, MINIMAL + "thresholds:\n  tg: 3%\n  tgg: 3%\n")
+    assert_at(err, path, 5, "thresholds.tgg", "unknown threshold key 'tgg'", "did you mean 'tg'?",
+              "a test kind (pp, tg, pp+tg, b)", "tg128")
+
+
+def test_threshold_unknown_key_stops_a_run_before_anything_runs(tmp_path, capsys):
+    path = write(tmp_path, "models: [missing.gguf]\ntests: [tg16]\nthresholds:\n  peak_rsss: 2%\n")
+    assert main(["run", str(path), "-o", str(tmp_path / "results")]) == EXIT_ERROR
+    assert f"{path}:4: thresholds.peak_rsss: unknown threshold key 'peak_rsss' (did you mean 'peak_rss'?)" \
+        in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
 
 
 def test_n_ctx_too_small_for_a_test(tmp_path):

@@ -1,10 +1,21 @@
-"""llama-bench test names: pp<N>, tg<N>, pp<N>+tg<N>, optional @d<depth>."""
+"""Test names: pp<N>, tg<N>, pp<N>+tg<N>, optional @d<depth>, and b<N>; one definition that the profile,
+the controller's jobs and the runner all read."""
 
 from __future__ import annotations
 
+import json
+import random
+import subprocess
+import sys
+
+import onnx_models
 import pytest
 
-from edgebench.config import TestSpec, parse_test
+from edgebench.cells import Cell
+from edgebench.config import TestSpec, parse_device, parse_profile, parse_test
+from edgebench.device_worker import cell_job
+from edgebench.runner.testspec import KINDS
+from edgebench.zipapp import write_runner
 
 
 @pytest.mark.parametrize("text, spec, kind", [
@@ -15,6 +26,7 @@ from edgebench.config import TestSpec, parse_test
     ("tg128@d4096", TestSpec(0, 128, 4096), "tg"),
     ("pp512+tg128@d4096", TestSpec(512, 128, 4096), "pp+tg"),
     ("tg1", TestSpec(0, 1, 0), "tg"),
+    ("b8", TestSpec(batch=8), "b"),
 ])
 def test_parse_and_round_trip(text, spec, kind):
     parsed = parse_test(text)
@@ -43,3 +55,45 @@ def test_frozen_and_validated():
         TestSpec(0, 0, 0)
     with pytest.raises(ValueError):
         TestSpec(-1, 5, 0)
+
+
+# every kind, with and without depth; small counts so that a real runner measures each in milliseconds
+EVERY_KIND = ["pp16", "tg8", "pp16+tg8", "pp16@d32", "tg8@d32", "pp16+tg8@d32", "b8"]
+
+
+def test_every_kind_is_covered():
+    assert {parse_test(name).kind for name in EVERY_KIND} == set(KINDS)
+
+
+@pytest.fixture(scope="module")
+def runner(tmp_path_factory):
+    return write_runner(tmp_path_factory.mktemp("runner"))
+
+
+def _profile_and_model(tmp_path, name):
+    if parse_test(name).batch:
+        model, engine = onnx_models.mlp(tmp_path / "mlp.onnx"), "{name: onnxruntime, threads: 1}"
+    else:  # the sleep engine takes a known time and never reads the model
+        model, engine = tmp_path / "model.bin", "{name: sleep, simulate_ts: 100000}"
+        model.write_bytes(random.Random(0).randbytes(4096))
+    return parse_profile(f"models: [{json.dumps(str(model))}]\ntests: [{name}]\nengine: {engine}\n"
+                         f"repetitions: 2\nwarmup: 0\ntelemetry: {{enabled: false}}\n"), str(model)
+
+
+@pytest.mark.parametrize("name", EVERY_KIND)
+def test_a_test_name_means_the_same_to_the_controller_and_the_runner(runner, tmp_path, name):
+    profile, model = _profile_and_model(tmp_path, name)
+    spec = profile.tests[0]
+    assert spec.name == name == str(parse_test(spec.name))
+    # the job as the controller sends it, to the real runner zipapp: it names the test and counts its items
+    # (t/s = items / time) exactly as the controller does
+    job = cell_job(profile, Cell(parse_device("name: box\ntransport: local\n"), profile.models[0], spec, None), model)
+    proc = subprocess.run([sys.executable, str(runner), "run"], input=json.dumps(job), capture_output=True,
+                          text=True, timeout=120)
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert proc.returncode == 0, events[-1]
+    assert next(e for e in events if e["event"] == "start")["test"] == name
+    samples = [e for e in events if e["event"] == "sample"]
+    assert len(samples) == 2
+    for sample in samples:
+        assert sample["ts"] * sample["t_ns"] / 1e9 == pytest.approx(spec.n_items)

@@ -88,6 +88,20 @@ def test_kv_cache_type_and_flash_attention_options_are_applied(runner, tiny_llam
     assert len(by_kind(events, "sample")) == 2
 
 
+def test_the_shared_kv_and_flash_attention_names_are_llama_cpps_own_numbers(llama_cpp):
+    # the profile, both llama engines and the rows read these tables; the in-process engine hands the
+    # numbers to llama.cpp as they are, so they must be llama.cpp's
+    import llama_cpp.llama_cpp as lib
+
+    from edgebench.runner.engines.llama_settings import FLASH_ATTN, KV_CACHE_TYPES
+
+    known = {name: getattr(lib, f"GGML_TYPE_{name.upper()}") for name in KV_CACHE_TYPES
+             if hasattr(lib, f"GGML_TYPE_{name.upper()}")}  # this binding lacks some (bf16)
+    assert len(known) >= 8 and known == {name: KV_CACHE_TYPES[name] for name in known}
+    assert FLASH_ATTN == {"auto": lib.LLAMA_FLASH_ATTN_TYPE_AUTO, "on": lib.LLAMA_FLASH_ATTN_TYPE_ENABLED,
+                          "off": lib.LLAMA_FLASH_ATTN_TYPE_DISABLED}
+
+
 def test_stdout_carries_only_events(runner, tiny_qwen35):
     events = run_job(runner, tiny_qwen35, {"n_prompt": 8, "n_gen": 2, "n_depth": 0})
     assert events[0]["event"] == "hello" and events[-1]["event"] == "done"

@@ -239,3 +239,11 @@ def test_inspect_and_plan_warn_of_a_qwen35_file_without_an_attention_layer(capsy
     assert "no full-attention layer; llama.cpp aborts" in capsys.readouterr().out
     report = plan_json(capsys, path, "-d", "pi", "--devices-dir", devices_dir, "--results", tmp_path / "none")
     assert any("no full-attention layer" in note for note in report["cells"][0]["notes"])
+
+
+def test_the_planner_knows_the_size_of_every_kv_type_a_profile_accepts():
+    from edgebench.plan.memory import KV_TYPES, kv_element_bytes
+    from edgebench.runner.engines.llama_settings import KV_CACHE_TYPES
+
+    assert KV_TYPES == tuple(KV_CACHE_TYPES)
+    assert all(kv_element_bytes(kv) > 0 for kv in KV_TYPES)

@@ -44,6 +44,8 @@ def test_zipapp_is_reproducible_and_named_by_its_hash(tmp_path):
     ("[1, 2]", "JSON object"),
     (json.dumps(job(repetitions=0)), "repetitions"),
     (json.dumps(job(test={"n_prompt": 0, "n_gen": 0, "n_depth": 0})), "at least one token"),
+    # a batch is a generic model's test: no prompt beside it (TestSpec's rule, which the runner shares)
+    (json.dumps(job(test={"n_prompt": 8, "n_gen": 0, "n_depth": 0, "batch": 4})), "job.test: invalid test"),
     (json.dumps({k: v for k, v in job().items() if k != "engine"}), "job.engine"),
 ])
 def test_bad_jobs_are_refused_with_a_structured_error(runner, text, fragment):

@@ -16,9 +16,11 @@ from edgebench.outputs import check_output_file, output_folder, write_output
 
 
 def add_gate_options(parser, baselines: bool = True):
+    from edgebench.compare.thresholds import KEYS
+
     parser.add_argument("--threshold", metavar="KEY=PCT,...",
-                        help="minimum effect per metric, e.g. tg=3%%,pp=5%%,peak_rss=2%% (keys: a test such as "
-                             "tg128, pp, tg, pp+tg, ts, ttft, peak_rss, j_per_token); overrides the profile's")
+                        help=f"minimum effect per metric, e.g. tg=3%%,pp=5%%,peak_rss=2%%; a key is {KEYS}, as in "
+                             f"a profile's thresholds:; overrides the profile's")
     parser.add_argument("--inconclusive", choices=("exit2", "pass", "fail"), default="exit2",
                         help="what an inconclusive verdict exits with: 2 (default), 0 or 1")
     parser.add_argument("--markdown", type=Path, metavar="FILE",
@@ -112,11 +114,11 @@ def _check_gate_outputs(args) -> None:
 
 
 def _cli_thresholds(args) -> dict:
-    from edgebench.compare.metrics import parse_thresholds
+    from edgebench.compare.thresholds import ThresholdError, parse_threshold_option
 
     try:
-        return parse_thresholds(args.threshold) if args.threshold else {}
-    except ValueError as exc:
+        return parse_threshold_option(args.threshold) if args.threshold else {}
+    except ThresholdError as exc:
         raise EdgebenchError(str(exc)) from exc
 
 
@@ -125,6 +127,7 @@ def cmd_compare(args, console) -> int:
     from edgebench.compare.gate import compare_sides
     from edgebench.compare.inputs import load_side
 
+    thresholds = _cli_thresholds(args)
     _check_gate_outputs(args)
     if args.baseline:
         if len(args.runs) != 1:
@@ -138,7 +141,7 @@ def cmd_compare(args, console) -> int:
         raise EdgebenchError("compare takes BASE CANDIDATE (or --baseline NAME CANDIDATE)")
     else:
         paths = args.runs
-    report = compare_sides(load_side(paths[0]), load_side(paths[1]), _cli_thresholds(args))
+    report = compare_sides(load_side(paths[0]), load_side(paths[1]), thresholds)
     return _gate_outputs(args, console, report)
 
 
@@ -146,6 +149,7 @@ def cmd_ab(args, console) -> int:
     from edgebench.compare.ab import AbRun, variant_profile
     from edgebench.config import find_device, load_profile
 
+    thresholds = _cli_thresholds(args)
     profile = load_profile(args.profile)
     variants = {"A": variant_profile(profile, "A", args.a, args.a_model),
                 "B": variant_profile(profile, "B", args.b, args.b_model)}
@@ -154,7 +158,7 @@ def cmd_ab(args, console) -> int:
         raise EdgebenchError("--rounds must be at least 2")
     _check_gate_outputs(args)
     output_folder(args.results, "results root")
-    ab = AbRun(profile, variants, device, args.results, _cli_thresholds(args), rounds=args.rounds,
+    ab = AbRun(profile, variants, device, args.results, thresholds, rounds=args.rounds,
                max_rounds=args.max_rounds, wait_for_lock=not args.no_wait)
     from edgebench.ui import RunDisplay
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from edgebench.compare.inputs import ENGINE_KEYS, MeasuredCell, Side
-from edgebench.compare.metrics import METRICS, threshold_for
+from edgebench.compare.metrics import METRICS
 from edgebench.compare.stats import ALPHA, Decision, decide
+from edgebench.compare.thresholds import threshold_for
 
 EXIT_PASS, EXIT_REGRESSED, EXIT_INCONCLUSIVE, EXIT_NOTHING_COMPARED = 0, 1, 2, 3
 INCONCLUSIVE_POLICIES = {"exit2": EXIT_INCONCLUSIVE, "pass": EXIT_PASS, "fail": EXIT_REGRESSED}

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebench.compare.metrics import metric_values
-from edgebench.config.testspec import TestSpec
 from edgebench.errors import ResultsError
 from edgebench.results.aggregate import rows_with_samples
 from edgebench.results.store import read_meta
+from edgebench.runner.testspec import TestSpec
 
 # engine settings that change speed; two cells differing in one are different experiments. The
 # system info is llama.cpp's CPU feature and build string (`AVX512 = 1 | AMX_INT8 = 0 | REPACK = 1`):

@@ -51,31 +51,3 @@ def metric_values(samples: list[dict]) -> dict[str, tuple[float, ...]]:
         if found and all(v is not None for v in found):
             values[name] = tuple(found)
     return values
-
-
-def threshold_for(thresholds: dict, metric_name: str, test_name: str, kind: str) -> float:
-    """For t/s the most specific key wins: the test (`tg128`), then its kind (`tg`, `pp`, `pp+tg`),
-    then `ts`;
-    other metrics go by their own name (`peak_rss`, `ttft`, `j_per_token`)."""
-    keys = (test_name, kind, "ts") if metric_name == "ts" else (metric_name,)
-    for key in keys:
-        if key in thresholds:
-            return thresholds[key]
-    return METRICS[metric_name].default_threshold
-
-
-def parse_thresholds(text: str) -> dict[str, float]:
-    """`tg=3%,pp=5%,peak_rss=2%` (a bare number is a fraction: 0.03 = 3%)."""
-    found = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        key, sep, value = part.partition("=")
-        value = value.strip()
-        try:
-            number = float(value[:-1]) / 100 if value.endswith("%") else float(value)
-        except ValueError:
-            number = None
-        if not sep or not key.strip() or number is None or not 0 < number < 1:
-            raise ValueError(f"--threshold takes KEY=PERCENT[,KEY=PERCENT...] such as tg=3%,peak_rss=2%; "
-                             f"got {part!r}")
-        found[key.strip()] = number
-    return found

@@ -13,7 +13,7 @@ from edgebench.config.profile import (
                                      TelemetryOptions,
                                      parse_profile,
 )
-from edgebench.config.testspec import TestSpec, parse_test
+from edgebench.runner.testspec import TestSpec, parse_test
 
 __all__ = [
     "BenchProfile", "CooldownOptions", "DeviceFacts", "DeviceLimits", "DeviceProfile", "EngineOptions",

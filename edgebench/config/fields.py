@@ -188,6 +188,8 @@ def to_plain(value: Any) -> Any:
         if not any(_META in f.metadata for f in fields):
             return str(value)
         return {_yaml_key(f): to_plain(getattr(value, f.name)) for f in fields}
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return str(value)  # a named tuple (TestSpec) is one value, not a list
     if isinstance(value, Mapping):
         return {str(k): to_plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
+from edgebench.compare.thresholds import threshold_key, threshold_limit
 from edgebench.config.fields import (
     Where,
     above,
     at_least,
     build,
-    describe,
     list_of,
     matches,
     not_blank,
@@ -26,17 +25,16 @@ from edgebench.config.fields import (
     to_plain,
     yaml_keys,
 )
-from edgebench.config.testspec import TestSpec, parse_test
 from edgebench.config.yamlsource import Document, load_yaml, parse_yaml
 from edgebench.errors import SynthError
+from edgebench.runner.engines.llama_settings import FLASH_ATTN, KV_CACHE_TYPES
+from edgebench.runner.engines.onnx_engine import OPTIMIZATION as GRAPH_OPTIMIZATION
+from edgebench.runner.testspec import TestSpec, parse_test
 from edgebench.synth.spec import PREFIX as SYNTH_PREFIX
 from edgebench.synth.spec import SynthSpec, parse_synth_spec
 
 # `sleep` is a test engine whose cells take a known time: it measures the controller, not a model
 ENGINES = ("llama.cpp", "llama-bench", "onnxruntime", "sleep")
-KV_TYPES = ("f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1", "f32")
-FLASH_ATTN = ("auto", "on", "off")
-GRAPH_OPTIMIZATION = ("disable", "basic", "extended", "all")
 
 
 # ---- conversions (value, where) -> value ------------------------------------------------------
@@ -80,25 +78,25 @@ def _synthetic(value: str, where: Where) -> SynthSpec:
         raise where.error(str(exc)) from None
 
 
-_PERCENT = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*%\s*")
+def _vocabulary(parse: Callable[[Any], Any]) -> Callable[[Any, Where], Any]:
+    """A conversion through a vocabulary's own parser, whose complaint becomes an error at the key."""
+    def convert(value: Any, where: Where) -> Any:
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise where.error(str(exc)) from None
+    return convert
 
 
-def _fraction(value: str | float, where: Where) -> float:
-    if isinstance(value, str):
-        match = _PERCENT.fullmatch(value)
-        if not match:
-            raise where.error(f"expected a percentage such as '3%', got {describe(value)}")
-        value = float(match[1]) / 100
-    elif value >= 1:
-        raise where.error(f"a bare number is a fraction (0.03 means 3%); write '{value:g}%' for percent")
-    if value <= 0:
-        raise where.error("a threshold must be greater than 0")
-    return value
+_test = _vocabulary(parse_test)
+_threshold_key = _vocabulary(threshold_key)
+_threshold_limit = _vocabulary(threshold_limit)
 
 
 def _thresholds(value: dict, where: Where) -> Mapping[str, float]:
-    return MappingProxyType({metric: read_value(where.child(metric), limit, (str, float), convert=_fraction)
-                             for metric, limit in value.items()})
+    return MappingProxyType({_threshold_key(key, where.child(key)):
+                             read_value(where.child(key), limit, (str, float), convert=_threshold_limit)
+                             for key, limit in value.items()})
 
 
 # ---- sections --------------------------------------------------------------------------------
@@ -114,8 +112,8 @@ class EngineOptions:
     n_ctx: int = setting(0, int, check=at_least(0))
     n_batch: int = setting(2048, int, check=at_least(1))
     n_ubatch: int = setting(512, int, check=at_least(1))
-    type_k: str = setting("f16", str, convert=_lower, check=one_of(*KV_TYPES))
-    type_v: str = setting("f16", str, convert=_lower, check=one_of(*KV_TYPES))
+    type_k: str = setting("f16", str, convert=_lower, check=one_of(*KV_CACHE_TYPES))
+    type_v: str = setting("f16", str, convert=_lower, check=one_of(*KV_CACHE_TYPES))
     flash_attn: str = setting("auto", (str, bool), convert=_flash_attn, check=one_of(*FLASH_ATTN))
     # -1: offload every layer (llama-cpp-python's convention; llama-bench users write 99)
     n_gpu_layers: int = setting(0, int, check=at_least(-1))
@@ -204,13 +202,6 @@ def _models(value: list, where: Where) -> tuple[ModelRef, ...]:
                                        f"give one of them a `name:`")
         first[model.name] = i
     return models
-
-
-def _test(value: str, where: Where) -> TestSpec:
-    try:
-        return parse_test(value)
-    except ValueError as exc:
-        raise where.error(str(exc)) from None
 
 
 @dataclass(frozen=True, kw_only=True)

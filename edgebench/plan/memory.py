@@ -19,10 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edgebench.plan.gguf_info import ModelInfo
+from edgebench.runner.engines.llama_settings import KV_CACHE_TYPES
 
 MIB = 1 << 20
-KV_TYPES = ("f16", "q8_0", "q4_0", "f32", "bf16", "q4_1", "q5_0", "q5_1", "iq4_nl")
-# bytes per element of a KV cache type (block types: block bytes / block elements)
+KV_TYPES = tuple(KV_CACHE_TYPES)
+# bytes per element of each KV cache type (block types: block bytes / block elements)
 _KV_ELEMENT_BYTES = {"f32": 4.0, "f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32,
                      "q4_1": 20 / 32, "q5_0": 22 / 32, "q5_1": 24 / 32, "iq4_nl": 18 / 32}
 # llama.cpp pads n_ctx to a multiple of 256 for the KV cache

@@ -19,6 +19,7 @@ from edgebench.device_worker import hottest
 from edgebench.report import svg
 from edgebench.results.aggregate import run_rows
 from edgebench.results.store import read_jsonl, read_meta
+from edgebench.runner.testspec import KINDS
 
 # a telemetry record counts as throttled when a CPU policy runs below this share of its maximum
 THROTTLE_RATIO = 0.9
@@ -98,7 +99,7 @@ def _mib(value) -> str:
 def speed_plots(run: RunData) -> list[str]:
     figures = []
     measured = [r for r in run.rows if r["avg_ts"] and r["status"] == "done"]
-    for kind in ("pp", "tg", "pp+tg", "b"):
+    for kind in KINDS:
         rows = [r for r in measured if _kind(r) == kind and not r["n_depth"]]
         if not rows:
             continue

@@ -14,6 +14,7 @@ from edgebench.errors import with_cause
 from edgebench.numbers import quantile
 from edgebench.results.store import read_jsonl, read_meta
 from edgebench.runner.crashes import main_cause
+from edgebench.runner.engines.llama_settings import FLASH_ATTN
 
 # llama-bench's output fields, in its order (tools/llama-bench/llama-bench.cpp, get_fields)
 LLAMA_BENCH_FIELDS = (
@@ -40,7 +41,6 @@ _LLAMA_BENCH_CONSTANTS = {
     "tensor_buft_overrides": "none", "lazy_mode": "auto", "embeddings": False, "no_op_offload": 0, "no_host": False,
     "fit_target": 0, "fit_min_ctx": 0, "build_number": 0, "build_commit": "unknown",
 }
-_FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}
 # a cell whose latest record is one of these never reached its end: the controller was killed (or
 # is still measuring it)
 _UNFINISHED = ("started", "running")
@@ -108,7 +108,7 @@ def cell_row(cell: dict, samples: list[dict]) -> dict:
     row.update({
         "model_filename": cell.get("model_filename"), "n_batch": options.get("n_batch"),
         "n_ubatch": options.get("n_ubatch"), "type_k": options.get("type_k"), "type_v": options.get("type_v"),
-        "n_gpu_layers": options.get("n_gpu_layers"), "flash_attn": _FLASH_ATTN.get(options.get("flash_attn"), -1),
+        "n_gpu_layers": options.get("n_gpu_layers"), "flash_attn": FLASH_ATTN.get(options.get("flash_attn"), -1),
         "load_mode": "auto" if options.get("use_mmap", True) else "none",
         "repack": bool(options.get("repack", True)),
         "n_prompt": cell["n_prompt"], "n_gen": cell["n_gen"], "n_depth": cell["n_depth"],

@@ -8,10 +8,11 @@ from .protocol import RunnerFailure
 from .telemetry import SOURCES
 from .telemetry.battery import CURRENT_UNITS
 from .telemetry.extra_power import UNITS as POWER_UNITS
+from .testspec import FIELDS as TEST_KEYS
+from .testspec import TestSpec
 
 REQUIRED = {"engine": str, "model_path": str, "test": dict, "repetitions": int, "warmup": int,
             "engine_options": dict, "telemetry": dict}
-TEST_KEYS = ("n_prompt", "n_gen", "n_depth", "batch")
 # every telemetry setting a job may carry, with its default; null means the default too
 TELEMETRY_DEFAULTS = {"enabled": True, "interval_s": 0.5, "root": "/", "extra_thermal_paths": [],
                       "extra_power_paths": [], "battery_current_unit": "uA", "sources": None}
@@ -41,6 +42,10 @@ def parse_job(text):
         raise RunnerFailure("job", "job.test needs non-negative integers %s" % ", ".join(TEST_KEYS))
     if not (test["n_prompt"] or test["n_gen"] or test["batch"]):
         raise RunnerFailure("job", "job.test must prompt or generate at least one token, or run a batch")
+    try:
+        TestSpec(**test)
+    except ValueError as exc:  # a batch with a prompt or a depth
+        raise RunnerFailure("job", "job.test: %s" % exc)
     if job["repetitions"] < 1 or job["warmup"] < 0:
         raise RunnerFailure("job", "job.repetitions must be >= 1 and job.warmup >= 0")
     job["telemetry"] = parse_telemetry(job["telemetry"], "job.telemetry")

@@ -17,12 +17,12 @@ from . import PROTOCOL_VERSION, RUNNER_VERSION
 from .cooldown import cool_down
 from .engines import available as engines_available
 from .engines import load_engine
-from .engines.base import Test
 from .job import parse_job, parse_json_object, source_options
 from .modelfile import check_model_file
 from .protocol import Emitter, RunnerFailure
 from .telemetry import Sampler, summarize_window
 from .telemetry.memory import own_rss_kb
+from .testspec import TestSpec
 
 
 def _protocol_channel():
@@ -59,7 +59,7 @@ def run_job(job, emit):
             on_record=lambda record: emit("telemetry", **record),
             **source_options(telemetry)
         )
-    test = Test(**job["test"])
+    test = TestSpec(**job["test"])
     if test.batch and not engine.supports_batch:
         raise RunnerFailure("job", "engine %s runs LLM tests (pp/tg); %s is for generic ONNX models"
                             % (job["engine"], test.name))

@@ -38,7 +38,7 @@ KIND_THRESHOLDS = {"tg": 0.03, "pp": 0.05, "pp+tg": 0.05}
 
 
 def choose_tests(text: str) -> None:
-    from edgebench.config.testspec import parse_test
+    from edgebench.runner.testspec import parse_test
 
     TESTS.clear()
     THRESHOLDS.clear()

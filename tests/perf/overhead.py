@@ -21,11 +21,11 @@ from common import REPO, add_model_args, local_transport, median, model_path, ru
 BARE_ENGINE = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from edgebench.runner.engines.base import Test
+from edgebench.runner.testspec import TestSpec
 from edgebench.runner.engines.llama_cpp_engine import LlamaCppEngine
 engine = LlamaCppEngine()
 engine.open(sys.argv[2], {"threads": int(sys.argv[3])})
-list(engine.measure(Test(0, 128, 0), int(sys.argv[4]), 1, lambda: None))
+list(engine.measure(TestSpec(0, 128, 0), int(sys.argv[4]), 1, lambda: None))
 engine.close()
 status = open("/proc/self/status").read()
 print(json.dumps({l.split(":")[0]: int(l.split()[1]) for l in status.splitlines() if l.startswith(("VmHWM", "VmRSS"))}))

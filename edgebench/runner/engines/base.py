@@ -5,29 +5,7 @@ from __future__ import annotations
 import abc
 from typing import Callable, Iterator, NamedTuple, Optional
 
-
-class Test(NamedTuple):
-    n_prompt: int
-    n_gen: int
-    n_depth: int
-    batch: int = 0  # a generic model's batch size (then no prompt or generation)
-
-    @property
-    def n_items(self) -> int:
-        """What one repetition processes, for a rate: tokens, or samples of a batch."""
-        return self.batch or self.n_prompt + self.n_gen
-
-    @property
-    def name(self) -> str:
-        if self.batch:
-            return "b%d" % self.batch
-        parts = []
-        if self.n_prompt:
-            parts.append("pp%d" % self.n_prompt)
-        if self.n_gen:
-            parts.append("tg%d" % self.n_gen)
-        text = "+".join(parts)
-        return text + ("@d%d" % self.n_depth if self.n_depth else "")
+from ..testspec import TestSpec
 
 
 class Measurement(NamedTuple):
@@ -56,7 +34,7 @@ class Engine(abc.ABC):
         """Load what is needed; return model and build facts (llama-bench field names)."""
 
     @abc.abstractmethod
-    def measure(self, test: Test, repetitions: int, warmup: int,
+    def measure(self, test: TestSpec, repetitions: int, warmup: int,
                 mark: Callable[[], None]) -> Iterator[Measurement]:
         """Yield one Measurement per repetition, as soon as each is taken.
 

@@ -18,6 +18,7 @@ from ..crashes import StderrTail, explain
 from ..protocol import RunnerFailure
 from .base import Engine, Measurement
 from .build_info import system_info_beside
+from .llama_settings import FLASH_ATTN
 
 # llama-bench fields that describe the build and model rather than one test
 INFO_FIELDS = ("build_commit", "build_number", "cpu_info", "gpu_info", "backends", "model_type",
@@ -77,7 +78,7 @@ class LlamaBenchEngine(Engine):
             cmd += ["-t", str(opts["threads"])]
         if opts.get("flash_attn", "auto") != "auto":
             # 1/0 are understood by old and new builds alike; on/off only by new ones
-            cmd += ["-fa", "1" if opts["flash_attn"] == "on" else "0"]
+            cmd += ["-fa", str(FLASH_ATTN[opts["flash_attn"]])]
         if not opts.get("repack", True):
             # only when asked: builds older than the option reject it
             cmd += ["--repack", "0"]

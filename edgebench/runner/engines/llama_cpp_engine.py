@@ -19,10 +19,8 @@ import types
 from ..protocol import RunnerFailure
 from .base import Engine, Measurement
 from .hostinfo import cpu_model_name, physical_cores
+from .llama_settings import FLASH_ATTN, KV_CACHE_TYPES
 
-_GGML_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8,
-               "iq4_nl": 20, "bf16": 30}
-_FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}
 # llama_load_mode: AUTO lets llama.cpp mmap where it can, which is llama-bench's default.
 _LOAD_MODE = {True: -1, False: 0}
 _GGML_LOG_WARN, _GGML_LOG_ERROR = 3, 4
@@ -150,9 +148,9 @@ class LlamaCppEngine(Engine):
         cparams.n_batch = int(opts.get("n_batch", 2048))
         cparams.n_ubatch = int(opts.get("n_ubatch", 512))
         cparams.n_threads = cparams.n_threads_batch = self.n_threads
-        cparams.type_k = _GGML_TYPES[opts.get("type_k", "f16")]
-        cparams.type_v = _GGML_TYPES[opts.get("type_v", "f16")]
-        cparams.flash_attn_type = _FLASH_ATTN[opts.get("flash_attn", "auto")]
+        cparams.type_k = KV_CACHE_TYPES[opts.get("type_k", "f16")]
+        cparams.type_v = KV_CACHE_TYPES[opts.get("type_v", "f16")]
+        cparams.flash_attn_type = FLASH_ATTN[opts.get("flash_attn", "auto")]
         cparams.no_perf = True
         self.ctx = L.llama_init_from_model(self.model, cparams)
         if not self.ctx:

@@ -3,42 +3,52 @@
 pp = prompt processing of n_prompt tokens, tg = generation of n_gen tokens, and the depth
 is context filled (untimed) before the test, as llama-bench's `-p`, `-n`, `-pg` and `-d` mean.
 `b8` is one forward pass of a generic (non-LLM) ONNX model at batch size 8.
+
+The one definition of a test: its name, kind and item count are read from here by the
+controller (profiles, rows, thresholds) and by the runner (jobs, rates), so the two cannot
+disagree. Hence stdlib only and Python 3.8, like the rest of the runner.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # leading zeros are refused so that every test has exactly one spelling: `.name` round-trips
 _NUMBER = r"[1-9][0-9]*"
-_TEST = re.compile(rf"(?:pp(?P<pp>{_NUMBER})(?:\+tg(?P<pg>{_NUMBER}))?|tg(?P<tg>{_NUMBER}))(?:@d(?P<depth>{_NUMBER}))?"
-                   rf"|b(?P<batch>{_NUMBER})")
+_TEST = re.compile(r"(?:pp(?P<pp>{n})(?:\+tg(?P<pg>{n}))?|tg(?P<tg>{n}))(?:@d(?P<depth>{n}))?|b(?P<batch>{n})"
+                   .format(n=_NUMBER))
 
 EXAMPLES = ("pp<N>, tg<N> or pp<N>+tg<N>, optionally with @d<depth>, e.g. pp512+tg128@d4096; "
             "or b<N> for a generic model at batch size N")
+# what `TestSpec.kind` can be: what a threshold such as `tg: 3%` applies to
+KINDS = ("pp", "tg", "pp+tg", "b")
 
 
-@dataclass(frozen=True, order=True)
-class TestSpec:
+class _Counts(NamedTuple):
     n_prompt: int = 0
     n_gen: int = 0
     n_depth: int = 0
     # a generic model's forward pass at this batch size (then no prompt, generation or depth)
     batch: int = 0
 
+
+# A named tuple rather than a dataclass: immutable and ordered all the same, and `dataclasses` would
+# import `inspect` into every runner process, whose own memory is part of what is measured.
+class TestSpec(_Counts):
+    __slots__ = ()
     __test__ = False  # not a pytest test class, despite the name
 
-    def __post_init__(self) -> None:
-        llm = self.n_prompt or self.n_gen
-        if min(self.n_prompt, self.n_gen, self.n_depth, self.batch) < 0 or (not llm) == (not self.batch) \
-                or (self.batch and self.n_depth):
-            raise ValueError(f"invalid test: n_prompt={self.n_prompt}, n_gen={self.n_gen}, "
-                             f"n_depth={self.n_depth}, batch={self.batch}")
+    def __new__(cls, n_prompt: int = 0, n_gen: int = 0, n_depth: int = 0, batch: int = 0) -> "TestSpec":
+        llm = n_prompt or n_gen
+        if min(n_prompt, n_gen, n_depth, batch) < 0 or (not llm) == (not batch) or (batch and n_depth):
+            raise ValueError("invalid test: n_prompt=%s, n_gen=%s, n_depth=%s, batch=%s"
+                             % (n_prompt, n_gen, n_depth, batch))
+        return super().__new__(cls, n_prompt, n_gen, n_depth, batch)
 
     @property
     def kind(self) -> str:
-        """`pp`, `tg`, `pp+tg` or `b`: what a threshold such as `tg: 3%` applies to."""
+        """`pp`, `tg`, `pp+tg` or `b` (one of KINDS)."""
         if self.batch:
             return "b"
         return "+".join(k for k, n in (("pp", self.n_prompt), ("tg", self.n_gen)) if n)
@@ -46,9 +56,9 @@ class TestSpec:
     @property
     def name(self) -> str:
         if self.batch:
-            return f"b{self.batch}"
-        parts = [f"{k}{n}" for k, n in (("pp", self.n_prompt), ("tg", self.n_gen)) if n]
-        return "+".join(parts) + (f"@d{self.n_depth}" if self.n_depth else "")
+            return "b%d" % self.batch
+        parts = ["%s%d" % (k, n) for k, n in (("pp", self.n_prompt), ("tg", self.n_gen)) if n]
+        return "+".join(parts) + ("@d%d" % self.n_depth if self.n_depth else "")
 
     @property
     def n_tokens(self) -> int:
@@ -64,10 +74,14 @@ class TestSpec:
         return self.name
 
 
+# the keys of a job's `test` object
+FIELDS = TestSpec._fields
+
+
 def parse_test(text: str) -> TestSpec:
     """Parse one test name; ValueError says what is accepted."""
     match = _TEST.fullmatch(text.strip()) if isinstance(text, str) else None
     if not match:
-        raise ValueError(f"not a test: {text!r}; expected {EXAMPLES} (counts are positive integers)")
+        raise ValueError("not a test: %r; expected %s (counts are positive integers)" % (text, EXAMPLES))
     return TestSpec(n_prompt=int(match["pp"] or 0), n_gen=int(match["pg"] or match["tg"] or 0),
                     n_depth=int(match["depth"] or 0), batch=int(match["batch"] or 0))
