@@ -19,7 +19,7 @@ from edgebench.compare.inputs import MeasuredCell
 from edgebench.compare.metrics import metric_values
 from edgebench.compare.report import to_json
 from edgebench.compare.stats import ALPHA
-from edgebench.config.testspec import parse_test
+from edgebench.runner.testspec import parse_test
 from edgebench.results.aggregate import run_rows
 
 GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "golden"
