@@ -9,6 +9,8 @@ were met); tg is one token at a time (the matrix-vector kernels). A K-quant exer
 from __future__ import annotations
 
 from edgebench.errors import EdgebenchError
+from edgebench.transport.remote_store import push_model
+from edgebench.transport.runner_session import run_runner
 
 MODEL_SPEC = "tiny-llama@Q4_K_M"
 TESTS = ({"n_prompt": 64, "n_gen": 0, "n_depth": 0, "batch": 0},
@@ -39,7 +41,7 @@ def self_test(transport, runner: str, engines: list[str], progress=None) -> dict
     if not engines:
         return {}
     model = resolve_model(_SyntheticRef(parse_synth_spec(MODEL_SPEC)), progress=progress)
-    remote = transport.push_model(str(model.path), model.sha256).path
+    remote = push_model(transport, str(model.path), model.sha256, runner=runner).path
     results = {}
     for engine in engines:
         outcome = {"ok": True, "model": MODEL_SPEC}
@@ -47,8 +49,8 @@ def self_test(transport, runner: str, engines: list[str], progress=None) -> dict
             name = f"pp{test['n_prompt']}" if test["n_prompt"] else f"tg{test['n_gen']}"
             seen: dict = {}
             try:
-                transport.run_runner(runner, "run", _job(engine, remote, test, transport.device), TIMEOUT_S,
-                                     lambda event, seen=seen: seen.setdefault(event["event"], event))
+                run_runner(transport, runner, "run", _job(engine, remote, test, transport.device), TIMEOUT_S,
+                           lambda event, seen=seen: seen.setdefault(event["event"], event))
             except EdgebenchError as error:
                 outcome = {"ok": False, "model": MODEL_SPEC, "test": name, "error": str(error)}
                 break
