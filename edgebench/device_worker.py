@@ -21,6 +21,8 @@ from edgebench.probe import PROBE_TIMEOUT_S, probe_with
 from edgebench.results.store import now_iso
 from edgebench.transport import open_transport
 from edgebench.transport.device_lock import DeviceLock
+from edgebench.transport.remote_store import install_runner, push_model
+from edgebench.transport.runner_session import run_runner
 
 # a cool-down runs on the device; it gets its own wait plus this much for the round trip
 COOLDOWN_SLACK_S = 60
@@ -156,11 +158,13 @@ class DeviceWorker:
         transport = open_transport(self.device)
         transport.cancel = self.cancel
         try:
-            lock = DeviceLock(transport, self.store.run_id)
+            # the lock's holder is a mode of the runner, so the runner comes first (content-addressed
+            # and renamed into place whole: another controller's install cannot disturb it)
+            runner = install_runner(transport)
+            lock = DeviceLock(transport, runner, self.store.run_id)
             lock.acquire(wait=self.run.wait_for_lock,
                          on_wait=lambda holder: self.state(f"waiting for the device lock ({holder})"))
-            self.transport, self.lock = transport, lock
-            self.runner = transport.install_runner()
+            self.transport, self.lock, self.runner = transport, lock, runner
             if not self.probed:
                 self.store.append("devices.jsonl", self.probe(transport))
                 self.probed = True
@@ -251,8 +255,8 @@ class DeviceWorker:
 
     def push(self, model, progress) -> str:
         self.state(f"pushing {model.name}")
-        result = self.transport.push_model(str(model.path), model.sha256, progress=progress,
-                                           extra_files=model.extra_files)
+        result = push_model(self.transport, str(model.path), model.sha256, progress=progress,
+                            extra_files=model.extra_files, runner=self.runner)
         if result.evicted:
             self.observer.evicted(self.device.name, result.evicted)
         return result.path
@@ -290,8 +294,8 @@ class DeviceWorker:
                 self.observer.cell_started(cell)
                 self.state(f"measuring {cell.id}")
                 recorder = CellRecorder(self.run, cell, attempt)
-                done = self.transport.run_runner(self.runner, "run", cell_job(profile, cell, remote),
-                                                 profile.timeout_s, recorder)
+                done = run_runner(self.transport, self.runner, "run", cell_job(profile, cell, remote),
+                                  profile.timeout_s, recorder)
             except DiskFullError:
                 raise  # nothing more can be recorded: stop the run rather than fail every cell
             except KeyboardInterrupt:
@@ -326,8 +330,8 @@ class DeviceWorker:
             if event.get("event") == "cooling" and event.get("temp_c") is not None:
                 self.observer.temperature(self.device.name, event["temp_c"])
                 self.state(f"cooling down: {event['temp_c']:.1f} °C, target {options.target_c:g} °C")
-        done = self.transport.run_runner(self.runner, "cooldown", job,
-                                         options.max_wait_s + options.fixed_delay_s + COOLDOWN_SLACK_S, progress)
+        done = run_runner(self.transport, self.runner, "cooldown", job,
+                          options.max_wait_s + options.fixed_delay_s + COOLDOWN_SLACK_S, progress)
         if done.get("start_temp_c") is not None:
             self.observer.temperature(self.device.name, done.get("end_temp_c") or done["start_temp_c"])
         return {k: done.get(k) for k in ("method", "waited_s", "start_temp_c", "end_temp_c", "target_c", "reached",

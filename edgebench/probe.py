@@ -5,6 +5,8 @@ from __future__ import annotations
 from edgebench.errors import TransportError
 from edgebench.facts import parse_probe, probe_command
 from edgebench.transport import open_transport
+from edgebench.transport.remote_store import install_runner
+from edgebench.transport.runner_session import run_runner
 
 PROBE_TIMEOUT_S = 120
 
@@ -18,10 +20,10 @@ def probe_with(transport, runner: str | None = None, timeout_s: float = PROBE_TI
     if code != 0 and not out:
         raise TransportError(f"{transport.device.name}: probe failed (exit {code}): {err.strip()}")
     facts = parse_probe(out)
-    runner = runner or transport.install_runner()
+    runner = runner or install_runner(transport)
     # the engines are judged with the device's own settings: llama-bench is "ok" only with a binary
     request = {"engine_options": {"binary": transport.device.llama_bench}}
-    done = transport.run_runner(runner, "probe", request, timeout_s, lambda event: None)
+    done = run_runner(transport, runner, "probe", request, timeout_s, lambda event: None)
     runner_info = done.get("info") or {}
     return {"device": transport.device.name, "transport": transport.device.transport, "facts": facts,
             "runner": runner_info}
@@ -32,7 +34,7 @@ def probe_device(device, engine_self_test: bool = False) -> dict:
         facts = probe_with(transport)
         if engine_self_test:
             from edgebench.selftest import engines_to_test, self_test
-            runner = transport.install_runner()
+            runner = install_runner(transport)
             facts["self_test"] = self_test(transport, runner, engines_to_test(facts["runner"], device))
         return facts
 

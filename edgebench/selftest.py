@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from edgebench.errors import EdgebenchError
 from edgebench.runner.testspec import TestSpec
+from edgebench.transport.remote_store import push_model
+from edgebench.transport.runner_session import run_runner
 
 MODEL_SPEC = "tiny-llama@Q4_K_M"
 TESTS = (TestSpec(n_prompt=64), TestSpec(n_gen=16))
@@ -39,15 +41,15 @@ def self_test(transport, runner: str, engines: list[str], progress=None) -> dict
     if not engines:
         return {}
     model = resolve_model(_SyntheticRef(parse_synth_spec(MODEL_SPEC)), progress=progress)
-    remote = transport.push_model(str(model.path), model.sha256).path
+    remote = push_model(transport, str(model.path), model.sha256, runner=runner).path
     results = {}
     for engine in engines:
         outcome = {"ok": True, "model": MODEL_SPEC}
         for test in TESTS:
             seen: dict = {}
             try:
-                transport.run_runner(runner, "run", _job(engine, remote, test, transport.device), TIMEOUT_S,
-                                     lambda event, seen=seen: seen.setdefault(event["event"], event))
+                run_runner(transport, runner, "run", _job(engine, remote, test, transport.device), TIMEOUT_S,
+                           lambda event, seen=seen: seen.setdefault(event["event"], event))
             except EdgebenchError as error:
                 outcome = {"ok": False, "model": MODEL_SPEC, "test": test.name, "error": str(error)}
                 break

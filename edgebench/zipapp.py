@@ -16,7 +16,7 @@ from pathlib import Path
 RUNNER_SOURCE = Path(__file__).parent / "runner"
 PACKAGE = "ebrunner"
 _EPOCH = (1980, 1, 1, 0, 0, 0)
-_MAIN = f"import sys\nfrom {PACKAGE}.main import main\nsys.exit(main())\n"
+_MAIN = f"import sys\nfrom {PACKAGE}.entry import main\nsys.exit(main())\n"
 
 
 def _entry(archive: zipfile.ZipFile, name: str, data: bytes) -> None:

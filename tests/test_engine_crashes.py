@@ -17,6 +17,8 @@ from edgebench.config import parse_device
 from edgebench.errors import RunnerError
 from edgebench.runner.crashes import cause_lines, explain, in_engine
 from edgebench.transport.local import LocalTransport
+from edgebench.transport.remote_store import install_runner
+from edgebench.transport.runner_session import run_runner
 from edgebench.zipapp import write_runner
 
 
@@ -60,7 +62,7 @@ def test_a_fault_inside_the_in_process_engine_is_explained(tmp_path, tiny_qwen35
     """SIGSEGV delivered to the runner while llama.cpp decodes: the controller sees faulthandler's
     frames in the engine module and says what a fault in the engine usually means."""
     transport = LocalTransport(parse_device(f"name: box\nworkdir: {tmp_path / 'work'}\n"))
-    runner = transport.install_runner()
+    runner = install_runner(transport)
     job = {"engine": "llama.cpp", "model_path": str(tiny_qwen35),
            "test": {"n_prompt": 0, "n_gen": 100000, "n_depth": 0}, "repetitions": 1, "warmup": 0,
            "engine_options": {"threads": 1, "n_ctx": 100001}, "telemetry": {"enabled": False}}
@@ -72,7 +74,7 @@ def test_a_fault_inside_the_in_process_engine_is_explained(tmp_path, tiny_qwen35
         elif event["event"] == "start":  # the engine is loaded and about to decode for a long time
             threading.Timer(0.5, os.kill, (pid["runner"], signal.SIGSEGV)).start()
     with pytest.raises(RunnerError) as caught:
-        transport.run_runner(runner, "run", job, 120, on_event)
+        run_runner(transport, runner, "run", job, 120, on_event)
     assert caught.value.signal == signal.SIGSEGV
     assert str(caught.value).startswith("runner died from signal 11: segmentation fault in the engine (SIGSEGV)")
     assert "llama_cpp_engine.py" in caught.value.stderr_tail  # the frames that told
@@ -210,7 +212,7 @@ def test_a_llama_bench_assertion_is_kept_past_its_backtrace(runner, tmp_path):
            "test": {"n_prompt": 8, "n_gen": 0, "n_depth": 0}, "repetitions": 1, "warmup": 0,
            "engine_options": {"binary": str(tool)}, "telemetry": {"enabled": False}}
     with pytest.raises(RunnerError) as caught:
-        transport.run_runner(str(runner), "run", job, 60, lambda event: None)
+        run_runner(transport, str(runner), "run", job, 60, lambda event: None)
     assert str(caught.value).startswith("llama-bench died from signal 6: the engine aborted (SIGABRT) on a failed "
                                         "internal check: " + ASSERTION)
     assert caught.value.cause == ASSERTION and ASSERTION in caught.value.stderr_tail

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from edgebench.transport.runner_session import run_runner
 from edgebench.zipapp import runner_bytes, runner_sha256, write_runner
 
 
@@ -144,12 +145,12 @@ def local_transport(tmp_path):
 def test_the_controller_checks_the_runners_protocol(tmp_path, lines, fragment):
     from edgebench.errors import RunnerError
     with pytest.raises(RunnerError, match=fragment) as caught:
-        local_transport(tmp_path).run_runner(fake_runner(tmp_path, lines), "run", {}, 30, lambda event: None)
+        run_runner(local_transport(tmp_path), fake_runner(tmp_path, lines), "run", {}, 30, lambda event: None)
     assert caught.value.kind == "protocol"
 
 
 def test_a_runner_of_this_protocol_is_read(tmp_path):
     from edgebench.runner import PROTOCOL_VERSION
     lines = [json.dumps({"event": "hello", "protocol": PROTOCOL_VERSION, "pid": 1}), '{"event":"done","ok":true}']
-    done = local_transport(tmp_path).run_runner(fake_runner(tmp_path, lines), "run", {}, 30, lambda event: None)
+    done = run_runner(local_transport(tmp_path), fake_runner(tmp_path, lines), "run", {}, 30, lambda event: None)
     assert done["ok"] is True

@@ -16,6 +16,8 @@ import pytest
 from edgebench.config import parse_device
 from edgebench.errors import DiskFullError, HostKeyError, RunnerTimeout, TransportError
 from edgebench.transport import hostkeys, open_transport
+from edgebench.transport.remote_store import install_runner, push_model
+from edgebench.transport.runner_session import run_runner
 from edgebench.transport.ssh import SshTransport
 
 REPO = Path(__file__).resolve().parent.parent
@@ -158,9 +160,9 @@ def test_an_unreachable_device_is_a_transport_error(sshd):
 def route(request, monkeypatch):
     """Each push test runs over both clients: OpenSSH's `ssh` (even for small files) and paramiko
     (as when the controller has no `ssh` binary)."""
-    from edgebench.transport import remote_store, sshconn
+    from edgebench.transport import ssh_bulk, sshconn
     if request.param == "ssh":
-        monkeypatch.setattr(remote_store, "BULK_MIN_BYTES", 0)
+        monkeypatch.setattr(ssh_bulk, "BULK_MIN_BYTES", 0)
     else:
         monkeypatch.setattr(sshconn, "SSH_BINARY", "edgebench-no-such-ssh")
     return request.param
@@ -170,14 +172,14 @@ def test_push_verifies_then_skips_an_unchanged_model(sshd, tmp_path, route):
     trust(sshd)
     model = random_file(tmp_path / "m.gguf", 3 << 20)
     with SshTransport(device_for(sshd)) as transport:
-        first = transport.push_model(str(model), sha256(model))
+        first = push_model(transport, str(model), sha256(model))
         assert not first.skipped and first.sent_bytes == model.stat().st_size
         assert first.path == f"{sshd.device_dir}/models/{sha256(model)}/m.gguf"
         assert sha256(Path(first.path)) == sha256(model)
         manifest = json.loads((Path(first.path).parent / "manifest.json").read_text())
         assert manifest["sha256"] == sha256(model) and manifest["size"] == model.stat().st_size
-        assert transport.store.last_route == route
-        again = transport.push_model(str(model), sha256(model))
+        assert transport.bulk.last_route == route
+        again = push_model(transport, str(model), sha256(model))
         assert again.skipped and again.sent_bytes == 0 and again.path == first.path
 
 
@@ -199,15 +201,15 @@ def test_a_dropped_push_resumes_and_never_leaves_a_bad_file_under_the_final_name
     cutter = threading.Thread(target=cut_when_partial_grows)
     cutter.start()
     with pytest.raises(TransportError):
-        transport.push_model(str(model), sha256(model))
+        push_model(transport, str(model), sha256(model))
     cutter.join()
     transport.close()
     assert not final.exists()
     kept = partial.stat().st_size
     assert 0 < kept < model.stat().st_size
     with SshTransport(device_for(sshd)) as again:
-        result = again.push_model(str(model), sha256(model))
-        assert again.store.last_route == route
+        result = push_model(again, str(model), sha256(model))
+        assert again.bulk.last_route == route
     assert result.resumed_from == kept and result.sent_bytes == model.stat().st_size - kept
     assert sha256(final) == sha256(model) and not partial.exists()
 
@@ -219,8 +221,8 @@ def test_a_corrupt_partial_is_discarded_and_the_upload_restarts(sshd, tmp_path, 
     directory.mkdir(parents=True)
     (directory / ".partial").write_bytes(b"not the start of this model")
     with SshTransport(device_for(sshd)) as transport:
-        result = transport.push_model(str(model), sha256(model))
-        assert transport.store.last_route == route
+        result = push_model(transport, str(model), sha256(model))
+        assert transport.bulk.last_route == route
     assert result.resumed_from == 0 and sha256(directory / "m.gguf") == sha256(model)
 
 
@@ -229,7 +231,7 @@ def test_not_enough_space_on_the_device_is_refused_before_upload(sshd, tmp_path,
     model = random_file(tmp_path / "m.gguf", 4 << 20)
     with SshTransport(device_for(sshd, workdir=small_tmpfs / "work")) as transport:
         with pytest.raises(DiskFullError, match="not enough space"):
-            transport.push_model(str(model), sha256(model))
+            push_model(transport, str(model), sha256(model))
     assert not list(small_tmpfs.rglob("m.gguf")) and not list(small_tmpfs.rglob(".partial"))
 
 
@@ -240,15 +242,15 @@ def test_the_device_filling_up_during_upload_leaves_no_half_file(sshd, tmp_path,
     model = random_file(tmp_path / "m.gguf", 24 << 20)
     with SshTransport(device_for(sshd, workdir=small_tmpfs / "work")) as transport:
         with pytest.raises(DiskFullError, match="ran out of space"):
-            transport.push_model(str(model), sha256(model))
+            push_model(transport, str(model), sha256(model))
     assert not list(small_tmpfs.rglob("m.gguf")) and not list(small_tmpfs.rglob(".partial"))
 
 
 def test_the_ssh_client_refuses_a_host_key_other_than_the_recorded_one(sshd, tmp_path, monkeypatch):
     import paramiko
 
-    from edgebench.transport import remote_store
-    monkeypatch.setattr(remote_store, "BULK_MIN_BYTES", 0)
+    from edgebench.transport import ssh_bulk
+    monkeypatch.setattr(ssh_bulk, "BULK_MIN_BYTES", 0)
     trust(sshd)
     model = random_file(tmp_path / "m.gguf", 1 << 20)
     final = Path(sshd.device_dir) / "models" / sha256(model) / "m.gguf"
@@ -259,7 +261,7 @@ def test_the_ssh_client_refuses_a_host_key_other_than_the_recorded_one(sshd, tmp
         monkeypatch.setattr(hostkeys, "recorded_keys",
                             lambda host, port: {"ssh-ed25519": paramiko.Ed25519Key(filename=str(other))})
         with pytest.raises(HostKeyError, match="refused the device's host key"):
-            transport.push_model(str(model), sha256(model))
+            push_model(transport, str(model), sha256(model))
     assert not final.exists() and not (final.parent / ".partial").exists()
 
 
@@ -276,17 +278,17 @@ def _fake_ssh(tmp_path: Path, record: Path) -> Path:
 
 
 def test_the_ssh_client_is_pinned_and_paramiko_takes_over_when_it_fails(sshd, tmp_path, monkeypatch):
-    from edgebench.transport import remote_store, sshconn
+    from edgebench.transport import ssh_bulk, sshconn
     record = tmp_path / "argv"
     monkeypatch.setenv("RECORD", str(record))
     monkeypatch.setattr(sshconn, "SSH_BINARY", str(_fake_ssh(tmp_path, record)))
-    monkeypatch.setattr(remote_store, "BULK_MIN_BYTES", 0)
+    monkeypatch.setattr(ssh_bulk, "BULK_MIN_BYTES", 0)
     trust(sshd)
     model = random_file(tmp_path / "m.gguf", 1 << 20)
     with SshTransport(device_for(sshd)) as transport:
-        result = transport.push_model(str(model), sha256(model))
-        assert transport.store.last_route == "paramiko"
-        assert "Permission denied" in transport.store.ssh_refused
+        result = push_model(transport, str(model), sha256(model))
+        assert transport.bulk.last_route == "paramiko"
+        assert "Permission denied" in transport.bulk.ssh_refused
     assert sha256(Path(result.path)) == sha256(model)
     argv = record.read_text().split("\0")[:-1]
     for option in ("StrictHostKeyChecking=yes", "BatchMode=yes", "GlobalKnownHostsFile=/dev/null",
@@ -306,10 +308,10 @@ def test_hostile_names_and_paths_are_data_not_commands(sshd, tmp_path, route):
     model = random_file(tmp_path / f"{HOSTILE}.gguf", 1 << 16)
     workdir = Path(sshd.device_dir) / f"dir {HOSTILE}"
     with SshTransport(device_for(sshd, workdir=workdir)) as transport:
-        result = transport.push_model(str(model), sha256(model))
-        assert transport.store.last_route == route
+        result = push_model(transport, str(model), sha256(model))
+        assert transport.bulk.last_route == route
         assert Path(result.path).read_bytes() == model.read_bytes()
-        assert transport.push_model(str(model), sha256(model)).skipped
+        assert push_model(transport, str(model), sha256(model)).skipped
     assert not list(Path("/").glob("PWNED*")) and not list(Path.home().glob("PWNED*"))
     assert not list(Path(sshd.device_dir).rglob("PWNED*"))
 
@@ -321,10 +323,10 @@ def test_lru_eviction_keeps_the_cache_under_its_budget(sshd, tmp_path):
     models = [random_file(tmp_path / f"m{i}.gguf", 1 << 20) for i in range(3)]
     with SshTransport(device) as transport:
         for model in models[:2]:
-            transport.push_model(str(model), sha256(model))
+            push_model(transport, str(model), sha256(model))
         time.sleep(1.1)  # manifest mtimes order the LRU at one-second resolution on some filesystems
-        transport.push_model(str(models[0]), sha256(models[0]))  # used again: now the most recent
-        result = transport.push_model(str(models[2]), sha256(models[2]))
+        push_model(transport, str(models[0]), sha256(models[0]))  # used again: now the most recent
+        result = push_model(transport, str(models[2]), sha256(models[2]))
     assert [e.sha256 for e in result.evicted] == [sha256(models[1])]
     assert [e.file for e in result.evicted] == ["m1.gguf"]
     left = {p.name for p in (Path(sshd.device_dir) / "models").iterdir()}
@@ -408,9 +410,9 @@ def test_a_hung_remote_runner_is_killed_and_nothing_is_left_on_the_device(sshd, 
     hang = _fake_python(tmp_path, 'case "$1" in *runner.pyz) echo \'{"event":"hello","protocol":2,"pid":\'$$\'}\'; '
                                   f'exec sleep 300;; esac; exec {sys.executable} "$@"')
     with SshTransport(device_for(sshd, python=str(hang))) as transport:
-        runner = transport.install_runner()
+        runner = install_runner(transport)
         with pytest.raises(RunnerTimeout):
-            transport.run_runner(runner, "run", {"engine": "llama.cpp"}, 2, lambda e: None)
+            run_runner(transport, runner, "run", {"engine": "llama.cpp"}, 2, lambda e: None)
     sshd.wait_idle(timeout=15)
     assert sshd.children(include_sshd=False) == []
 
@@ -422,8 +424,8 @@ def test_a_remote_run_streams_events_and_kills_no_more_than_its_group(sshd, tmp_
            "repetitions": 2, "warmup": 1, "engine_options": {"threads": 2},
            "telemetry": {"enabled": True, "interval_s": 0.1}}
     with SshTransport(device_for(sshd)) as transport:
-        job["model_path"] = transport.push_model(str(tiny_qwen35), sha256(tiny_qwen35)).path
-        done = transport.run_runner(transport.install_runner(), "run", job, 300, events.append)
+        job["model_path"] = push_model(transport, str(tiny_qwen35), sha256(tiny_qwen35)).path
+        done = run_runner(transport, install_runner(transport), "run", job, 300, events.append)
     kinds = [e["event"] for e in events]
     assert kinds[0] == "hello" and kinds.count("sample") == 2 and kinds[-1] == "done" and done["ok"]
 
@@ -463,7 +465,7 @@ def test_a_termux_like_device_non_root_user_home_workdir(sshd_factory, tmp_path,
     device = device_for(server, workdir="~/edgebench", python="/usr/bin/python3")
     with open_transport(device) as transport:
         assert transport.workdir.startswith("/home/edgeuser/") or "edgeuser" in transport.workdir
-        result = transport.push_model(str(tiny_qwen35), sha256(tiny_qwen35))
+        result = push_model(transport, str(tiny_qwen35), sha256(tiny_qwen35))
         assert result.path.startswith(transport.workdir)
         code, out, _ = transport.run_shell("id -u")
         assert code == 0 and out.strip() != "0"
@@ -481,14 +483,14 @@ def test_proxy_jump_through_a_second_server(sshd_factory):
     with SshTransport(device) as transport:
         assert transport.run_shell("echo through")[1] == "through\n"
         # the ssh binary would need its own trust decision for the hop: paramiko carries the bytes
-        from edgebench.transport import remote_store
+        from edgebench.transport import ssh_bulk
         model = random_file(Path(target.base_dir) / "m.gguf", 1 << 16)
-        remote_store_min, remote_store.BULK_MIN_BYTES = remote_store.BULK_MIN_BYTES, 0
+        bulk_min, ssh_bulk.BULK_MIN_BYTES = ssh_bulk.BULK_MIN_BYTES, 0
         try:
-            assert not transport.push_model(str(model), sha256(model)).skipped
+            assert not push_model(transport, str(model), sha256(model)).skipped
         finally:
-            remote_store.BULK_MIN_BYTES = remote_store_min
-        assert transport.store.last_route == "paramiko"
+            ssh_bulk.BULK_MIN_BYTES = bulk_min
+        assert transport.bulk.last_route == "paramiko"
     jump.stop()
     with pytest.raises(TransportError, match="jump host"):
         SshTransport(device)
@@ -545,13 +547,13 @@ def test_a_runner_whose_connection_dropped_stops_itself(sshd, tmp_path, tiny_qwe
            "repetitions": 1, "warmup": 0, "engine_options": {"threads": 2},
            "telemetry": {"enabled": True, "interval_s": 0.1}}
     transport = SshTransport(device_for(sshd))
-    job["model_path"] = transport.push_model(str(tiny_qwen35), sha256(tiny_qwen35)).path
-    runner = transport.install_runner()
+    job["model_path"] = push_model(transport, str(tiny_qwen35), sha256(tiny_qwen35)).path
+    runner = install_runner(transport)
     errors = []
 
     def run():
         try:
-            transport.run_runner(runner, "run", job, 300, lambda e: None)
+            run_runner(transport, runner, "run", job, 300, lambda e: None)
         except Exception as exc:  # the cut connection
             errors.append(exc)
 

@@ -149,6 +149,7 @@ def cmd_push(args, console) -> int:
     from edgebench.config import find_device
     from edgebench.models import file_model
     from edgebench.transport import open_transport
+    from edgebench.transport.remote_store import push_model
     from edgebench.ui import build_progress, eviction_lines
 
     model = file_model(args.model)
@@ -157,8 +158,8 @@ def cmd_push(args, console) -> int:
           build_progress(console, f"pushing {model.path.name} to {device.name}") as progress):
         start = time.monotonic()
         # an ONNX model's external data goes with it, placed beside it, as `run` places it
-        result = transport.push_model(str(model.path), model.sha256, progress=progress,
-                                      extra_files=model.extra_files)
+        result = push_model(transport, str(model.path), model.sha256, progress=progress,
+                            extra_files=model.extra_files)
         elapsed = time.monotonic() - start
     files = f"{model.path.name} (+ {', '.join(p.name for p in model.extra_files)})" if model.extra_files \
         else model.path.name

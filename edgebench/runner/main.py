@@ -1,8 +1,10 @@
-"""Runner entry point: one job in on stdin, JSON-lines events out on stdout.
+"""The runner's event modes: one job in on stdin, JSON-lines events out on stdout.
 
     python3 runner.pyz run   < job.json     # measure one cell
     python3 runner.pyz probe                # engines and telemetry available here
     python3 runner.pyz cooldown < wait.json # wait until the device is cool enough for the next cell
+
+(entry.py picks these or the helper modes, store and lock.)
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ def main(argv=None):
         elif mode == "cooldown":
             cool_down(parse_json_object(sys.stdin.read()), emit)
         else:
-            raise RunnerFailure("job", "unknown runner mode %r (use run, probe or cooldown)" % mode)
+            raise RunnerFailure("job", "unknown runner mode %r (use run, probe, cooldown, store or lock)" % mode)
         return 0
     except RunnerFailure as failure:
         emit("error", kind=failure.kind, message=failure.message, **failure.details)

@@ -1,10 +1,9 @@
 """One controller at a time per device: a lock held by a small process on the device.
 
-The holder takes an flock on `<workdir>/lock` and keeps it for as long as its
-stdin stays open. Its stdin is the controller's channel, so when the
-controller finishes, crashes or is `kill -9`ed, the connection closes, the
-holder reads EOF and exits, and the kernel drops the lock: there is no stale
-lock file to clean up by hand.
+The holder is the runner's `lock` mode (runner/device_lock.py). It keeps an
+flock on `<workdir>/lock` for as long as its stdin stays open, and its stdin
+is this controller's end: when the controller finishes, crashes or is
+`kill -9`ed, the holder reads EOF and exits, and the kernel drops the lock.
 """
 
 from __future__ import annotations
@@ -15,42 +14,8 @@ import socket
 import time
 
 from edgebench.errors import DeviceBusy, TransportError
-
-# argv: lock path, owner JSON, "wait" | "nowait". Prints "busy <owner>" once while another holds it,
-# then "locked"; exits 75 at once when busy and told not to wait, or when its stdin closes while waiting.
-HOLDER = r"""
-import fcntl, os, select, sys
-path, owner, wait = sys.argv[1], sys.argv[2], sys.argv[3] == "wait"
-d = os.path.dirname(path)
-if d and not os.path.isdir(d):
-    os.makedirs(d)
-f = open(path, "a+")
-told = False
-while True:
-    try:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        break
-    except OSError:
-        if not told:
-            f.seek(0)
-            lines = f.read().strip().splitlines()
-            sys.stdout.write("busy %s\n" % (lines[-1] if lines else "{}"))
-            sys.stdout.flush()
-            told = True
-        if not wait:
-            sys.exit(75)
-        ready = select.select([sys.stdin], [], [], 1.0)[0]
-        if ready and not os.read(sys.stdin.fileno(), 1):
-            sys.exit(75)
-f.seek(0)
-f.truncate()
-f.write(owner + "\n")
-f.flush()
-sys.stdout.write("locked\n")
-sys.stdout.flush()
-while os.read(sys.stdin.fileno(), 4096):
-    pass
-"""
+from edgebench.transport.base import KILL_GRACE_S
+from edgebench.transport.commands import Lines, TextOutput, helper_argv
 
 POLL_S = 0.5
 
@@ -72,49 +37,65 @@ def describe_owner(text: str) -> str:
 class DeviceLock:
     """Held from `acquire` until `release` or until the controller's connection ends."""
 
-    def __init__(self, transport, run_id: str | None = None):
-        self.transport, self.run_id = transport, run_id
+    def __init__(self, transport, runner: str, run_id: str | None = None):
+        self.transport, self.runner, self.run_id = transport, runner, run_id
         self.process = None
 
     def acquire(self, wait: bool = True, on_wait=None) -> None:
         device = self.transport.device.name
         path = self.transport.workdir_path("lock")
         owner = json.dumps(owner_record(self.run_id), separators=(",", ":"))
-        process = self.transport.spawn([self.transport.helper_python, "-c", HOLDER, path, owner,
-                                        "wait" if wait else "nowait"])
+        process = self.transport.start(helper_argv(self.transport, self.runner, "lock", path, owner,
+                                                   "wait" if wait else "nowait"))
+        output, lines, stderr = TextOutput(process), Lines(), []
         try:
             holder = None
-            while True:
+            while not output.ended:
                 if self.transport.cancelled:
                     raise KeyboardInterrupt
-                line = process.readline(POLL_S)
-                if line is None:
-                    continue
-                line = line.strip()
-                if line == "locked":
-                    self.process = process
-                    return
-                if line.startswith("busy "):
-                    holder = describe_owner(line[5:])
-                    if wait and on_wait:
-                        on_wait(holder)
-                    continue
-                code, err = process.close()
-                if holder and not wait:
-                    raise DeviceBusy(f"{device} is in use by {holder}; run without --no-wait to wait for it")
-                raise TransportError(f"{device}: cannot take the device lock {path} (exit {code}): {err.strip()}")
+                text, errors = output.poll(POLL_S)
+                stderr.append(errors)
+                for line in lines.feed(text):
+                    line = line.strip()
+                    if line == "locked":
+                        self.process = process
+                        return
+                    if line.startswith("busy "):
+                        holder = describe_owner(line[5:])
+                        if wait and on_wait:
+                            on_wait(holder)
+            code = _stop(process)
+            if holder and not wait:
+                raise DeviceBusy(f"{device} is in use by {holder}; run without --no-wait to wait for it")
+            raise TransportError(f"{device}: cannot take the device lock {path} (exit {code}): "
+                                 f"{''.join(stderr).strip()}")
         except BaseException:
             if self.process is None:
-                process.close()
+                _stop(process)
             raise
 
     def release(self) -> None:
         if self.process is not None:
-            self.process.close()
-            self.process = None
+            process, self.process = self.process, None
+            _stop(process)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.release()
+
+
+def _stop(process) -> int | None:
+    """End the holder's stdin, which lets it go; stop it if it does not end in time."""
+    try:
+        process.close_stdin()
+        ended = process.wait(KILL_GRACE_S)
+    except TransportError:
+        ended = None  # the connection is gone, and the holder with it
+    try:
+        if ended is None:
+            process.kill()
+        return ended[0] if ended else None
+    finally:
+        process.close()

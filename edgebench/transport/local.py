@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
-import time
 from pathlib import Path
 
-from edgebench.errors import RunnerTimeout, TransportError
-from edgebench.transport.base import EventStream, PushResult, Spawned, Transport, conclude
-from edgebench.zipapp import write_runner
+from edgebench.errors import TransportError
+from edgebench.transport.base import KILL_GRACE_S, SMALL_FILE_BYTES, Completed, Process, Transport
 
-KILL_GRACE_S = 3.0
+READ_BYTES = 65536
 
 
 class LocalTransport(Transport):
     name = "local"
+    # the runner opens the controller's model files where they are
+    reads_controller_files = True
 
     def __init__(self, device):
         super().__init__(device)
@@ -30,6 +30,47 @@ class LocalTransport(Transport):
         # helpers need only the stdlib, and the controller's interpreter is certain to work here
         self.helper_python = sys.executable
 
+    def workdir_path(self, *parts):
+        return str(self.workdir.joinpath(*parts))
+
+    def start(self, argv):
+        try:
+            # its own session: the runner leads a process group that one signal stops, engine child and all
+            return _LocalProcess(subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                                  stderr=subprocess.PIPE, start_new_session=True))
+        except OSError as exc:
+            raise TransportError(f"cannot start {argv[0]}: {exc}") from exc
+
+    def read_file(self, path, limit=SMALL_FILE_BYTES):
+        try:
+            with open(path, "rb") as f:
+                return f.read(limit)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise TransportError(f"cannot read {path}: {exc}") from exc
+
+    def put_bytes(self, path, data):
+        target = Path(path)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".put-", delete=False) as f:
+                f.write(data)
+            os.replace(f.name, target)
+        except OSError as exc:
+            raise TransportError(f"cannot write {path}: {exc}") from exc
+
+    def pipe_file(self, argv, source, offset, progress=None):
+        try:
+            with open(source, "rb") as stdin:
+                stdin.seek(offset)
+                done = subprocess.run(argv, stdin=stdin, capture_output=True)
+        except OSError as exc:
+            raise TransportError(f"cannot run {argv[0]}: {exc}") from exc
+        if progress:
+            progress(Path(source).stat().st_size, Path(source).stat().st_size)
+        return Completed(done.returncode, done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace"))
+
     def run_shell(self, command, timeout_s=120):
         try:
             done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=timeout_s)
@@ -37,114 +78,63 @@ class LocalTransport(Transport):
             raise TransportError(f"local command timed out after {timeout_s:g} s") from exc
         return done.returncode, done.stdout, done.stderr
 
-    def spawn(self, argv):
-        try:
-            return _LocalProcess(subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                                  stderr=subprocess.PIPE, text=True, start_new_session=True))
-        except OSError as exc:
-            raise TransportError(f"cannot start {argv[0]}: {exc}") from exc
 
-    def workdir_path(self, *parts):
-        return str(self.workdir.joinpath(*parts))
-
-    def install_runner(self) -> str:
-        try:
-            return str(write_runner(self.workdir / "runner"))
-        except OSError as exc:
-            raise TransportError(f"cannot write the runner under {self.workdir}: {exc}") from exc
-
-    def push_model(self, local_path: str, sha256: str, progress=None, extra_files=()) -> PushResult:
-        # the local device reads the controller's own files (external data beside them): nothing to copy
-        return PushResult(path=str(Path(local_path).resolve()), sent_bytes=0, skipped=True)
-
-    def run_runner(self, runner, mode, job, timeout_s, on_event):
-        stream = EventStream(on_event)
-        try:
-            proc = subprocess.Popen([self.python, runner, mode], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True, start_new_session=True)
-        except OSError as exc:
-            raise TransportError(f"cannot start {self.python}: {exc}") from exc
-        lines: queue.Queue = queue.Queue()
-        readers = [threading.Thread(target=_pump, args=(proc.stdout, lines, "out"), daemon=True),
-                   threading.Thread(target=_pump, args=(proc.stderr, lines, "err"), daemon=True)]
-        for reader in readers:
-            reader.start()
-        try:
-            proc.stdin.write(json.dumps(job) if job is not None else "")
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass  # the runner died at once; its exit status says why
-        deadline = time.monotonic() + timeout_s
-        open_streams = 2
-        try:
-            while open_streams:
-                if self.cancelled:
-                    raise KeyboardInterrupt
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    _kill_group(proc)
-                    ended = stream.ended(None)
-                    raise RunnerTimeout(f"runner exceeded the {timeout_s:g} s cell timeout and was killed",
-                                        stderr_tail=ended.stderr_tail, cause=ended.cause)
-                try:
-                    source, line = lines.get(timeout=min(remaining, 1.0))
-                except queue.Empty:
-                    continue
-                if line is None:
-                    open_streams -= 1
-                elif source == "out":
-                    stream.feed_line(line)
-                else:
-                    stream.feed_stderr(line)
-            code = proc.wait()
-        except BaseException:
-            _kill_group(proc)
-            raise
-        return conclude(stream, stream.ended(code, signal=-code if code < 0 else None))
-
-
-class _LocalProcess(Spawned):
+class _LocalProcess(Process):
     def __init__(self, proc: subprocess.Popen):
         self.proc = proc
-        self.lines: queue.Queue = queue.Queue()
-        threading.Thread(target=_pump, args=(proc.stdout, self.lines, "out"), daemon=True).start()
+        self.pieces: queue.Queue = queue.Queue()
+        for name, pipe in (("out", proc.stdout), ("err", proc.stderr)):
+            threading.Thread(target=_pump, args=(pipe, name, self.pieces), daemon=True).start()
 
-    def readline(self, timeout):
+    def send(self, data):
         try:
-            return self.lines.get(timeout=timeout)[1] or ""
-        except queue.Empty:
-            return None
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, ValueError):
+            pass  # it died at once; its exit status says why
 
-    def close(self):
+    def close_stdin(self):
         try:
             self.proc.stdin.close()
         except OSError:
             pass
+
+    def receive(self, timeout):
         try:
-            code = self.proc.wait(timeout=KILL_GRACE_S)
+            return self.pieces.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def wait(self, timeout=None):
+        try:
+            code = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            _kill_group(self.proc)
-            code = self.proc.wait()
-        return code, self.proc.stderr.read()
+            return None
+        return code, (-code if code < 0 else None)
 
-
-def _pump(pipe, lines: queue.Queue, source: str) -> None:
-    for line in pipe:
-        lines.put((source, line))
-    lines.put((source, None))
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    """Stop the runner and anything it started (a llama-bench child), politely first."""
-    if proc.poll() is not None:
-        return
-    for sig, wait in ((signal.SIGTERM, KILL_GRACE_S), (signal.SIGKILL, None)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
+    def kill(self, group=None):
+        """The process leads its own group (start_new_session), whatever `group` says."""
+        if self.proc.poll() is not None:
             return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+        for sig, wait in ((signal.SIGTERM, KILL_GRACE_S), (signal.SIGKILL, None)):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                self.proc.wait(timeout=wait)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+    def close(self):
+        self.close_stdin()
+
+
+def _pump(pipe, name: str, pieces: queue.Queue) -> None:
+    while True:
+        data = pipe.read1(READ_BYTES)  # what is there now, not a full buffer: events arrive as they are written
+        if not data:
+            break
+        pieces.put((name, data))
+    pieces.put((name, b""))

@@ -179,6 +179,11 @@ class SshConnection:
 
     def run(self, command: str, stdin: bytes = b"", timeout: float = 120) -> tuple[int, str, str]:
         """Run a shell command to completion; return (exit code, stdout, stderr)."""
+        code, out, err = self.run_bytes(command, stdin, timeout)
+        return code, out.decode(errors="replace"), err.decode(errors="replace")
+
+    def run_bytes(self, command: str, stdin: bytes = b"", timeout: float = 120) -> tuple[int, bytes, bytes]:
+        """`run`, with stdout and stderr as the bytes they were."""
         channel = self.open_exec(command)
         channel.settimeout(timeout)
         try:
@@ -196,7 +201,7 @@ class SshConnection:
             channel.close()
         if code == -1 and not self.alive:
             raise ConnectionLost(f"connection to {self.target.name} lost")
-        return code, out.decode(errors="replace"), err.decode(errors="replace")
+        return code, out, err
 
     def check(self, command: str, what: str, **kwargs) -> str:
         code, out, err = self.run(command, **kwargs)

@@ -17,6 +17,7 @@ from edgebench.config import parse_device  # noqa: E402
 from edgebench.synth.build import cached_synthetic  # noqa: E402
 from edgebench.synth.spec import parse_synth_spec  # noqa: E402
 from edgebench.transport.local import LocalTransport  # noqa: E402
+from edgebench.transport.runner_session import run_runner  # noqa: E402
 
 DEFAULT_MODEL = "qwen3.5-4b@Q4_K_M?layers=8"
 
@@ -48,8 +49,8 @@ def run_edgebench(transport, runner, model, n_prompt, n_gen, threads, reps, tele
            "test": {"n_prompt": n_prompt, "n_gen": n_gen, "n_depth": 0}, "repetitions": reps, "warmup": 1,
            "engine_options": {"threads": threads},
            "telemetry": {"enabled": telemetry, "interval_s": interval_s}}
-    done = transport.run_runner(runner, "run", job, 3600,
-                                lambda e: samples.append(e) if e["event"] == "sample" else None)
+    done = run_runner(transport, runner, "run", job, 3600,
+                      lambda e: samples.append(e) if e["event"] == "sample" else None)
     return samples, done
 
 

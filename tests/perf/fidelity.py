@@ -14,6 +14,8 @@ import argparse
 
 from common import add_model_args, local_transport, median, model_path, run_edgebench, run_llama_bench
 
+from edgebench.transport.remote_store import install_runner
+
 TESTS = (("pp512", 512, 0), ("tg128", 0, 128))
 GOAL = 0.03
 
@@ -26,7 +28,7 @@ def main() -> int:
     args = parser.parse_args()
     model = model_path(args)
     transport = local_transport()
-    runner = transport.install_runner()
+    runner = install_runner(transport)
     ours = {name: [] for name, *_ in TESTS}
     theirs = {name: [] for name, *_ in TESTS}
     for round_no in range(args.rounds):

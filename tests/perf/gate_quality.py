@@ -31,6 +31,7 @@ from pathlib import Path
 from common import local_transport, model_path, run_edgebench
 
 from edgebench.compare.stats import ALPHA, decide
+from edgebench.transport.remote_store import install_runner
 
 TESTS = {"tg32": (0, 32), "pp64": (64, 0)}  # replaced by --tests
 THRESHOLDS = {"tg32": 0.03, "pp64": 0.05}  # the defaults: 3% for generation, 5% for prompt processing
@@ -56,7 +57,7 @@ GOAL_N = 7
 def collect(args) -> dict[str, list[float]]:
     model = model_path(args)
     transport = local_transport()
-    runner = transport.install_runner()
+    runner = install_runner(transport)
     samples: dict[str, list[float]] = {name: [] for name in TESTS}
     start = time.monotonic()
     while any(len(v) < args.samples for v in samples.values()):

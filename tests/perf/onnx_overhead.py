@@ -26,6 +26,9 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import onnx_models  # noqa: E402
 
+from edgebench.transport.remote_store import install_runner  # noqa: E402
+from edgebench.transport.runner_session import run_runner  # noqa: E402
+
 BARE = textwrap.dedent("""
     import statistics, sys, time
     import numpy as np, onnxruntime as ort
@@ -49,8 +52,8 @@ def runner_median(transport, runner, model: Path, batch: int, reps: int, threads
     job = {"engine": "onnxruntime", "model_path": str(model),
            "test": {"n_prompt": 0, "n_gen": 0, "n_depth": 0, "batch": batch}, "repetitions": reps, "warmup": 1,
            "engine_options": {"threads": threads}, "telemetry": {"enabled": True, "interval_s": 0.5}}
-    transport.run_runner(runner, "run", job, 3600,
-                         lambda e: samples.append(e["t_ns"]) if e["event"] == "sample" else None)
+    run_runner(transport, runner, "run", job, 3600,
+               lambda e: samples.append(e["t_ns"]) if e["event"] == "sample" else None)
     return statistics.median(samples)
 
 
@@ -70,7 +73,7 @@ def main() -> int:
     model = onnx_models.mlp(Path(tempfile.mkdtemp(prefix="edgebench-onnx-")) / "mlp.onnx", features=1024,
                             hidden=4096, classes=1024)
     transport = local_transport()
-    runner = transport.install_runner()
+    runner = install_runner(transport)
     ours, bare = [], []
     for round_no in range(args.rounds):
         order = ("runner", "bare") if round_no % 2 == 0 else ("bare", "runner")

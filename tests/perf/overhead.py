@@ -18,6 +18,8 @@ import sys
 
 from common import REPO, add_model_args, local_transport, median, model_path, run_edgebench
 
+from edgebench.transport.remote_store import install_runner
+
 BARE_ENGINE = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])
@@ -40,7 +42,7 @@ def main() -> int:
     args = parser.parse_args()
     model = model_path(args)
     transport = local_transport()
-    runner = transport.install_runner()
+    runner = install_runner(transport)
 
     speed = {True: [], False: []}
     runner_peaks, bare_peaks, sampler_share = [], [], []

@@ -1,0 +1,27 @@
+"""The zipapp's entry point: picks the mode before anything heavy is imported.
+
+    python3 runner.pyz run | probe | cooldown ...   # JSON-lines events (main.py)
+    python3 runner.pyz store ...                    # the model store's device side (device_store.py)
+    python3 runner.pyz lock ...                     # the device lock's holder (device_lock.py)
+
+The event modes load engines and telemetry (tens of milliseconds, more on a
+small board); the helper modes the controller runs around them need a few
+stdlib modules only, so they start as fast as Python does.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    mode = argv[0] if argv else "run"
+    if mode == "store":
+        from .device_store import main as store
+        return store(argv[1:])
+    if mode == "lock":
+        from .device_lock import main as lock
+        return lock(argv[1:])
+    from .main import main as events
+    return events(argv)
