@@ -13,12 +13,16 @@ import pytest
 
 from edgebench.cells import plan_cells
 from edgebench.config import parse_device, parse_profile
+from edgebench.config.fields import to_plain
 from edgebench.device_worker import cell_job, cooldown_job
 from edgebench.runner.job import TELEMETRY_DEFAULTS, parse_telemetry
 from edgebench.runner.protocol import RunnerFailure
+from edgebench.runner.telemetry import DEVICE, declared_settings
+from edgebench.runner.telemetry.settings import PROFILE
 from edgebench.zipapp import write_runner
 
 FIXTURES = Path(__file__).parent / "fixtures" / "telemetry"
+README = Path(__file__).resolve().parent.parent / "README.md"
 # the termux fixture's battery: 3.987 V, discharging
 VOLTS = 3.987
 
@@ -243,3 +247,18 @@ def test_a_bad_setting_fails_the_run_and_the_cool_down_with_a_job_error(runner, 
     error = runner_events(runner, "cooldown", cooldown)[-1]
     assert (error["event"], error["kind"]) == ("error", "job")
     assert "cooldown.telemetry.extra_power_paths[0].unit must be one of uW, mW, W" in error["message"]
+
+
+# ---- the declarations are the documentation's list too ---------------------------------------------
+
+def test_the_readme_describes_every_device_telemetry_setting():
+    keys = README.read_text().split("The `telemetry:` keys, all optional")[1].split("```")[0]
+    for setting in declared_settings(DEVICE):
+        assert setting.doc, setting.name
+        assert f"- `{setting.name}`:" in keys, f"README's device telemetry keys lack {setting.name}"
+
+
+def test_the_bench_profile_sets_the_sampler_settings_the_runner_declares():
+    # the device section is built from the declarations; the bench profile's is checked against them
+    options = parse_profile("models: [x.gguf]\ntests: [tg8]\n").telemetry
+    assert to_plain(options) == {s.name: s.default for s in declared_settings(PROFILE)}

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from edgebench.config.fields import (
     Where,
@@ -17,17 +16,12 @@ from edgebench.config.fields import (
     matches,
     not_blank,
     one_of,
-    read_value,
     section,
     setting,
     to_plain,
 )
+from edgebench.config.telemetry import device_section
 from edgebench.config.yamlsource import Document, load_yaml, parse_yaml
-
-# the runner's own tables, so a profile accepts exactly what the runner on the device does
-from edgebench.runner.telemetry import SOURCES
-from edgebench.runner.telemetry.battery import CURRENT_UNITS
-from edgebench.runner.telemetry.extra_power import UNITS as POWER_UNITS
 
 TRANSPORTS = ("local", "ssh")
 DEVICE_CLASSES = ("phone", "sbc", "laptop", "desktop", "server")
@@ -61,67 +55,8 @@ class DeviceFacts:
     reserve_gb: float | None = setting(None, float, check=at_least(0))
 
 
-@dataclass(frozen=True, kw_only=True)
-class PowerPath:
-    """An `extra_power_paths` entry written as a mapping, for a meter that is not in microwatts or
-    does not measure the whole device."""
-
-    path: str = setting(types=str, check=not_blank)
-    # the rail's key in `power_w`; default: the path
-    name: str | None = setting(**_optional_text)
-    unit: str = setting("uW", str, check=one_of(*POWER_UNITS))
-    # false for a meter on one part (a USB port, a fan): it must not stand in for the device's total
-    total: bool = setting(True, bool)
-
-    @property
-    def rail(self) -> str:
-        return self.name or self.path
-
-
-def _thermal_paths(value: list | dict, where: Where) -> tuple[str, ...] | Mapping[str, str]:
-    if isinstance(value, list):
-        return list_of(str, not_blank)(value, where)
-    return MappingProxyType({name: read_value(where.child(name), path, str, not_blank)
-                             for name, path in value.items()})
-
-
-def _power_path(value: str | dict, where: Where) -> str | PowerPath:
-    if isinstance(value, str):
-        return read_value(where, value, str, not_blank)
-    return build(PowerPath, where, value)
-
-
-def _power_paths(value: list, where: Where) -> tuple[str | PowerPath, ...]:
-    entries = list_of((str, dict), convert=_power_path)(value, where)
-    # readings are keyed by rail: a second meter under the same key would replace the first one's
-    first: dict[str, int] = {}
-    for i, entry in enumerate(entries):
-        rail = entry if isinstance(entry, str) else entry.rail
-        if rail in first:
-            raise where.child(i).error(f"duplicate power rail {rail!r} (also {where.child(first[rail]).key}); "
-                                       f"give one of them a `name:`")
-        first[rail] = i
-    return entries
-
-
-@dataclass(frozen=True, kw_only=True)
-class TelemetryPaths:
-    """How the runner reads this device's sensors: files to sample in addition to the ones it
-    discovers, units the kernel ABI gets wrong here, and which sources to read at all.
-    Every key here reaches the runner in the job (device_worker), which checks it again."""
-
-    # files holding millidegrees C (like a zone's `temp`): a list keyed by path, or {name: path}
-    extra_thermal_paths: tuple[str, ...] | Mapping[str, str] = setting((), (list, dict), convert=_thermal_paths)
-    # a path (a file in microwatts, hwmon `power*_input`, counted as the device's total) or a
-    # PowerPath mapping
-    extra_power_paths: tuple[str | PowerPath, ...] = setting((), list, convert=_power_paths)
-    # some vendor kernels report battery current_now in mA instead of the ABI's µA
-    battery_current_unit: str = setting("uA", str, check=one_of(*CURRENT_UNITS))
-    # the runner sources to read (default: all); one left out is never read, not even for the cool-down
-    sources: tuple[str, ...] | None = setting(None, list, convert=list_of(str, one_of(*SOURCES), nonempty=True,
-                                                                         unique=True))
-    # where the device's /sys and /proc are seen from (a chroot or container may differ)
-    root: str = setting("/", str, check=not_blank)
+# built from the runner's telemetry declarations: every setting a source declares, and nothing else
+TelemetryPaths = device_section()
 
 
 @dataclass(frozen=True, kw_only=True)

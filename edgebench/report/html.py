@@ -15,14 +15,15 @@ from pathlib import Path
 
 from edgebench import __version__
 from edgebench.compare.inputs import row_test
-from edgebench.device_worker import hottest
 from edgebench.report import svg
 from edgebench.results.aggregate import run_rows
 from edgebench.results.store import read_jsonl, read_meta
+
+# the sources' own readings of a telemetry record, so the plots judge it as the window summaries do
+from edgebench.runner.telemetry.cpufreq import THROTTLE_RATIO, freq_ratio
+from edgebench.runner.telemetry.thermal import hottest
 from edgebench.runner.testspec import KINDS
 
-# a telemetry record counts as throttled when a CPU policy runs below this share of its maximum
-THROTTLE_RATIO = 0.9
 MAX_CELL_TRACES = 24
 
 CSS = """
@@ -141,16 +142,6 @@ def memory_plot(run: RunData) -> list[str]:
     return figures
 
 
-def _freq_ratio(record: dict) -> float | None:
-    ratios = [p["cur"] / p["max"] for p in (record.get("cpufreq_khz") or {}).values()
-              if p.get("cur") and p.get("max")]
-    return min(ratios) if ratios else None
-
-
-def _hottest(record: dict) -> float | None:
-    return hottest(record.get("thermal_c"))
-
-
 def thermal_plots(run: RunData) -> list[str]:
     by_cell: dict[str, list[dict]] = {}
     for record in run.telemetry:
@@ -158,13 +149,13 @@ def thermal_plots(run: RunData) -> list[str]:
     figures = []
     for cell, records in list(by_cell.items())[:MAX_CELL_TRACES]:
         start = records[0]["t"]
-        temps = [(r["t"] - start, _hottest(r)) for r in records if _hottest(r) is not None]
-        freqs = [(r["t"] - start, 100 * _freq_ratio(r)) for r in records if _freq_ratio(r) is not None]
+        temps = [(r["t"] - start, hottest(r)) for r in records if hottest(r) is not None]
+        freqs = [(r["t"] - start, 100 * freq_ratio(r)) for r in records if freq_ratio(r) is not None]
         if not temps and not freqs:
             continue
         spans, begin = [], None
         for r in records:
-            ratio = _freq_ratio(r)
+            ratio = freq_ratio(r)
             slow = ratio is not None and ratio < THROTTLE_RATIO
             if slow and begin is None:
                 begin = r["t"] - start

@@ -15,6 +15,8 @@ from edgebench.numbers import quantile
 from edgebench.results.store import read_jsonl, read_meta
 from edgebench.runner.crashes import main_cause
 from edgebench.runner.engines.llama_settings import FLASH_ATTN
+from edgebench.runner.telemetry import row_columns
+from edgebench.runner.telemetry.columns import Windows
 
 # llama-bench's output fields, in its order (tools/llama-bench/llama-bench.cpp, get_fields)
 LLAMA_BENCH_FIELDS = (
@@ -25,13 +27,14 @@ LLAMA_BENCH_FIELDS = (
     "no_op_offload", "no_host", "repack", "fit_target", "fit_min_ctx", "n_prompt", "n_gen", "n_depth",
     "test_time", "avg_ns", "stddev_ns", "avg_ts", "stddev_ts", "samples_ns", "samples_ts",
 )
-# what edgebench adds: where it ran, latency, memory, heat, energy
+# the columns the telemetry summaries declare (memory, heat, throttling, energy), in their order
+TELEMETRY_FIELDS = tuple(column.name for column in row_columns())
+# what edgebench adds: where it ran, latency, then telemetry
 EDGEBENCH_FIELDS = (
     "device", "device_class", "engine", "engine_version", "system_info", "model", "model_sha256", "test",
     "variant", "round", "status", "error", "batch", "attempt", "cooldown_s", "start_temp_c", "n_samples",
     "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "ttft_ms", "stddev_ttft_ms", "samples_ttft_ns",
-    "peak_rss_mib", "max_temp_c", "min_freq_ratio", "throttled", "energy_j", "j_per_token",
-)
+) + TELEMETRY_FIELDS
 FIELDS = LLAMA_BENCH_FIELDS + EDGEBENCH_FIELDS
 
 # values llama-bench prints for settings a CPU benchmark does not vary
@@ -82,23 +85,11 @@ def _failure(error: dict | None) -> str | None:
     return with_cause(error.get("message") or error.get("kind") or "failed", cause)
 
 
-def _window_summary(samples):
-    windows = [s.get("window") or {} for s in samples]
-
-    def pick(key, reduce):
-        values = [w[key] for w in windows if w.get(key) is not None]
-        return reduce(values) if values else None
-
-    energy = pick("energy_j", sum)
-    n_tokens = sum(s["n_tokens"] for s in samples)
-    return {
-        "max_temp_c": pick("max_temp_c", max),
-        "min_freq_ratio": pick("min_freq_ratio", min),
-        "throttled": pick("throttled", any),
-        "energy_j": energy,
-        "j_per_token": energy / n_tokens if energy is not None and n_tokens else None,
-        "peak_rss_kb": pick("peak_rss_kb", max),
-    }
+def _window_summary(cell: dict, samples: list[dict]) -> dict:
+    """The telemetry columns: each declared column reduces the samples' windows (and the cell's own
+    record, for the runner's peak memory) to one value."""
+    windows = Windows([s.get("window") or {} for s in samples], sum(s["n_tokens"] for s in samples), cell)
+    return {column.name: column.reduce(windows) for column in row_columns()}
 
 
 def cell_row(cell: dict, samples: list[dict]) -> dict:
@@ -130,8 +121,6 @@ def cell_row(cell: dict, samples: list[dict]) -> dict:
     ns = [s["t_ns"] for s in samples]
     ts = [s["ts"] for s in samples]
     ttft = [s["ttft_ns"] for s in samples if s.get("ttft_ns") is not None]
-    window = _window_summary(samples) if samples else {}
-    peaks = [v for v in (window.get("peak_rss_kb"), cell.get("peak_rss_kb")) if v is not None]
     row.update({
         "n_samples": len(samples),
         "avg_ns": int(statistics.mean(ns)) if ns else None, "stddev_ns": int(_stdev(ns)) if ns else None,
@@ -140,8 +129,7 @@ def cell_row(cell: dict, samples: list[dict]) -> dict:
         **{f"latency_p{q}_ms": (quantile(sorted(ns), q / 100) / 1e6 if ns else None) for q in (50, 90, 99)},
         "ttft_ms": statistics.mean(ttft) / 1e6 if ttft else None,
         "stddev_ttft_ms": _stdev(ttft) / 1e6 if ttft else None, "samples_ttft_ns": ttft,
-        "peak_rss_mib": max(peaks) / 1024 if peaks else None,
-        **{k: window.get(k) for k in ("max_temp_c", "min_freq_ratio", "throttled", "energy_j", "j_per_token")},
+        **_window_summary(cell, samples),
     })
     return {k: row.get(k) for k in FIELDS}
 

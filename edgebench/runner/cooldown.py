@@ -14,8 +14,9 @@ import time
 
 from .job import parse_telemetry, source_options
 from .protocol import RunnerFailure
-from .telemetry import battery, thermal  # noqa: F401  (registers the sources)
-from .telemetry.base import SOURCES, Context, Unavailable
+from .telemetry import SOURCES, Context, Unavailable
+from .telemetry.battery import lowest_charge
+from .telemetry.thermal import hottest as hottest_zone
 
 PROGRESS_EVERY_S = 2.0
 
@@ -35,11 +36,7 @@ def _hottest_reader(telemetry):
     reader = _reader(telemetry, "thermal")
     if reader is None:
         return None
-
-    def hottest():
-        temps = reader.read().get("thermal_c") or {}
-        return max(temps.values()) if temps else None
-    return hottest
+    return lambda: hottest_zone(reader.read())
 
 
 def _number(job, key, default=None):
@@ -52,11 +49,7 @@ def _number(job, key, default=None):
 def _battery_pct(telemetry):
     """The lowest charge of the device's batteries in %, or None without a readable one."""
     reader = _reader(telemetry, "battery")
-    if reader is None:
-        return None
-    levels = [b.get("capacity_pct") for b in (reader.read().get("battery") or {}).values()]
-    levels = [v for v in levels if isinstance(v, (int, float))]
-    return min(levels) if levels else None
+    return None if reader is None else lowest_charge(reader.read())
 
 
 def check_battery(job, telemetry):

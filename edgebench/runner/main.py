@@ -66,7 +66,8 @@ def run_job(job, emit):
         raise RunnerFailure("job", "engine %s runs LLM tests (pp/tg); %s is for generic ONNX models"
                             % (job["engine"], test.name))
     n_tokens = test.n_items
-    max_temp_c = job.get("limits", {}).get("max_temp_c")
+    # the device's limits the summaries judge a window by (thermal: max_temp_c)
+    limits = job.get("limits") or {}
     try:
         info = engine.open(job["model_path"], job["engine_options"])
         emit("start", info=info, test=test.name, runner_rss_kb=runner_rss_kb,
@@ -75,8 +76,8 @@ def run_job(job, emit):
             sampler.start()
         mark = sampler.snapshot if sampler else (lambda: None)
         for m in engine.measure(test, job["repetitions"], job["warmup"], mark):
-            window = summarize_window(sampler.records_between(m.t0, m.t1), n_tokens, max_temp_c=max_temp_c,
-                                      t0=m.t0, t1=m.t1) if sampler else {}
+            window = summarize_window(sampler.records_between(m.t0, m.t1), n_tokens, t0=m.t0, t1=m.t1,
+                                      **limits) if sampler else {}
             emit("sample", rep=m.rep, t_ns=m.t_ns, ts=n_tokens * 1e9 / m.t_ns, ttft_ns=m.ttft_ns,
                  window=window)
     finally:

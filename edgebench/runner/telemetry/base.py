@@ -1,19 +1,25 @@
-"""The source registry and the few file helpers every source shares.
+"""The registry of telemetry sources and the few file helpers every source shares.
 
-A source is a discovery function registered under a name. Discovery runs once,
-finds the files that exist and can be read on this device, and returns a
-`Reader` whose `read()` only opens those files. A source that finds nothing
-usable raises `Unavailable` with a reason instead of reporting zeros.
+A source declares itself in its own module with `register()`: its device-profile settings, its
+discovery function, and what it adds to a window summary and to the rows. Discovery runs once,
+finds the files that exist and can be read on this device, and returns a `Reader` whose `read()`
+only opens those files. A source that finds nothing usable raises `Unavailable` with a reason
+instead of reporting zeros. Every module of this package is imported when the package is (see
+__init__.py), so a new source is its module: nothing else lists it.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-from typing import Callable, Dict, Iterable, List, Optional
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
-# name -> discovery function(ctx) -> Reader; filled by @register
-SOURCES: Dict[str, Callable[["Context"], "Reader"]] = {}
+from .settings import Setting
+
+# name -> Source, in `order`; filled by @register
+SOURCES: Dict[str, "Source"] = {}
+# everything that adds to a window summary and to the rows, sources or not, in `order`
+SUMMARIES: List["Summary"] = []
 
 # Indirections so tests can reproduce a kernel or SELinux refusal even when they
 # run as root (for whom a mode-000 file is still readable).
@@ -21,13 +27,64 @@ open_file = open
 list_dir = os.listdir
 
 
-def register(name: str):
+class Summary(object):
+    """What one part adds to each sample's window summary (`summarize(window) -> dict`, see window.py)
+    and the row columns those keys become (`columns`, see columns.py). `order` places it among the
+    others: in a window, in the rows, and for a source in every listing of sources."""
+
+    def __init__(self, name: str, order: int, summarize: Optional[Callable] = None, columns: Sequence = ()):
+        self.name, self.order, self.summarize, self.columns = name, order, summarize, tuple(columns)
+
+
+class Source(Summary):
+    """A telemetry source as its module declares it.
+
+    `settings`: the device-profile keys it reads (from `ctx.settings`). `throttle(window)`: the
+    reasons it sees the device throttled in a window, or None when it cannot tell. `energy(window)`:
+    cumulative (t, joules) series measured by the source itself, preferred over integrating power.
+    Calling a source discovers it: `SOURCES["thermal"](ctx) -> Reader`.
+    """
+
+    def __init__(self, name: str, order: int, discover: Callable[["Context"], "Reader"],
+                 settings: Sequence[Setting] = (), summarize=None, columns=(), throttle=None, energy=None):
+        super().__init__(name, order, summarize, columns)
+        self.discover, self.settings = discover, tuple(settings)
+        self.throttle, self.energy = throttle, energy
+
+    def __call__(self, ctx: "Context") -> "Reader":
+        return self.discover(ctx)
+
+
+def register(name: str, order: int, settings: Sequence[Setting] = (), **declared):
+    """Decorate a source's discovery function; `declared` as for `Source`."""
     def decorate(discover):
         if name in SOURCES:
             raise ValueError("telemetry source %r registered twice" % name)
-        SOURCES[name] = discover
+        source = Source(name, order, discover, settings, **declared)
+        _add_summary(source)
+        ranked = sorted(list(SOURCES.values()) + [source], key=lambda s: s.order)
+        SOURCES.clear()
+        SOURCES.update((s.name, s) for s in ranked)
         return discover
     return decorate
+
+
+def summary(name: str, order: int, columns: Sequence = ()):
+    """Decorate a summary over what several sources read (energy, throttling): it has no reader."""
+    def decorate(summarize):
+        _add_summary(Summary(name, order, summarize, columns))
+        return summarize
+    return decorate
+
+
+def _add_summary(part: Summary) -> None:
+    SUMMARIES.append(part)
+    SUMMARIES.sort(key=lambda s: s.order)
+
+
+def source_settings() -> List[Setting]:
+    """Every setting the sources declare, in source order."""
+    return [setting for source in SOURCES.values() for setting in source.settings]
 
 
 class Unavailable(Exception):
@@ -55,16 +112,19 @@ class Reader(object):
 
 
 class Context(object):
-    """Where to look (`root`) and the per-device options sources may use."""
+    """Where to look (`root`), whose memory to read (`pid`), and the sources' device settings
+    (`settings`: every declared one, at its default unless given)."""
 
-    def __init__(self, root: str = "/", pid=None, extra_thermal_paths=(), extra_power_paths=(),
-                 battery_current_unit: str = "uA"):
+    def __init__(self, root: str = "/", pid=None, **settings):
+        declared = {s.name: s for s in source_settings()}
+        unknown = sorted(set(settings) - set(declared))
+        if unknown:
+            raise TypeError("unknown telemetry settings %s; known: %s" % (unknown, sorted(declared)))
         self.root = root
         # an int, or a callable returning one: the engine may be a child process started later
         self.pid = pid
-        self.extra_thermal_paths = extra_thermal_paths or ()
-        self.extra_power_paths = extra_power_paths or ()
-        self.battery_current_unit = battery_current_unit
+        self.settings = {name: s.initial() if settings.get(name) is None else settings[name]
+                         for name, s in declared.items()}
 
     def path(self, *parts: str) -> str:
         """A path under root; absolute device paths (from overrides) are re-rooted too."""

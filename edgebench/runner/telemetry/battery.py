@@ -9,7 +9,7 @@ temp 0.1 °C, capacity %. Quirks this reader knows about:
   energy flows.
 - Some vendor kernels report current_now in mA. No heuristic can tell 800 mA
   from 800 µA reliably (an idle phone really can draw under 10 mA), so the unit
-  is a device override (`battery_current_unit: mA`) rather than a guess.
+  is a device setting (`battery_current_unit: mA`) rather than a guess.
 - ACPI batteries in energy mode have power_now and no current_now; power_now is
   used when present.
 - While charging or full, I*V is what flows into the battery, not what the
@@ -19,9 +19,10 @@ temp 0.1 °C, capacity %. Quirks this reader knows about:
 from __future__ import annotations
 
 import os
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 from .base import Context, Problems, Reader, entries, read_text, register, try_int, try_text
+from .settings import Choice, Setting
 
 SUPPLIES = "sys/class/power_supply"
 NUMERIC = (
@@ -32,11 +33,22 @@ NUMERIC = (
     ("capacity", "capacity_pct"),
 )
 DRAWING = ("Discharging",)
-# `battery_current_unit` -> factor to µA; device profiles and job checks read this same table
+# `battery_current_unit` -> factor to µA
 CURRENT_UNITS = {"uA": 1, "mA": 1000}
+SETTINGS = [
+    Setting("battery_current_unit", Choice(CURRENT_UNITS), "uA",
+            doc="the unit of current_now: some vendor kernels report mA instead of the ABI's µA"),
+]
 
 
-@register("battery")
+def lowest_charge(record: dict) -> Optional[float]:
+    """The lowest charge in % of the batteries in one telemetry record, or None without one."""
+    levels = [b.get("capacity_pct") for b in (record.get("battery") or {}).values()]
+    levels = [v for v in levels if isinstance(v, (int, float))]
+    return min(levels) if levels else None
+
+
+@register("battery", order=50, settings=SETTINGS)
 def discover(ctx: Context) -> Reader:
     problems = Problems(ctx.root)
     directory = ctx.path(SUPPLIES)
@@ -45,10 +57,10 @@ def discover(ctx: Context) -> Reader:
     except OSError as exc:
         problems.add(exc, directory)
         raise problems.unavailable("not present: " + SUPPLIES)
-    current_scale = CURRENT_UNITS.get(ctx.battery_current_unit)
+    unit = ctx.settings["battery_current_unit"]
+    current_scale = CURRENT_UNITS.get(unit)
     if current_scale is None:
-        raise ValueError("battery_current_unit must be one of %s, not %r"
-                         % (", ".join(CURRENT_UNITS), ctx.battery_current_unit))
+        raise ValueError("battery_current_unit must be one of %s, not %r" % (", ".join(CURRENT_UNITS), unit))
     batteries: List[Tuple[str, List[Tuple[str, str]], str]] = []
     for name in names:
         supply = os.path.join(directory, name)

@@ -19,7 +19,7 @@ INPUT_RAILS = ("VDD_IN", "POM_5V_IN")
 UNCONNECTED = ("NC",)
 
 
-@register("ina3221")
+@register("ina3221", order=70)
 def discover(ctx: Context) -> Reader:
     problems = Problems(ctx.root)
     labels: Dict[str, int] = {}

@@ -7,7 +7,7 @@ from .base import Context, Problems, Reader, read_text, register
 KEYS = ("load1", "load5", "load15")
 
 
-@register("load")
+@register("load", order=40)
 def discover(ctx: Context) -> Reader:
     path = ctx.path("proc", "loadavg")
     problems = Problems(ctx.root)

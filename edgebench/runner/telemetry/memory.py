@@ -1,4 +1,12 @@
-"""Memory: the engine's resident set and peak (proc/<pid>/status) and MemAvailable."""
+"""Memory: the engine's resident set and peak (proc/<pid>/status) and MemAvailable.
+
+Window summary:
+- `peak_rss_kb`: highest VmHWM (or VmRSS) seen. VmHWM is the process's lifetime peak, so for a
+  long-lived engine it can predate the window; `max_rss_kb` is the highest VmRSS sampled inside it.
+
+Row column `peak_rss_mib`: the highest peak over the repetitions' windows and the runner's own
+VmHWM at the end of the cell (its `done` event's `peak_rss_kb`, for engines that run inside it).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +14,7 @@ import os
 from typing import Dict, Optional
 
 from .base import Context, Problems, Reader, read_text, register
+from .columns import Column, Windows
 
 STATUS_FIELDS = {"VmRSS": "rss_kb", "VmHWM": "hwm_kb"}
 
@@ -32,7 +41,18 @@ def own_rss_kb(field: str = "VmRSS", root: str = "/", pid: Optional[int] = None)
         return None
 
 
-@register("memory")
+def summarize(window) -> dict:
+    rss = [r["rss_kb"] for r in window.records if r.get("rss_kb") is not None]
+    peaks = rss + [r["hwm_kb"] for r in window.records if r.get("hwm_kb") is not None]
+    return {"peak_rss_kb": max(peaks) if peaks else None, "max_rss_kb": max(rss) if rss else None}
+
+
+def peak_rss_mib(windows: Windows):
+    peaks = windows.values("peak_rss_kb") + [v for v in (windows.cell.get("peak_rss_kb"),) if v is not None]
+    return max(peaks) / 1024 if peaks else None
+
+
+@register("memory", order=10, summarize=summarize, columns=[Column("peak_rss_mib", peak_rss_mib)])
 def discover(ctx: Context) -> Reader:
     meminfo = ctx.path("proc", "meminfo")
     problems = Problems(ctx.root)

@@ -13,17 +13,28 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional, Tuple
 
-# imported for their @register side effect; this order is the order availability() lists
-from . import memory, thermal, cpufreq, load, battery, rapl, ina3221, extra_power  # noqa: F401
 from .base import SOURCES, Context, Reader, Unavailable
+from .settings import PROFILE, Choice, Flag, ListOf, Number, Setting, Text, Unique
+
+# the sampler's own settings; the sources declare theirs (see base.register)
+SETTINGS = [
+    Setting("enabled", Flag(), True, doc="sample telemetry while a cell runs", scope=PROFILE),
+    Setting("interval_s", Number(above=0), 0.5, doc="seconds between two readings", scope=PROFILE),
+    Setting("sources", ListOf(Choice(SOURCES), "a non-empty list of source names", nonempty=True,
+                              unique=Unique("source")), None,
+            doc="the sources to read (default: all); one left out is never read, not even for the cool-down"),
+    Setting("root", Text(), "/",
+            doc="where the device's /sys and /proc are seen from (a chroot or container may differ)"),
+]
 
 
 class Sampler(object):
+    """`settings`: the sources' device settings by name (Context checks the names)."""
+
     def __init__(self, root: str = "/", interval_s: float = 1.0, *, pid=None,
-                 on_record: Optional[Callable[[dict], None]] = None,
-                 extra_thermal_paths=(), extra_power_paths=(), battery_current_unit: str = "uA",
-                 sources=None, max_records: Optional[int] = None,
-                 clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time):
+                 on_record: Optional[Callable[[dict], None]] = None, sources=None,
+                 max_records: Optional[int] = None, clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time, **settings):
         if interval_s <= 0:
             raise ValueError("interval_s must be positive, not %r" % (interval_s,))
         unknown = sorted(set(sources or ()) - set(SOURCES))
@@ -34,7 +45,7 @@ class Sampler(object):
         self.max_records = max_records
         self.errors = 0  # reader or callback exceptions swallowed to keep the thread alive
         self.cpu_s = self.wall_s = 0.0
-        self._ctx = Context(root, pid, extra_thermal_paths, extra_power_paths, battery_current_unit)
+        self._ctx = Context(root, pid, **settings)
         self._wanted = list(sources) if sources else list(SOURCES)
         self._clock, self._wall = clock, wall_clock
         # one lock for discovery, reading and appending: records stay in `t` order
