@@ -11,6 +11,7 @@ that stays unreachable fails its remaining cells and the other devices go on.
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from itertools import groupby
 
 from edgebench.cells import Cell
@@ -18,7 +19,17 @@ from edgebench.config.fields import to_plain
 from edgebench.errors import DiskFullError, EdgebenchError, RunnerError
 from edgebench.models import resolve_model
 from edgebench.probe import PROBE_TIMEOUT_S, probe_with
-from edgebench.results.store import now_iso
+from edgebench.results.records import (
+    CellEnd,
+    CellError,
+    CellFacts,
+    CellRunning,
+    CellStart,
+    CoolDown,
+    DeviceProbe,
+    Sample,
+    Telemetry,
+)
 from edgebench.transport import open_transport
 from edgebench.transport.device_lock import DeviceLock
 from edgebench.transport.remote_store import install_runner, push_model
@@ -45,7 +56,7 @@ class Observer:
 
     def cell_started(self, cell: Cell) -> None: ...
 
-    def sample(self, cell: Cell, sample: dict) -> None: ...
+    def sample(self, cell: Cell, sample: Sample) -> None: ...
 
     def cell_finished(self, cell: Cell, error: str | None) -> None: ...
 
@@ -88,13 +99,13 @@ def cooldown_job(device, options) -> dict:
             "min_battery_pct": device.limits.min_battery_pct}
 
 
-def cell_facts(profile, cell: Cell) -> dict:
-    return {"cell": cell.id, "variant": cell.variant, "round": cell.round, "device": cell.device.name,
-            "device_class": cell.device.device_class,
-            "engine": profile.engine.name, "model": cell.model.name, "test": cell.test.name,
-            "n_prompt": cell.test.n_prompt, "n_gen": cell.test.n_gen, "n_depth": cell.test.n_depth,
-            "batch": cell.test.batch,
-            "n_threads": cell.threads, "engine_options": engine_options(profile.engine)}
+def cell_facts(profile, cell: Cell) -> CellFacts:
+    return CellFacts(variant=cell.variant, round=cell.round, device=cell.device.name,
+                     device_class=cell.device.device_class,
+                     engine=profile.engine.name, model=cell.model.name, test=cell.test.name,
+                     n_prompt=cell.test.n_prompt, n_gen=cell.test.n_gen, n_depth=cell.test.n_depth,
+                     batch=cell.test.batch,
+                     n_threads=cell.threads, engine_options=engine_options(profile.engine))
 
 
 def hottest(thermal: dict | None) -> float | None:
@@ -110,25 +121,25 @@ class CellRecorder:
         self.run, self.cell, self.attempt = run, cell, attempt
         self.n_tokens = cell.test.n_items
         self.throttled = False
-        self.samples: list[dict] = []
+        self.samples: list[Sample] = []
 
     def __call__(self, event: dict) -> None:
         kind = event.pop("event")
         tag = {"cell": self.cell.id, "attempt": self.attempt}
         if kind == "start":
-            self.run.store.append("cells.jsonl", {**tag, "state": "running", "info": event["info"],
-                                                  "telemetry_sources": event.get("telemetry"),
-                                                  "runner_rss_kb": event.get("runner_rss_kb")})
+            self.run.store.append(CellRunning(**tag, info=event["info"], telemetry_sources=event.get("telemetry"),
+                                              runner_rss_kb=event.get("runner_rss_kb")))
         elif kind == "telemetry":
-            self.run.store.append("telemetry.jsonl", {**tag, **event})
+            self.run.store.append(Telemetry(**tag, t=event.pop("t"), readings=event))
             temp = hottest(event.get("thermal_c"))
             if temp is not None:
                 self.run.observer.temperature(self.cell.device.name, temp)
         elif kind == "sample":
-            sample = {**tag, "n_tokens": self.n_tokens, **event}
-            self.run.store.append("samples.jsonl", sample)
+            sample = Sample(**tag, n_tokens=self.n_tokens, rep=event["rep"], t_ns=event["t_ns"], ts=event["ts"],
+                            ttft_ns=event.get("ttft_ns"), window=event.get("window") or {})
+            self.run.store.append(sample)
             self.samples.append(sample)
-            self.throttled = self.throttled or bool((event.get("window") or {}).get("throttled"))
+            self.throttled = self.throttled or bool(sample.window.get("throttled"))
             self.run.observer.sample(self.cell, sample)
 
 
@@ -166,22 +177,24 @@ class DeviceWorker:
                          on_wait=lambda holder: self.state(f"waiting for the device lock ({holder})"))
             self.transport, self.lock, self.runner = transport, lock, runner
             if not self.probed:
-                self.store.append("devices.jsonl", self.probe(transport))
+                self.store.append(self.probe(transport))
                 self.probed = True
         except BaseException:
             self.disconnect(transport)
             raise
 
-    def probe(self, transport) -> dict:
+    def probe(self, transport) -> DeviceProbe:
         """What the device is, stored with the run: results are only comparable in their context.
         A probe that fails is recorded, and the cells still get their chance."""
         try:
-            return probe_with(transport, self.runner, timeout_s=min(PROBE_TIMEOUT_S, self.profile.timeout_s))
+            found = probe_with(transport, self.runner, timeout_s=min(PROBE_TIMEOUT_S, self.profile.timeout_s))
         except EdgebenchError as error:
             if error.transient:
                 raise
-            return {"device": self.device.name, "transport": self.device.transport,
-                    "error": {"kind": error.kind, "message": str(error)}}
+            return DeviceProbe(device=self.device.name, transport=self.device.transport,
+                               error={"kind": error.kind, "message": str(error)})
+        return DeviceProbe(device=found["device"], transport=found["transport"], facts=found["facts"],
+                           runner=found["runner"])
 
     def disconnect(self, transport=None) -> None:
         transport = transport or self.transport
@@ -286,11 +299,9 @@ class DeviceWorker:
             try:
                 self.connect()
                 waited = self.cool_down(cooldown)
-                self.store.append("cells.jsonl", {
-                    **cell_facts(profile, cell), "attempt": attempt, "state": "started",
-                    "started": now_iso(), "model_filename": model.path.name, "model_sha256": model.sha256,
-                    "model_bytes": model.size,
-                    "cooldown": waited, "rerun_of": rerun_of})
+                self.store.append(CellStart(cell=cell.id, attempt=attempt, facts=cell_facts(profile, cell),
+                                            model_filename=model.path.name, model_sha256=model.sha256,
+                                            model_bytes=model.size, cooldown=waited, rerun_of=rerun_of))
                 self.observer.cell_started(cell)
                 self.state(f"measuring {cell.id}")
                 recorder = CellRecorder(self.run, cell, attempt)
@@ -299,9 +310,7 @@ class DeviceWorker:
             except DiskFullError:
                 raise  # nothing more can be recorded: stop the run rather than fail every cell
             except KeyboardInterrupt:
-                self.store.append("cells.jsonl", {"cell": cell.id, "attempt": attempt, "state": "interrupted",
-                                                  "ended": now_iso(), "error": {"kind": "interrupted",
-                                                                                "message": "controller interrupted"}})
+                self.store.append(CellEnd.interrupted(cell.id, attempt))
                 raise
             except EdgebenchError as error:
                 last = self.is_last_try(error, try_no)
@@ -311,15 +320,13 @@ class DeviceWorker:
                     return None
                 self.back_off(error, try_no, cell.id)
                 continue
-            self.store.append("cells.jsonl", {"cell": cell.id, "attempt": attempt, "state": "done",
-                                              "ended": now_iso(), "info": done.get("info") or {},
-                                              "peak_rss_kb": done.get("peak_rss_kb"),
-                                              "throttled": recorder.throttled})
+            self.store.append(CellEnd.done(cell.id, attempt, done.get("info") or {}, done.get("peak_rss_kb"),
+                                           recorder.throttled))
             self.observer.cell_finished(cell, None)
             return recorder
         return None
 
-    def cool_down(self, options) -> dict | None:
+    def cool_down(self, options) -> CoolDown | None:
         """The pre-cell check on the device: battery above the profile's minimum, then the cool-down."""
         if not options.active and self.device.limits.min_battery_pct is None:
             return None
@@ -334,18 +341,15 @@ class DeviceWorker:
                           options.max_wait_s + options.fixed_delay_s + COOLDOWN_SLACK_S, progress)
         if done.get("start_temp_c") is not None:
             self.observer.temperature(self.device.name, done.get("end_temp_c") or done["start_temp_c"])
-        return {k: done.get(k) for k in ("method", "waited_s", "start_temp_c", "end_temp_c", "target_c", "reached",
-                                         "battery_pct")}
+        return CoolDown.from_json(done)
 
     def fail(self, cell: Cell, error: EdgebenchError, attempt: int, final: bool = True) -> None:
-        details = {"kind": error.kind, "message": str(error), "transient": error.transient}
+        details = CellError(kind=error.kind, message=str(error), transient=error.transient)
         if isinstance(error, RunnerError):
-            details.update(exit_code=error.exit_code, signal=error.signal, stderr_tail=error.stderr_tail,
-                           cause=error.cause)
+            details = replace(details, exit_code=error.exit_code, signal=error.signal, stderr_tail=error.stderr_tail,
+                              cause=error.cause)
         # a cell can fail before it starts (device unreachable, model missing): say what it was
-        self.store.append("cells.jsonl", {**cell_facts(self.run.profile_for(cell), cell), "attempt": attempt,
-                                          "state": "failed",
-                                          "ended": now_iso(), "error": details})
+        self.store.append(CellEnd.failed(cell.id, attempt, cell_facts(self.run.profile_for(cell), cell), details))
         if final:
             self.run.failed(cell, error)
             self.observer.cell_finished(cell, str(error))

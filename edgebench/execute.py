@@ -19,8 +19,9 @@ from edgebench.cells import Cell, plan_cells, shard_cells
 from edgebench.config import parse_device, parse_profile
 from edgebench.device_worker import DeviceWorker, Observer
 from edgebench.errors import EdgebenchError, ResultsError
-from edgebench.results.aggregate import latest_attempts, run_rows
-from edgebench.results.store import RunStore, now_iso
+from edgebench.results.aggregate import run_rows
+from edgebench.results.header import PlannedCell
+from edgebench.results.store import HEADER, RunStore, read_attempts, read_header
 
 __all__ = ["Observer", "RunInterrupted", "RunOutcome", "SharedRun", "resume_run", "run_cells"]
 
@@ -75,39 +76,37 @@ def run_cells(profile, devices, results_root, observer: Observer | None = None,
     cells = plan_cells(profile, devices)
     if shard:
         cells = shard_cells(cells, *shard)
-    store = RunStore.create(results_root, {
-        "shard": f"{shard[0]}/{shard[1]}" if shard else None,
-        "profile": profile.to_dict(),
-        "devices": {d.name: d.to_dict() for d in devices if any(c.device == d for c in cells)},
-        "cells": [{"id": c.id, "device": c.device.name, "model": c.model.name, "test": c.test.name,
-                   "n_threads": c.threads} for c in cells],
-    })
+    store = RunStore.create(results_root, profile=profile.to_dict(),
+                            devices={d.name: d.to_dict() for d in devices if any(c.device == d for c in cells)},
+                            cells=[PlannedCell.of(c) for c in cells], shard=f"{shard[0]}/{shard[1]}" if shard else None)
     return _execute(SharedRun(profile, store, observer or Observer(), wait_for_lock, {}), cells, parallel)
 
 
 def stored_plan(run_dir: Path) -> tuple[object, list[Cell]]:
     """The profile, devices and cells a run was started with, rebuilt from its run.json."""
-    meta = RunStore.open(run_dir).meta
-    source = str(Path(run_dir) / "run.json")
+    header = read_header(run_dir)
+    source = str(Path(run_dir) / HEADER)
     def settings(stored: dict) -> str:
         return json.dumps({k: v for k, v in stored.items() if k != "source"})  # JSON is YAML
 
+    for part in ("profile", "devices"):
+        if not isinstance(getattr(header, part), dict):
+            raise ResultsError(f"{source} does not describe a run that can be resumed: missing '{part}'")
     try:
-        profile = parse_profile(settings(meta["profile"]), file=source)
-        devices = [parse_device(settings(d), file=source) for d in meta["devices"].values()]
+        profile = parse_profile(settings(header.profile), file=source)
+        devices = [parse_device(settings(d), file=source) for d in header.devices.values()]
     except (KeyError, AttributeError) as exc:
         raise ResultsError(f"{source} does not describe a run that can be resumed: missing {exc}") from exc
-    wanted = {c["id"] for c in meta.get("cells", ())}
+    wanted = {c.id for c in header.cells}
     return profile, [c for c in plan_cells(profile, devices) if c.id in wanted]
 
 
 def unfinished_cells(run_dir: Path, cells: list[Cell]) -> tuple[list[Cell], dict[str, int]]:
     """Cells whose latest attempt did not finish (failed, interrupted, never started), and the
     number of attempts each cell has had so far."""
-    rows = {row["cell"]: row for row in latest_attempts(run_dir)}
-    attempts = {cell_id: row["attempt"] for cell_id, row in rows.items()}
-    todo = [c for c in cells if c.id not in rows or not rows[c.id]["finished"]]
-    return todo, attempts
+    latest = read_attempts(run_dir)
+    todo = [c for c in cells if c.id not in latest or not latest[c.id].finished]
+    return todo, {cell_id: found.attempt for cell_id, found in latest.items()}
 
 
 def resume_run(run_dir: Path, observer: Observer | None = None, parallel: int = 1,
@@ -115,9 +114,7 @@ def resume_run(run_dir: Path, observer: Observer | None = None, parallel: int = 
     profile, cells = stored_plan(run_dir)
     store = RunStore.open(run_dir)
     todo, attempts = unfinished_cells(run_dir, cells)
-    store.meta.setdefault("resumed", []).append({"at": now_iso(), "cells": len(todo)})
-    store.meta["status"] = "running"
-    store.write_meta()
+    store.resume(len(todo))
     return _execute(SharedRun(profile, store, observer or Observer(), wait_for_lock, attempts), todo, parallel)
 
 
@@ -150,6 +147,6 @@ def _execute(run: SharedRun, cells: list[Cell], parallel: int) -> RunOutcome:
 
 
 def _all_finished(store: RunStore) -> bool:
-    planned = {c["id"] for c in store.meta.get("cells", ())}
-    finished = {row["cell"] for row in latest_attempts(store.path) if row["finished"]}
+    planned = {c.id for c in store.header.cells}
+    finished = {cell_id for cell_id, found in read_attempts(store.path).items() if found.finished}
     return planned <= finished

@@ -115,7 +115,7 @@ class RunDisplay(Observer):
 
     def sample(self, cell, sample):
         line = self._line(cell.device.name)
-        line.state = f"{cell.model.name} {cell.test.name} rep {sample['rep'] + 1}: {sample['ts']:.2f} t/s"
+        line.state = f"{cell.model.name} {cell.test.name} rep {sample.rep + 1}: {sample.ts:.2f} t/s"
 
     def evicted(self, device, evicted):
         for line in eviction_lines(device, evicted):

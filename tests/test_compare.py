@@ -12,6 +12,8 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from edgebench.cli import EXIT_ERROR, main
+from edgebench.results.header import PlannedCell
+from edgebench.results.records import CellEnd, CellError, CellFacts, CellStart, Sample
 from edgebench.results.store import RunStore
 
 
@@ -24,25 +26,22 @@ def fake_run(root: Path, cells: dict[str, list[float] | None], thresholds: dict 
              device: str = "pi5", model_sha: str = "ab" * 32, build: str | None = None,
              repack: bool = True) -> Path:
     """A finished run directory with the given t/s samples per test (None: the cell failed)."""
-    store = RunStore.create(root, {"profile": {"name": "gate", "thresholds": thresholds or {}}, "devices": {},
-                                   "cells": [{"id": f"{device}/m/{t}/t2"} for t in cells]})
+    store = RunStore.create(root, profile={"name": "gate", "thresholds": thresholds or {}}, devices={},
+                            cells=[PlannedCell(f"{device}/m/{t}/t2") for t in cells])
     for test, values in cells.items():
         n_prompt, n_gen = (int(test[2:]), 0) if test.startswith("pp") else (0, int(test[2:]))
         cell = f"{device}/m/{test}/t2"
-        store.append("cells.jsonl", {"cell": cell, "attempt": 1, "state": "started", "device": device,
-                                     "model": "m", "model_sha256": model_sha, "test": test, "engine": "llama.cpp",
-                                     "n_prompt": n_prompt, "n_gen": n_gen, "n_depth": 0, "n_threads": 2,
-                                     "engine_options": {"n_batch": 2048, "n_ubatch": 512, "repack": repack}})
+        store.append(CellStart(cell=cell, model_sha256=model_sha, facts=CellFacts(
+            device=device, model="m", test=test, engine="llama.cpp", n_prompt=n_prompt, n_gen=n_gen, n_depth=0,
+            n_threads=2, engine_options={"n_batch": 2048, "n_ubatch": 512, "repack": repack})))
         if values is None:
-            store.append("cells.jsonl", {"cell": cell, "attempt": 1, "state": "failed",
-                                         "error": {"kind": "crashed", "message": "runner died from signal 9"}})
+            store.append(CellEnd(cell=cell, outcome="failed",
+                                 error=CellError(kind="crashed", message="runner died from signal 9")))
             continue
         for rep, ts in enumerate(values):
-            store.append("samples.jsonl", {"cell": cell, "attempt": 1, "rep": rep, "ts": ts,
-                                           "t_ns": int((n_prompt + n_gen) / ts * 1e9), "n_tokens": n_prompt + n_gen,
-                                           "window": {"peak_rss_kb": 500_000}})
-        store.append("cells.jsonl", {"cell": cell, "attempt": 1, "state": "done",
-                                     "info": {"n_threads": 2, "system_info": build}})
+            store.append(Sample(cell=cell, rep=rep, ts=ts, t_ns=int((n_prompt + n_gen) / ts * 1e9),
+                                n_tokens=n_prompt + n_gen, window={"peak_rss_kb": 500_000}))
+        store.append(CellEnd.done(cell, 1, {"n_threads": 2, "system_info": build}, None, False))
     store.finish("complete", [])
     return store.path
 

@@ -8,6 +8,7 @@ from rich.console import Console
 
 from edgebench.cells import Cell
 from edgebench.config import parse_device, parse_profile
+from edgebench.results.records import Sample
 from edgebench.ui import RunDisplay
 
 
@@ -23,7 +24,7 @@ def test_each_device_shows_its_state_temperature_and_counts(tmp_path):
     display = RunDisplay(Console(file=io.StringIO()), total=4)
     cell = Cell(pi, profile.models[0], profile.tests[0], None)
     display.cell_started(cell)
-    display.sample(cell, {"rep": 0, "ts": 12.345})
+    display.sample(cell, Sample(cell=cell.id, n_tokens=16, rep=0, t_ns=1_296_000_000, ts=12.345))
     display.temperature("pi5", 61.25)
     display.cell_finished(cell, None)
     display.device_state("phone", "waiting for the device lock (controller ci pid 7)")

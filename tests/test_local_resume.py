@@ -15,7 +15,8 @@ from sshd_server import wait_for
 
 from edgebench.cli import EXIT_ERROR, main
 from edgebench.results.aggregate import run_rows
-from edgebench.results.store import read_jsonl  # skips the torn line a writer may be in the middle of
+from edgebench.results.records import CellEnd, CellRunning, Sample
+from edgebench.results.store import read_cell_records, read_samples  # skip the torn line a writer may be writing
 
 TESTS = ("tg10", "tg200", "tg20")  # 0.1 s, 2 s and 0.2 s a repetition at 100 t/s
 
@@ -38,24 +39,24 @@ def stop_during_the_long_cell(proc: subprocess.Popen, results: Path, how: int) -
     """Wait until the first cell is done and the long one is being measured, then send `how`."""
     def cells():
         found = list(results.glob("*/cells.jsonl"))
-        return read_jsonl(found[0]) if found else []
+        return read_cell_records(found[0].parent) if found else []
 
-    wait_for(lambda: any(c["state"] == "done" for c in cells()), what="the first cell to finish")
-    wait_for(lambda: any(c["state"] == "running" and "/tg200/" in c["cell"] for c in cells()), what="the long cell")
+    wait_for(lambda: any(isinstance(c, CellEnd) and c.is_done for c in cells()), what="the first cell to finish")
+    wait_for(lambda: any(isinstance(c, CellRunning) and "/tg200/" in c.cell for c in cells()), what="the long cell")
     proc.send_signal(how)
     return next(results.iterdir())
 
 
-def assert_resumed(run_dir: Path, samples_before: list[dict], cwd: Path, env: dict | None = None) -> None:
+def assert_resumed(run_dir: Path, samples_before: list[Sample], cwd: Path, env: dict | None = None) -> None:
     resumed = cli("run", "--resume", run_dir, cwd=cwd, env=env)
     out, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, out + err
     assert f"results: {run_dir}" in out
     rows = {r["test"]: r for r in run_rows(run_dir)}
     assert [(rows[t]["status"], rows[t]["attempt"]) for t in TESTS] == [("done", 1), ("done", 2), ("done", 1)]
-    after = read_jsonl(run_dir / "samples.jsonl")
+    after = read_samples(run_dir)
     assert after[:len(samples_before)] == samples_before  # nothing measured before the stop was rewritten
-    assert sum(1 for s in after if "/tg10/" in s["cell"]) == 2  # the finished cell was not measured again
+    assert sum(1 for s in after if "/tg10/" in s.cell) == 2  # the finished cell was not measured again
     assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
 
 
@@ -76,7 +77,7 @@ def test_kill_9_then_resume_on_a_local_device_from_yaml(tmp_path):
                       "while measuring it, unless the run is still going; `edgebench run --resume` measures it "
                       "again"], out
 
-    assert_resumed(run_dir, read_jsonl(run_dir / "samples.jsonl"), cwd=tmp_path)
+    assert_resumed(run_dir, read_samples(run_dir), cwd=tmp_path)
 
 
 def test_ctrl_c_names_the_run_then_resume_on_the_built_in_local_device(tmp_path):
@@ -92,7 +93,7 @@ def test_ctrl_c_names_the_run_then_resume_on_the_built_in_local_device(tmp_path)
     assert f"`edgebench run --resume {relative}` finishes it" in out
     assert "| local | model |" in out and "| tg10 |" in out  # what was measured before the stop
 
-    assert_resumed(run_dir, read_jsonl(run_dir / "samples.jsonl"), cwd=tmp_path, env=env)
+    assert_resumed(run_dir, read_samples(run_dir), cwd=tmp_path, env=env)
 
 
 def test_parallel_below_one_is_refused_in_one_sentence(tmp_path, capsys):

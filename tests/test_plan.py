@@ -13,6 +13,8 @@ from edgebench.plan.calibrate import calibrate
 from edgebench.plan.gguf_info import info_from_preset, read_gguf
 from edgebench.plan.memory import MIB, Affine, Runtime, max_context, padded
 from edgebench.plan.speed import bytes_per_token
+from edgebench.results.header import PlannedCell
+from edgebench.results.records import CellEnd, CellFacts, CellStart, DeviceProbe, Sample
 from edgebench.results.store import RunStore
 from edgebench.synth.shapes import PRESETS
 
@@ -120,20 +122,18 @@ def test_recommends_the_highest_quality_quant_that_fits(capsys, devices_dir, tmp
 
 
 def fake_tg_run(root, device: str, spec: str, ts: float, depth: int = 0):
-    store = RunStore.create(root, {"profile": {"name": "cal", "models": [
+    store = RunStore.create(root, profile={"name": "cal", "models": [
         {"name": "m", "path": None, "synthetic": f"synthetic:{spec}", "sha256": None}]},
-        "devices": {}, "cells": [{"id": f"{device}/m/tg128/t2"}]})
-    store.append("devices.jsonl", {"device": device, "facts": {"arch": "aarch64",
-                                                               "memory": {"total_bytes": 4 * GIB}}})
+        devices={}, cells=[PlannedCell(f"{device}/m/tg128/t2")])
+    store.append(DeviceProbe(device=device, facts={"arch": "aarch64", "memory": {"total_bytes": 4 * GIB}}))
     cell = f"{device}/m/tg128/t2"
-    store.append("cells.jsonl", {"cell": cell, "attempt": 1, "state": "started", "device": device, "model": "m",
-                                 "model_sha256": "cd" * 32, "test": "tg128", "engine": "llama.cpp",
-                                 "n_prompt": 0, "n_gen": 128, "n_depth": depth, "n_threads": 4,
-                                 "engine_options": {"type_k": "f16", "n_ubatch": 512}})
+    store.append(CellStart(cell=cell, model_sha256="cd" * 32, facts=CellFacts(
+        device=device, model="m", test="tg128", engine="llama.cpp", n_prompt=0, n_gen=128, n_depth=depth,
+        n_threads=4, engine_options={"type_k": "f16", "n_ubatch": 512})))
     for rep in range(3):
-        store.append("samples.jsonl", {"cell": cell, "attempt": 1, "rep": rep, "ts": ts, "n_tokens": 128,
-                                       "t_ns": int(128 / ts * 1e9), "window": {"peak_rss_kb": 900_000}})
-    store.append("cells.jsonl", {"cell": cell, "attempt": 1, "state": "done", "info": {"n_threads": 4}})
+        store.append(Sample(cell=cell, rep=rep, ts=ts, n_tokens=128, t_ns=int(128 / ts * 1e9),
+                            window={"peak_rss_kb": 900_000}))
+    store.append(CellEnd.done(cell, 1, {"n_threads": 4}, None, False))
     store.finish("complete", [])
     return store.path
 

@@ -18,6 +18,8 @@ from terminal import after_live_display, run_in_terminal
 
 from edgebench.results.aggregate import LLAMA_BENCH_FIELDS, run_rows
 from edgebench.results.export import table_cells
+from edgebench.results.records import RECORD_VERSION, CellEnd, CellRunning, CellStart, DeviceProbe, Sample, Telemetry
+from edgebench.results.store import read_records
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -72,6 +74,18 @@ def test_run_stores_every_record_and_prints_a_table(finished_run):
     assert [r["status"] for r in summary["rows"]] == ["done"] * 3
     assert "| testbox |" in proc.stdout and "pp16+tg4@d8" in proc.stdout
     assert f"results: {run_dir}" in proc.stdout
+
+
+def test_every_record_of_a_run_carries_its_version_and_reads_back_as_written(finished_run):
+    _work, run_dir, _proc = finished_run
+    kinds = {"devices.jsonl": {DeviceProbe}, "cells.jsonl": {CellStart, CellRunning, CellEnd},
+             "samples.jsonl": {Sample}, "telemetry.jsonl": {Telemetry}}
+    for name, expected in kinds.items():
+        lines = [json.loads(line) for line in (run_dir / name).read_text().splitlines()]
+        records = read_records(run_dir, name)
+        assert lines and all(line["v"] == RECORD_VERSION for line in lines), name
+        assert {type(r) for r in records} == expected, name
+        assert [r.to_json() for r in records] == lines, name  # nothing a reader drops
 
 
 def test_show_markdown_has_speed_ttft_and_memory(finished_run):

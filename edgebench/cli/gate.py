@@ -189,7 +189,7 @@ def cmd_baseline_list(args, console) -> int:
     from edgebench.compare.baselines import list_baselines
     from edgebench.ui import print_table
 
-    rows = [[name, meta.get("run_id", ""), (meta.get("profile") or {}).get("name", ""), meta.get("created", ""),
-             ", ".join(sorted(meta.get("devices") or {}))] for name, meta in list_baselines(args.results)]
+    rows = [[name, header.run_id or "", (header.profile or {}).get("name", ""), header.created or "",
+             ", ".join(sorted(header.devices or {}))] for name, header in list_baselines(args.results)]
     print_table(console, ["name", "run", "profile", "created", "devices"], rows)
     return EXIT_OK

@@ -27,6 +27,8 @@ from edgebench.errors import ConfigError, EdgebenchError, ModelFileError
 from edgebench.execute import SharedRun
 from edgebench.models import resolve_model
 from edgebench.results.aggregate import run_rows
+from edgebench.results.header import AbDesign
+from edgebench.results.records import Sample
 from edgebench.results.store import RunStore
 from edgebench.synth.spec import PREFIX as SYNTH_PREFIX
 
@@ -113,14 +115,12 @@ class AbRun:
         self.rounds, self.max_rounds = rounds, max(rounds, max_rounds)
         self.thresholds = {**variants["B"].thresholds, **thresholds}
         self.pairs = plan_pairs(variants["A"], variants["B"], device)
-        self.store = RunStore.create(results_root, {
-            "shard": None, "profile": profile.to_dict(),
-            "ab": {"variants": {k: v.to_dict() for k, v in variants.items()}, "rounds": rounds,
-                   "max_rounds": self.max_rounds},
-            "devices": {device.name: device.to_dict()}, "cells": []})
+        design = AbDesign({k: v.to_dict() for k, v in variants.items()}, rounds, self.max_rounds)
+        self.store = RunStore.create(results_root, profile=profile.to_dict(), devices={device.name: device.to_dict()},
+                                     ab=design)
         self.run = SharedRun(variants["A"], self.store, observer or Observer(), wait_for_lock, {})
         self.run.variants = dict(variants)
-        self.samples: dict[tuple[int, str], list[dict]] = {}
+        self.samples: dict[tuple[int, str], list[Sample]] = {}
         self.local: dict[object, object] = {}  # model reference -> LocalModel
         self.remote: dict[object, str] = {}  # LocalModel -> its path on the device
 

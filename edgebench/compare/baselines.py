@@ -12,7 +12,8 @@ from pathlib import Path
 
 from edgebench.config.device import NAME_RULE
 from edgebench.errors import EdgebenchError, ResultsError
-from edgebench.results.store import read_meta
+from edgebench.results.header import RunHeader
+from edgebench.results.store import read_header
 
 DIRECTORY = "baselines"
 
@@ -29,9 +30,9 @@ def baseline_path(results_root: Path, name: str) -> Path:
 
 
 def save_baseline(run_dir: Path, name: str, results_root: Path, replace: bool = False) -> Path:
-    meta = read_meta(Path(run_dir))
-    if meta.get("status") not in ("complete", "failed"):
-        raise ResultsError(f"{run_dir} has status {meta.get('status')!r}: only a finished run can be a baseline")
+    status = read_header(Path(run_dir)).status
+    if status not in ("complete", "failed"):
+        raise ResultsError(f"{run_dir} has status {status!r}: only a finished run can be a baseline")
     dest = baseline_path(results_root, name)
     if dest.exists() and not replace:
         raise ResultsError(f"baseline {name!r} exists ({dest}); pass --replace to replace it")
@@ -47,13 +48,13 @@ def save_baseline(run_dir: Path, name: str, results_root: Path, replace: bool = 
     return dest
 
 
-def list_baselines(results_root: Path) -> list[tuple[str, dict]]:
+def list_baselines(results_root: Path) -> list[tuple[str, RunHeader]]:
     root = Path(results_root) / DIRECTORY
     found = []
     for path in sorted(root.iterdir()) if root.is_dir() else ():
         if path.is_dir() and not path.name.startswith("."):
             try:
-                found.append((path.name, read_meta(path)))
+                found.append((path.name, read_header(path)))
             except ResultsError:
                 continue
     return found

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from edgebench.compare.metrics import metric_values
 from edgebench.errors import ResultsError
-from edgebench.results.aggregate import rows_with_samples
-from edgebench.results.store import read_meta
+from edgebench.results.aggregate import rows_with_attempts
+from edgebench.results.store import read_header
 from edgebench.runner.testspec import TestSpec
 
 # engine settings that change speed; two cells differing in one are different experiments. The
@@ -59,19 +59,18 @@ def row_test(row: dict) -> TestSpec:
 
 def _edgebench_cells(path: Path) -> list[MeasuredCell]:
     cells = []
-    found = list(rows_with_samples(path))
-    builds = _builds(row for _, row, _ in found)
-    for facts, row, samples in found:
+    found = rows_with_attempts(path)
+    builds = _builds(row for _, row in found)
+    for attempt, row in found:
         test = row_test(row)
         # a cell that did not finish (a timeout after one repetition, say) failed: its partial samples
         # are no measurement to hold the other side to
-        values = metric_values(samples) if row["status"] == "done" else {}
+        values = metric_values(attempt.samples) if row["status"] == "done" else {}
         model = row.get("model_sha256") or row.get("model")
+        threads = attempt.facts.n_threads  # as configured: a failed cell never reports how many "auto" came to
         cells.append(MeasuredCell(
-            # threads as configured: a failed cell never reports how many "auto" came to
-            key=(row.get("device"), model, test.name, facts.get("n_threads"), row.get("engine"),
-                 _engine_key(row, builds)),
-            label=f"{row.get('device')}/{row.get('model')}/{test.name}/t{facts.get('n_threads') or 'auto'}",
+            key=(row.get("device"), model, test.name, threads, row.get("engine"), _engine_key(row, builds)),
+            label=f"{row.get('device')}/{row.get('model')}/{test.name}/t{threads or 'auto'}",
             test=test, status=row.get("status") or "unknown", error=row.get("error"), values=values))
     return cells
 
@@ -111,9 +110,9 @@ def _llama_bench_cells(path: Path) -> list[MeasuredCell]:
 def load_side(path: Path) -> Side:
     path = Path(path)
     if path.is_dir():
-        meta = read_meta(path)
+        header = read_header(path)
         return Side(str(path), tuple(_edgebench_cells(path)),
-                    dict((meta.get("profile") or {}).get("thresholds") or {}))
+                    dict((header.profile or {}).get("thresholds") or {}))
     if not path.is_file():
         raise ResultsError(f"{path}: no such run directory or file")
     return Side(str(path), tuple(_llama_bench_cells(path)))

@@ -7,7 +7,9 @@ distributions of repetitions, not two averages.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
+
+from edgebench.results.records import Sample
 
 
 @dataclass(frozen=True)
@@ -18,7 +20,7 @@ class Metric:
     # threshold when neither the CLI nor the profile names one (a fraction)
     default_threshold: float
     # one value from an edgebench sample record (None where the sample lacks it)
-    from_sample: Callable[[dict], float | None]
+    from_sample: Callable[[Sample], float | None]
 
 
 METRICS: dict[str, Metric] = {}
@@ -30,19 +32,19 @@ def metric(name, unit, higher_is_better, default_threshold, from_sample) -> Metr
 
 
 def _window(key: str, scale: float = 1.0):
-    def read(sample: dict):
-        value = (sample.get("window") or {}).get(key)
+    def read(sample: Sample):
+        value = sample.window.get(key)
         return None if value is None else value * scale
     return read
 
 
-metric("ts", "t/s", True, 0.05, lambda s: s.get("ts"))
-metric("ttft", "ms", False, 0.10, lambda s: None if s.get("ttft_ns") is None else s["ttft_ns"] / 1e6)
+metric("ts", "t/s", True, 0.05, lambda s: s.ts)
+metric("ttft", "ms", False, 0.10, lambda s: None if s.ttft_ns is None else s.ttft_ns / 1e6)
 metric("peak_rss", "MiB", False, 0.05, _window("peak_rss_kb", 1 / 1024))
 metric("j_per_token", "J/token", False, 0.10, _window("j_per_token"))
 
 
-def metric_values(samples: list[dict]) -> dict[str, tuple[float, ...]]:
+def metric_values(samples: Sequence[Sample]) -> dict[str, tuple[float, ...]]:
     """Each metric every sample has, as one value per sample (a metric some samples lack is left out:
     a partial series would compare different repetitions)."""
     values = {}

@@ -16,6 +16,7 @@ from edgebench.errors import EdgebenchError
 from edgebench.plan.gguf_info import ModelInfo, info_from_shape, read_gguf
 from edgebench.plan.memory import Runtime
 from edgebench.plan.speed import bytes_per_token, flops_per_token
+from edgebench.results.store import HEADER
 
 MEASURING_ENGINES = ("llama.cpp", "llama-bench")
 
@@ -44,30 +45,29 @@ def run_dirs(root: Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         return []
-    return sorted(p.parent for p in root.glob("*/run.json"))
+    return sorted(p.parent for p in root.glob(f"*/{HEADER}"))
 
 
 def calibrate(root: Path) -> dict[str, Calibration]:
     """Per device name, everything the runs under `root` measured (unreadable runs are skipped:
     a plan should not fail because of an unrelated broken directory)."""
     from edgebench.results.aggregate import run_rows
-    from edgebench.results.store import read_jsonl, read_meta
+    from edgebench.results.store import read_device_probes, read_header
 
     found: dict[str, Calibration] = {}
     model_cache: dict[str, ModelInfo | None] = {}
     for run in run_dirs(root):
         try:
-            meta = read_meta(run)
+            header = read_header(run)
             rows = run_rows(run)
-            probes = read_jsonl(run / "devices.jsonl")
+            probes = read_device_probes(run)
         except (EdgebenchError, OSError, ValueError, KeyError):
             continue
         for probe in probes:
-            name = probe.get("device")
-            if name and isinstance(probe.get("facts"), dict):
-                cal = found.setdefault(name, Calibration(name))
-                cal.probe, cal.probe_run = probe["facts"], run.name  # sorted by name = by time
-        models = {m.get("name"): m for m in (meta.get("profile") or {}).get("models") or []}
+            if isinstance(probe.facts, dict):
+                cal = found.setdefault(probe.device, Calibration(probe.device))
+                cal.probe, cal.probe_run = probe.facts, run.name  # sorted by name = by time
+        models = {m.get("name"): m for m in (header.profile or {}).get("models") or []}
         for row in rows:
             if row.get("status") != "done" or not row.get("avg_ts") or row.get("engine") not in MEASURING_ENGINES:
                 continue

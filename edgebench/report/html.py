@@ -17,7 +17,8 @@ from edgebench import __version__
 from edgebench.compare.inputs import row_test
 from edgebench.report import svg
 from edgebench.results.aggregate import run_rows
-from edgebench.results.store import read_jsonl, read_meta
+from edgebench.results.records import Telemetry
+from edgebench.results.store import read_device_probes, read_header, read_telemetry
 
 # the sources' own readings of a telemetry record, so the plots judge it as the window summaries do
 from edgebench.runner.telemetry.cpufreq import THROTTLE_RATIO, freq_ratio
@@ -50,29 +51,33 @@ def _figure(chart: str, caption: str = "") -> str:
 class RunData:
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.meta = read_meta(self.path)
+        self.header = read_header(self.path)
         self.rows = run_rows(self.path)
-        self.devices = {d.get("device"): d for d in read_jsonl(self.path / "devices.jsonl")}
-        self.telemetry = read_jsonl(self.path / "telemetry.jsonl")
+        self.devices = {probe.device: probe for probe in read_device_probes(self.path)}
+        self.telemetry = read_telemetry(self.path)
 
     @property
     def label(self) -> str:
-        return f"{self.meta.get('run_id')} ({(self.meta.get('profile') or {}).get('name', '?')})"
+        return f"{self.header.run_id} ({(self.header.profile or {}).get('name', '?')})"
+
+    def facts(self, device: str) -> dict:
+        """What the device's probe found (nothing where the probe failed)."""
+        probe = self.devices.get(device)
+        return (probe.facts if probe else None) or {}
 
     def ram_mib(self, device: str) -> float | None:
-        facts = (self.devices.get(device) or {}).get("facts") or {}
-        total = (facts.get("memory") or {}).get("total_bytes")
+        total = (self.facts(device).get("memory") or {}).get("total_bytes")
         if total:
             return total / 2**20
-        configured = ((self.meta.get("devices") or {}).get(device) or {}).get("facts") or {}
+        configured = ((self.header.devices or {}).get(device) or {}).get("facts") or {}
         return configured["ram_gb"] * 1024 if configured.get("ram_gb") else None
 
 
 def overview(run: RunData) -> str:
-    meta = run.meta
+    header = run.header
     devices = []
-    for name, probe in sorted(run.devices.items()):
-        facts = probe.get("facts") or {}
+    for name in sorted(run.devices):
+        facts = run.facts(name)
         cpu = facts.get("cpu") or {}
         ram = run.ram_mib(name)
         devices.append([name, facts.get("arch"), cpu.get("model"), cpu.get("physical_cores"),
@@ -83,7 +88,7 @@ def overview(run: RunData) -> str:
     models = sorted({(r["model"], r["model_filename"], _mib(r["model_size"])) for r in run.rows},
                     key=lambda m: str(m[0]))
     parts = [f"<h2>Run {escape(run.label)}</h2>",
-             f'<p class="note">status {escape(str(meta.get("status")))}, created {escape(str(meta.get("created")))}, '
+             f'<p class="note">status {escape(str(header.status))}, created {escape(str(header.created))}, '
              f'{len(run.rows)} cells, {len(failures)} failed</p>',
              "<h3>Devices</h3>", _table(["device", "arch", "CPU", "cores", "RAM", "OS"], devices),
              "<h3>Models</h3>", _table(["model", "file", "size MiB"], [list(m) for m in models]),
@@ -143,27 +148,27 @@ def memory_plot(run: RunData) -> list[str]:
 
 
 def thermal_plots(run: RunData) -> list[str]:
-    by_cell: dict[str, list[dict]] = {}
+    by_cell: dict[str, list[Telemetry]] = {}
     for record in run.telemetry:
-        by_cell.setdefault(record["cell"], []).append(record)
+        by_cell.setdefault(record.cell, []).append(record)
     figures = []
     for cell, records in list(by_cell.items())[:MAX_CELL_TRACES]:
-        start = records[0]["t"]
-        temps = [(r["t"] - start, hottest(r)) for r in records if hottest(r) is not None]
-        freqs = [(r["t"] - start, 100 * freq_ratio(r)) for r in records if freq_ratio(r) is not None]
+        start = records[0].t
+        temps = [(r.t - start, hottest(r.readings)) for r in records if hottest(r.readings) is not None]
+        freqs = [(r.t - start, 100 * freq_ratio(r.readings)) for r in records if freq_ratio(r.readings) is not None]
         if not temps and not freqs:
             continue
         spans, begin = [], None
         for r in records:
-            ratio = freq_ratio(r)
+            ratio = freq_ratio(r.readings)
             slow = ratio is not None and ratio < THROTTLE_RATIO
             if slow and begin is None:
-                begin = r["t"] - start
+                begin = r.t - start
             elif not slow and begin is not None:
-                spans.append((begin, r["t"] - start))
+                spans.append((begin, r.t - start))
                 begin = None
         if begin is not None:
-            spans.append((begin, records[-1]["t"] - start))
+            spans.append((begin, records[-1].t - start))
         series = {}
         if temps:
             series["hottest zone °C"] = temps

@@ -1,15 +1,16 @@
 """A run directory: created once, appended to record by record, never overwritten.
 
-    results/<run-id>/run.json          what was run, on what, by which version (rewritten atomically)
-    results/<run-id>/devices.jsonl     each device's probed facts (CPU, memory, OS, engines, sensors)
-    results/<run-id>/cells.jsonl       each cell's start (engine and model facts) and its end (ok or failed)
-    results/<run-id>/samples.jsonl     one line per timed repetition
-    results/<run-id>/telemetry.jsonl   every telemetry reading, tagged with its cell
+    results/<run-id>/run.json          the RunHeader (rewritten atomically when the run ends or resumes)
+    results/<run-id>/devices.jsonl     DeviceProbe records
+    results/<run-id>/cells.jsonl       CellStart, CellRunning and CellEnd records of every attempt
+    results/<run-id>/samples.jsonl     Sample records, one per timed repetition
+    results/<run-id>/telemetry.jsonl   Telemetry records
     results/<run-id>/summary.json      the aggregated table, written when the run ends
 
-Every jsonl line is flushed and fsynced before the next one is taken, so a
-killed controller loses at most the line it was writing; readers skip a torn
-last line.
+What each record holds, and its version, is results/records.py's; this module puts records in their
+files and reads them back, and nothing else touches the files. Every jsonl line is flushed and
+fsynced before the next one is taken, so a killed controller loses at most the line it was writing;
+readers skip a torn last line.
 """
 
 from __future__ import annotations
@@ -18,20 +19,27 @@ import datetime as _dt
 import json
 import os
 import secrets
-import sys
 import threading
 from pathlib import Path
+from typing import Callable, Iterator, Mapping, Sequence
 
-from edgebench import __version__
 from edgebench.errors import DiskFullError, ResultsError
+from edgebench.results.header import SCHEMA_VERSION, AbDesign, PlannedCell, RunHeader
+from edgebench.results.records import (
+    JSONL_READERS,
+    CellAttempt,
+    CellRecord,
+    CellStart,
+    DeviceProbe,
+    JsonlRecord,
+    RecordError,
+    Sample,
+    Telemetry,
+    latest_attempts,
+)
 
-SCHEMA_VERSION = 1
-RUN_KIND = "edgebench-run"
-FILES = ("cells.jsonl", "samples.jsonl", "telemetry.jsonl")
-
-
-def now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+HEADER = "run.json"
+SUMMARY = "summary.json"
 
 
 def _write_guard(action):
@@ -46,15 +54,18 @@ def _write_guard(action):
 
 
 class RunStore:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, header: RunHeader):
         self.path = Path(path)
+        self.header = header
         self._files = {}
         self._lock = threading.Lock()  # devices run in parallel threads
 
     # -- creating --------------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, root: Path, meta: dict) -> "RunStore":
+    def create(cls, root: Path, *, profile: Mapping, devices: Mapping[str, Mapping],
+               cells: Sequence[PlannedCell] = (), shard: str | None = None, ab: AbDesign | None = None) -> RunStore:
+        """A new run directory under root, its header saying what the run sets out to measure."""
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -67,59 +78,48 @@ class RunStore:
                 continue
         else:
             raise ResultsError(f"could not make a new run directory under {root}")
-        store = cls(path)
-        store.meta = {"schema_version": SCHEMA_VERSION, "kind": RUN_KIND, "run_id": path.name,
-                      "edgebench_version": __version__, "created": now_iso(),
-                      "command": sys.argv, "status": "running", **meta}
-        store.write_meta()
+        store = cls(path, RunHeader(run_id=path.name, shard=shard, profile=profile, devices=devices,
+                                    cells=tuple(cells), ab=ab))
+        store.write_header()
         return store
 
     @classmethod
-    def open(cls, path: Path) -> "RunStore":
-        store = cls(path)
-        store.meta = read_meta(Path(path))
-        return store
+    def open(cls, path: Path) -> RunStore:
+        return cls(path, read_header(Path(path)))
 
     @property
     def run_id(self) -> str:
         return self.path.name
 
-    def write_meta(self) -> None:
-        def write():
-            partial = self.path / "run.json.partial"
-            with open(partial, "w") as f:
-                json.dump(self.meta, f, indent=2, default=str)
-                f.flush()
-                os.fsync(f.fileno())
-            partial.replace(self.path / "run.json")
-        _write_guard(write)
+    def write_header(self) -> None:
+        write_header(self.path, self.header)
+
+    def resume(self, n_cells: int) -> None:
+        """The run goes on in this directory: running again, and the resume noted in its header."""
+        self.header = self.header.resuming(n_cells)
+        self.write_header()
 
     def finish(self, status: str, summary: list[dict]) -> None:
-        self.meta.update(status=status, finished=now_iso())
-        self.write_meta()
-
-        def write():
-            with open(self.path / "summary.json", "w") as f:
-                json.dump({"schema_version": SCHEMA_VERSION, "run_id": self.run_id, "rows": summary}, f,
-                          indent=2, default=str)
-        _write_guard(write)
+        self.header = self.header.ended(status)
+        self.write_header()
+        _write_guard(lambda: write_summary(self.path, self.run_id, summary))
         self.close()
 
     # -- appending -------------------------------------------------------------------------------
 
-    def append(self, name: str, record: dict) -> None:
+    def append(self, record: JsonlRecord) -> None:
+        """One record, into the file its kind lives in."""
+        line = json.dumps(record.to_json(), separators=(",", ":"), default=str) + "\n"
         with self._lock:
-            self._append(name, record)
+            _write_guard(lambda: self._write(record.FILE, line))
 
-    def _append(self, name: str, record: dict) -> None:
-        def write():
-            f = self._files.get(name)
-            if f is None:
-                f = self._files[name] = open(self.path / name, "a")
-            f.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        _write_guard(write)
+    def _write(self, name: str, line: str) -> None:
+        f = self._files.get(name)
+        if f is None:
+            f = self._files[name] = open(self.path / name, "a")
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
 
     def close(self) -> None:
         for f in self._files.values():
@@ -127,35 +127,99 @@ class RunStore:
         self._files.clear()
 
 
-def read_meta(path: Path) -> dict:
-    meta_file = Path(path) / "run.json"
-    if not meta_file.is_file():
-        raise ResultsError(f"{path} is not an edgebench run directory (no run.json)")
+def write_header(path: Path, header: RunHeader) -> None:
+    def write():
+        partial = Path(path) / (HEADER + ".partial")
+        with open(partial, "w") as f:
+            json.dump(header.to_json(), f, indent=2, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        partial.replace(Path(path) / HEADER)
+    _write_guard(write)
+
+
+def write_summary(path: Path, run_id: str, rows: list[dict]) -> None:
+    with open(Path(path) / SUMMARY, "w") as f:
+        json.dump({"schema_version": SCHEMA_VERSION, "run_id": run_id, "rows": rows}, f, indent=2, default=str)
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+def read_header(path: Path) -> RunHeader:
+    header_file = Path(path) / HEADER
+    if not header_file.is_file():
+        raise ResultsError(f"{path} is not an edgebench run directory (no {HEADER})")
     try:
-        meta = json.loads(meta_file.read_text())
+        data = json.loads(header_file.read_text())
     except ValueError as exc:
-        raise ResultsError(f"{meta_file} is not valid JSON: {exc}") from exc
-    if meta.get("kind") != RUN_KIND:
-        raise ResultsError(f"{meta_file} is not an edgebench run")
-    if meta.get("schema_version", 0) > SCHEMA_VERSION:
-        raise ResultsError(f"{meta_file} has schema version {meta['schema_version']}; this edgebench "
-                           f"reads up to {SCHEMA_VERSION}: upgrade edgebench")
-    return meta
+        raise ResultsError(f"{header_file} is not valid JSON: {exc}") from exc
+    try:
+        return RunHeader.from_json(data)
+    except RecordError as exc:
+        raise ResultsError(f"{header_file} {exc}") from exc
+    except (TypeError, AttributeError) as exc:
+        raise ResultsError(f"{header_file} is not a run header this edgebench can read: {exc}") from exc
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    """Read records, skipping a torn last line left by a killed writer."""
+def _lines(path: Path) -> Iterator[tuple[int, str, object]]:
+    """(line number, text, parsed JSON) of each line, skipping a torn last line left by a killed writer."""
     if not path.is_file():
-        return []
-    records = []
+        return
     lines = path.read_text().splitlines()
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            data = json.loads(line)
         except ValueError:
             if number == len(lines):
-                break
-            raise ResultsError(f"{path}:{number}: corrupt record")
-    return records
+                return
+            raise ResultsError(f"{path}:{number}: corrupt record") from None
+        yield number, line, data
+
+
+def _records(path: Path, parse: Callable) -> Iterator[tuple[str, JsonlRecord]]:
+    for number, line, data in _lines(path):
+        try:
+            yield line, parse(data)
+        except (RecordError, KeyError, TypeError, AttributeError) as exc:
+            raise ResultsError(f"{path}:{number}: {exc}") from None
+
+
+def read_records(path: Path, name: str) -> list[JsonlRecord]:
+    """The records of one jsonl file of a run directory."""
+    return [record for _, record in _records(Path(path) / name, JSONL_READERS[name])]
+
+
+def read_cell_records(path: Path) -> list[CellRecord]:
+    return read_records(path, CellStart.FILE)
+
+
+def read_samples(path: Path) -> list[Sample]:
+    return read_records(path, Sample.FILE)
+
+
+def read_telemetry(path: Path) -> list[Telemetry]:
+    return read_records(path, Telemetry.FILE)
+
+
+def read_device_probes(path: Path) -> list[DeviceProbe]:
+    return read_records(path, DeviceProbe.FILE)
+
+
+def read_attempts(path: Path) -> dict[str, CellAttempt]:
+    """Per recorded cell of a run directory, its latest attempt with that attempt's samples."""
+    read_header(path)
+    return latest_attempts(read_cell_records(path), read_samples(path))
+
+
+def copy_records(sources: Sequence[Path], dest: Path) -> None:
+    """Every record of the sources' jsonl files into dest's, source after source. Each is read as its
+    kind (a record this edgebench cannot read stops the copy) and written as it was stored: records
+    keep the version they were written with."""
+    for name, parse in JSONL_READERS.items():
+        with open(Path(dest) / name, "w") as out:
+            for source in sources:
+                for line, _record in _records(Path(source) / name, parse):
+                    out.write(line + "\n")

@@ -20,6 +20,7 @@ from edgebench.compare.metrics import metric_values
 from edgebench.compare.report import to_json
 from edgebench.compare.stats import ALPHA
 from edgebench.results.aggregate import run_rows
+from edgebench.results.records import Sample
 from edgebench.runner.testspec import parse_test
 
 GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "golden"
@@ -106,7 +107,7 @@ def ab_gate_text(run_dir: Path) -> str:
     samples = {}
     for sample in _jsonl(run_dir / "samples.jsonl"):
         if finished.get(sample["cell"]) == sample.get("attempt", 1):
-            samples.setdefault(sample["cell"], []).append(sample)
+            samples.setdefault(sample["cell"], []).append(Sample.from_json(sample))
     # the k-th A and the k-th B cell of a round are one pair; a pair keeps its cells' ids without the round
     rounds: dict[int, dict[str, list[str]]] = {}
     for cell_id, fact in facts.items():  # in the order they were measured
