@@ -13,8 +13,8 @@ from pathlib import Path
 from edgebench.errors import with_cause
 from edgebench.numbers import quantile
 from edgebench.results.store import read_jsonl, read_meta
+from edgebench.runner import engines
 from edgebench.runner.crashes import main_cause
-from edgebench.runner.engines.llama_settings import FLASH_ATTN
 
 # llama-bench's output fields, in its order (tools/llama-bench/llama-bench.cpp, get_fields)
 LLAMA_BENCH_FIELDS = (
@@ -101,16 +101,24 @@ def _window_summary(samples):
     }
 
 
+def engine_row_fields(cell: dict) -> dict:
+    """The row fields the cell's engine fills from the options recorded with it (its declared row fields).
+    Records written before engines declared what they record hold llama.cpp's options whatever the
+    engine, and their rows show them as they always did."""
+    facts = cell.get("engine_options") or {}
+    declared = engines.declared(cell.get("engine") or "")
+    if declared is None or not set(facts) <= set(declared.facts):
+        declared = engines.declared("llama.cpp")
+    return declared.row_fields(facts)
+
+
 def cell_row(cell: dict, samples: list[dict]) -> dict:
-    info, options = cell["info"], cell.get("engine_options") or {}
+    info = cell["info"]
     row = dict(_LLAMA_BENCH_CONSTANTS)
     row.update({k: info[k] for k in LLAMA_BENCH_FIELDS if k in info})
+    row.update(engine_row_fields(cell))
     row.update({
-        "model_filename": cell.get("model_filename"), "n_batch": options.get("n_batch"),
-        "n_ubatch": options.get("n_ubatch"), "type_k": options.get("type_k"), "type_v": options.get("type_v"),
-        "n_gpu_layers": options.get("n_gpu_layers"), "flash_attn": FLASH_ATTN.get(options.get("flash_attn"), -1),
-        "load_mode": "auto" if options.get("use_mmap", True) else "none",
-        "repack": bool(options.get("repack", True)),
+        "model_filename": cell.get("model_filename"),
         "n_prompt": cell["n_prompt"], "n_gen": cell["n_gen"], "n_depth": cell["n_depth"],
         "test_time": cell.get("started"),
         "device": cell.get("device"), "device_class": cell.get("device_class"), "engine": cell.get("engine"),

@@ -19,8 +19,8 @@ from edgebench.compare.inputs import MeasuredCell
 from edgebench.compare.metrics import metric_values
 from edgebench.compare.report import to_json
 from edgebench.compare.stats import ALPHA
-from edgebench.runner.testspec import parse_test
 from edgebench.results.aggregate import run_rows
+from edgebench.runner.testspec import parse_test
 
 GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "golden"
 RUNS = "runs"  # GOLDEN/runs/<kind>/: the run directories, as edgebench wrote them
