@@ -61,9 +61,17 @@ class Observer:
     def cell_finished(self, cell: Cell, error: str | None) -> None: ...
 
 
-def engine_options(engine) -> dict:
-    return {k: getattr(engine, k) for k in ("n_ctx", "n_batch", "n_ubatch", "type_k", "type_v", "flash_attn",
-                                            "n_gpu_layers", "use_mmap", "repack")}
+def engine_options(engine, device) -> dict:
+    """The options the engine declares, as the profile sets them (JSON-ready), but `threads`, which is the
+    cell's; one left unset that a device setting supplies (llama-bench's binary) is the device's."""
+    options = {}
+    for option in engine.declaration.options:
+        value = engine[option.name]
+        if value is None and option.device_setting:
+            value = getattr(device, option.device_setting)
+        options[option.name] = to_plain(value)
+    options.pop("threads", None)
+    return options
 
 
 def cell_job(profile, cell: Cell, model_path: str) -> dict:
@@ -75,10 +83,7 @@ def cell_job(profile, cell: Cell, model_path: str) -> dict:
                  "batch": cell.test.batch},
         "repetitions": profile.repetitions,
         "warmup": profile.warmup,
-        "engine_options": {**engine_options(engine), "threads": cell.threads,
-                           "binary": engine.binary or device.llama_bench, "simulate_ts": engine.simulate_ts,
-                           "providers": list(engine.providers), "inter_op_threads": engine.inter_op_threads,
-                           "graph_optimization": engine.graph_optimization, "dims": dict(engine.dims)},
+        "engine_options": {**engine_options(engine, device), "threads": cell.threads},
         "telemetry": {"enabled": profile.telemetry.enabled, "interval_s": profile.telemetry.interval_s,
                       **_sensor_paths(device)},
         "limits": {"max_temp_c": device.limits.max_temp_c},
@@ -105,7 +110,13 @@ def cell_facts(profile, cell: Cell) -> CellFacts:
                      engine=profile.engine.name, model=cell.model.name, test=cell.test.name,
                      n_prompt=cell.test.n_prompt, n_gen=cell.test.n_gen, n_depth=cell.test.n_depth,
                      batch=cell.test.batch,
-                     n_threads=cell.threads, engine_options=engine_options(profile.engine))
+                     n_threads=cell.threads, engine_options=_facts(profile.engine, cell.device))
+
+
+def _facts(engine, device) -> dict:
+    """The options the engine records with each cell, in the order it declares them."""
+    options = engine_options(engine, device)
+    return {name: options[name] for name in engine.declaration.facts}
 
 
 def hottest(thermal: dict | None) -> float | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from edgebench.cells import Cell, plan_cells, shard_cells
 from edgebench.config import parse_device, parse_profile
+from edgebench.config.engine import without_foreign_options
 from edgebench.device_worker import DeviceWorker, Observer
 from edgebench.errors import EdgebenchError, ResultsError
 from edgebench.results.aggregate import run_rows
@@ -93,7 +94,10 @@ def stored_plan(run_dir: Path) -> tuple[object, list[Cell]]:
         if not isinstance(getattr(header, part), dict):
             raise ResultsError(f"{source} does not describe a run that can be resumed: missing '{part}'")
     try:
-        profile = parse_profile(settings(header.profile), file=source)
+        stored = dict(header.profile)
+        if isinstance(stored.get("engine"), dict):  # older runs stored every engine's options
+            stored = {**stored, "engine": without_foreign_options(stored["engine"])}
+        profile = parse_profile(settings(stored), file=source)
         devices = [parse_device(settings(d), file=source) for d in header.devices.values()]
     except (KeyError, AttributeError) as exc:
         raise ResultsError(f"{source} does not describe a run that can be resumed: missing {exc}") from exc

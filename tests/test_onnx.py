@@ -4,6 +4,7 @@ fp32 against int8, locally and over a real sshd, and the files that go wrong."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -153,3 +154,64 @@ def test_inspect_prints_an_onnx_model_and_refuses_a_corrupt_one(tmp_path, models
     broken.write_bytes(b"\x08\x07garbage")
     assert main(["inspect", str(broken)]) == EXIT_ERROR
     assert "not a readable ONNX model" in capsys.readouterr().err
+
+
+def onnx_run(tmp_path, device, model: Path, name: str, providers: str) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"models: [{json.dumps(str(model))}]\ntests: [b1]\nrepetitions: 3\nwarmup: 0\n"
+                    f"engine: {{name: onnxruntime, threads: 1, providers: {providers}}}\n"
+                    f"telemetry: {{enabled: false}}\n")
+    main(["run", str(path), "-d", str(device), "-o", str(tmp_path / name)])
+    (run,) = (tmp_path / name).iterdir()
+    return run
+
+
+def started(run: Path) -> list[dict]:
+    return [r for r in map(json.loads, (run / "cells.jsonl").read_text().splitlines()) if r["state"] == "started"]
+
+
+# what edgebench 2aee22c recorded for every engine, and the engine section its run.json stored
+OLD_ENGINE_OPTIONS = {"n_ctx": 0, "n_batch": 2048, "n_ubatch": 512, "type_k": "f16", "type_v": "f16",
+                      "flash_attn": "auto", "n_gpu_layers": 0, "use_mmap": True}
+OLD_PROFILE_ENGINE = {**OLD_ENGINE_OPTIONS, "binary": None, "simulate_ts": 1000.0, "inter_op_threads": 0,
+                      "graph_optimization": "all", "dims": {}}
+
+
+def as_written_before_engines_recorded_their_options(run: Path, dest: Path) -> Path:
+    shutil.copytree(run, dest)
+    records = [json.loads(line) for line in (dest / "cells.jsonl").read_text().splitlines()]
+    for record in records:
+        if "engine_options" in record:
+            record["engine_options"] = dict(OLD_ENGINE_OPTIONS)
+    (dest / "cells.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    meta = json.loads((dest / "run.json").read_text())
+    meta["profile"]["engine"] = {**OLD_PROFILE_ENGINE, **meta["profile"]["engine"]}
+    (dest / "run.json").write_text(json.dumps(meta))
+    return dest
+
+
+def test_providers_are_recorded_and_runs_on_other_providers_are_not_the_same_experiment(tmp_path, models,
+                                                                                         local_device_file, capsys):
+    cpu = onnx_run(tmp_path, local_device_file, models["mlp"], "cpu", "[CPUExecutionProvider]")
+    cuda = onnx_run(tmp_path, local_device_file, models["mlp"], "cuda", "[CUDAExecutionProvider]")
+    assert [r["engine_options"] for r in started(cuda)] == [
+        {"providers": ["CUDAExecutionProvider"], "inter_op_threads": 0, "graph_optimization": "all", "dims": {}}]
+    capsys.readouterr()
+    main(["compare", str(cpu), str(cuda)])
+    differs = ('not the same experiment: testbox/mlp/b1/t1: providers ["CPUExecutionProvider"] vs '
+               '["CUDAExecutionProvider"]')
+    assert differs in capsys.readouterr().out
+    assert main(["show", str(cpu), "--format", "jsonl"]) == EXIT_OK
+    (row,) = map(json.loads, capsys.readouterr().out.splitlines())
+    assert row["backends"] == "CPUExecutionProvider" and row["n_batch"] is None  # no llama.cpp setting
+
+    # runs written before the engine recorded its providers: their run.json says which they were
+    old_cpu = as_written_before_engines_recorded_their_options(cpu, tmp_path / "old-cpu")
+    old_cuda = as_written_before_engines_recorded_their_options(cuda, tmp_path / "old-cuda")
+    main(["compare", str(old_cpu), str(old_cuda)])
+    assert differs in capsys.readouterr().out
+    assert main(["compare", str(old_cpu), str(cpu), "--inconclusive", "pass"]) == EXIT_OK
+    assert "not the same experiment" not in capsys.readouterr().out
+    assert main(["show", str(old_cpu), "--format", "jsonl"]) == EXIT_OK
+    (row,) = map(json.loads, capsys.readouterr().out.splitlines())
+    assert row["n_batch"] == 2048  # an old run's rows read as they always did

@@ -22,6 +22,7 @@ from edgebench.compare.inputs import MeasuredCell
 from edgebench.compare.metrics import metric_values
 from edgebench.compare.stats import ALPHA
 from edgebench.config import parse_profile
+from edgebench.config.engine import without_foreign_options
 from edgebench.device_worker import DeviceWorker, Observer
 from edgebench.errors import ConfigError, EdgebenchError, ModelFileError
 from edgebench.execute import SharedRun
@@ -41,6 +42,7 @@ def variant_profile(profile, name: str, overrides: list[str], model: str | None)
     """The profile with `key.path=value` overrides (values read as YAML) and, optionally, one model."""
     data = {k: v for k, v in profile.to_dict().items() if k != "source"}
     data["repetitions"] = 1  # one timed repetition per round: each round is one independent sample
+    given = []
     for override in overrides:
         path, sep, text = override.partition("=")
         if not sep or not path.strip():
@@ -54,6 +56,12 @@ def variant_profile(profile, name: str, overrides: list[str], model: str | None)
                 raise ConfigError(f"--{name.lower()} {override}: {key!r} is not a section",
                                   file=profile.source, key=path)
         node[leaf] = yaml.safe_load(text)
+        given.append(path.strip())
+    if isinstance(data.get("engine"), dict):
+        # a variant on another engine keeps the profile's settings that engine takes; those it was given
+        # here are checked as given
+        data["engine"] = without_foreign_options(data["engine"], keep=tuple(p[len("engine."):] for p in given
+                                                              if p.startswith("engine.")))
     if model:
         data["models"] = [command_line_model(model, f"--{name.lower()}-model")]
     where = f"{profile.source} with variant {name} ({' '.join(overrides + ([f'model={model}'] if model else []))})"

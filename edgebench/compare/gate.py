@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edgebench.compare.inputs import ENGINE_KEYS, MeasuredCell, Side
+from edgebench.compare.inputs import MeasuredCell, Side
 from edgebench.compare.metrics import METRICS
 from edgebench.compare.stats import ALPHA, Decision, decide
 from edgebench.compare.thresholds import threshold_for
@@ -118,6 +118,6 @@ def engine_difference(cell: MeasuredCell, others) -> str | None:
     the engine settings or build that differ (a user sees "not matched" and must learn why)."""
     for other in others:
         if other.key[:-1] == cell.key[:-1] and other.key[-1] != cell.key[-1]:
-            return "; ".join(f"{name} {a!r} vs {b!r}" for name, a, b in zip(ENGINE_KEYS, cell.key[-1], other.key[-1])
+            return "; ".join(f"{name} {a!r} vs {b!r}" for (name, a), (_, b) in zip(cell.key[-1], other.key[-1])
                              if a != b)
     return None

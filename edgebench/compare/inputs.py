@@ -14,13 +14,21 @@ from pathlib import Path
 from edgebench.compare.metrics import metric_values
 from edgebench.errors import ResultsError
 from edgebench.results.aggregate import rows_with_attempts
+from edgebench.results.header import RunHeader
 from edgebench.results.store import read_header
+from edgebench.runner import engines
 from edgebench.runner.testspec import TestSpec
 
-# engine settings that change speed; two cells differing in one are different experiments. The
-# system info is llama.cpp's CPU feature and build string (`AVX512 = 1 | AMX_INT8 = 0 | REPACK = 1`):
-# two builds that differ in it run different kernels
-ENGINE_KEYS = ("n_batch", "n_ubatch", "type_k", "type_v", "flash_attn", "n_gpu_layers", "repack", "system_info")
+# the engine settings that make two cells one experiment are what each engine declares (its compare
+# keys); a row of an engine edgebench does not know (an old or foreign file) is held to llama.cpp's
+_FALLBACK_ENGINE = "llama.cpp"
+
+
+class _Shown(str):
+    """A list or mapping setting (providers, dims) made hashable for a key, shown as JSON writes it."""
+
+    def __repr__(self) -> str:
+        return str(self)
 
 
 @dataclass(frozen=True)
@@ -41,9 +49,30 @@ class Side:
     thresholds: dict[str, float] = field(default_factory=dict, hash=False)
 
 
-def _engine_key(row: dict, builds: dict | None = None) -> tuple:
+def _engine_key(row: dict, builds: dict | None = None, settings: dict | None = None) -> tuple:
+    """(name, value) for each of the engine's compare keys: the row's field of that name, else the setting
+    (see _settings) where there is one."""
+    declared = engines.declared(row.get("engine") or "") or engines.declared(_FALLBACK_ENGINE)
     row = {**row, "system_info": (builds or {}).get((row.get("device"), row.get("engine")), row.get("system_info"))}
-    return tuple(row.get(k) for k in ENGINE_KEYS)
+    found = {**(settings or {}), **row}
+    return tuple((name, _hashable(found.get(name))) for name in declared.compare_keys)
+
+
+def _hashable(value):
+    return _Shown(json.dumps(value, sort_keys=True)) if isinstance(value, (list, tuple, dict)) else value
+
+
+def _settings(facts, header: RunHeader) -> dict:
+    """A cell's engine settings: what the cell recorded, else what its run's profile said (a run written
+    before the engine recorded the setting stored it there), else the engine's declared default."""
+    declared = engines.declared(facts.engine or "")
+    if declared is None:
+        return {}
+    profiles = {None: header.profile or {}, **(header.ab.variants if header.ab else {})}
+    stored = (profiles.get(facts.variant) or {}).get("engine") or {}
+    if stored.get("name") != declared.name:
+        stored = {}
+    return {**declared.defaults(), **stored, **(facts.engine_options or {})}
 
 
 def _builds(rows) -> dict:
@@ -57,7 +86,7 @@ def row_test(row: dict) -> TestSpec:
                     int(row.get("batch") or 0))
 
 
-def _edgebench_cells(path: Path) -> list[MeasuredCell]:
+def _edgebench_cells(path: Path, header: RunHeader) -> list[MeasuredCell]:
     cells = []
     found = rows_with_attempts(path)
     builds = _builds(row for _, row in found)
@@ -69,7 +98,8 @@ def _edgebench_cells(path: Path) -> list[MeasuredCell]:
         model = row.get("model_sha256") or row.get("model")
         threads = attempt.facts.n_threads  # as configured: a failed cell never reports how many "auto" came to
         cells.append(MeasuredCell(
-            key=(row.get("device"), model, test.name, threads, row.get("engine"), _engine_key(row, builds)),
+            key=(row.get("device"), model, test.name, threads, row.get("engine"),
+                 _engine_key(row, builds, _settings(attempt.facts, header))),
             label=f"{row.get('device')}/{row.get('model')}/{test.name}/t{threads or 'auto'}",
             test=test, status=row.get("status") or "unknown", error=row.get("error"), values=values))
     return cells
@@ -111,7 +141,7 @@ def load_side(path: Path) -> Side:
     path = Path(path)
     if path.is_dir():
         header = read_header(path)
-        return Side(str(path), tuple(_edgebench_cells(path)),
+        return Side(str(path), tuple(_edgebench_cells(path, header)),
                     dict((header.profile or {}).get("thresholds") or {}))
     if not path.is_file():
         raise ResultsError(f"{path}: no such run directory or file")

@@ -183,6 +183,8 @@ def to_plain(value: Any) -> Any:
     """JSON-ready form of a config object: sections become mappings under their YAML keys,
     tuples become lists, and value objects that are not sections (TestSpec, SynthSpec) become
     their canonical text, so the result reads like the file it came from."""
+    if isinstance(value, Mapping):  # first: a section that reads as a mapping (the engine's) is one
+        return {str(k): to_plain(v) for k, v in value.items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = dataclasses.fields(value)
         if not any(_META in f.metadata for f in fields):
@@ -190,8 +192,6 @@ def to_plain(value: Any) -> Any:
         return {_yaml_key(f): to_plain(getattr(value, f.name)) for f in fields}
     if isinstance(value, tuple) and hasattr(value, "_fields"):
         return str(value)  # a named tuple (TestSpec) is one value, not a list
-    if isinstance(value, Mapping):
-        return {str(k): to_plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [to_plain(v) for v in value]
     return value

@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
 from edgebench.compare.thresholds import threshold_key, threshold_limit
+from edgebench.config.engine import EngineOptions, read_engine
 from edgebench.config.fields import (
     Where,
     above,
@@ -17,7 +18,6 @@ from edgebench.config.fields import (
     list_of,
     matches,
     not_blank,
-    one_of,
     read_value,
     reject_unknown,
     section,
@@ -27,40 +27,18 @@ from edgebench.config.fields import (
 )
 from edgebench.config.yamlsource import Document, load_yaml, parse_yaml
 from edgebench.errors import SynthError
-from edgebench.runner.engines.llama_settings import FLASH_ATTN, KV_CACHE_TYPES
-from edgebench.runner.engines.onnx_engine import OPTIMIZATION as GRAPH_OPTIMIZATION
 from edgebench.runner.testspec import TestSpec, parse_test
 from edgebench.synth.spec import PREFIX as SYNTH_PREFIX
 from edgebench.synth.spec import SynthSpec, parse_synth_spec
 
-# `sleep` is a test engine whose cells take a known time: it measures the controller, not a model
-ENGINES = ("llama.cpp", "llama-bench", "onnxruntime", "sleep")
+# what a test of a kind is, where an engine that does not run it is named
+_KIND_WORDS = {"b": "a batch test for generic ONNX models"}
 
 
 # ---- conversions (value, where) -> value ------------------------------------------------------
 
 def _lower(value: str, where: Where) -> str:
     return value.strip().lower()
-
-
-def _flash_attn(value: str | bool, where: Where) -> str:
-    # YAML 1.1 reads bare on/off as booleans, so `flash_attn: on` arrives here as True
-    return {True: "on", False: "off"}[value] if isinstance(value, bool) else value.strip().lower()
-
-
-# an empty list is the default: as many threads as the device has physical cores
-_thread_list = list_of(int, at_least(1), unique=True)
-
-
-def _dims(value: dict, where: Where) -> Mapping[str, int]:
-    return MappingProxyType({str(name): read_value(where.child(name), size, int, at_least(1))
-                             for name, size in value.items()})
-
-
-def _threads(value: int | list, where: Where) -> tuple[int, ...]:
-    if isinstance(value, list):
-        return _thread_list(value, where)
-    return (read_value(where, value, int, at_least(1)),)
 
 
 def _resolve_path(value: str, where: Where) -> str:
@@ -100,37 +78,6 @@ def _thresholds(value: dict, where: Where) -> Mapping[str, float]:
 
 
 # ---- sections --------------------------------------------------------------------------------
-
-@dataclass(frozen=True, kw_only=True)
-class EngineOptions:
-    """Engine settings, named and defaulted as llama-bench names and defaults them."""
-
-    name: str = setting("llama.cpp", str, check=one_of(*ENGINES))
-    # empty: let the runner use the device's physical core count; several values make a sweep
-    threads: tuple[int, ...] = setting((), (int, list), convert=_threads)
-    # 0: as large as each test needs
-    n_ctx: int = setting(0, int, check=at_least(0))
-    n_batch: int = setting(2048, int, check=at_least(1))
-    n_ubatch: int = setting(512, int, check=at_least(1))
-    type_k: str = setting("f16", str, convert=_lower, check=one_of(*KV_CACHE_TYPES))
-    type_v: str = setting("f16", str, convert=_lower, check=one_of(*KV_CACHE_TYPES))
-    flash_attn: str = setting("auto", (str, bool), convert=_flash_attn, check=one_of(*FLASH_ATTN))
-    # -1: offload every layer (llama-cpp-python's convention; llama-bench users write 99)
-    n_gpu_layers: int = setting(0, int, check=at_least(-1))
-    use_mmap: bool = setting(True, bool)
-    # llama-bench's --repack (llama.cpp's use_extra_bufts): weights in repacked/AMX layouts. Off avoids
-    # extra-buffer kernels a CPU or VM advertises but cannot run
-    repack: bool = setting(True, bool)
-    binary: str | None = setting(None, str, check=not_blank)
-    # the `sleep` test engine only: the speed it pretends to run at (it sleeps, it does not compute)
-    simulate_ts: float = setting(1000.0, float, check=above(0))
-    # onnxruntime only: session options, and sizes for a model's named dynamic dimensions
-    providers: tuple[str, ...] = setting(("CPUExecutionProvider",), list,
-                                         convert=list_of(str, not_blank, nonempty=True, unique=True))
-    inter_op_threads: int = setting(0, int, check=at_least(0))
-    graph_optimization: str = setting("all", str, convert=_lower, check=one_of(*GRAPH_OPTIMIZATION))
-    dims: Mapping[str, int] = setting(types=dict, convert=_dims, factory=lambda: MappingProxyType({}))
-
 
 @dataclass(frozen=True, kw_only=True)
 class TelemetryOptions:
@@ -209,7 +156,7 @@ class BenchProfile:
     name: str = setting(types=str, check=not_blank)
     description: str | None = setting(None, str)
     models: tuple[ModelRef, ...] = setting(types=list, convert=_models)
-    engine: EngineOptions = section(EngineOptions)
+    engine: EngineOptions = setting(EngineOptions(), dict, convert=read_engine)
     tests: tuple[TestSpec, ...] = setting(types=list, convert=list_of(str, convert=_test, nonempty=True,
                                                                        unique=True))
     repetitions: int = setting(5, int, check=at_least(1))
@@ -248,12 +195,15 @@ def profile_from(doc: Document) -> BenchProfile:
 
 
 def _check_context(profile: BenchProfile, where: Where) -> None:
-    n_ctx = profile.engine.n_ctx
+    engine = profile.engine
+    kinds = engine.declaration.test_kinds
+    # an engine without n_ctx sizes its context itself
+    n_ctx = engine.get("n_ctx") or 0
     for i, test in enumerate(profile.tests):
-        if test.batch and profile.engine.name not in ("onnxruntime", "sleep"):
+        if test.kind not in kinds:
+            what = _KIND_WORDS.get(test.kind, f"a {test.kind} test")
             raise where.child("tests").child(i).error(
-                f"{test.name} is a batch test for generic ONNX models; engine {profile.engine.name} runs "
-                f"LLM tests (pp/tg)")
+                f"{test.name} is {what}; engine {engine.name} runs {'/'.join(kinds)} tests")
         if n_ctx and test.n_tokens > n_ctx:
             raise where.child("engine").child("n_ctx").error(
                 f"n_ctx {n_ctx} is too small for test {test.name}, which needs {test.n_tokens} tokens; "

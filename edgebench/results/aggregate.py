@@ -12,10 +12,10 @@ from pathlib import Path
 
 from edgebench.errors import with_cause
 from edgebench.numbers import quantile
-from edgebench.results.records import FAILED, INTERRUPTED, CellAttempt, CellError
+from edgebench.results.records import FAILED, INTERRUPTED, CellAttempt, CellError, CellFacts
 from edgebench.results.store import read_attempts
+from edgebench.runner import engines
 from edgebench.runner.crashes import main_cause
-from edgebench.runner.engines.llama_settings import FLASH_ATTN
 from edgebench.runner.telemetry import row_columns
 from edgebench.runner.telemetry.columns import Windows
 
@@ -71,18 +71,26 @@ def _window_summary(attempt: CellAttempt) -> dict:
     return {column.name: column.reduce(windows) for column in row_columns()}
 
 
+def engine_row_fields(facts: CellFacts) -> dict:
+    """The row fields the cell's engine fills from the options recorded with it (its declared row fields).
+    Records written before engines declared what they record hold llama.cpp's options whatever the
+    engine, and their rows show them as they always did."""
+    options = dict(facts.engine_options or {})
+    declared = engines.declared(facts.engine or "")
+    if declared is None or not set(options) <= set(declared.facts):
+        declared = engines.declared("llama.cpp")
+    return declared.row_fields(options)
+
+
 def cell_row(attempt: CellAttempt) -> dict:
     facts, start, samples = attempt.facts, attempt.start, attempt.samples
-    info, options = attempt.engine_info, facts.engine_options
+    info = attempt.engine_info
     cooldown = start.cooldown if start else None
     row = dict(_LLAMA_BENCH_CONSTANTS)
     row.update({k: info[k] for k in LLAMA_BENCH_FIELDS if k in info})
+    row.update(engine_row_fields(facts))
     row.update({
-        "model_filename": start and start.model_filename, "n_batch": options.get("n_batch"),
-        "n_ubatch": options.get("n_ubatch"), "type_k": options.get("type_k"), "type_v": options.get("type_v"),
-        "n_gpu_layers": options.get("n_gpu_layers"), "flash_attn": FLASH_ATTN.get(options.get("flash_attn"), -1),
-        "load_mode": "auto" if options.get("use_mmap", True) else "none",
-        "repack": bool(options.get("repack", True)),
+        "model_filename": start and start.model_filename,
         "n_prompt": facts.n_prompt, "n_gen": facts.n_gen, "n_depth": facts.n_depth,
         "test_time": start and start.started,
         "device": facts.device, "device_class": facts.device_class, "engine": facts.engine,

@@ -62,9 +62,10 @@ def run_job(job, emit):
             **source_options(telemetry)
         )
     test = TestSpec(**job["test"])
-    if test.batch and not engine.supports_batch:
-        raise RunnerFailure("job", "engine %s runs LLM tests (pp/tg); %s is for generic ONNX models"
-                            % (job["engine"], test.name))
+    kinds = engine.declaration.test_kinds
+    if test.kind not in kinds:
+        raise RunnerFailure("job", "engine %s runs %s tests, not %s (%s)"
+                            % (job["engine"], "/".join(kinds), test.kind, test.name))
     n_tokens = test.n_items
     # the device's limits the summaries judge a window by (thermal: max_temp_c)
     limits = job.get("limits") or {}

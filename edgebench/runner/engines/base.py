@@ -6,6 +6,7 @@ import abc
 from typing import Callable, Iterator, NamedTuple, Optional
 
 from ..testspec import TestSpec
+from .declaration import EngineDeclaration
 
 
 class Measurement(NamedTuple):
@@ -19,9 +20,8 @@ class Measurement(NamedTuple):
 
 
 class Engine(abc.ABC):
-    name = ""
-    # whether it runs generic models at a batch size (`b<N>` tests) besides pp/tg
-    supports_batch = False
+    # what the engine takes, runs and records (declaration.py); its module's DECLARATION
+    declaration: EngineDeclaration
 
     @staticmethod
     @abc.abstractmethod

@@ -16,9 +16,24 @@ import time
 
 from ..crashes import StderrTail, explain
 from ..protocol import RunnerFailure
+from . import llama_settings as llama
 from .base import Engine, Measurement
 from .build_info import system_info_beside
+from .declaration import THREADS, EngineDeclaration, Option
 from .llama_settings import FLASH_ATTN
+
+DECLARATION = EngineDeclaration(
+    name="llama-bench",
+    doc="a llama-bench binary on the device, run and parsed",
+    options=(THREADS, llama.N_BATCH, llama.N_UBATCH, llama.TYPE_K, llama.TYPE_V, llama.FLASH_ATTN_OPTION,
+             llama.N_GPU_LAYERS, llama.REPACK,
+             Option("binary", "text", None, "the llama-bench binary; default: the device's llama_bench",
+                    device_setting="llama_bench")),
+    test_kinds=("pp", "tg", "pp+tg"),
+    facts=("n_batch", "n_ubatch", "type_k", "type_v", "flash_attn", "n_gpu_layers", "repack", "binary"),
+    compare_keys=llama.COMPARE_KEYS,
+    row_fields=llama.row_fields,
+)
 
 # llama-bench fields that describe the build and model rather than one test
 INFO_FIELDS = ("build_commit", "build_number", "cpu_info", "gpu_info", "backends", "model_type",
@@ -27,7 +42,7 @@ STDERR_TAIL_LINES = 20
 
 
 class LlamaBenchEngine(Engine):
-    name = "llama-bench"
+    declaration = DECLARATION
     binary = None
 
     @staticmethod

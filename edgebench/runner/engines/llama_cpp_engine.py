@@ -17,9 +17,25 @@ import time
 import types
 
 from ..protocol import RunnerFailure
+from . import llama_settings as llama
 from .base import Engine, Measurement
+from .declaration import THREADS, EngineDeclaration, Option
 from .hostinfo import cpu_model_name, physical_cores
 from .llama_settings import FLASH_ATTN, KV_CACHE_TYPES
+
+DECLARATION = EngineDeclaration(
+    name="llama.cpp",
+    doc="llama.cpp in-process, through llama-cpp-python",
+    options=(THREADS,
+             Option("n_ctx", "int", 0, "context size; 0: as large as each test needs", at_least=0),
+             llama.N_BATCH, llama.N_UBATCH, llama.TYPE_K, llama.TYPE_V, llama.FLASH_ATTN_OPTION, llama.N_GPU_LAYERS,
+             Option("use_mmap", "bool", True, "map the model file instead of reading it"),
+             llama.REPACK),
+    test_kinds=("pp", "tg", "pp+tg"),
+    facts=("n_ctx", "n_batch", "n_ubatch", "type_k", "type_v", "flash_attn", "n_gpu_layers", "use_mmap", "repack"),
+    compare_keys=llama.COMPARE_KEYS,
+    row_fields=llama.row_fields,
+)
 
 # llama_load_mode: AUTO lets llama.cpp mmap where it can, which is llama-bench's default.
 _LOAD_MODE = {True: -1, False: 0}
@@ -59,7 +75,7 @@ def _package_version():
 
 
 class LlamaCppEngine(Engine):
-    name = "llama.cpp"
+    declaration = DECLARATION
 
     @staticmethod
     def missing(options=None):

@@ -9,10 +9,22 @@ from __future__ import annotations
 import time
 
 from .base import Engine, Measurement
+from .declaration import THREADS, EngineDeclaration, Option
+
+DECLARATION = EngineDeclaration(
+    name="sleep",
+    doc="a test engine that only waits",
+    options=(THREADS,
+             Option("simulate_ts", "float", 1000.0, "the speed it pretends to run at, in tokens (items) per second",
+                    above=0)),
+    test_kinds=("pp", "tg", "pp+tg", "b"),
+    facts=("simulate_ts",),
+    compare_keys=("simulate_ts",),
+)
 
 
 class SleepEngine(Engine):
-    name = "sleep"
+    declaration = DECLARATION
 
     @staticmethod
     def missing(options=None):

@@ -18,10 +18,24 @@ import time
 
 from ..protocol import RunnerFailure
 from .base import Engine, Measurement
+from .declaration import THREADS, EngineDeclaration, Option
 
 OPTIMIZATION = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
                 "all": "ORT_ENABLE_ALL"}
 PAST, PRESENT = "past_key_values", "present"
+
+DECLARATION = EngineDeclaration(
+    name="onnxruntime",
+    doc="ONNX models through onnxruntime: decoder LLMs (pp/tg) and generic models (b<N>)",
+    options=(THREADS,
+             Option("providers", "texts", ("CPUExecutionProvider",), "execution providers, in order"),
+             Option("inter_op_threads", "int", 0, "inter-op threads; 0: onnxruntime's default", at_least=0),
+             Option("graph_optimization", "choice", "all", "graph optimisation level", choices=tuple(OPTIMIZATION)),
+             Option("dims", "sizes", {}, "sizes of named dynamic dimensions besides the batch")),
+    test_kinds=("pp", "tg", "pp+tg", "b"),
+    facts=("providers", "inter_op_threads", "graph_optimization", "dims"),
+    compare_keys=("providers", "graph_optimization", "inter_op_threads", "dims"),
+)
 
 
 def _first_line(exc) -> str:
@@ -29,8 +43,7 @@ def _first_line(exc) -> str:
 
 
 class OnnxEngine(Engine):
-    name = "onnxruntime"
-    supports_batch = True
+    declaration = DECLARATION
 
     @staticmethod
     def missing(options=None):
