@@ -164,16 +164,23 @@ def test_local_and_ssh_runs_of_one_profile_merge_into_both_rows(golden, tmp_path
     assert rows_text(merged) == json.dumps(both, indent=1) + "\n"
 
 
-AB_MERGES_WITH_ITSELF = pytest.mark.xfail(
-    strict=True, reason="an ab run lists no cells in run.json, so merge does not see that both are the same run "
-                        "(and doubles its samples); when this is fixed, drop this mark")
-
-
-@pytest.mark.parametrize("kind", [pytest.param(k, marks=AB_MERGES_WITH_ITSELF) if k == "ab" else k for k in KINDS])
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_run_merged_with_itself_is_refused(golden, tmp_path, capsys, kind):
     run = run_dir(golden, kind)
     code, printed = quiet_cli("merge", run, run, "-o", tmp_path / "twice")
     assert code == 3, printed
     err = capsys.readouterr().err
-    assert err.startswith("error: cell ") and "is in both" in err and len(err.strip().splitlines()) == 1
+    assert " is the same run as " in err and "twice" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "twice").exists()
+
+
+def test_an_ab_run_is_not_merged_with_another(golden, tmp_path, capsys):
+    ab, other = tmp_path / "ab", tmp_path / "ab-copy"
+    shutil.copytree(run_dir(golden, "ab"), ab)
+    shutil.copytree(run_dir(golden, "ab"), other)
+    header = json.loads((other / "run.json").read_text())
+    (other / "run.json").write_text(json.dumps({**header, "run_id": "another"}))
+    code, printed = quiet_cli("merge", ab, other, "-o", tmp_path / "both")
+    assert code == 3, printed
+    assert "is an ab run, one interleaved experiment" in capsys.readouterr().err
+    assert not (tmp_path / "both").exists()

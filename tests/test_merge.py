@@ -52,7 +52,7 @@ def test_shards_merge_into_the_whole_run(tmp_path, shards):
 
 
 def test_the_same_run_twice_is_refused(tmp_path, shards):
-    with pytest.raises(ResultsError, match="is in both"):
+    with pytest.raises(ResultsError, match="is the same run as"):
         merge_runs([shards[0], shards[0]], tmp_path / "twice")
     assert not (tmp_path / "twice").exists() and not (tmp_path / "twice.partial").exists()
 

@@ -29,7 +29,17 @@ def check_mergeable(runs: list[tuple[Path, RunHeader]]) -> None:
         raise ResultsError("merge needs at least two run directories")
     first_path, first = runs[0]
     owner: dict[str, Path] = {}
+    seen: dict[str, Path] = {}
+    # by run id, not only by cells: an ab run lists no cells up front (its rounds decide them)
     for path, header in runs:
+        if header.run_id in seen:
+            raise ResultsError(f"{path} is the same run as {seen[header.run_id]} (run {header.run_id}): merging "
+                               f"would count each of its measurements twice")
+        seen[header.run_id] = path
+    for path, header in runs:
+        if header.ab is not None:
+            raise ResultsError(f"{path} is an ab run, one interleaved experiment with its own verdicts: it cannot "
+                               f"be merged with other runs (compare it, or report it, as it is)")
         if _profile_of(header) != _profile_of(first):
             raise ResultsError(f"{path} ran a different profile than {first_path} "
                                f"({(header.profile or {}).get('name')!r} vs {(first.profile or {}).get('name')!r}, "
