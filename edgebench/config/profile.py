@@ -27,11 +27,11 @@ from edgebench.config.fields import (
 )
 from edgebench.config.yamlsource import Document, load_yaml, parse_yaml
 from edgebench.errors import SynthError
+from edgebench.models.synth.spec import PREFIX as SYNTH_PREFIX
+from edgebench.models.synth.spec import SynthSpec, parse_synth_spec
 from edgebench.runner.engines.llama_settings import FLASH_ATTN, KV_CACHE_TYPES
 from edgebench.runner.engines.onnx_engine import OPTIMIZATION as GRAPH_OPTIMIZATION
 from edgebench.runner.testspec import TestSpec, parse_test
-from edgebench.synth.spec import PREFIX as SYNTH_PREFIX
-from edgebench.synth.spec import SynthSpec, parse_synth_spec
 
 # `sleep` is a test engine whose cells take a known time: it measures the controller, not a model
 ENGINES = ("llama.cpp", "llama-bench", "onnxruntime", "sleep")

@@ -11,7 +11,7 @@ import statistics
 from pathlib import Path
 
 from edgebench.errors import with_cause
-from edgebench.numbers import quantile
+from edgebench.results.order_stats import quantile
 from edgebench.results.store import read_jsonl, read_meta
 from edgebench.runner.crashes import main_cause
 from edgebench.runner.engines.llama_settings import FLASH_ATTN

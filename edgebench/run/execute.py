@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
 
-from edgebench.cells import Cell, plan_cells, shard_cells
 from edgebench.config import parse_device, parse_profile
-from edgebench.device_worker import DeviceWorker, Observer
 from edgebench.errors import EdgebenchError, ResultsError
 from edgebench.results.aggregate import latest_attempts, run_rows
 from edgebench.results.store import RunStore, now_iso
+from edgebench.run.cells import Cell, plan_cells, shard_cells
+from edgebench.run.device_worker import DeviceWorker, Observer
 
 __all__ = ["Observer", "RunInterrupted", "RunOutcome", "SharedRun", "resume_run", "run_cells"]
 
