@@ -62,7 +62,7 @@ def llama_bench_binary() -> str:
     root = _llama_cpp_root()
     if root:
         # only a build with the engine's own flags is a fair anchor (tests/perf/build_llama_bench.sh)
-        from edgebench.engine_build import cmake_args, flags_key
+        from edgebench.toolchain.llama_cpp_wheel import cmake_args, flags_key
         candidates.append(str(root / f"build-{flags_key(root.name.split('-', 1)[1], cmake_args())}" / "bin"
                               / "llama-bench"))
     found = next((c for c in candidates if c and os.access(c, os.X_OK)), None)
@@ -85,8 +85,8 @@ def model_dir(tmp_path_factory) -> Path:
 
 
 def _synth(model_dir: Path, spec_text: str) -> Path:
-    from edgebench.synth.build import build_synthetic
-    from edgebench.synth.spec import parse_synth_spec
+    from edgebench.models.synth.build import build_synthetic
+    from edgebench.models.synth.spec import parse_synth_spec
     spec = parse_synth_spec(spec_text)
     path = model_dir / spec.file_name()
     if not path.exists():

@@ -11,11 +11,11 @@ import sys
 import onnx_models
 import pytest
 
-from edgebench.cells import Cell
 from edgebench.config import TestSpec, parse_device, parse_profile, parse_test
-from edgebench.device_worker import cell_job
+from edgebench.run.cells import Cell
+from edgebench.run.device_worker import cell_job
 from edgebench.runner.testspec import KINDS
-from edgebench.zipapp import write_runner
+from edgebench.toolchain.runner_zipapp import write_runner
 
 
 @pytest.mark.parametrize("text, spec, kind", [

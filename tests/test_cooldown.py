@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from edgebench.config import parse_device, parse_profile
-from edgebench.device_worker import Observer
-from edgebench.execute import run_cells
+from edgebench.run.device_worker import Observer
+from edgebench.run.execute import run_cells
 from edgebench.runner.cooldown import cool_down
 
 

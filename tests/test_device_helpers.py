@@ -18,10 +18,10 @@ import pytest
 
 from edgebench.config import parse_device
 from edgebench.errors import DeviceBusy
+from edgebench.toolchain.runner_zipapp import runner_bytes, runner_sha256, write_runner
 from edgebench.transport.device_lock import DeviceLock
 from edgebench.transport.local import LocalTransport
 from edgebench.transport.remote_store import install_runner, push_model
-from edgebench.zipapp import runner_bytes, runner_sha256, write_runner
 
 REPO = Path(__file__).resolve().parent.parent
 HELPERS = ("device_store.py", "device_lock.py", "entry.py")

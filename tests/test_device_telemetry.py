@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from edgebench.cells import plan_cells
 from edgebench.config import parse_device, parse_profile
 from edgebench.config.fields import to_plain
-from edgebench.device_worker import cell_job, cooldown_job
+from edgebench.run.cells import plan_cells
+from edgebench.run.device_worker import cell_job, cooldown_job
 from edgebench.runner.job import TELEMETRY_DEFAULTS, parse_telemetry
 from edgebench.runner.protocol import RunnerFailure
 from edgebench.runner.telemetry import DEVICE, declared_settings
 from edgebench.runner.telemetry.settings import PROFILE
-from edgebench.zipapp import write_runner
+from edgebench.toolchain.runner_zipapp import write_runner
 
 FIXTURES = Path(__file__).parent / "fixtures" / "telemetry"
 README = Path(__file__).resolve().parent.parent / "README.md"

@@ -16,10 +16,10 @@ import pytest
 from edgebench.config import parse_device
 from edgebench.errors import RunnerError
 from edgebench.runner.crashes import cause_lines, explain, in_engine
+from edgebench.toolchain.runner_zipapp import write_runner
 from edgebench.transport.local import LocalTransport
 from edgebench.transport.remote_store import install_runner
 from edgebench.transport.runner_session import run_runner
-from edgebench.zipapp import write_runner
 
 
 @pytest.fixture(scope="module")
@@ -151,8 +151,8 @@ def test_a_real_engine_assertion_is_kept_past_its_backtrace(tmp_path, tiny_qwen3
     ggml then prints a backtrace (with gdb, ~100 lines) that pushes the assertion out of the tail."""
     import dataclasses
 
-    from edgebench.synth.shapes import PRESETS
-    from edgebench.synth.writer import write_gguf
+    from edgebench.models.synth.shapes import PRESETS
+    from edgebench.models.synth.writer import write_gguf
 
     no_attention = write_gguf(dataclasses.replace(PRESETS["tiny-qwen35"], n_layer=2), tmp_path / "rr.gguf")
     run = edgebench("run", write_profile(tmp_path / "p.yaml", [no_attention]), "-d", local_device_file,

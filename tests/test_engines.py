@@ -15,17 +15,17 @@ from pathlib import Path
 import pytest
 from conftest import assert_at
 
-from edgebench import zipapp
 from edgebench.cli import EXIT_ERROR, EXIT_OK, main
-from edgebench.compare.ab import variant_profile
 from edgebench.config import load_profile, parse_profile
 from edgebench.config.engine import default, reader
 from edgebench.config.fields import Where, read_value
 from edgebench.config.yamlsource import parse_yaml
 from edgebench.errors import ConfigError
 from edgebench.results.aggregate import FIELDS
+from edgebench.run.ab import variant_profile
 from edgebench.runner import engines
 from edgebench.runner.testspec import KINDS
+from edgebench.toolchain import runner_zipapp as zipapp
 
 REPO = Path(__file__).resolve().parent.parent
 TOY_ENGINE = Path(__file__).parent / "fixtures" / "engines" / "toy_engine.py"

@@ -17,15 +17,15 @@ from conftest import require
 
 from edgebench.facts import (
     FACTS,
-    ProbeOutputError,
+    FactOutputError,
+    fact_command,
+    fact_script,
     is_unavailable,
-    parse_probe,
-    probe_command,
-    probe_script,
+    parse_fact_output,
     shell_path,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures" / "probe"
+FIXTURES = Path(__file__).parent / "fixtures" / "fact_script"
 
 NOT_TERMUX = {"is_termux": False, "prefix": None, "version": None}
 ARM_NO_SVE = {"asimd": True, "asimdhp": True, "asimddp": True, "fphp": True, "i8mm": False, "bf16": False,
@@ -139,7 +139,7 @@ EXPECTED = {
                                             "uuid": "GPU-3c8e2f4a-91b7-5d06-a2e4-7f1b9c0d6e58"}]},
         "throttled": None,
     },
-    # recorded by running probe_script("~/edgebench/work") with `sh -c` (dash) in a Debian 12 container
+    # recorded by running fact_script("~/edgebench/work") with `sh -c` (dash) in a Debian 12 container
     "debian_container": {
         "arch": "x86_64",
         "kernel": {"system": "Linux", "release": "6.18.44-fc-v595"},
@@ -172,14 +172,14 @@ def fixture(device: str) -> str:
 
 @pytest.mark.parametrize("device", sorted(EXPECTED))
 def test_fixture_parses_every_fact(device):
-    parsed = parse_probe(fixture(device))
+    parsed = parse_fact_output(fixture(device))
     assert list(parsed) == list(FACTS)
     assert set(EXPECTED[device]) == set(FACTS)
 
 
 @pytest.mark.parametrize("device,name", [(d, n) for d in sorted(EXPECTED) for n in EXPECTED[d]])
 def test_fixture_fact_value(device, name):
-    assert parse_probe(fixture(device))[name] == EXPECTED[device][name]
+    assert parse_fact_output(fixture(device))[name] == EXPECTED[device][name]
 
 
 def _sections(output: str) -> dict[str, tuple[str, int]]:
@@ -308,25 +308,25 @@ def test_python_too_old_and_warnings_before_the_version():
 def test_parse_probe_cut_short_crlf_and_forged_markers():
     text = fixture("rpi5")
     cut = text[:text.index("begin memory") + len("begin memory\nMemTotal:")]
-    parsed = parse_probe(cut.replace("\n", "\r\n"))
+    parsed = parse_fact_output(cut.replace("\n", "\r\n"))
     assert parsed["cpu"] == EXPECTED["rpi5"]["cpu"]
     assert parsed["memory"] == "unavailable: probe cut short"
     assert parsed["throttled"] == "unavailable: not in the probe output"
     # a command cannot end a section early without knowing the nonce
     forged = text.replace("pi5-bench\n", "pi5-bench\n@@edgebench-probe 0000000000000000 end hostname 0\n", 1)
-    assert parse_probe(forged)["hostname"] == "pi5-bench"
+    assert parse_fact_output(forged)["hostname"] == "pi5-bench"
 
 
 def test_parse_probe_rejects_output_that_is_not_a_probe():
-    with pytest.raises(ProbeOutputError):
-        parse_probe("bash: sh: command not found\n")
+    with pytest.raises(FactOutputError):
+        parse_fact_output("bash: sh: command not found\n")
 
 
 # ---------------------------------------------------------------- the script itself
 
 
 def test_commands_are_constants_and_only_the_workdir_assignment_varies():
-    a, b = probe_script("/srv/a", nonce="ab" * 8), probe_script("~/b c", nonce="ab" * 8)
+    a, b = fact_script("/srv/a", nonce="ab" * 8), fact_script("~/b c", nonce="ab" * 8)
     diff = [(x, y) for x, y in zip(a.splitlines(), b.splitlines()) if x != y]
     assert diff == [("workdir=/srv/a", "workdir=\"$HOME\"/'b c'")]
     for item in FACTS.values():
@@ -367,11 +367,11 @@ SHELLS = {"sh": ["sh"], "dash": ["dash"], "bash": ["bash"], "bash-posix": ["bash
 
 def run_probe(workdir: str, shell=("sh",), env=None) -> dict:
     require(shutil.which(shell[0]) is not None, f"the {shell[0]} shell (.ci/run installs it)")
-    done = subprocess.run([*shell, "-c", probe_script(workdir)], capture_output=True, text=True, timeout=60,
+    done = subprocess.run([*shell, "-c", fact_script(workdir)], capture_output=True, text=True, timeout=60,
                           env=env)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""  # every fact's stderr is captured into its own section
-    return parse_probe(done.stdout)
+    return parse_fact_output(done.stdout)
 
 
 def local_python_version() -> str:
@@ -445,9 +445,9 @@ def test_hostile_workdir_that_exists(tmp_path):
 
 def test_probe_command_for_ssh_exec(tmp_path):
     # what an SSH server does with an exec request: the login shell runs the string
-    command = probe_command(str(tmp_path))
+    command = fact_command(str(tmp_path))
     done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60)
-    assert parse_probe(done.stdout)["disk"]["path"] == str(tmp_path)
+    assert parse_fact_output(done.stdout)["disk"]["path"] == str(tmp_path)
 
 
 @pytest.mark.parametrize("shell", ["/bin/sh", "/bin/mksh"])

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from edgebench.cells import parse_shard, plan_cells, shard_cells
 from edgebench.config import parse_profile, select_devices
 from edgebench.errors import DeviceNotFound
+from edgebench.run.cells import parse_shard, plan_cells, shard_cells
 
 REPO = Path(__file__).resolve().parent.parent
 

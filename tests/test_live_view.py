@@ -6,10 +6,10 @@ import io
 
 from rich.console import Console
 
-from edgebench.cells import Cell
+from edgebench.cli.ui import RunDisplay
 from edgebench.config import parse_device, parse_profile
 from edgebench.results.records import Sample
-from edgebench.ui import RunDisplay
+from edgebench.run.cells import Cell
 
 
 def render(display: RunDisplay) -> str:

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from edgebench.zipapp import write_runner
+from edgebench.toolchain.runner_zipapp import write_runner
 
 
 @pytest.fixture(scope="module")

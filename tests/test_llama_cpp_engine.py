@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edgebench.zipapp import write_runner
+from edgebench.toolchain.runner_zipapp import write_runner
 
 FIXTURES = Path(__file__).parent / "fixtures" / "telemetry"
 

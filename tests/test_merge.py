@@ -10,9 +10,9 @@ import pytest
 from edgebench.cli import EXIT_ERROR, EXIT_OK, main
 from edgebench.config import parse_device, parse_profile
 from edgebench.errors import ResultsError
-from edgebench.execute import run_cells
 from edgebench.results.aggregate import run_rows
 from edgebench.results.merge import merge_runs
+from edgebench.run.execute import run_cells
 
 
 def fleet(tmp_path: Path, count: int = 3):

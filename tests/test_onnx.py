@@ -14,9 +14,9 @@ import pytest
 from edgebench.cli import EXIT_ERROR, EXIT_FAILED_CELLS, EXIT_OK, main
 from edgebench.config import parse_device, parse_profile
 from edgebench.errors import ModelFileError
-from edgebench.execute import run_cells
-from edgebench.models import resolve_model
-from edgebench.onnx_files import describe
+from edgebench.models.onnx_files import describe
+from edgebench.models.resolve import resolve_model
+from edgebench.run.execute import run_cells
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,14 @@ import pytest
 
 from edgebench.cli import main
 from edgebench.errors import ModelFileError
+from edgebench.models.gguf_info import info_from_preset, read_gguf
+from edgebench.models.synth.shapes import PRESETS
 from edgebench.plan.calibrate import calibrate
-from edgebench.plan.gguf_info import info_from_preset, read_gguf
 from edgebench.plan.memory import MIB, Affine, Runtime, max_context, padded
 from edgebench.plan.speed import bytes_per_token
 from edgebench.results.header import PlannedCell
 from edgebench.results.records import CellEnd, CellFacts, CellStart, DeviceProbe, Sample
 from edgebench.results.store import RunStore
-from edgebench.synth.shapes import PRESETS
 
 GIB = 1 << 30
 
@@ -65,8 +65,8 @@ def test_inspect_reads_the_files_synth_writes(capsys, tiny_qwen35, tiny_llama):
 
 @pytest.mark.parametrize("quant", ["F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_S"])
 def test_like_sizes_match_the_file_synth_writes(quant, llama_cpp, model_dir):
-    from edgebench.synth.build import build_synthetic
-    from edgebench.synth.spec import parse_synth_spec
+    from edgebench.models.synth.build import build_synthetic
+    from edgebench.models.synth.spec import parse_synth_spec
 
     for preset in ("tiny-qwen35", "tiny-llama"):
         spec = parse_synth_spec(f"{preset}@{quant}")
@@ -231,7 +231,7 @@ def test_plan_of_an_onnx_model_points_to_inspect(capsys, tmp_path):
 def test_inspect_and_plan_warn_of_a_qwen35_file_without_an_attention_layer(capsys, tmp_path, devices_dir):
     import dataclasses
 
-    from edgebench.synth.writer import write_gguf
+    from edgebench.models.synth.writer import write_gguf
 
     # a file older edgebench versions wrote for `synth --like tiny-qwen35 --layers 3` (pattern RRR)
     path = write_gguf(dataclasses.replace(PRESETS["tiny-qwen35"], n_layer=3), tmp_path / "rrr.gguf")

@@ -25,8 +25,8 @@ from conftest import require
 
 from edgebench.cli import EXIT_OK, main
 from edgebench.config import parse_device, parse_profile
-from edgebench.execute import run_cells
 from edgebench.report.svg import PALETTE
+from edgebench.run.execute import run_cells
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 

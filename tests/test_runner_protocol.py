@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
+from edgebench.toolchain.runner_zipapp import runner_bytes, runner_sha256, write_runner
 from edgebench.transport.runner_session import run_runner
-from edgebench.zipapp import runner_bytes, runner_sha256, write_runner
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +94,8 @@ def test_llama_bench_engine_without_binary(runner, tiny_qwen35, tmp_path):
     assert code == 1 and events[-1]["kind"] == "engine-missing"
 
 
-def test_probe_lists_engines_and_telemetry(runner):
-    code, events, _ = run(runner, "", mode="probe")
+def test_capabilities_lists_engines_and_telemetry(runner):
+    code, events, _ = run(runner, "", mode="capabilities")
     assert code == 0
     info = events[-1]["info"]
     assert set(info["engines"]) == {"llama.cpp", "llama-bench", "onnxruntime", "sleep"}

@@ -20,14 +20,14 @@ import pytest
 from terminal import plain, run_in_terminal
 
 from edgebench.errors import DiskFullError, EdgebenchError, SynthError
+from edgebench.models.synth import build as build_mod
+from edgebench.models.synth import writer as writer_mod
+from edgebench.models.synth.build import build_synthetic, cache_path, cached_synthetic
+from edgebench.models.synth.quantize import FTYPES, quantize
+from edgebench.models.synth.shapes import PRESETS, ModelShape
+from edgebench.models.synth.spec import QUANTS, SynthSpec, parse_synth_spec
+from edgebench.models.synth.writer import write_gguf
 from edgebench.paths import cache_root
-from edgebench.synth import build as build_mod
-from edgebench.synth import writer as writer_mod
-from edgebench.synth.build import build_synthetic, cache_path, cached_synthetic
-from edgebench.synth.quantize import FTYPES, quantize
-from edgebench.synth.shapes import PRESETS, ModelShape
-from edgebench.synth.spec import QUANTS, SynthSpec, parse_synth_spec
-from edgebench.synth.writer import write_gguf
 
 QWEN_PRESETS = ["qwen3.5-0.8b", "qwen3.5-2b", "qwen3.5-4b", "qwen3.5-9b"]
 

@@ -62,8 +62,8 @@ def cmd_devices_list(args, console) -> int:
     from rich.console import Console
     from rich.markup import escape
 
+    from edgebench.cli.ui import print_table
     from edgebench.config.lookup import LOCAL, builtin_local, is_builtin, scan_devices
-    from edgebench.ui import print_table
 
     devices, problems = scan_devices(args.devices_dir)
     # `-d local` works without a profile, so the list shows it; `-d all` leaves it out, lest a
@@ -111,14 +111,14 @@ def cmd_devices_check(args, console) -> int:
     import json
 
     from edgebench.config import find_device
-    from edgebench.probe import facts_rows, probe_device, self_test_failed
+    from edgebench.facts.device_probe import facts_rows, probe_device, self_test_failed
 
     device = find_device(args.name, args.devices_dir)
     facts = probe_device(device, engine_self_test=not args.no_self_test)
     if args.json:
         sys.stdout.write(json.dumps(facts, indent=2, default=str) + "\n")
     else:
-        from edgebench.ui import print_table
+        from edgebench.cli.ui import print_table
         print_table(console, ["fact", "value"], facts_rows(facts))
     return EXIT_FAILED_CELLS if self_test_failed(facts) else EXIT_OK
 

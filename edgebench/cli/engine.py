@@ -17,10 +17,10 @@ def register(commands) -> None:
 
 
 def cmd_install_engine(args, console) -> int:
-    from edgebench import engine_build
+    from edgebench.toolchain import llama_cpp_wheel
 
     if args.print_flags:
-        console.print(engine_build.cmake_args(), markup=False)
+        console.print(llama_cpp_wheel.cmake_args(), markup=False)
         return EXIT_OK
-    engine_build.install(log=lambda text: console.print(text, markup=False))
+    llama_cpp_wheel.install(log=lambda text: console.print(text, markup=False))
     return EXIT_OK

@@ -11,8 +11,8 @@ from edgebench.cli.common import (
     add_results_root,
     local_device,
 )
+from edgebench.cli.outputs import check_output_file, output_folder, write_output
 from edgebench.errors import EdgebenchError
-from edgebench.outputs import check_output_file, output_folder, write_output
 
 
 def add_gate_options(parser, baselines: bool = True):
@@ -81,8 +81,8 @@ def register(commands) -> None:
 
 
 def _gate_outputs(args, console, report) -> int:
+    from edgebench.cli.ui import print_table
     from edgebench.compare import report as out
-    from edgebench.ui import print_table
 
     code = report.exit_code(args.inconclusive)
     print_table(console, out.HEADER, out.table_rows(report))
@@ -146,8 +146,8 @@ def cmd_compare(args, console) -> int:
 
 
 def cmd_ab(args, console) -> int:
-    from edgebench.compare.ab import AbRun, variant_profile
     from edgebench.config import find_device, load_profile
+    from edgebench.run.ab import AbRun, variant_profile
 
     thresholds = _cli_thresholds(args)
     profile = load_profile(args.profile)
@@ -160,7 +160,7 @@ def cmd_ab(args, console) -> int:
     output_folder(args.results, "results root")
     ab = AbRun(profile, variants, device, args.results, thresholds, rounds=args.rounds,
                max_rounds=args.max_rounds, wait_for_lock=not args.no_wait)
-    from edgebench.ui import RunDisplay
+    from edgebench.cli.ui import RunDisplay
 
     try:
         with RunDisplay(console, total=2 * args.rounds * len(ab.pairs)) as display:
@@ -186,8 +186,8 @@ def cmd_baseline_save(args, console) -> int:
 
 
 def cmd_baseline_list(args, console) -> int:
+    from edgebench.cli.ui import print_table
     from edgebench.compare.baselines import list_baselines
-    from edgebench.ui import print_table
 
     rows = [[name, header.run_id or "", (header.profile or {}).get("name", ""), header.created or "",
              ", ".join(sorted(header.devices or {}))] for name, header in list_baselines(args.results)]

@@ -75,10 +75,10 @@ def register(commands) -> None:
 
 
 def cmd_synth(args, console) -> int:
-    from edgebench.outputs import check_output_file, output_errors
-    from edgebench.synth.build import build_synthetic
-    from edgebench.synth.spec import parse_synth_spec
-    from edgebench.ui import build_progress
+    from edgebench.cli.outputs import check_output_file, output_errors
+    from edgebench.cli.ui import build_progress
+    from edgebench.models.synth.build import build_synthetic
+    from edgebench.models.synth.spec import parse_synth_spec
 
     spec_text = f"{args.like}@{args.quant}" + (f"?layers={args.layers}" if args.layers is not None else "")
     spec = parse_synth_spec(spec_text)
@@ -92,8 +92,8 @@ def cmd_synth(args, console) -> int:
 
 
 def cmd_quantize(args, console) -> int:
-    from edgebench.onnx_quantize import quantize_int8
-    from edgebench.outputs import check_output_file, output_errors
+    from edgebench.cli.outputs import check_output_file, output_errors
+    from edgebench.models.onnx_quantize import quantize_int8
 
     check_output_file(args.output, "int8 model")
     with output_errors(args.output, "int8 model"):
@@ -113,8 +113,8 @@ def cmd_inspect(args, console) -> int:
 def _inspect_onnx(args, console) -> int:
     import json
 
-    from edgebench.onnx_files import describe
-    from edgebench.ui import print_table
+    from edgebench.cli.ui import print_table
+    from edgebench.models.onnx_files import describe
 
     if not args.model.is_file():
         raise EdgebenchError(f"model file not found: {args.model}")
@@ -146,11 +146,11 @@ def cmd_plan(args, console) -> int:
 def cmd_push(args, console) -> int:
     import time
 
+    from edgebench.cli.ui import build_progress, eviction_lines
     from edgebench.config import find_device
-    from edgebench.models import file_model
+    from edgebench.models.resolve import file_model
     from edgebench.transport import open_transport
     from edgebench.transport.remote_store import push_model
-    from edgebench.ui import build_progress, eviction_lines
 
     model = file_model(args.model)
     device = find_device(args.device, args.devices_dir)

@@ -69,11 +69,11 @@ def cmd_run(args, console) -> int:
 
     from rich.markup import escape
 
-    from edgebench.cells import parse_shard, plan_cells, shard_cells
+    from edgebench.cli.outputs import output_folder
+    from edgebench.cli.ui import RunDisplay
     from edgebench.config import load_profile, select_devices
-    from edgebench.execute import RunInterrupted, resume_run, run_cells, stored_plan, unfinished_cells
-    from edgebench.outputs import output_folder
-    from edgebench.ui import RunDisplay
+    from edgebench.run.cells import parse_shard, plan_cells, shard_cells
+    from edgebench.run.execute import RunInterrupted, resume_run, run_cells, stored_plan, unfinished_cells
 
     if (args.profile is None) == (args.resume is None):
         raise EdgebenchError("give a profile to run, or --resume RUN_DIR to finish a run (not both)")
@@ -125,15 +125,15 @@ def cmd_run(args, console) -> int:
 def _print_results(console, outcome) -> None:
     from rich.markup import escape
 
+    from edgebench.cli.ui import print_table
     from edgebench.results.export import table_cells
-    from edgebench.ui import print_table
 
     print_table(console, *table_cells(outcome.rows))
     console.print(f"results: {escape(str(outcome.store.path))}")
 
 
 def cmd_show(args, console) -> int:
-    from edgebench.outputs import check_output_file, output_file, write_output
+    from edgebench.cli.outputs import check_output_file, output_file, write_output
     from edgebench.results.aggregate import run_rows
     from edgebench.results.export import FORMATS, write_sqlite
 
@@ -157,7 +157,7 @@ def cmd_show(args, console) -> int:
 
 
 def cmd_report(args, console) -> int:
-    from edgebench.outputs import check_output_file, write_output
+    from edgebench.cli.outputs import check_output_file, write_output
     from edgebench.report.html import build_report
 
     check_output_file(args.output, "report")
@@ -168,7 +168,7 @@ def cmd_report(args, console) -> int:
 
 
 def cmd_merge(args, console) -> int:
-    from edgebench.outputs import output_errors
+    from edgebench.cli.outputs import output_errors
     from edgebench.results.merge import merge_runs
 
     with output_errors(args.output, "merged run"):

@@ -14,6 +14,7 @@ from edgebench.compare.inputs import MeasuredCell, Side
 from edgebench.compare.metrics import METRICS
 from edgebench.compare.stats import ALPHA, Decision, decide
 from edgebench.compare.thresholds import threshold_for
+from edgebench.results.order_stats import median
 
 EXIT_PASS, EXIT_REGRESSED, EXIT_INCONCLUSIVE, EXIT_NOTHING_COMPARED = 0, 1, 2, 3
 INCONCLUSIVE_POLICIES = {"exit2": EXIT_INCONCLUSIVE, "pass": EXIT_PASS, "fail": EXIT_REGRESSED}
@@ -71,14 +72,6 @@ class GateReport:
         return EXIT_PASS
 
 
-def _median(values) -> float | None:
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
 def compare_cell(base: MeasuredCell, cand: MeasuredCell, thresholds: dict, alpha: float = ALPHA,
                  seed: int = 0) -> list[Comparison]:
     found = []
@@ -88,8 +81,8 @@ def compare_cell(base: MeasuredCell, cand: MeasuredCell, thresholds: dict, alpha
             continue  # the base never had this metric (no sensor, other engine): nothing to hold to
         threshold = threshold_for(thresholds, name, base.test.name, base.test.kind)
         decision = decide(a, b, metric.higher_is_better, threshold, alpha=alpha, seed=seed) if b else None
-        found.append(Comparison(base.label, base.test.name, name, metric.unit, threshold, _median(a),
-                                _median(b or ()), decision, decision.verdict if decision else "failed"))
+        found.append(Comparison(base.label, base.test.name, name, metric.unit, threshold, median(a),
+                                median(b or ()), decision, decision.verdict if decision else "failed"))
     return found
 
 

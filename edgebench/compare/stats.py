@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from edgebench.numbers import quantile
+from edgebench.results.order_stats import quantile
 
 ALPHA = 0.01
 BOOTSTRAP_ROUNDS = 2000

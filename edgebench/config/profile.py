@@ -27,9 +27,9 @@ from edgebench.config.fields import (
 )
 from edgebench.config.yamlsource import Document, load_yaml, parse_yaml
 from edgebench.errors import SynthError
+from edgebench.models.synth.spec import PREFIX as SYNTH_PREFIX
+from edgebench.models.synth.spec import SynthSpec, parse_synth_spec
 from edgebench.runner.testspec import TestSpec, parse_test
-from edgebench.synth.spec import PREFIX as SYNTH_PREFIX
-from edgebench.synth.spec import SynthSpec, parse_synth_spec
 
 # what a test of a kind is, where an engine that does not run it is named
 _KIND_WORDS = {"b": "a batch test for generic ONNX models"}

@@ -1,6 +1,6 @@
-"""This machine's facts, read in-process with psutil rather than through the shell probe.
+"""This machine's facts, read in-process with psutil rather than through the fact script.
 
-The shell probe reads /proc, which a macOS or Windows controller does not have; the local
+The fact script reads /proc, which a macOS or Windows controller does not have; the local
 device is the controller, so Python can ask the OS directly on any of them. Keys match
 `edgebench.plan.calibrate.describe_probe`, so a plan reads either the same way.
 """

@@ -1,7 +1,6 @@
 """Capacity planning: will model M at quant Q and context C fit device D, and how fast will it run?
+(What a model is comes from edgebench.models.gguf_info.)
 
-    gguf_info.py   what a model is (from a GGUF file, or from a synth preset and a quant)
-    quants.py      llama.cpp's per-tensor type choice for each quant, and ggml type sizes
     memory.py      the memory model: affine in context, hybrid-aware (KV on attention layers only)
     speed.py       rooflines: tg from bandwidth, pp from compute
     calibrate.py   efficiency factors measured from stored results

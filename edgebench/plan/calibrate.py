@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebench.errors import EdgebenchError
-from edgebench.plan.gguf_info import ModelInfo, info_from_shape, read_gguf
+from edgebench.models.gguf_info import ModelInfo, info_from_shape, read_gguf
 from edgebench.plan.memory import Runtime
 from edgebench.plan.speed import bytes_per_token, flops_per_token
 from edgebench.results.store import HEADER
@@ -106,8 +106,8 @@ def _model_info(model: dict | None, row: dict, cache: dict) -> ModelInfo | None:
 
 
 def _from_spec(spec) -> ModelInfo | None:
-    from edgebench.synth.build import shape_for
-    from edgebench.synth.spec import SynthSpec, parse_synth_spec
+    from edgebench.models.synth.build import shape_for
+    from edgebench.models.synth.spec import SynthSpec, parse_synth_spec
 
     try:
         if isinstance(spec, dict):

@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 from edgebench.errors import PlanError
+from edgebench.models.gguf_info import ModelInfo, info_from_preset, read_gguf
 from edgebench.plan import render
 from edgebench.plan.calibrate import calibrate
 from edgebench.plan.fit import device_budget, plan_cell, recommend
-from edgebench.plan.gguf_info import ModelInfo, info_from_preset, read_gguf
 from edgebench.plan.memory import KV_TYPES
 
 DEFAULT_CTX = (4096,)
@@ -34,7 +34,7 @@ def parse_ctx(text: str | None) -> list[int]:
 
 
 def parse_quants(text: str | None) -> list[str]:
-    from edgebench.synth.spec import QUANTS
+    from edgebench.models.synth.spec import QUANTS
     if not text:
         raise PlanError(f"--like needs --quant, one or more of {', '.join(QUANTS)} (comma-separated)")
     quants = [q.strip().upper() for q in text.split(",") if q.strip()]
@@ -75,7 +75,7 @@ def cmd_inspect(args, console) -> int:
     if args.json:
         sys.stdout.write(json.dumps(render.inspect_json(info), indent=2) + "\n")
         return 0
-    from edgebench.ui import print_table
+    from edgebench.cli.ui import print_table
     print_table(console, ["field", "value"], render.inspect_rows(info))
     return 0
 
@@ -105,7 +105,7 @@ def cmd_plan(args, console) -> int:
             "recommendations": render.recommendation_lines(cells),
         }, indent=2) + "\n")
         return 0
-    from edgebench.ui import print_table
+    from edgebench.cli.ui import print_table
     first = budgets[0].name
     # a blank line between tables: piped, adjacent markdown tables would read as one
     for model in models:

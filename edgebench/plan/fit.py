@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from edgebench.config.device import DeviceProfile
+from edgebench.models.gguf_info import ModelInfo
 from edgebench.plan.calibrate import Calibration, describe_probe
-from edgebench.plan.gguf_info import ModelInfo
 from edgebench.plan.memory import Runtime, max_context, memory_items, total
 from edgebench.plan.speed import DEFAULT_ETA_PP, DEFAULT_ETA_TG, pp_ts, tg_ts
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgebench.plan.gguf_info import ModelInfo
+from edgebench.models.gguf_info import ModelInfo
 from edgebench.runner.engines.llama_settings import KV_CACHE_TYPES
 
 MIB = 1 << 20

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from edgebench.models.gguf_info import ModelInfo, type_bpw
 from edgebench.plan.fit import DeviceBudget, PlanCell
-from edgebench.plan.gguf_info import ModelInfo, type_bpw
 from edgebench.plan.memory import MIB, total
 
 GIB = 1 << 30

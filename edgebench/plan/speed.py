@@ -9,7 +9,7 @@ Defaults below are used until stored results on a device calibrate it (calibrate
 
 from __future__ import annotations
 
-from edgebench.plan.gguf_info import ModelInfo
+from edgebench.models.gguf_info import ModelInfo
 from edgebench.plan.memory import Runtime, kv_bytes_per_token, recurrent_state_bytes
 
 # Published llama.cpp generation efficiency on Apple M-series spans 0.45-0.84 of peak bandwidth,

@@ -11,7 +11,7 @@ import statistics
 from pathlib import Path
 
 from edgebench.errors import with_cause
-from edgebench.numbers import quantile
+from edgebench.results.order_stats import quantile
 from edgebench.results.records import FAILED, INTERRUPTED, CellAttempt, CellError, CellFacts
 from edgebench.results.store import read_attempts
 from edgebench.runner import engines

@@ -1,8 +1,8 @@
 """The zipapp's entry point: picks the mode before anything heavy is imported.
 
-    python3 runner.pyz run | probe | cooldown ...   # JSON-lines events (main.py)
-    python3 runner.pyz store ...                    # the model store's device side (device_store.py)
-    python3 runner.pyz lock ...                     # the device lock's holder (device_lock.py)
+    python3 runner.pyz run | capabilities | cooldown ...   # JSON-lines events (main.py)
+    python3 runner.pyz store ...                           # the model store's device side (device_store.py)
+    python3 runner.pyz lock ...                            # the device lock's holder (device_lock.py)
 
 The event modes load engines and telemetry (tens of milliseconds, more on a
 small board); the helper modes the controller runs around them need a few

@@ -1,7 +1,7 @@
 """The runner's event modes: one job in on stdin, JSON-lines events out on stdout.
 
     python3 runner.pyz run   < job.json     # measure one cell
-    python3 runner.pyz probe                # engines and telemetry available here
+    python3 runner.pyz capabilities         # engines and telemetry sources available here
     python3 runner.pyz cooldown < wait.json # wait until the device is cool enough for the next cell
 
 (entry.py picks these or the helper modes, store and lock.)
@@ -90,7 +90,7 @@ def run_job(job, emit):
          sampler_cpu_s=sampler.cpu_s if sampler else None, sampler_wall_s=sampler.wall_s if sampler else None)
 
 
-def probe(emit, request):
+def capabilities(emit, request):
     """`request` (optional): {"engine_options": {...}}, the device's settings the engines depend on."""
     emit("done", ok=True, info={"engines": engines_available(request.get("engine_options") or {}),
                                 "python": platform.python_version(),
@@ -109,15 +109,15 @@ def main(argv=None):
     emit("hello", protocol=PROTOCOL_VERSION, runner_version=RUNNER_VERSION,
          python=platform.python_version(), pid=os.getpid())
     try:
-        if mode == "probe":
+        if mode == "capabilities":
             request = sys.stdin.read()
-            probe(emit, parse_json_object(request) if request.strip() else {})
+            capabilities(emit, parse_json_object(request) if request.strip() else {})
         elif mode == "run":
             run_job(parse_job(sys.stdin.read()), emit)
         elif mode == "cooldown":
             cool_down(parse_json_object(sys.stdin.read()), emit)
         else:
-            raise RunnerFailure("job", "unknown runner mode %r (use run, probe, cooldown, store or lock)" % mode)
+            raise RunnerFailure("job", "unknown runner mode %r (use run, capabilities, cooldown, store or lock)" % mode)
         return 0
     except RunnerFailure as failure:
         emit("error", kind=failure.kind, message=failure.message, **failure.details)

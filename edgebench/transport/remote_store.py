@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgebench.errors import DiskFullError, ModelFileError, TransportError
-from edgebench.models import sha256_file
+from edgebench.file_hashes import sha256_file
+from edgebench.toolchain.runner_zipapp import runner_bytes, runner_sha256
 from edgebench.transport.commands import helper_argv, run_to_end
-from edgebench.zipapp import runner_bytes, runner_sha256
 
 # room left beside a model on the device for results and the OS
 FREE_MARGIN_BYTES = 64 << 20

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build llama-bench from the same llama.cpp that the installed llama-cpp-python vendors, with the
-# same CMake flags (edgebench.engine_build: portable on x86-64, $CMAKE_ARGS when set) and, like
+# same CMake flags (edgebench.toolchain.llama_cpp_wheel: portable on x86-64, $CMAKE_ARGS when set) and, like
 # llama-cpp-python, as shared libraries, so edgebench and llama-bench are compared on identical
 # kernels and the runner can read llama.cpp's system info from the libraries beside the binary.
 # Prints the binary's path. The build is cached under $EDGEBENCH_CACHE (default ~/.cache/edgebench),
@@ -8,8 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 version=$(python -c "import importlib.metadata as m; print(m.version('llama_cpp_python'))")
-flags=$(python -m edgebench.engine_build --cmake-args)
-key=$(python -m edgebench.engine_build --key)
+flags=$(python -m edgebench.toolchain.llama_cpp_wheel --cmake-args)
+key=$(python -m edgebench.toolchain.llama_cpp_wheel --key)
 cache=${EDGEBENCH_CACHE:-$HOME/.cache/edgebench}
 src="$cache/llama.cpp-$version/src"
 build="$cache/llama.cpp-$version/build-$key"

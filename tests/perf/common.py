@@ -14,8 +14,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from edgebench.config import parse_device  # noqa: E402
-from edgebench.synth.build import cached_synthetic  # noqa: E402
-from edgebench.synth.spec import parse_synth_spec  # noqa: E402
+from edgebench.models.synth.build import cached_synthetic  # noqa: E402
+from edgebench.models.synth.spec import parse_synth_spec  # noqa: E402
 from edgebench.transport.local import LocalTransport  # noqa: E402
 from edgebench.transport.runner_session import run_runner  # noqa: E402
 

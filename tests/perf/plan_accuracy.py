@@ -26,14 +26,14 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from edgebench.config import parse_device  # noqa: E402
+from edgebench.models.gguf_info import read_gguf  # noqa: E402
+from edgebench.models.synth.build import cached_synthetic  # noqa: E402
+from edgebench.models.synth.spec import parse_synth_spec  # noqa: E402
 from edgebench.plan.calibrate import calibrate  # noqa: E402
 from edgebench.plan.fit import device_budget  # noqa: E402
-from edgebench.plan.gguf_info import read_gguf  # noqa: E402
 from edgebench.plan.memory import MIB, Runtime, memory_items, total  # noqa: E402
 from edgebench.plan.speed import tg_ts  # noqa: E402
 from edgebench.results.aggregate import run_rows  # noqa: E402
-from edgebench.synth.build import cached_synthetic  # noqa: E402
-from edgebench.synth.spec import parse_synth_spec  # noqa: E402
 
 MODELS = ("qwen3.5-0.8b@Q4_K_M?layers=8", "llama-3.2-1b@Q4_K_M?layers=4")
 CONTEXTS = (4096, 32768)

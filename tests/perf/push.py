@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from sshd_server import SshServer  # noqa: E402
 
 from edgebench.config import parse_device  # noqa: E402
-from edgebench.models import sha256_file  # noqa: E402
+from edgebench.file_hashes import sha256_file  # noqa: E402
 
 
 def make_file(path: Path, size: int) -> Path:

@@ -1,9 +1,10 @@
-"""`edgebench devices check`: what a device has, from shell facts and the runner's own probe."""
+"""The device probe: what a device is and can run, from the fact script (one shell round trip) and the
+runner's `capabilities` mode; a run stores it in devices.jsonl, `devices check` prints it."""
 
 from __future__ import annotations
 
 from edgebench.errors import TransportError
-from edgebench.facts import parse_probe, probe_command
+from edgebench.facts import fact_command, parse_fact_output
 from edgebench.transport import open_transport
 from edgebench.transport.remote_store import install_runner
 from edgebench.transport.runner_session import run_runner
@@ -14,16 +15,16 @@ PROBE_TIMEOUT_S = 120
 def probe_with(transport, runner: str | None = None, timeout_s: float = PROBE_TIMEOUT_S) -> dict:
     """Facts from one shell round trip, then the runner's view (engines, telemetry sources)."""
     # the interpreter the runner will use (the device's `python`), not whichever python3 is on PATH
-    # bounded like the runner's probe: a hung interpreter must not hold the run for the shell's default wait
-    code, out, err = transport.run_shell(probe_command(transport.device.workdir, python=transport.python),
+    # bounded like the capabilities call below: a hung interpreter must not hold the run for the shell's default wait
+    code, out, err = transport.run_shell(fact_command(transport.device.workdir, python=transport.python),
                                          timeout_s=timeout_s)
     if code != 0 and not out:
         raise TransportError(f"{transport.device.name}: probe failed (exit {code}): {err.strip()}")
-    facts = parse_probe(out)
+    facts = parse_fact_output(out)
     runner = runner or install_runner(transport)
     # the engines are judged with the device's own settings: llama-bench is "ok" only with a binary
     request = {"engine_options": {"binary": transport.device.llama_bench}}
-    done = run_runner(transport, runner, "probe", request, timeout_s, lambda event: None)
+    done = run_runner(transport, runner, "capabilities", request, timeout_s, lambda event: None)
     runner_info = done.get("info") or {}
     return {"device": transport.device.name, "transport": transport.device.transport, "facts": facts,
             "runner": runner_info}
@@ -33,7 +34,7 @@ def probe_device(device, engine_self_test: bool = False) -> dict:
     with open_transport(device) as transport:
         facts = probe_with(transport)
         if engine_self_test:
-            from edgebench.selftest import engines_to_test, self_test
+            from edgebench.facts.selftest import engines_to_test, self_test
             runner = install_runner(transport)
             facts["self_test"] = self_test(transport, runner, engines_to_test(facts["runner"], device))
         return facts
@@ -58,7 +59,7 @@ def facts_rows(probe: dict) -> list[list[str]]:
     rows.append(["engines", _short(runner.get("engines"))])
     rows.append(["telemetry", _short(runner.get("telemetry"))])
     if "self_test" in probe:
-        from edgebench.selftest import summary
+        from edgebench.facts.selftest import summary
         tested = probe["self_test"] or {}
         for engine, result in tested.items():
             rows.append([f"self-test {engine}", summary(result)])

@@ -11,8 +11,8 @@ The wheel is cached under the edgebench cache, keyed by version and flags, becau
 cache ignores CMAKE_ARGS and would hand back a wheel built with other flags. llama-bench, the
 fidelity anchor, is built with the same flags (tests/perf/build_llama_bench.sh asks this module).
 
-    python -m edgebench.engine_build --cmake-args   # print the flags for this machine
-    python -m edgebench.engine_build --install      # build once, install (also: edgebench install-engine)
+    python -m edgebench.toolchain.llama_cpp_wheel --cmake-args   # print the flags for this machine
+    python -m edgebench.toolchain.llama_cpp_wheel --install      # build once, install (also: edgebench install-engine)
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
-from edgebench.synth.shapes import ModelShape, TensorSpec
+from edgebench.models.synth.shapes import ModelShape, TensorSpec
 
 T = GGMLQuantizationType
 

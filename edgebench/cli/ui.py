@@ -14,8 +14,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, ProgressColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from edgebench.device_worker import Observer
 from edgebench.results.export import markdown_table
+from edgebench.run.device_worker import Observer
 
 
 class _AmountColumn(ProgressColumn):

@@ -1,4 +1,5 @@
-"""All facts in one remote shell: one SSH round trip, which is what a phone's latency makes worth it.
+"""The fact script: all facts in one remote shell, so one SSH round trip, which is what a phone's
+latency makes worth it.
 
 Output layout (LF line ends; NONCE is fresh per script)::
 
@@ -25,19 +26,20 @@ from edgebench.errors import EdgebenchError
 
 from .base import FACTS, unavailable
 
+# the markers, error kind and messages below are stored in devices.jsonl and in test fixtures: kept as they were
 MARKER = "@@edgebench-probe"
 VERSION = "1"
 _HEADER = re.compile(rf"^{MARKER} {VERSION} ([0-9a-f]{{8,64}})$", re.MULTILINE)
 _NONCE = re.compile(r"[0-9a-f]{8,64}\Z")
 
 
-class ProbeOutputError(EdgebenchError):
-    """What came back is not the output of a probe script (the shell never ran it)."""
+class FactOutputError(EdgebenchError):
+    """What came back is not the output of the fact script (the shell never ran it)."""
 
     kind = "probe-output"
 
 
-def probe_script(workdir: str, *, python: str = "python3", nonce: str | None = None) -> str:
+def fact_script(workdir: str, *, python: str = "python3", nonce: str | None = None) -> str:
     """A POSIX sh script running every registered fact; `workdir` and `python` (the interpreter the
     runner will use) reach it only shell-quoted."""
     nonce = nonce or secrets.token_hex(8)
@@ -62,19 +64,19 @@ def probe_script(workdir: str, *, python: str = "python3", nonce: str | None = N
     return "\n".join(lines) + "\n"
 
 
-def probe_command(workdir: str, python: str = "python3") -> str:
-    """The probe as one command line for SSH exec: the login shell may be bash (Termux) or
+def fact_command(workdir: str, python: str = "python3") -> str:
+    """The fact script as one command line for SSH exec: the login shell may be bash (Termux) or
     anything else, so hand the script to `sh` explicitly."""
-    return "sh -c " + shlex.quote(probe_script(workdir, python=python))
+    return "sh -c " + shlex.quote(fact_script(workdir, python=python))
 
 
-def parse_probe(output: str) -> dict[str, Any]:
+def parse_fact_output(output: str) -> dict[str, Any]:
     """Fact name -> parsed value (or None / "unavailable: ..."), for every registered fact."""
     # a pty (ssh -t) turns LF into CRLF
     output = output.replace("\r\n", "\n")
     header = _HEADER.search(output)
     if not header:
-        raise ProbeOutputError(f"no probe header in the output: {output.strip()[:200]!r}")
+        raise FactOutputError(f"no probe header in the output: {output.strip()[:200]!r}")
     nonce = header.group(1)
     markers = re.compile(rf"^{MARKER} {nonce} (begin|end) ([a-z][a-z0-9_]*)(?: (\d+))?$", re.MULTILINE)
 

@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from edgebench.errors import DiskFullError, SynthError
-from edgebench.synth.shapes import N_BASE_TOKENS, ModelShape, TensorSpec
+from edgebench.models.synth.shapes import N_BASE_TOKENS, ModelShape, TensorSpec
 
 #: Bump whenever the bytes written for a given shape change; `build.cached_synthetic` keys on it.
 WRITER_VERSION = 1

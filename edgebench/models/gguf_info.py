@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebench.errors import ModelFileError, PlanError
-from edgebench.plan.quants import bits_per_element, tensor_types, type_bytes
+from edgebench.models.gguf_quants import bits_per_element, tensor_types, type_bytes
 
 LAYER_ATTENTION, LAYER_RECURRENT = "attention", "recurrent"
 
@@ -92,8 +92,8 @@ class ModelInfo:
 def info_from_preset(preset: str, quant: str, layers: int | None = None) -> ModelInfo:
     """The model `edgebench synth --like PRESET --quant QUANT [--layers N]` would write."""
     from edgebench.errors import SynthError
-    from edgebench.synth.build import shape_for
-    from edgebench.synth.spec import parse_synth_spec
+    from edgebench.models.synth.build import shape_for
+    from edgebench.models.synth.spec import parse_synth_spec
 
     text = f"{preset}@{quant}" + (f"?layers={layers}" if layers is not None else "")
     try:
@@ -121,7 +121,7 @@ def info_from_shape(shape, quant: str, source: str) -> ModelInfo:
 
 
 def _preset_layers(shape) -> int:
-    from edgebench.synth.shapes import PRESETS
+    from edgebench.models.synth.shapes import PRESETS
     preset = PRESETS.get(shape.name)
     return preset.n_layer if preset else shape.n_layer
 

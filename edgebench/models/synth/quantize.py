@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from edgebench.errors import SynthError
-from edgebench.synth.engine_log import engine_log, log_tail
+from edgebench.models.synth.engine_log import engine_log, log_tail
 
 #: llama_ftype values (llama.h) for the quants a synthetic spec may ask for.
 FTYPES: dict[str, int] = {

@@ -14,11 +14,10 @@ import threading
 from dataclasses import replace
 from itertools import groupby
 
-from edgebench.cells import Cell
 from edgebench.config.fields import to_plain
 from edgebench.errors import DiskFullError, EdgebenchError, RunnerError
-from edgebench.models import resolve_model
-from edgebench.probe import PROBE_TIMEOUT_S, probe_with
+from edgebench.facts.device_probe import PROBE_TIMEOUT_S, probe_with
+from edgebench.models.resolve import resolve_model
 from edgebench.results.records import (
     CellEnd,
     CellError,
@@ -30,6 +29,7 @@ from edgebench.results.records import (
     Sample,
     Telemetry,
 )
+from edgebench.run.cells import Cell
 from edgebench.transport import open_transport
 from edgebench.transport.device_lock import DeviceLock
 from edgebench.transport.remote_store import install_runner, push_model
@@ -163,6 +163,8 @@ class DeviceWorker:
         self.runner = None
         self.probed = False
         self.down: EdgebenchError | None = None  # set when the device stays unreachable
+        self.models: dict[object, object] = {}  # model reference -> LocalModel
+        self.placed: dict[object, str] = {}  # LocalModel -> its path on the device
 
     @property
     def cancel(self) -> threading.Event:
@@ -252,30 +254,42 @@ class DeviceWorker:
             self.disconnect()
 
     def run_model(self, model_ref, cells: list[Cell]) -> None:
-        if self.down is not None:
-            for cell in cells:
-                self.fail(cell, self.down, self.run.next_attempt(cell))
+        placed = self.place(model_ref, cells)
+        if placed is None:
             return
-        try:
-            model = resolve_model(model_ref, progress=self.observer.model_progress(model_ref.name))
-        except EdgebenchError as error:  # this model's problem, not the device's
-            for cell in cells:
-                self.fail(cell, error, self.run.next_attempt(cell))
-            return
-        try:
-            progress = self.observer.push_progress(self.device.name, model.name)
-            remote = self.retrying(lambda: self.push(model, progress), "the push")
-        except DiskFullError:
-            raise
-        except EdgebenchError as error:
-            self.note_if_down(error)
-            for cell in cells:
-                self.fail(cell, error, self.run.next_attempt(cell))
-            return
+        model, remote = placed
         for cell in cells:
             if self.cancel.is_set():
                 return
             self.run_cell(cell, model, remote)
+
+    def place(self, model_ref, cells: list[Cell], full_disk_stops: bool = True):
+        """The cells' model resolved and on the device: (the local model, its path there), once per
+        worker. When it cannot be, `cells` fail with the reason and the answer is None; a full disk
+        stops the run instead when `full_disk_stops` (an A/B run fails that round's cell)."""
+        if self.down is not None:
+            return self._fail_each(cells, self.down)
+        try:
+            if model_ref not in self.models:
+                progress = self.observer.model_progress(model_ref.name)
+                self.models[model_ref] = resolve_model(model_ref, progress=progress)
+            model = self.models[model_ref]
+        except EdgebenchError as error:  # this model's problem, not the device's
+            return self._fail_each(cells, error)
+        try:
+            if model not in self.placed:
+                progress = self.observer.push_progress(self.device.name, model.name)
+                self.placed[model] = self.retrying(lambda: self.push(model, progress), "the push")
+        except EdgebenchError as error:
+            if full_disk_stops and isinstance(error, DiskFullError):
+                raise
+            self.note_if_down(error)
+            return self._fail_each(cells, error)
+        return model, self.placed[model]
+
+    def _fail_each(self, cells: list[Cell], error: EdgebenchError) -> None:
+        for cell in cells:
+            self.fail(cell, error, self.run.next_attempt(cell))
 
     def push(self, model, progress) -> str:
         self.state(f"pushing {model.name}")

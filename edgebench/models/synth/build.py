@@ -9,11 +9,11 @@ import uuid
 from pathlib import Path
 
 from edgebench.errors import SynthError
+from edgebench.models.synth import writer
+from edgebench.models.synth.quantize import Progress, quantize
+from edgebench.models.synth.shapes import PRESETS, ModelShape
+from edgebench.models.synth.spec import SynthSpec
 from edgebench.paths import cache_root
-from edgebench.synth import writer
-from edgebench.synth.quantize import Progress, quantize
-from edgebench.synth.shapes import PRESETS, ModelShape
-from edgebench.synth.spec import SynthSpec
 
 
 def shape_for(spec: SynthSpec) -> ModelShape:

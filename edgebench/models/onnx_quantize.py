@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from edgebench.errors import EdgebenchError, ModelFileError
-from edgebench.onnx_files import external_data_files, load_structure
+from edgebench.models.onnx_files import external_data_files, load_structure
 
 
 def quantize_int8(source: Path, dest: Path) -> Path:

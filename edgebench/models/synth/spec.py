@@ -35,7 +35,7 @@ class SynthSpec:
 
 def parse_synth_spec(text: str) -> SynthSpec:
     """Parse a spec with or without the `synthetic:` prefix; raise SynthError naming what is wrong."""
-    from edgebench.synth.shapes import PRESETS
+    from edgebench.models.synth.shapes import PRESETS
 
     body = text[len(PREFIX):] if text.startswith(PREFIX) else text
     match = _SPEC.match(body.strip())

@@ -13,7 +13,7 @@ import zipfile
 from functools import lru_cache
 from pathlib import Path
 
-RUNNER_SOURCE = Path(__file__).parent / "runner"
+RUNNER_SOURCE = Path(__file__).parent.parent / "runner"
 PACKAGE = "ebrunner"
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _MAIN = f"import sys\nfrom {PACKAGE}.entry import main\nsys.exit(main())\n"

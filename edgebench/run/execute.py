@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
 
-from edgebench.cells import Cell, plan_cells, shard_cells
 from edgebench.config import parse_device, parse_profile
 from edgebench.config.engine import without_foreign_options
-from edgebench.device_worker import DeviceWorker, Observer
 from edgebench.errors import EdgebenchError, ResultsError
 from edgebench.results.aggregate import run_rows
 from edgebench.results.header import PlannedCell
 from edgebench.results.store import HEADER, RunStore, read_attempts, read_header
+from edgebench.run.cells import Cell, plan_cells, shard_cells
+from edgebench.run.device_worker import DeviceWorker, Observer
 
 __all__ = ["Observer", "RunInterrupted", "RunOutcome", "SharedRun", "resume_run", "run_cells"]
 

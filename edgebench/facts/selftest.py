@@ -23,10 +23,10 @@ def _job(engine: str, model_path: str, test: TestSpec, device) -> dict:
             "engine_options": {"binary": device.llama_bench}, "telemetry": {"enabled": False}}
 
 
-def engines_to_test(runner_probe: dict, device) -> list[str]:
+def engines_to_test(runner_capabilities: dict, device) -> list[str]:
     """The llama.cpp engines this device could run: in-process when its Python has llama-cpp-python,
     llama-bench when a binary is configured."""
-    found = (runner_probe or {}).get("engines") or {}
+    found = (runner_capabilities or {}).get("engines") or {}
     engines = ["llama.cpp"] if found.get("llama.cpp") == "ok" else []
     if device.llama_bench:
         engines.append("llama-bench")
@@ -35,8 +35,8 @@ def engines_to_test(runner_probe: dict, device) -> list[str]:
 
 def self_test(transport, runner: str, engines: list[str], progress=None) -> dict:
     """engine -> {"ok", "pp_ts", "tg_ts", "system_info"} or {"ok": False, "error"}."""
-    from edgebench.models import resolve_model
-    from edgebench.synth.spec import parse_synth_spec
+    from edgebench.models.resolve import resolve_model
+    from edgebench.models.synth.spec import parse_synth_spec
 
     if not engines:
         return {}

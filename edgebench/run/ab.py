@@ -16,22 +16,21 @@ from dataclasses import dataclass
 
 import yaml
 
-from edgebench.cells import Cell
 from edgebench.compare.gate import GateReport, compare_cell
 from edgebench.compare.inputs import MeasuredCell
 from edgebench.compare.metrics import metric_values
 from edgebench.compare.stats import ALPHA
 from edgebench.config import parse_profile
 from edgebench.config.engine import without_foreign_options
-from edgebench.device_worker import DeviceWorker, Observer
-from edgebench.errors import ConfigError, EdgebenchError, ModelFileError
-from edgebench.execute import SharedRun
-from edgebench.models import resolve_model
+from edgebench.errors import ConfigError, ModelFileError
+from edgebench.models.synth.spec import PREFIX as SYNTH_PREFIX
 from edgebench.results.aggregate import run_rows
 from edgebench.results.header import AbDesign
 from edgebench.results.records import Sample
 from edgebench.results.store import RunStore
-from edgebench.synth.spec import PREFIX as SYNTH_PREFIX
+from edgebench.run.cells import Cell
+from edgebench.run.device_worker import DeviceWorker, Observer
+from edgebench.run.execute import SharedRun
 
 VARIANTS = ("A", "B")
 # rounds added at a time to a pair still inconclusive: one AB and one BA keeps the order balanced
@@ -129,8 +128,6 @@ class AbRun:
         self.run = SharedRun(variants["A"], self.store, observer or Observer(), wait_for_lock, {})
         self.run.variants = dict(variants)
         self.samples: dict[tuple[int, str], list[Sample]] = {}
-        self.local: dict[object, object] = {}  # model reference -> LocalModel
-        self.remote: dict[object, str] = {}  # LocalModel -> its path on the device
 
     def execute(self) -> GateReport:
         worker = DeviceWorker(self.run, self.device, [])
@@ -150,36 +147,16 @@ class AbRun:
             self.store.finish(status, run_rows(self.store.path))
         return self.report()
 
-    def resolved(self, model_ref):
-        if model_ref not in self.local:
-            self.local[model_ref] = resolve_model(model_ref, progress=self.run.observer.model_progress(model_ref.name))
-        return self.local[model_ref]
-
-    def placed(self, worker: DeviceWorker, model) -> str:
-        if model not in self.remote:
-            progress = self.run.observer.push_progress(self.device.name, model.name)
-            self.remote[model] = worker.retrying(lambda: worker.push(model, progress), "the push")
-        return self.remote[model]
-
     def measure_round(self, worker: DeviceWorker, index: int, round_no: int) -> None:
         pair = self.pairs[index]
         order = VARIANTS if round_no % 2 else VARIANTS[::-1]  # AB, BA, AB, ...: drift cancels out
         for variant in order:
             cell = pair.cell(variant, round_no)
-            if worker.down is not None:  # unreachable after its retries: the later rounds fail at once
-                worker.fail(cell, worker.down, self.run.next_attempt(cell))
+            # a model that cannot be placed fails this round's cell; the next round tries again
+            placed = worker.place(cell.model, [cell], full_disk_stops=False)
+            if placed is None:
                 continue
-            try:
-                model = self.resolved(cell.model)
-            except EdgebenchError as error:  # this model's problem, not the device's
-                worker.fail(cell, error, self.run.next_attempt(cell))
-                continue
-            try:
-                remote = self.placed(worker, model)
-            except EdgebenchError as error:
-                worker.note_if_down(error)
-                worker.fail(cell, error, self.run.next_attempt(cell))
-                continue
+            model, remote = placed
             recorder = worker.measure(cell, model, remote, self.run.profile_for(cell).cooldown)
             if recorder:
                 self.samples.setdefault((index, variant), []).extend(recorder.samples)
