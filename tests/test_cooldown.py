@@ -5,6 +5,7 @@ without one, and one rerun of a cell that throttled. Sensors are fixture trees l
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -26,7 +27,11 @@ def thermal_tree(root: Path, celsius: float) -> Path:
 
 
 def set_temp(temp: Path, celsius: float) -> None:
-    temp.write_text(f"{int(celsius * 1000)}\n")
+    """A new reading, whole: a kernel sensor file is never seen half-written, so neither is this one
+    (write_text would truncate first, and a reader in between would see no temperature at all)."""
+    partial = temp.with_name(temp.name + ".new")
+    partial.write_text(f"{int(celsius * 1000)}\n")
+    os.replace(partial, temp)
 
 
 class FakeTime:
