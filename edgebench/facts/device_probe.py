@@ -14,8 +14,8 @@ PROBE_TIMEOUT_S = 120
 
 def probe_with(transport, runner: str | None = None, timeout_s: float = PROBE_TIMEOUT_S) -> dict:
     """Facts from one shell round trip, then the runner's view (engines, telemetry sources)."""
-    # the interpreter the runner will use (the device's `python`), not whichever python3 is on PATH
-    # bounded like the capabilities call below: a hung interpreter must not hold the run for the shell's default wait
+    # the interpreter the runner will use (the device's `python`), not whichever python3 is on PATH; bounded
+    # like the capabilities call below: a hung interpreter must not hold the run for the shell's default wait
     code, out, err = transport.run_shell(fact_command(transport.device.workdir, python=transport.python),
                                          timeout_s=timeout_s)
     if code != 0 and not out:
@@ -32,10 +32,10 @@ def probe_with(transport, runner: str | None = None, timeout_s: float = PROBE_TI
 
 def probe_device(device, engine_self_test: bool = False) -> dict:
     with open_transport(device) as transport:
-        facts = probe_with(transport)
+        runner = install_runner(transport)  # once, for the probe and the self-test
+        facts = probe_with(transport, runner)
         if engine_self_test:
             from edgebench.facts.selftest import engines_to_test, self_test
-            runner = install_runner(transport)
             facts["self_test"] = self_test(transport, runner, engines_to_test(facts["runner"], device))
         return facts
 

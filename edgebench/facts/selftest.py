@@ -35,12 +35,13 @@ def engines_to_test(runner_capabilities: dict, device) -> list[str]:
 
 def self_test(transport, runner: str, engines: list[str], progress=None) -> dict:
     """engine -> {"ok", "pp_ts", "tg_ts", "system_info"} or {"ok": False, "error"}."""
+    from edgebench.config import ModelRef
     from edgebench.models.resolve import resolve_model
     from edgebench.models.synth.spec import parse_synth_spec
 
     if not engines:
         return {}
-    model = resolve_model(_SyntheticRef(parse_synth_spec(MODEL_SPEC)), progress=progress)
+    model = resolve_model(ModelRef(name=MODEL_SPEC, synthetic=parse_synth_spec(MODEL_SPEC)), progress=progress)
     remote = push_model(transport, str(model.path), model.sha256, runner=runner).path
     results = {}
     for engine in engines:
@@ -57,14 +58,6 @@ def self_test(transport, runner: str, engines: list[str], progress=None) -> dict
             outcome["system_info"] = ((seen.get("start") or {}).get("info") or {}).get("system_info")
         results[engine] = outcome
     return results
-
-
-class _SyntheticRef:
-    """What resolve_model needs of a profile's model reference."""
-
-    def __init__(self, spec):
-        self.synthetic, self.path, self.sha256 = spec, None, None
-        self.name = MODEL_SPEC
 
 
 def summary(result: dict) -> str:

@@ -30,6 +30,7 @@ from edgebench.results.records import (
     Telemetry,
 )
 from edgebench.run.cells import Cell
+from edgebench.runner.telemetry.thermal import hottest
 from edgebench.transport import open_transport
 from edgebench.transport.device_lock import DeviceLock
 from edgebench.transport.remote_store import install_runner, push_model
@@ -119,12 +120,6 @@ def _facts(engine, device) -> dict:
     return {name: options[name] for name in engine.declaration.facts}
 
 
-def hottest(thermal: dict | None) -> float | None:
-    """The hottest zone of a telemetry record's `thermal_c`, or None without one."""
-    values = [v for v in (thermal or {}).values() if isinstance(v, (int, float))]
-    return max(values) if values else None
-
-
 class CellRecorder:
     """Routes one attempt's runner events into the store."""
 
@@ -142,7 +137,7 @@ class CellRecorder:
                                               runner_rss_kb=event.get("runner_rss_kb")))
         elif kind == "telemetry":
             self.run.store.append(Telemetry(**tag, t=event.pop("t"), readings=event))
-            temp = hottest(event.get("thermal_c"))
+            temp = hottest(event)
             if temp is not None:
                 self.run.observer.temperature(self.cell.device.name, temp)
         elif kind == "sample":
