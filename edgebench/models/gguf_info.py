@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from edgebench.errors import ModelFileError, PlanError
@@ -104,20 +104,15 @@ def info_from_preset(preset: str, quant: str, layers: int | None = None) -> Mode
 
 
 def info_from_shape(shape, quant: str, source: str) -> ModelInfo:
+    """The same parser as for a file, over the metadata and tensor table synth would write."""
     tensors = tuple(
         TensorInfo(t.name, kind.name, t.n_elements, type_bytes(kind, t.n_elements),
                    t.shape[0] if len(t.shape) > 1 else 1)
         for t, kind in tensor_types(shape, quant))
-    kinds = tuple(LAYER_ATTENTION if k == "attention" else LAYER_RECURRENT for k in shape.layer_kinds())
-    return ModelInfo(
-        name=f"{shape.name}@{quant}" + (f"?layers={shape.n_layer}" if shape.n_layer != _preset_layers(shape) else ""),
-        source=source, arch=shape.arch, file_type=quant, n_params=shape.n_params(),
-        weight_bytes=sum(t.n_bytes for t in tensors), file_size=None, n_vocab=shape.n_vocab,
-        n_embd=shape.n_embd, n_ff=shape.n_ff, n_head=shape.n_head, n_head_kv=shape.n_head_kv,
-        key_length=shape.head_dim, value_length=shape.head_dim, context_length=shape.context_length,
-        layer_kinds=kinds, tied_embeddings=shape.tied_embeddings,
-        ssm_conv_kernel=shape.conv_kernel, ssm_inner_size=shape.inner_size,
-        ssm_state_size=shape.state_size, ssm_group_count=shape.group_count, tensors=tensors)
+    meta = {"general.architecture": shape.arch, **shape.gguf_metadata()}
+    name = f"{shape.name}@{quant}" + (f"?layers={shape.n_layer}" if shape.n_layer != _preset_layers(shape) else "")
+    info = info_from_metadata(meta, tensors, name=name, source=source, file_size=None)
+    return replace(info, file_type=quant)
 
 
 def _preset_layers(shape) -> int:
@@ -175,6 +170,15 @@ def _info_from_reader(path: Path, size: int, reader, tensors: tuple[TensorInfo, 
             meta[key] = fld.contents()
         except Exception:  # an odd value type should not stop a plan
             continue
+    return info_from_metadata(meta, tensors, name=str(meta.get("general.name") or path.stem), source=str(path),
+                              file_size=size)
+
+
+def info_from_metadata(meta: dict, tensors: tuple[TensorInfo, ...], *, name: str, source: str,
+                       file_size: int | None) -> ModelInfo:
+    """A model from its GGUF key/values and tensor table: the one parser for files and presets.
+    `source` names the file (or preset) in errors."""
+    path = source
     arch = meta.get("general.architecture")
     if not isinstance(arch, str):
         raise ModelFileError(f"{path}: GGUF file without general.architecture")
@@ -199,9 +203,9 @@ def _info_from_reader(path: Path, size: int, reader, tensors: tuple[TensorInfo, 
     kinds = _layer_kinds(arch, n_layer, by_name, meta)
     file_type = meta.get("general.file_type")
     return ModelInfo(
-        name=str(meta.get("general.name") or path.stem), source=str(path), arch=arch,
+        name=name, source=source, arch=arch,
         file_type=_file_type_name(file_type), n_params=sum(t.n_elements for t in tensors),
-        weight_bytes=sum(t.n_bytes for t in tensors), file_size=size, n_vocab=n_vocab, n_embd=n_embd,
+        weight_bytes=sum(t.n_bytes for t in tensors), file_size=file_size, n_vocab=n_vocab, n_embd=n_embd,
         n_ff=_max(get("feed_forward_length")) or 0, n_head=n_head, n_head_kv=n_head_kv,
         key_length=key_length, value_length=value_length,
         context_length=int(get("context_length") or 0), layer_kinds=kinds,

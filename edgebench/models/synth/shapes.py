@@ -232,6 +232,37 @@ class ModelShape:
             out.append(TensorSpec("output.weight", (V, E), "F16"))
         return out
 
+    def gguf_metadata(self) -> dict[str, object]:
+        """The architecture's GGUF keys exactly as the writer writes them (python int -> UINT32, float ->
+        FLOAT32, bool -> BOOL, list -> ARRAY). A plan for `--like PRESET` parses this same dict, so a preset
+        and the file synth writes from it are read by one parser."""
+        a = self.arch
+        meta: dict[str, object] = {
+            f"{a}.context_length": self.context_length,
+            f"{a}.embedding_length": self.n_embd,
+            f"{a}.block_count": self.n_layer,
+            f"{a}.feed_forward_length": self.n_ff,
+            f"{a}.attention.head_count": self.n_head,
+            f"{a}.attention.head_count_kv": self.n_head_kv,
+            f"{a}.attention.key_length": self.head_dim,
+            f"{a}.attention.value_length": self.head_dim,
+            f"{a}.attention.layer_norm_rms_epsilon": float(self.rms_norm_eps),
+            f"{a}.rope.freq_base": float(self.rope_theta),
+            f"{a}.rope.dimension_count": self.n_rot,
+            f"{a}.vocab_size": self.n_vocab,
+        }
+        if a == "qwen35":
+            meta.update({
+                f"{a}.rope.dimension_sections": list(self.rope_sections),
+                f"{a}.full_attention_interval": self.full_attention_interval,
+                f"{a}.ssm.conv_kernel": self.conv_kernel,
+                f"{a}.ssm.state_size": self.state_size,
+                f"{a}.ssm.group_count": self.group_count,
+                f"{a}.ssm.time_step_rank": self.time_step_rank,
+                f"{a}.ssm.inner_size": self.inner_size,
+            })
+        return meta
+
     def n_params(self) -> int:
         """Exact number of parameters written to the GGUF file (see the module docstring)."""
         return sum(t.n_elements for t in self.tensors())

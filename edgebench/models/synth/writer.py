@@ -162,27 +162,26 @@ def _add_metadata(w, shape: ModelShape, gguf) -> None:
     w.add_string("edgebench.synth.preset", shape.name)
     w.add_uint32("edgebench.synth.writer_version", WRITER_VERSION)
 
-    w.add_context_length(shape.context_length)
-    w.add_embedding_length(shape.n_embd)
-    w.add_block_count(shape.n_layer)
-    w.add_feed_forward_length(shape.n_ff)
-    w.add_head_count(shape.n_head)
-    w.add_head_count_kv(shape.n_head_kv)
-    w.add_key_length(shape.head_dim)
-    w.add_value_length(shape.head_dim)
-    w.add_layer_norm_rms_eps(shape.rms_norm_eps)
-    w.add_rope_freq_base(shape.rope_theta)
-    w.add_rope_dimension_count(shape.n_rot)
-    w.add_vocab_size(shape.n_vocab)
-    if shape.arch == "qwen35":
-        w.add_rope_dimension_sections(list(shape.rope_sections))
-        w.add_full_attention_interval(shape.full_attention_interval)
-        w.add_ssm_conv_kernel(shape.conv_kernel)
-        w.add_ssm_state_size(shape.state_size)
-        w.add_ssm_group_count(shape.group_count)
-        w.add_ssm_time_step_rank(shape.time_step_rank)
-        w.add_ssm_inner_size(shape.inner_size)
+    for key, value in shape.gguf_metadata().items():
+        _add_typed(w, key, value, gguf)
     _add_tokenizer(w, shape.n_vocab, gguf)
+
+
+def _add_typed(w, key: str, value, gguf) -> None:
+    """One key with the GGUF type llama.cpp's loader expects for it (it checks types strictly)."""
+    VT = gguf.GGUFValueType
+    if isinstance(value, bool):
+        w.add_key_value(key, value, VT.BOOL)
+    elif isinstance(value, int):
+        w.add_key_value(key, value, VT.UINT32)
+    elif isinstance(value, float):
+        w.add_key_value(key, value, VT.FLOAT32)
+    elif isinstance(value, str):
+        w.add_key_value(key, value, VT.STRING)
+    elif isinstance(value, (list, tuple)):
+        w.add_array(key, list(value))
+    else:
+        raise TypeError(f"no GGUF type for {key} = {value!r}")
 
 
 def _add_tokenizer(w, n_vocab: int, gguf) -> None:
