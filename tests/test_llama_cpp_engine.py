@@ -51,7 +51,9 @@ def test_pp_tg_and_combined_tests_give_one_sample_per_repetition(runner, fixture
             assert s["ts"] == pytest.approx(n_tokens * 1e9 / s["t_ns"])
             assert (s["ttft_ns"] is not None) == has_ttft
             if has_ttft and test["n_gen"]:
-                assert 0 < s["ttft_ns"] < s["t_ns"]  # TTFT is the prompt plus the first token only
+                assert 0 < s["ttft_ns"] < s["t_ns"]  # TTFT is the prompt only, not the generation
+            elif has_ttft:
+                assert s["ttft_ns"] <= s["t_ns"]  # pp only: the prompt is all of it
         assert by_kind(events, "done")[0]["peak_rss_kb"] > 0
 
 
@@ -100,6 +102,27 @@ def test_the_shared_kv_and_flash_attention_names_are_llama_cpps_own_numbers(llam
     assert len(known) >= 8 and known == {name: KV_CACHE_TYPES[name] for name in known}
     assert FLASH_ATTN == {"auto": lib.LLAMA_FLASH_ATTN_TYPE_AUTO, "on": lib.LLAMA_FLASH_ATTN_TYPE_ENABLED,
                           "off": lib.LLAMA_FLASH_ATTN_TYPE_DISABLED}
+
+
+@pytest.mark.parametrize("test, cells", [({"n_prompt": 512, "n_gen": 0, "n_depth": 0}, 512),
+                                         ({"n_prompt": 0, "n_gen": 16, "n_depth": 496}, 512),
+                                         ({"n_prompt": 500, "n_gen": 13, "n_depth": 0}, 768)])
+def test_the_context_is_llama_benchs_prompt_plus_gen_plus_depth(runner, tiny_llama, test, cells):
+    """llama-bench's to_llama_cparams: n_ctx = n_prompt + n_gen + n_depth (llama.cpp pads it to 256), so a
+    pp512 allocates 512 KV cells in both engines, not 768 for one more token."""
+    done = by_kind(run_job(runner, tiny_llama, test, reps=1, warmup=0), "done")[0]["info"]
+    assert done["n_ctx"] == cells
+    assert [c["cells"] for c in done["kv_caches"]] == [cells]
+    # llama.cpp's own account of the context's buffers
+    assert done["context_buffers_mib"]["CPU KV"] > 0 and done["context_buffers_mib"]["CPU compute"] > 0
+
+
+def test_an_explicit_n_ctx_sizes_the_cache(runner, tiny_qwen35):
+    done = by_kind(run_job(runner, tiny_qwen35, {"n_prompt": 16, "n_gen": 0, "n_depth": 0}, reps=1, warmup=0,
+                           n_ctx=2048), "done")[0]["info"]
+    assert done["n_ctx"] == 2048 and [c["cells"] for c in done["kv_caches"]] == [2048]
+    # a hybrid model's recurrent state is a buffer of its own
+    assert done["context_buffers_mib"]["CPU RS"] > 0
 
 
 def test_stdout_carries_only_events(runner, tiny_qwen35):

@@ -385,3 +385,22 @@ def test_a_cell_that_times_out_after_one_repetition_is_failed_and_compare_says_s
     assert gate.returncode == 1, gate.stdout + gate.stderr
     verdicts = {c["metric"]: c["verdict"] for c in json.loads((tmp_path / "gate.json").read_text())["comparisons"]}
     assert verdicts["ts"] == "failed"
+
+
+def test_rows_and_run_json_record_swa_full_and_n_cpu_moe(tmp_path, tiny_qwen35):
+    """Two settings that change a sliding-window or MoE model's memory: a row says which were used."""
+    profile = tmp_path / "p.yaml"
+    profile.write_text(f"models: [{tiny_qwen35}]\ntests: [pp16]\nrepetitions: 1\nwarmup: 0\n"
+                       "engine: {threads: 2, swa_full: true, n_cpu_moe: 2}\n")
+    proc = edgebench("run", profile, "-o", tmp_path / "results", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    run = only_run_dir(tmp_path / "results")
+    engine = json.loads((run / "run.json").read_text())["profile"]["engine"]
+    assert engine["swa_full"] is True and engine["n_cpu_moe"] == 2
+    (row,) = run_rows(run)
+    assert row["swa_full"] is True and row["n_cpu_moe"] == 2
+    # the default is llama-bench's
+    profile.write_text(f"models: [{tiny_qwen35}]\ntests: [pp16]\nrepetitions: 1\nwarmup: 0\n")
+    assert edgebench("run", profile, "-o", tmp_path / "results2", cwd=tmp_path).returncode == 0
+    (row,) = run_rows(only_run_dir(tmp_path / "results2"))
+    assert row["swa_full"] is False and row["n_cpu_moe"] == 0

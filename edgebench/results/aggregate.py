@@ -32,7 +32,7 @@ LLAMA_BENCH_FIELDS = (
 TELEMETRY_FIELDS = tuple(column.name for column in row_columns())
 # what edgebench adds: where it ran, latency, then telemetry
 EDGEBENCH_FIELDS = (
-    "device", "device_class", "engine", "engine_version", "system_info", "model", "model_sha256", "test",
+    "device", "device_class", "engine", "engine_version", "system_info", "swa_full", "model", "model_sha256", "test",
     "variant", "round", "status", "error", "batch", "attempt", "cooldown_s", "start_temp_c", "n_samples",
     "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "ttft_ms", "stddev_ttft_ms", "samples_ttft_ns",
 ) + TELEMETRY_FIELDS

@@ -26,11 +26,11 @@ DECLARATION = EngineDeclaration(
     name="llama-bench",
     doc="a llama-bench binary on the device, run and parsed",
     options=(THREADS, llama.N_BATCH, llama.N_UBATCH, llama.TYPE_K, llama.TYPE_V, llama.FLASH_ATTN_OPTION,
-             llama.N_GPU_LAYERS, llama.REPACK,
+             llama.N_GPU_LAYERS, llama.N_CPU_MOE, llama.REPACK,
              Option("binary", "text", None, "the llama-bench binary; default: the device's llama_bench",
                     device_setting="llama_bench")),
     test_kinds=("pp", "tg", "pp+tg"),
-    facts=("n_batch", "n_ubatch", "type_k", "type_v", "flash_attn", "n_gpu_layers", "repack", "binary"),
+    facts=("n_batch", "n_ubatch", "type_k", "type_v", "flash_attn", "n_gpu_layers", "n_cpu_moe", "repack", "binary"),
     compare_keys=llama.COMPARE_KEYS,
     row_fields=llama.row_fields,
 )
@@ -94,6 +94,8 @@ class LlamaBenchEngine(Engine):
         if opts.get("flash_attn", "auto") != "auto":
             # 1/0 are understood by old and new builds alike; on/off only by new ones
             cmd += ["-fa", str(FLASH_ATTN[opts["flash_attn"]])]
+        if opts.get("n_cpu_moe"):
+            cmd += ["-ncmoe", str(opts["n_cpu_moe"])]
         if not opts.get("repack", True):
             # only when asked: builds older than the option reject it
             cmd += ["--repack", "0"]

@@ -27,12 +27,13 @@ DECLARATION = EngineDeclaration(
     name="llama.cpp",
     doc="llama.cpp in-process, through llama-cpp-python",
     options=(THREADS,
-             Option("n_ctx", "int", 0, "context size; 0: as large as each test needs", at_least=0),
+             Option("n_ctx", "int", 0, "context size; 0: n_prompt + n_gen + n_depth, as llama-bench", at_least=0),
              llama.N_BATCH, llama.N_UBATCH, llama.TYPE_K, llama.TYPE_V, llama.FLASH_ATTN_OPTION, llama.N_GPU_LAYERS,
              Option("use_mmap", "bool", True, "map the model file instead of reading it"),
-             llama.REPACK),
+             llama.REPACK, llama.N_CPU_MOE, llama.SWA_FULL),
     test_kinds=("pp", "tg", "pp+tg"),
-    facts=("n_ctx", "n_batch", "n_ubatch", "type_k", "type_v", "flash_attn", "n_gpu_layers", "use_mmap", "repack"),
+    facts=("n_ctx", "n_batch", "n_ubatch", "type_k", "type_v", "flash_attn", "n_gpu_layers", "use_mmap", "repack",
+           "n_cpu_moe", "swa_full"),
     compare_keys=llama.COMPARE_KEYS,
     row_fields=llama.row_fields,
 )
@@ -43,6 +44,20 @@ _GGML_LOG_WARN, _GGML_LOG_ERROR = 3, 4
 # llama.cpp's own account of where the weights went, e.g. `CPU_REPACK model buffer size = 1.09 MiB`:
 # which buffer types were used (repacked, AMX, a GPU) and how much each holds
 _MODEL_BUFFER = re.compile(r"(\S+) model buffer size\s*=\s*([0-9.]+) MiB")
+# its account of each context's memory, per buffer type: `CPU KV buffer size = 8.00 MiB`, `CPU RS ...`,
+# `CPU  output buffer size`, `CPU compute buffer size`; and each KV cache's cells (`( 512 cells,`), which
+# show the context and a sliding-window cache as llama.cpp sized them
+_CONTEXT_BUFFER = re.compile(r"(\S+)\s+(KV|RS|output|compute) buffer size\s*=\s*([0-9.]+) MiB")
+_KV_CELLS = re.compile(r"llama_kv_cache: size = .*?\(\s*(\d+) cells,\s*(\d+) layers")
+# a tensor that n_cpu_moe (a buffer-type override) placed: llama.cpp says so at debug level
+_OVERRIDDEN = re.compile(r"tensor (\S+) .*buffer type overridden to (\S+)")
+# llama-bench's -ncmoe pattern (common.h llm_ffn_block_regex with LLM_FFN_EXPS_REGEX)
+_EXPERTS_OF_LAYER = "blk\\.%d\\.ffn_(up|down|gate|gate_up)_(ch|)exps"
+
+
+class _BufferOverride(ctypes.Structure):
+    """llama.h's llama_model_tensor_buft_override, which llama-cpp-python leaves undeclared."""
+    _fields_ = [("pattern", ctypes.c_char_p), ("buft", ctypes.c_void_p)]
 
 
 class _Batches(list):
@@ -92,6 +107,10 @@ class LlamaCppEngine(Engine):
         self._log_cb = None
         self._depth_state = None
         self.model_buffers = {}
+        self.context_buffers = {}
+        self.kv_caches = []
+        self.overridden = {}
+        self._overrides = None
 
     # -- loading -------------------------------------------------------------------------------------
 
@@ -107,6 +126,10 @@ class LlamaCppEngine(Engine):
         mparams.n_gpu_layers = int(options.get("n_gpu_layers", 0))
         mparams.load_mode = _LOAD_MODE[bool(options.get("use_mmap", True))]
         mparams.use_extra_bufts = bool(options.get("repack", True))
+        n_cpu_moe = int(options.get("n_cpu_moe") or 0)
+        if n_cpu_moe:
+            self._overrides = self._experts_on_cpu(n_cpu_moe)
+            mparams.tensor_buft_overrides = ctypes.cast(self._overrides, ctypes.c_void_p)
         self.model = L.llama_model_load_from_file(model_path.encode(), mparams)
         if not self.model:
             # its reason is on stderr, which the controller reads and adds to this message
@@ -131,7 +154,30 @@ class LlamaCppEngine(Engine):
             "system_info": L.llama_print_system_info().decode(errors="replace").strip(),
             "repack": bool(mparams.use_extra_bufts),
             "model_buffers_mib": dict(self.model_buffers),
+            # tensors n_cpu_moe moved, per buffer type: {"CPU": 6} for 2 layers' up/gate/down experts
+            "overridden_tensors": dict(self.overridden),
         }
+
+    def _experts_on_cpu(self, n_layers):
+        """The overrides llama-bench's `-ncmoe N` makes: layers 0..N-1's expert tensors in CPU memory.
+        The array and its strings must outlive the model load, so the caller keeps them."""
+        import glob
+        import os
+        base = os.path.dirname(self.L.__file__)
+        libdir = os.environ.get("LLAMA_CPP_LIB_PATH") or os.path.join(base, "lib")
+        found = sorted(glob.glob(os.path.join(libdir, "libggml-cpu.*"))) + sorted(glob.glob(
+            os.path.join(libdir, "ggml-cpu*")))
+        if not found:
+            raise RunnerFailure("engine", "n_cpu_moe needs llama.cpp's CPU backend library (libggml-cpu) "
+                                "beside libllama in %s, and it is not there" % libdir)
+        ggml_cpu = ctypes.CDLL(found[0])
+        ggml_cpu.ggml_backend_cpu_buffer_type.restype = ctypes.c_void_p
+        cpu = ggml_cpu.ggml_backend_cpu_buffer_type()
+        overrides = (_BufferOverride * (n_layers + 1))()
+        for i in range(n_layers):
+            overrides[i].pattern = (_EXPERTS_OF_LAYER % i).encode()
+            overrides[i].buft = cpu
+        return overrides
 
     def _quiet_logs(self):
         """Keep llama.cpp's warnings and errors on stderr (they explain failures); drop the rest."""
@@ -144,12 +190,33 @@ class LlamaCppEngine(Engine):
             if level in (_GGML_LOG_WARN, _GGML_LOG_ERROR):
                 sys.stderr.write(line)
             else:
-                found = _MODEL_BUFFER.search(line)
-                if found:
-                    self.model_buffers[found.group(1)] = float(found.group(2))
+                self._account(line)
 
         self._log_cb = L.llama_log_callback(forward)  # kept alive: C holds the pointer
         L.llama_log_set(self._log_cb, ctypes.c_void_p(0))
+
+    def _account(self, line):
+        found = _OVERRIDDEN.search(line)
+        if found:
+            self.overridden[found.group(2)] = self.overridden.get(found.group(2), 0) + 1
+            return
+        found = _MODEL_BUFFER.search(line)
+        if found:
+            self.model_buffers[found.group(1)] = float(found.group(2))
+            return
+        found = _CONTEXT_BUFFER.search(line)
+        if found:
+            key = "%s %s" % (found.group(1), found.group(2))
+            self.context_buffers[key] = round(self.context_buffers.get(key, 0.0) + float(found.group(3)), 2)
+            return
+        found = _KV_CELLS.search(line)
+        if found:
+            self.kv_caches.append({"cells": int(found.group(1)), "layers": int(found.group(2))})
+
+    def late_info(self):
+        """llama.cpp's own account of the last context it made (the memory a plan predicts)."""
+        return {"context_buffers_mib": dict(self.context_buffers), "kv_caches": list(self.kv_caches),
+                "n_ctx": int(self.L.llama_n_ctx(self.ctx))} if self.ctx else {}
 
     def _new_context(self, test):
         L = self.L
@@ -158,9 +225,9 @@ class LlamaCppEngine(Engine):
             self.ctx = None
         opts = self.options
         cparams = L.llama_context_default_params()
-        # one extra position: a pp-only test still decodes its first token to time TTFT
-        needed = test.n_depth + test.n_prompt + max(test.n_gen, 1)
-        cparams.n_ctx = max(int(opts.get("n_ctx") or 0), needed)
+        # llama-bench's context (to_llama_cparams), so both engines allocate the same memory
+        cparams.n_ctx = max(int(opts.get("n_ctx") or 0), test.n_depth + test.n_prompt + test.n_gen)
+        cparams.swa_full = bool(opts.get("swa_full", False))
         cparams.n_batch = int(opts.get("n_batch", 2048))
         cparams.n_ubatch = int(opts.get("n_ubatch", 512))
         cparams.n_threads = cparams.n_threads_batch = self.n_threads
@@ -168,6 +235,7 @@ class LlamaCppEngine(Engine):
         cparams.type_v = KV_CACHE_TYPES[opts.get("type_v", "f16")]
         cparams.flash_attn_type = FLASH_ATTN[opts.get("flash_attn", "auto")]
         cparams.no_perf = True
+        self.context_buffers, self.kv_caches = {}, []
         self.ctx = L.llama_init_from_model(self.model, cparams)
         if not self.ctx:
             raise RunnerFailure("engine", "llama.cpp could not create a context of %d tokens "
@@ -249,24 +317,20 @@ class LlamaCppEngine(Engine):
             if test.n_depth:
                 self._fill_depth(test.n_depth)
             prompt = self._prompt_batches(test.n_prompt)
-            # a pp-only test decodes one extra token after the clock stops, for TTFT
-            gen = self._gen_batches(test.n_gen or (1 if test.n_prompt else 0))
-            first, rest = gen[:1], gen[1:test.n_gen]
+            gen = self._gen_batches(test.n_gen)
             mark()
             t0 = time.monotonic()
             start = clock()
             if prompt:
                 self._decode_all(prompt, sync_each=False)
+            # the first token is sampled from the prompt's last logits: TTFT ends here
             after_prompt = clock()
-            if first:
-                self._decode_all(first, sync_each=True)
-            first_token = clock()
-            if rest:
-                self._decode_all(rest, sync_each=True)
-            end = clock() if test.n_gen else after_prompt
+            if gen:
+                self._decode_all(gen, sync_each=True)
+            end = clock()
             t1 = time.monotonic()
             mark()
-            ttft = first_token - start if (test.n_prompt and first) else None
+            ttft = after_prompt - start if test.n_prompt else None
             yield Measurement(rep=rep, t_ns=end - start, ttft_ns=ttft, t0=t0, t1=t1)
 
     def close(self):

@@ -25,10 +25,19 @@ N_GPU_LAYERS = Option("n_gpu_layers", "int", 0, "layers offloaded to a GPU; -1: 
 # llama-bench's --repack (llama.cpp's use_extra_bufts): weights in repacked/AMX layouts. Off avoids
 # extra-buffer kernels a CPU or VM advertises but cannot run
 REPACK = Option("repack", "bool", True, "repacked/AMX weight layouts (llama-bench's --repack)")
+# llama-bench's -ncmoe: the expert tensors of the first N layers stay in CPU memory when layers are
+# offloaded (what lets a big MoE run with a small GPU)
+N_CPU_MOE = Option("n_cpu_moe", "int", 0, "keep the MoE expert weights of the first N layers on the CPU "
+                   "(llama-bench's -ncmoe)", at_least=0)
+# the sliding-window layers' cache: false keeps only the window (+ a ubatch), as llama-bench (which
+# hard-codes it), llama-server and llama-cli do; the library's own default is true, a full-size cache
+SWA_FULL = Option("swa_full", "bool", False, "full-size cache for sliding-window layers (llama-server's "
+                  "--swa-full; llama-bench always uses false)")
 
 # the system info is llama.cpp's CPU feature and build string (`AVX512 = 1 | AMX_INT8 = 0 | REPACK = 1`):
 # two builds that differ in it run different kernels
-COMPARE_KEYS = ("n_batch", "n_ubatch", "type_k", "type_v", "flash_attn", "n_gpu_layers", "repack", "system_info")
+COMPARE_KEYS = ("n_batch", "n_ubatch", "type_k", "type_v", "flash_attn", "n_gpu_layers", "n_cpu_moe", "repack",
+                "swa_full", "system_info")
 
 
 def row_fields(facts: dict) -> dict:
@@ -40,4 +49,6 @@ def row_fields(facts: dict) -> dict:
         "flash_attn": FLASH_ATTN.get(facts.get("flash_attn"), -1),
         "load_mode": "auto" if facts.get("use_mmap", True) else "none",
         "repack": bool(facts.get("repack", True)),
+        "n_cpu_moe": int(facts.get("n_cpu_moe") or 0),
+        "swa_full": bool(facts.get("swa_full", False)),
     }

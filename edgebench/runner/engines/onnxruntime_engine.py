@@ -163,19 +163,18 @@ class OnnxEngine(Engine):
         return {name: by_name[PRESENT + name[len(PAST):]] for name in past}
 
     def _decode(self, test, start_past, start_position, clock):
-        """Time one repetition: (total ns, ns to the first generated token)."""
+        """Time one repetition: (start, end, when the first token could be sampled)."""
         begin = clock()
-        past, position, first = start_past, start_position, None
+        past, position = start_past, start_position
         if test.n_prompt:
             past = self._step(test.n_prompt, past, position)
             position += test.n_prompt
-        for i in range(test.n_gen or (1 if test.n_prompt else 0)):
+        # the first token is sampled from the prompt's last logits: TTFT ends here, as in llama.cpp's engine
+        first = clock()
+        for _ in range(test.n_gen):
             past = self._step(1, past, position)
             position += 1
-            if i == 0:
-                first = clock()
-        # pp only: the one generated token was for TTFT, not for the rate
-        end = clock() if test.n_gen else first
+        end = clock()
         return begin, end, first
 
     # -- measuring ---------------------------------------------------------------------------------
