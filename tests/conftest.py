@@ -70,6 +70,23 @@ def llama_bench_binary() -> str:
     return found
 
 
+def _beside_llama_bench(llama_bench_binary: str, tool: str) -> str:
+    """llama.cpp's other tools, built with llama-bench from the same source and flags."""
+    path = Path(llama_bench_binary).with_name(tool)
+    require(os.access(path, os.X_OK), f"{tool} beside {llama_bench_binary} (tests/perf/build_llama_bench.sh builds it)")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def llama_fit_params_binary(llama_bench_binary) -> str:
+    return _beside_llama_bench(llama_bench_binary, "llama-fit-params")
+
+
+@pytest.fixture(scope="session")
+def llama_perplexity_binary(llama_bench_binary) -> str:
+    return _beside_llama_bench(llama_bench_binary, "llama-perplexity")
+
+
 @pytest.fixture(scope="session")
 def compare_llama_bench_script() -> Path:
     root = _llama_cpp_root()

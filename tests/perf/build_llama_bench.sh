@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build llama-bench from the same llama.cpp that the installed llama-cpp-python vendors, with the
+# Build llama-bench (and beside it llama-fit-params and llama-perplexity, the oracles for memory and
+# quality) from the same llama.cpp that the installed llama-cpp-python vendors, with the
 # same CMake flags (edgebench.toolchain.llama_cpp_wheel: portable on x86-64, $CMAKE_ARGS when set) and, like
 # llama-cpp-python, as shared libraries, so edgebench and llama-bench are compared on identical
 # kernels and the runner can read llama.cpp's system info from the libraries beside the binary.
@@ -14,7 +15,10 @@ cache=${EDGEBENCH_CACHE:-$HOME/.cache/edgebench}
 src="$cache/llama.cpp-$version/src"
 build="$cache/llama.cpp-$version/build-$key"
 binary="$build/bin/llama-bench"
-if [ -x "$binary" ]; then echo "$binary"; exit 0; fi
+tools="llama-bench llama-fit-params llama-perplexity"
+built=yes
+for tool in $tools; do [ -x "$build/bin/$tool" ] || built=no; done
+if [ "$built" = yes ]; then echo "$binary"; exit 0; fi
 if [ ! -d "$src" ]; then
   mkdir -p "$cache/llama.cpp-$version"
   pip download --quiet --no-deps --no-binary :all: "llama-cpp-python==$version" -d "$cache/llama.cpp-$version/sdist" >&2
@@ -25,5 +29,6 @@ fi
 cmake -S "$src/vendor/llama.cpp" -B "$build" -DCMAKE_BUILD_TYPE=Release \
   -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
   -DBUILD_SHARED_LIBS=ON $flags >&2
-cmake --build "$build" --target llama-bench -j "$(nproc)" >&2
+# shellcheck disable=SC2086  # one target per word
+cmake --build "$build" --target $tools -j "$(nproc)" >&2
 echo "$binary"
