@@ -60,7 +60,7 @@ def test_inspect_reads_the_files_synth_writes(capsys, tiny_qwen35, tiny_llama):
 
     assert main(["inspect", str(tiny_llama)]) == 0
     out = capsys.readouterr().out
-    assert "| architecture | llama |" in out and "4: 4 attention, 0 recurrent" in out
+    assert "| architecture | llama |" in out and "| layers | 4 = 4 full attention |" in out
 
 
 @pytest.mark.parametrize("quant", ["F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_S"])
@@ -177,7 +177,7 @@ def test_plan_table_says_where_figures_come_from(capsys, devices_dir, tmp_path):
     assert main(["plan", "--like", "qwen3.5-4b", "--quant", "Q4_K_M,Q8_0", "--ctx", "4k,32k", "-d", "pi",
                  "--devices-dir", str(devices_dir), "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "| KV cache |" in out and "8 attention layers of 32" in out
+    assert "| KV cache |" in out and "8 full-attention layers of 32" in out
     assert "default eta" in out and "profile" in out and "best quant that fits" in out
 
 

@@ -57,6 +57,10 @@ def register(commands) -> None:
     plan.add_argument("--kv", default="f16", metavar="TYPE", help="KV cache type: f16 (default), q8_0, q4_0, ...")
     plan.add_argument("--ubatch", type=int, default=512, metavar="N", help="llama.cpp n_ubatch (default 512)")
     plan.add_argument("--no-mmap", action="store_true", help="the weights are loaded, not mapped")
+    plan.add_argument("--swa-full", action="store_true",
+                      help="full-size sliding-window caches (llama.cpp --swa-full; default: window + ubatch cells)")
+    plan.add_argument("--n-cpu-moe", type=int, default=0, metavar="N",
+                      help="keep the experts of the first N MoE layers in host memory (llama.cpp --n-cpu-moe)")
     plan.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
                       help="results root to calibrate speed from (default: results/)")
     plan.add_argument("--json", action="store_true", help="print JSON")

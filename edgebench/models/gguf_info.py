@@ -13,6 +13,7 @@ from pathlib import Path
 
 from edgebench.errors import ModelFileError, PlanError
 from edgebench.models.gguf_quants import bits_per_element, tensor_types, type_bytes
+from edgebench.models.layers import LayerInfo, describe_layers
 
 LAYER_ATTENTION, LAYER_RECURRENT = "attention", "recurrent"
 
@@ -43,26 +44,79 @@ class ModelInfo:
     key_length: int
     value_length: int
     context_length: int
-    layer_kinds: tuple[str, ...]
+    layers: tuple[LayerInfo, ...]
     tied_embeddings: bool
+    arch_known: bool = True         # False: llama.cpp's rules for this architecture are not in arch_table
     # recurrent (Gated DeltaNet / Mamba-style) layers
     ssm_conv_kernel: int = 0
     ssm_inner_size: int = 0
     ssm_state_size: int = 0
     ssm_group_count: int = 0
+    # MLA (deepseek2-style): the compressed KV width and the heads' decompressed widths
+    kv_lora_rank: int = 0
+    key_length_mla: int = 0
+    value_length_mla: int = 0
     tensors: tuple[TensorInfo, ...] = field(default=(), repr=False)
 
     @property
     def n_layer(self) -> int:
-        return len(self.layer_kinds)
+        return len(self.layers)
+
+    @property
+    def layer_kinds(self) -> tuple[str, ...]:
+        """Attention or recurrent per layer (a parallel hybrid's layer counts as attention)."""
+        return tuple(LAYER_ATTENTION if layer.attention else LAYER_RECURRENT for layer in self.layers)
 
     @property
     def n_attention_layers(self) -> int:
-        return sum(1 for k in self.layer_kinds if k == LAYER_ATTENTION)
+        return sum(1 for layer in self.layers if layer.attention)
 
     @property
     def n_recurrent_layers(self) -> int:
-        return self.n_layer - self.n_attention_layers
+        return sum(1 for layer in self.layers if layer.recurrent)
+
+    @property
+    def n_swa(self) -> int:
+        return max((layer.window for layer in self.layers), default=0)
+
+    @property
+    def is_mla(self) -> bool:
+        return bool(self.key_length_mla and self.value_length_mla)
+
+    @property
+    def n_expert(self) -> int:
+        return max((layer.n_expert for layer in self.layers), default=0)
+
+    @property
+    def n_expert_used(self) -> int:
+        return max((layer.n_expert_used for layer in self.layers), default=0)
+
+    @property
+    def n_expert_shared(self) -> int:
+        return max((layer.n_expert_shared for layer in self.layers), default=0)
+
+    @property
+    def expert_bytes(self) -> int:
+        """Routed-expert tensor bytes (what n_cpu_moe keeps on the CPU); the rest is dense."""
+        return sum(layer.expert_bytes for layer in self.layers)
+
+    @property
+    def active_expert_bytes(self) -> float:
+        """Routed-expert bytes one token reads (n_expert_used of n_expert in each MoE layer)."""
+        return sum(layer.expert_bytes_active() for layer in self.layers)
+
+    @property
+    def active_params(self) -> float:
+        """Parameters one token multiplies by: all but the routed experts it does not use."""
+        return self.n_params - sum(layer.expert_elements * (1 - layer.active_fraction) for layer in self.layers)
+
+    @property
+    def unknown_arch(self) -> str | None:
+        """One sentence when llama.cpp's layer rules for this architecture are not known here."""
+        if self.arch_known:
+            return None
+        return (f"unknown architecture {self.arch}: edgebench does not know how llama.cpp lays out its layers, "
+                f"so its layer kinds, KV cache and state are guessed from the tensors")
 
     @property
     def unrunnable(self) -> str | None:
@@ -195,12 +249,12 @@ def info_from_metadata(meta: dict, tensors: tuple[TensorInfo, ...], *, name: str
     n_head = _first(get("attention.head_count")) or 1
     n_head_kv = _max(get("attention.head_count_kv")) or n_head
     key_length = int(get("attention.key_length") or (n_embd // n_head if n_head else 0))
-    value_length = int(get("attention.value_length") or key_length)
+    value_length = int(get("attention.value_length") or (n_embd // n_head if n_head else 0))
     embd = by_name.get("token_embd.weight")
     n_vocab = int(get("vocab_size") or 0)
     if not n_vocab and embd is not None:
         n_vocab = embd.rows
-    kinds = _layer_kinds(arch, n_layer, by_name, meta)
+    layers, known = describe_layers(arch, meta, by_name, n_layer)
     file_type = meta.get("general.file_type")
     return ModelInfo(
         name=name, source=source, arch=arch,
@@ -208,32 +262,12 @@ def info_from_metadata(meta: dict, tensors: tuple[TensorInfo, ...], *, name: str
         weight_bytes=sum(t.n_bytes for t in tensors), file_size=file_size, n_vocab=n_vocab, n_embd=n_embd,
         n_ff=_max(get("feed_forward_length")) or 0, n_head=n_head, n_head_kv=n_head_kv,
         key_length=key_length, value_length=value_length,
-        context_length=int(get("context_length") or 0), layer_kinds=kinds,
+        context_length=int(get("context_length") or 0), layers=layers, arch_known=known,
         tied_embeddings="output.weight" not in by_name,
         ssm_conv_kernel=int(get("ssm.conv_kernel") or 0), ssm_inner_size=int(get("ssm.inner_size") or 0),
         ssm_state_size=int(get("ssm.state_size") or 0), ssm_group_count=int(get("ssm.group_count") or 0),
-        tensors=tensors)
-
-
-def _layer_kinds(arch: str, n_layer: int, by_name: dict, meta: dict) -> tuple[str, ...]:
-    """Attention or recurrent per layer, from the tensors each block holds (works for any hybrid);
-    the metadata rule (qwen35's full_attention_interval) only when a block has neither."""
-    interval = int(meta.get(f"{arch}.full_attention_interval") or 0)
-    recurrent_list = meta.get(f"{arch}.attention.recurrent_layers")
-    kinds = []
-    for i in range(n_layer):
-        p = f"blk.{i}."
-        if p + "attn_k.weight" in by_name or p + "attn_kv_a_mqa.weight" in by_name:
-            kinds.append(LAYER_ATTENTION)
-        elif any(name.startswith(p + "ssm_") for name in by_name):
-            kinds.append(LAYER_RECURRENT)
-        elif isinstance(recurrent_list, list) and i < len(recurrent_list):
-            kinds.append(LAYER_RECURRENT if recurrent_list[i] else LAYER_ATTENTION)
-        elif interval:
-            kinds.append(LAYER_ATTENTION if (i + 1) % interval == 0 else LAYER_RECURRENT)
-        else:
-            kinds.append(LAYER_ATTENTION)
-    return tuple(kinds)
+        kv_lora_rank=int(get("attention.kv_lora_rank") or 0), key_length_mla=int(get("attention.key_length_mla") or 0),
+        value_length_mla=int(get("attention.value_length_mla") or 0), tensors=tensors)
 
 
 def _file_type_name(value) -> str:

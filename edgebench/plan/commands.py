@@ -77,6 +77,8 @@ def cmd_inspect(args, console) -> int:
         return 0
     from edgebench.cli.ui import print_table
     print_table(console, ["field", "value"], render.inspect_rows(info))
+    if info.unknown_arch:
+        console.print(info.unknown_arch)
     return 0
 
 
@@ -94,12 +96,16 @@ def cmd_plan(args, console) -> int:
     cals = calibrate(args.results)
     budgets = [device_budget(d, cals.get(d.name), local_facts() if is_this_machine(d) else None)
                for d in devices]
-    cells = [plan_cell(m, b, n, args.kv, n_ubatch=args.ubatch, use_mmap=not args.no_mmap)
+    if args.n_cpu_moe < 0:
+        raise PlanError(f"--n-cpu-moe takes a number of layers, 0 or more, not {args.n_cpu_moe}")
+    cells = [plan_cell(m, b, n, args.kv, n_ubatch=args.ubatch, use_mmap=not args.no_mmap,
+                       swa_full=args.swa_full, n_cpu_moe=args.n_cpu_moe)
              for m in models for b in budgets for n in contexts]
     recommend(cells)
     if args.json:
         sys.stdout.write(json.dumps({
-            "kv_type": args.kv, "contexts": contexts, "results_root": str(args.results),
+            "kv_type": args.kv, "swa_full": args.swa_full, "n_cpu_moe": args.n_cpu_moe,
+            "contexts": contexts, "results_root": str(args.results),
             "devices": [render.budget_json(b) for b in budgets],
             "cells": [render.cell_json(c) for c in cells],
             "recommendations": render.recommendation_lines(cells),
@@ -110,8 +116,10 @@ def cmd_plan(args, console) -> int:
     # a blank line between tables: piped, adjacent markdown tables would read as one
     for model in models:
         mine = [c for c in cells if c.model is model and c.device == first]
-        console.print(f"memory of {model.name} at KV {args.kv} (CPU {budgets[0].cpu_arch.value}):")
+        console.print(f"memory of {model.name} at KV {args.kv} (CPU {budgets[0].cpu_arch.value}"
+                      + (", swa_full" if args.swa_full else "") + "):")
         print_table(console, *render.breakdown_rows(mine))
+        console.print(render.reads_line(mine[0]))
         console.print()
     print_table(console, render.PLAN_HEADER, render.plan_rows(cells))
     console.print()

@@ -13,7 +13,7 @@ from edgebench.config.device import DeviceProfile
 from edgebench.models.gguf_info import ModelInfo
 from edgebench.plan.calibrate import Calibration, describe_probe
 from edgebench.plan.memory import Runtime, max_context, memory_items, total
-from edgebench.plan.speed import DEFAULT_ETA_PP, DEFAULT_ETA_TG, pp_ts, tg_ts
+from edgebench.plan.speed import DEFAULT_ETA_PP, DEFAULT_ETA_TG, pp_ts, tg_ts, weights_read_per_token
 
 GIB = 1 << 30
 # without `reserve_gb`, leave this much for the OS and everything else on the device
@@ -102,13 +102,16 @@ class PlanCell:
     tg_ts: float | None        # at the start of the context
     tg_ts_full: float | None   # with the context full
     pp_ts: float | None
+    weights_read: float = 0.0   # weight bytes one generated token reads (MoE: active experts only)
+    runtime: Runtime | None = None
     recommended: bool = False
     notes: list = field(default_factory=list)
 
 
 def plan_cell(info: ModelInfo, budget: DeviceBudget, n_ctx: int, kv_type: str, n_ubatch: int = 512,
-              use_mmap: bool = True) -> PlanCell:
-    runtime = Runtime(kv_type=kv_type, n_ubatch=n_ubatch, use_mmap=use_mmap, cpu_arch=budget.cpu_arch.value)
+              use_mmap: bool = True, swa_full: bool = False, n_cpu_moe: int = 0) -> PlanCell:
+    runtime = Runtime(kv_type=kv_type, n_ubatch=n_ubatch, use_mmap=use_mmap, cpu_arch=budget.cpu_arch.value,
+                      swa_full=swa_full, n_cpu_moe=n_cpu_moe)
     items = memory_items(info, runtime)
     mem = total(items)
     usable = budget.usable
@@ -117,6 +120,8 @@ def plan_cell(info: ModelInfo, budget: DeviceBudget, n_ctx: int, kv_type: str, n
     notes = []
     if n_ctx_eff < n_ctx:
         notes.append(f"{info.name} was trained for {native} tokens; context capped there")
+    if info.unknown_arch:
+        notes.append(info.unknown_arch)
     if info.unrunnable:
         notes.append(info.unrunnable)
     return PlanCell(
@@ -125,7 +130,8 @@ def plan_cell(info: ModelInfo, budget: DeviceBudget, n_ctx: int, kv_type: str, n
         max_ctx=None if usable is None else max_context(mem, usable, native),
         tg_ts=tg_ts(info, runtime, budget.bandwidth.value, 0),
         tg_ts_full=tg_ts(info, runtime, budget.bandwidth.value, n_ctx_eff),
-        pp_ts=pp_ts(info, budget.flops.value), notes=notes)
+        pp_ts=pp_ts(info, budget.flops.value), weights_read=weights_read_per_token(info), runtime=runtime,
+        notes=notes)
 
 
 def recommend(cells: list[PlanCell]) -> dict[tuple, PlanCell]:

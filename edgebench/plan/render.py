@@ -27,9 +27,24 @@ def _ts(v: float | None) -> str:
 
 # -- inspect -------------------------------------------------------------------------------------
 
+def layer_summary(info: ModelInfo) -> str:
+    """`18 = 15 sliding-window (window 512) + 3 full attention [5, 11, 17]`: the kinds, the rarest
+    one's layer numbers."""
+    groups: dict[str, list[int]] = {}
+    for layer in info.layers:
+        label = layer.kind + (f" (window {layer.window})" if layer.window else "")
+        groups.setdefault(label, []).append(layer.index)
+    parts = sorted(groups.items(), key=lambda kv: -len(kv[1]))
+    text = f"{info.n_layer} = " + " + ".join(f"{len(ix)} {label}" for label, ix in parts)
+    if len(parts) > 1:
+        text += f" {parts[-1][1]}"
+    shared = [x.index for x in info.layers if x.kv_shared]
+    if shared:
+        text += f"; layers {shared[0]}-{shared[-1]} reuse earlier layers' KV cache"
+    return text
+
+
 def inspect_rows(info: ModelInfo) -> list[list[str]]:
-    kinds = info.layer_kinds
-    pattern = "".join("A" if k == "attention" else "R" for k in kinds)
     rows = [
         ["file", info.source],
         ["architecture", info.arch],
@@ -39,38 +54,85 @@ def inspect_rows(info: ModelInfo) -> list[list[str]]:
         ["size", f"{size(info.file_size)} file, {size(info.weight_bytes)} of tensors" if info.file_size
          else f"{size(info.weight_bytes)} of tensors"],
         ["bits per weight", f"{info.bpw:.2f}"],
-        ["layers", f"{info.n_layer}: {info.n_attention_layers} attention, {info.n_recurrent_layers} recurrent"],
-        ["layer pattern", pattern + " (A attention, R recurrent)"],
-        ["attention", f"{info.n_head} heads, {info.n_head_kv} KV heads, head dim {info.key_length}"],
+        ["layers", layer_summary(info)],
+        ["attention", _attention_text(info)],
         ["embedding / FFN", f"{info.n_embd} / {info.n_ff}"],
         ["context length", str(info.context_length)],
         ["vocabulary", str(info.n_vocab)],
         ["tied embeddings", "yes" if info.tied_embeddings else "no"],
     ]
+    if info.unknown_arch:
+        rows.insert(2, ["warning", info.unknown_arch])
     if info.unrunnable:
         rows.append(["warning", info.unrunnable])
+    if info.n_swa:
+        rows.append(["sliding window", f"{info.n_swa} tokens on "
+                                       f"{sum(1 for x in info.layers if x.window)} layers"])
+    if info.is_mla:
+        rows.append(["MLA", f"KV compressed to {info.kv_lora_rank} + rope: cache width "
+                            f"{info.layers[0].n_embd_k_gqa} per token and layer (K only); heads "
+                            f"{info.key_length_mla} K / {info.value_length_mla} V"])
+    if info.expert_bytes:
+        rows.append(["experts", f"{info.n_expert} per MoE layer, {info.n_expert_used} used per token, "
+                                f"{info.n_expert_shared} shared"])
+        rows.append(["expert / dense bytes", f"{size(info.expert_bytes)} routed experts, "
+                                             f"{size(info.weight_bytes - info.expert_bytes)} dense; a token "
+                                             f"reads {size(info.active_expert_bytes)} of the experts"])
     if info.n_recurrent_layers:
-        rows.append(["recurrent state", f"conv kernel {info.ssm_conv_kernel}, inner {info.ssm_inner_size}, "
-                                        f"state {info.ssm_state_size}, groups {info.ssm_group_count}"])
+        layer = next(x for x in info.layers if x.recurrent)
+        rows.append(["recurrent state", f"{size(_state_bytes(info))} per sequence (F32): r {layer.r_size} + "
+                                        f"s {layer.s_size} elements per layer; conv kernel {info.ssm_conv_kernel}, "
+                                        f"inner {info.ssm_inner_size}, state {info.ssm_state_size}, "
+                                        f"groups {info.ssm_group_count}"])
     for kind, n_bytes in info.bytes_by_type().items():
         rows.append([f"tensors {kind}", f"{size(n_bytes)} ({type_bpw(kind):.2f} bpw, "
                                         f"{100 * n_bytes / max(info.weight_bytes, 1):.1f}%)"])
     return rows
 
 
+def _attention_text(info: ModelInfo) -> str:
+    heads_kv = sorted({x.n_head_kv for x in info.layers if x.attention})
+    kv = "/".join(str(h) for h in heads_kv) or "0"
+    return f"{info.n_head} heads, {kv} KV heads, head dim {info.key_length}"
+
+
+def _state_bytes(info: ModelInfo) -> int:
+    from edgebench.plan.memory import recurrent_state_bytes
+    return recurrent_state_bytes(info)
+
+
 def inspect_json(info: ModelInfo) -> dict:
     return {
-        "file": info.source, "arch": info.arch, "name": info.name, "n_params": info.n_params,
+        "file": info.source, "arch": info.arch, "arch_known": info.arch_known, "unknown_arch": info.unknown_arch,
+        "name": info.name, "n_params": info.n_params,
         "file_type": info.file_type, "file_size": info.file_size, "tensor_bytes": info.weight_bytes,
         "bpw": round(info.bpw, 4), "bytes_by_type": info.bytes_by_type(),
         "n_layer": info.n_layer, "n_attention_layers": info.n_attention_layers,
         "n_recurrent_layers": info.n_recurrent_layers, "layer_kinds": list(info.layer_kinds),
+        "layer_summary": layer_summary(info), "n_swa": info.n_swa,
+        "layers": [_layer_json(x) for x in info.layers],
         "n_head": info.n_head, "n_head_kv": info.n_head_kv, "head_dim": info.key_length,
         "n_embd": info.n_embd, "n_ff": info.n_ff, "context_length": info.context_length,
         "n_vocab": info.n_vocab, "tied_embeddings": info.tied_embeddings, "unrunnable": info.unrunnable,
         "ssm": {"conv_kernel": info.ssm_conv_kernel, "inner_size": info.ssm_inner_size,
                 "state_size": info.ssm_state_size, "group_count": info.ssm_group_count},
+        "recurrent_state_bytes": _state_bytes(info),
+        "mla": {"kv_lora_rank": info.kv_lora_rank, "key_length_mla": info.key_length_mla,
+                "value_length_mla": info.value_length_mla} if info.is_mla else None,
+        "moe": {"n_expert": info.n_expert, "n_expert_used": info.n_expert_used,
+                "n_expert_shared": info.n_expert_shared, "expert_bytes": info.expert_bytes,
+                "dense_bytes": info.weight_bytes - info.expert_bytes,
+                "active_expert_bytes": int(info.active_expert_bytes)} if info.expert_bytes else None,
     }
+
+
+def _layer_json(x) -> dict:
+    return {"index": x.index, "kind": x.kind, "attention": x.attention or None, "window": x.window,
+            "recurrent": x.recurrent or None, "n_head": x.n_head, "n_head_kv": x.n_head_kv,
+            "n_embd_k_gqa": x.n_embd_k_gqa, "n_embd_v_gqa": x.n_embd_v_gqa, "kv_shared": x.kv_shared,
+            "n_embd_r": x.r_size, "n_embd_s": x.s_size, "n_ff": x.n_ff, "n_expert": x.n_expert,
+            "n_expert_used": x.n_expert_used, "n_expert_shared": x.n_expert_shared, "n_ff_exp": x.n_ff_exp,
+            "dense_bytes": x.dense_bytes, "expert_bytes": x.expert_bytes}
 
 
 # -- plan ----------------------------------------------------------------------------------------
@@ -79,16 +141,20 @@ PLAN_HEADER = ["device", "model", "bpw", "ctx", "weights", "KV", "state", "other
                "fits", "max ctx", "tg t/s", "tg t/s full", "pp t/s"]
 
 
-def _item(cell: PlanCell, name: str) -> int:
-    item = next(i for i in cell.items if i.name == name)
-    return item.at(cell.n_ctx)
+def _item(cell: PlanCell, *names: str) -> int:
+    """The named items' bytes at the cell's context (an item the model lacks counts 0)."""
+    return sum(i.at(cell.n_ctx) for i in cell.items if i.name in names)
+
+
+WEIGHT_ITEMS = ("weights", "expert weights", "repacked weights")
+KV_ITEMS = ("KV cache", "KV cache, sliding window")
 
 
 def plan_rows(cells: list[PlanCell]) -> list[list[str]]:
     rows = []
     for c in cells:
-        weights = _item(c, "weights") + _item(c, "repacked weights")
-        kv, state = _item(c, "KV cache"), _item(c, "recurrent state")
+        weights = _item(c, *WEIGHT_ITEMS)
+        kv, state = _item(c, *KV_ITEMS), _item(c, "recurrent state")
         fits = "?" if c.fits is None else ("yes" if c.fits else "no")
         if c.recommended:
             fits += " ★"
@@ -109,6 +175,17 @@ def breakdown_rows(cells: list[PlanCell]) -> tuple[list[str], list[list[str]]]:
     rows.append(["peak RSS"] + [size(total(c.items, rss=True).at(c.n_ctx)) for c in cells]
                 + ["what the process shows, reclaimable included"])
     return header, rows
+
+
+def reads_line(cell: PlanCell) -> str:
+    """What a generated token reads, against the file: a MoE model reads a fraction of it."""
+    info = cell.model
+    line = (f"a generated token reads {size(cell.weights_read)} of weights "
+            f"({100 * cell.weights_read / max(info.weight_bytes, 1):.0f}% of its {size(info.weight_bytes)} of tensors)")
+    if info.expert_bytes:
+        line += (f": the dense part plus {info.n_expert_used} of {info.n_expert} experts"
+                 + (f" and {info.n_expert_shared} shared" if info.n_expert_shared else ""))
+    return line
 
 
 def budget_lines(budgets: list[DeviceBudget]) -> list[str]:
@@ -156,6 +233,10 @@ def cell_json(c: PlanCell) -> dict:
         "memory_notes": {i.name: i.note for i in c.items},
         "total_bytes": c.total_bytes, "peak_rss_bytes": total(c.items, rss=True).at(c.n_ctx),
         "usable_bytes": c.usable_bytes, "fits": c.fits, "max_ctx": c.max_ctx,
+        "memory_allocated": {i.name: i.allocated(c.n_ctx) for i in c.items},
+        "weights_read_per_token": int(c.weights_read),
+        "swa_full": c.runtime.swa_full if c.runtime else False,
+        "n_cpu_moe": c.runtime.n_cpu_moe if c.runtime else 0,
         "tg_ts": c.tg_ts, "tg_ts_full_ctx": c.tg_ts_full, "pp512_ts": c.pp_ts,
         "recommended": c.recommended, "notes": c.notes,
     }

@@ -10,7 +10,7 @@ Defaults below are used until stored results on a device calibrate it (calibrate
 from __future__ import annotations
 
 from edgebench.models.gguf_info import ModelInfo
-from edgebench.plan.memory import Runtime, kv_bytes_per_token, recurrent_state_bytes
+from edgebench.plan.memory import Runtime, kv_layer_bytes, recurrent_state_bytes
 
 # Published llama.cpp generation efficiency on Apple M-series spans 0.45-0.84 of peak bandwidth,
 # lower on wider buses; small SoCs sit in the middle.
@@ -26,10 +26,11 @@ ATTN_POSITION_BYTES = 820.0
 ATTN_ELEMENT_BYTES = 2.0
 
 
-def weights_read_per_token(info: ModelInfo) -> int:
-    """Every weight is read once per generated token, except an untied embedding table, of which
-    only the token's row is read."""
-    total = info.weight_bytes
+def weights_read_per_token(info: ModelInfo) -> float:
+    """Every dense weight is read once per generated token, and of the routed experts only the
+    n_expert_used of n_expert a token is sent to (shared experts are dense: always read). An untied
+    embedding table is only looked up: one row is read."""
+    total = info.weight_bytes - info.expert_bytes + info.active_expert_bytes
     if not info.tied_embeddings:
         embd = next((t for t in info.tensors if t.name == "token_embd.weight"), None)
         if embd is not None:
@@ -37,21 +38,44 @@ def weights_read_per_token(info: ModelInfo) -> int:
     return total
 
 
+def attended(layer, depth: int) -> int:
+    """Positions a layer attends at `depth`: a sliding window or chunk stops growing at its size."""
+    return min(depth, layer.window) if layer.window else depth
+
+
 def bytes_per_token(info: ModelInfo, runtime: Runtime, depth: int) -> float:
-    """Weights + the KV cache read so far (and the attention work on it) + the recurrent state
-    (read and written)."""
-    attention = depth * info.n_attention_layers * info.n_head * (
-        ATTN_POSITION_BYTES + ATTN_ELEMENT_BYTES * (info.key_length + info.value_length))
-    return (weights_read_per_token(info) + kv_bytes_per_token(info, runtime.kv_type) * depth
-            + attention + 2 * recurrent_state_bytes(info))
+    """Weights + the KV each layer attends (and the attention work on it) + the recurrent state
+    (read and written). A layer reusing another's cache still reads it."""
+    kv = attention = 0.0
+    for layer in info.layers:
+        if not layer.attention:
+            continue
+        seen = attended(layer, depth)
+        kv += seen * kv_layer_bytes(_own_cache(layer), runtime.kv_type)
+        attention += seen * layer.n_head * (
+            ATTN_POSITION_BYTES + ATTN_ELEMENT_BYTES * _head_widths(layer))
+    return weights_read_per_token(info) + kv + attention + 2 * recurrent_state_bytes(info)
+
+
+def _own_cache(layer):
+    from dataclasses import replace
+    return replace(layer, kv_shared=False) if layer.kv_shared else layer
+
+
+def _head_widths(layer) -> float:
+    """K + V elements of one head (MLA: the compressed K row serves both)."""
+    kv_heads = max(layer.n_head_kv, 1)
+    return (layer.n_embd_k_gqa + layer.n_embd_v_gqa) / kv_heads
 
 
 def flops_per_token(info: ModelInfo, depth: int) -> float:
-    """2 FLOPs per weight of every matmul, plus attention's QK and AV over the context so far."""
-    params = info.n_params
+    """2 FLOPs per weight of every matmul a token goes through (active experts only), plus
+    attention's QK and AV over the positions each layer attends."""
+    params = info.active_params
     if not info.tied_embeddings:
         params -= info.n_vocab * info.n_embd  # the input embedding is a lookup, not a matmul
-    attention = 4 * info.n_head * info.key_length * info.n_attention_layers * depth
+    attention = sum(2 * layer.n_head * _head_widths(layer) * attended(layer, depth)
+                    for layer in info.layers if layer.attention)
     return 2 * params + attention
 
 
