@@ -41,9 +41,7 @@ def problems(shape) -> list[str]:
 
 
 def cut_problem(shape, n: int) -> str | None:
-    if n < PATTERN:
-        return (f"{shape.name} with {n} layer{'s' if n > 1 else ''} would have only sliding-window layers; "
-                f"in gemma3 layer {PATTERN - 1} is the first global layer, so keep at least {PATTERN} layers")
+    # fewer than six layers keeps only local layers: llama.cpp loads and runs that (checked), so no refusal
     return None
 
 

@@ -35,8 +35,8 @@ def problems(shape) -> list[str]:
     out = []
     if shape.n_head * shape.head_dim != shape.n_embd:
         out.append(f"lfm2 attention is n_embd wide: n_head * head_dim must be {shape.n_embd}")
-    if not conv.attention_layers or any(not 0 <= i < shape.n_layer for i in conv.attention_layers):
-        out.append(f"lfm2 attention layers {conv.attention_layers} must be among the {shape.n_layer} layers")
+    if any(i < 0 for i in conv.attention_layers):
+        out.append(f"lfm2 attention layers {conv.attention_layers} must be layer numbers (from 0)")
     return out
 
 
