@@ -180,3 +180,47 @@ def test_every_family_runs_in_process(tmp_path):
 @pytest.mark.llama
 def test_every_family_runs_in_llama_bench(tmp_path, llama_bench_binary):
     _assert_every_cell_ran(_run(tmp_path, ["  name: llama-bench", f"  binary: {llama_bench_binary}"]))
+
+
+@pytest.mark.llama
+@pytest.mark.parametrize("spec", ["gemma-3-270m@Q4_K_M?layers=2", "lfm2-350m@Q4_K_M?layers=3"])
+def test_published_shapes_cut_to_a_few_layers_load_in_llama_cpp(spec, model_dir):
+    """The real widths (Gemma 3's 640, LFM2's 1024 and its 65536 vocabulary), which the tiny presets do
+    not exercise, under 300 MB once cut; qwen3-30b-a3b and deepseek-v2-lite cut to 1-2 layers are
+    400-600 MB of embeddings and were checked by hand (README)."""
+    from llama_cpp import Llama
+
+    from edgebench.models.synth.build import build_synthetic
+    from edgebench.models.synth.spec import parse_synth_spec
+
+    parsed = parse_synth_spec(spec)
+    path = model_dir / parsed.file_name()
+    if not path.exists():
+        build_synthetic(parsed, path)
+    assert path.stat().st_size < 300_000_000
+    llm = Llama(model_path=str(path), n_ctx=64, n_batch=16, n_threads=2, verbose=False)
+    try:
+        llm.eval([1, 300, 301, 5])
+        assert llm.n_vocab() == PRESETS[parsed.preset].n_vocab
+    finally:
+        llm.close()
+
+
+@pytest.mark.llama
+def test_eight_experts_get_llama_cpps_extra_attention_bits(tmp_path):
+    """llama.cpp's quantizer singles out models of exactly 8 experts (attn_k/attn_v to Q8_0, attn_output to
+    Q5_K at Q4_K_M); the prediction a plan uses follows it."""
+    import dataclasses
+
+    from edgebench.models.gguf_quants import tensor_types
+    from edgebench.models.synth.experts import Experts
+    from edgebench.models.synth.quantize import quantize
+
+    shape = dataclasses.replace(PRESETS["tiny-qwen3moe"], experts=Experts(n_expert=8, n_expert_used=2, n_ff_exp=256))
+    f16 = write_gguf(shape, tmp_path / "m-f16.gguf")
+    real = quantize(f16, tmp_path / "m.gguf", "Q4_K_M", n_threads=2)
+    file_types = {t.name: t.tensor_type.name for t in gguf.GGUFReader(real).tensors}
+    predicted = {t.name: kind.name for t, kind in tensor_types(shape, "Q4_K_M")}
+    assert predicted == file_types
+    assert (file_types["blk.0.attn_k.weight"], file_types["blk.0.attn_output.weight"]) == ("Q8_0", "Q5_K")
+    assert file_types["blk.0.ffn_gate_inp.weight"] == "F32"
