@@ -120,7 +120,6 @@ class ModelShape:
     def n_expert(self) -> int:
         return self.experts.n_expert if self.experts else 0
 
-
     @property
     def rope_sections(self) -> tuple[int, int, int, int]:
         """M-RoPE sections (qwen35): n_rot/2 split over (t, h, w), e.g. 64 -> (11, 11, 10, 0)."""
