@@ -63,19 +63,23 @@ def test_inspect_reads_the_files_synth_writes(capsys, tiny_qwen35, tiny_llama):
     assert "| architecture | llama |" in out and "| layers | 4 = 4 full attention |" in out
 
 
-@pytest.mark.parametrize("quant", ["F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_S"])
-def test_like_sizes_match_the_file_synth_writes(quant, llama_cpp, model_dir):
+_ALL_QUANTS = ["F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_S"]
+_NEW_FAMILIES = ["tiny-gemma3", "tiny-qwen3moe", "tiny-lfm2", "tiny-deepseek2"]
+
+
+@pytest.mark.parametrize("preset, quant", [(p, q) for p in ("tiny-qwen35", "tiny-llama") for q in _ALL_QUANTS]
+                         + [(p, q) for p in _NEW_FAMILIES for q in ("Q4_K_M", "Q8_0")])
+def test_like_sizes_match_the_file_synth_writes(preset, quant, llama_cpp, model_dir):
     from edgebench.models.synth.build import build_synthetic
     from edgebench.models.synth.spec import parse_synth_spec
 
-    for preset in ("tiny-qwen35", "tiny-llama"):
-        spec = parse_synth_spec(f"{preset}@{quant}")
-        path = model_dir / spec.file_name()
-        if not path.exists():
-            build_synthetic(spec, path)
-        real, predicted = read_gguf(path), info_from_preset(preset, quant)
-        assert {t.name: t.type for t in predicted.tensors} == {t.name: t.type for t in real.tensors}
-        assert predicted.weight_bytes == real.weight_bytes
+    spec = parse_synth_spec(f"{preset}@{quant}")
+    path = model_dir / spec.file_name()
+    if not path.exists():
+        build_synthetic(spec, path)
+    real, predicted = read_gguf(path), info_from_preset(preset, quant)
+    assert {t.name: t.type for t in predicted.tensors} == {t.name: t.type for t in real.tensors}
+    assert predicted.weight_bytes == real.weight_bytes
 
 
 def test_truncated_and_foreign_files_are_clear_errors(tmp_path, tiny_qwen35, capsys):

@@ -158,8 +158,11 @@ def test_presets_have_kquant_friendly_widths_and_known_params():
         "qwen3.5-4b": 4_205_751_296, "qwen3.5-9b": 8_953_803_264,
         "llama-3.2-1b": 1_235_814_400,
     }
-    assert {k: v.n_params() for k, v in PRESETS.items()} == expected
+    # the other families' presets are checked in tests/test_synth_families.py
+    assert {k: v.n_params() for k, v in PRESETS.items() if v.arch in ("qwen35", "llama")} == expected
     for name, s in PRESETS.items():
+        if s.arch not in ("qwen35", "llama"):
+            continue
         assert s.name == name and s.source
         for t in s.tensors():
             if t.dtype == "F16":

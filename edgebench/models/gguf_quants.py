@@ -32,9 +32,11 @@ def bits_per_element(ggml_type: GGMLQuantizationType) -> float:
 
 
 def _quantizable(t: TensorSpec) -> bool:
-    # tensor_allows_quantization: 2-D weights only, never norms or the short-conv kernel
+    # tensor_allows_quantization: 2-D and 3-D (expert) weights only; never norms, the expert router or
+    # the convolution kernels
     return (len(t.shape) >= 2 and t.name.endswith("weight") and "_norm.weight" not in t.name
-            and "ssm_conv1d" not in t.name)
+            and "ssm_conv1d" not in t.name and "shortconv.conv.weight" not in t.name
+            and "ffn_gate_inp.weight" not in t.name)
 
 
 def _use_more_bits(i: int, n: int) -> bool:
@@ -52,6 +54,8 @@ def tensor_types(shape: ModelShape, quant: str) -> list[tuple[TensorSpec, GGMLQu
     tied = not any(t.name == "output.weight" for t in tensors)
     n_attn_v = sum(1 for t in tensors if _attn_v_like(t.name))
     i_attn_v = 0
+    # llama.cpp gives a model of exactly 8 experts (Mixtral's shape) more bits in attention
+    eight_experts = shape.n_expert == 8
     out = []
     # llama.cpp walks tensors by layer, then by name; the attn_v counter follows that order
     for t in sorted(tensors, key=_loader_order):
@@ -69,8 +73,15 @@ def tensor_types(shape: ModelShape, quant: str) -> list[tuple[TensorSpec, GGMLQu
         elif _attn_v_like(t.name):
             if quant in ("Q4_K_M", "Q5_K_M") and _use_more_bits(i_attn_v, n_attn_v):
                 kind = T.Q6_K
+            if eight_experts:
+                kind = T.Q8_0
             i_attn_v += 1
+        elif "attn_k.weight" in t.name and eight_experts:
+            kind = T.Q8_0
+        elif "attn_output.weight" in t.name and eight_experts and quant in ("Q4_K_M", "Q3_K_S"):
+            kind = T.Q5_K
         elif "ffn_down" in t.name:
+            # by layer number: also for the expert and shared-expert tensors of a MoE layer
             layer = int(t.name.split(".")[1])
             if quant in ("Q4_K_M", "Q5_K_M") and _use_more_bits(layer, shape.n_layer):
                 kind = T.Q6_K

@@ -1,12 +1,14 @@
 """Model shapes: every dimension llama.cpp needs to lay out a model, and nothing about its weights.
 
 A `ModelShape` fixes the GGUF metadata and the exact tensor list (names, shapes, dtypes) of a
-synthetic model. Two architectures are supported, as llama.cpp (the one vendored in
+synthetic model. These architectures are supported, as llama.cpp (the one vendored in
 llama-cpp-python 0.3.36) expects them:
 
 * ``qwen35`` -- Qwen3.5 dense: hybrid Gated DeltaNet (linear attention) + gated full attention.
   Layer ``i`` is full attention when ``(i + 1) % full_attention_interval == 0``, else DeltaNet.
 * ``llama`` -- the plain Llama decoder.
+* ``gemma3``, ``qwen3moe``, ``lfm2``, ``deepseek2`` -- each in its own module (gemma3.py, ...),
+  which declares its layer pattern, tensors and GGUF keys; `ModelShape` holds the numbers.
 
 `ModelShape.tensors()` is the single source of truth for what the writer puts in a file, and
 `n_params()` is computed from it, so the count always matches the file.
@@ -25,41 +27,24 @@ from dataclasses import dataclass
 from typing import Literal
 
 from edgebench.errors import SynthError
+from edgebench.models.synth import deepseek2, gemma3, lfm2, qwen3moe
+from edgebench.models.synth.deepseek2 import LatentAttention
+from edgebench.models.synth.experts import Experts
+from edgebench.models.synth.gemma3 import SlidingWindow
+from edgebench.models.synth.lfm2 import ShortConv
+from edgebench.models.synth.tensor import TensorSpec
 
-ARCHES = ("qwen35", "llama")
+#: the families that live in their own module: layer pattern, tensors and GGUF keys
+FAMILIES = {m.ARCH: m for m in (gemma3, qwen3moe, lfm2, deepseek2)}
 
-LayerKind = Literal["attention", "deltanet"]
+ARCHES = ("qwen35", "llama", *FAMILIES)
 
+#: a layer's token mixer: full attention, sliding-window attention, or a recurrent state
+LayerKind = Literal["attention", "swa", "deltanet", "shortconv"]
+ATTENTION_KINDS = ("attention", "swa")
 
-@dataclass(frozen=True)
-class TensorSpec:
-    """One tensor of a synthetic model.
-
-    ``shape`` is in numpy order (slowest dimension first), i.e. the reverse of ggml's ``ne``.
-    ``init`` says how the writer fills it: ``normal`` (small random values), ``ones``,
-    ``conv`` (short-conv kernel), ``ssm_a`` (negative decay rates), ``dt_bias``.
-    """
-
-    name: str
-    shape: tuple[int, ...]
-    dtype: Literal["F16", "F32"]
-    init: Literal["normal", "ones", "conv", "ssm_a", "dt_bias"] = "normal"
-
-    @property
-    def ne(self) -> tuple[int, ...]:
-        """ggml order (fastest dimension first), as llama.cpp and its error messages show it."""
-        return tuple(reversed(self.shape))
-
-    @property
-    def n_elements(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
-
-    @property
-    def nbytes(self) -> int:
-        return self.n_elements * (2 if self.dtype == "F16" else 4)
+__all__ = ["ARCHES", "FAMILIES", "PRESETS", "Experts", "LatentAttention", "ModelShape", "ShortConv",
+           "SlidingWindow", "TensorSpec"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +71,11 @@ class ModelShape:
     state_size: int = 0  # linear_key_head_dim (== linear_value_head_dim)
     group_count: int = 0  # linear_num_key_heads
     time_step_rank: int = 0  # linear_num_value_heads
+    # other families: each its own part, None where the family has none ------------------------
+    sliding_window: SlidingWindow | None = None  # gemma3
+    experts: Experts | None = None  # qwen3moe, deepseek2
+    short_conv: ShortConv | None = None  # lfm2
+    latent_attention: LatentAttention | None = None  # deepseek2
     # where the numbers come from (free text, for humans)
     source: str = ""
 
@@ -110,6 +100,8 @@ class ModelShape:
                 problems.append("time_step_rank (value heads) must be a multiple of group_count (key heads)")
             if self.n_rot < 2 or self.n_rot % 2:
                 problems.append(f"rotary dimension {self.n_rot} must be even and at least 2")
+        if self.arch in FAMILIES:
+            problems += FAMILIES[self.arch].problems(self)
         if problems:
             raise SynthError(f"invalid model shape {self.name!r}: " + "; ".join(problems))
 
@@ -118,9 +110,15 @@ class ModelShape:
     @property
     def n_rot(self) -> int:
         """Rotated dimensions per head (llama.cpp's ``rope.dimension_count``)."""
-        if self.arch == "llama":
-            return self.head_dim
-        return int(self.head_dim * self.partial_rotary_factor)
+        if self.arch == "qwen35":
+            return int(self.head_dim * self.partial_rotary_factor)
+        if self.latent_attention is not None:
+            return self.latent_attention.qk_rope_dim
+        return self.head_dim
+
+    @property
+    def n_expert(self) -> int:
+        return self.experts.n_expert if self.experts else 0
 
     @property
     def rope_sections(self) -> tuple[int, int, int, int]:
@@ -145,6 +143,9 @@ class ModelShape:
         return 2 * self.key_dim + self.inner_size
 
     def layer_kinds(self) -> list[LayerKind]:
+        """Each layer's token mixer, in order (MoE and MLA are properties of a layer, not kinds)."""
+        if self.arch in FAMILIES:
+            return FAMILIES[self.arch].layer_kinds(self)
         if self.arch == "llama":
             return ["attention"] * self.n_layer
         return ["attention" if (i + 1) % self.full_attention_interval == 0 else "deltanet"
@@ -152,16 +153,26 @@ class ModelShape:
 
     @property
     def n_attention_layers(self) -> int:
-        return sum(1 for k in self.layer_kinds() if k == "attention")
+        """Layers with a KV cache: full and sliding-window attention."""
+        return sum(1 for k in self.layer_kinds() if k in ATTENTION_KINDS)
 
     @property
     def n_deltanet_layers(self) -> int:
+        return sum(1 for k in self.layer_kinds() if k == "deltanet")
+
+    @property
+    def n_recurrent_layers(self) -> int:
+        """Layers with a fixed-size state instead of a KV cache (DeltaNet, short convolution)."""
         return self.n_layer - self.n_attention_layers
 
     @property
     def min_layers(self) -> int:
         """The fewest layers llama.cpp runs: a qwen35 model needs one full-attention layer (its
-        graph aborts without one), and layer ``interval - 1`` is the first."""
+        graph aborts without one), and layer ``interval - 1`` is the first; a family module says
+        its own rule (`cut_problem`)."""
+        if self.arch in FAMILIES:
+            family = FAMILIES[self.arch]
+            return next((n for n in range(1, self.n_layer + 1) if family.cut_problem(self, n) is None), self.n_layer)
         return self.full_attention_interval if self.arch == "qwen35" else 1
 
     def with_layers(self, n: int) -> ModelShape:
@@ -171,6 +182,9 @@ class ModelShape:
                              if self.min_layers == 1 else
                              f"{self.name} has {self.n_layer} layers; cannot keep {n} "
                              f"(choose {self.min_layers} to {self.n_layer})")
+        refusal = FAMILIES[self.arch].cut_problem(self, n) if self.arch in FAMILIES else None
+        if refusal:
+            raise SynthError(refusal)
         if n < self.min_layers:
             raise SynthError(
                 f"{self.name} with {n} layer{'s' if n > 1 else ''} would have no full-attention layer, which "
@@ -187,6 +201,14 @@ class ModelShape:
         E, F, V = self.n_embd, self.n_ff, self.n_vocab
         D, H, Hkv = self.head_dim, self.n_head, self.n_head_kv
         out = [TensorSpec("token_embd.weight", (V, E), "F16")]
+        family = FAMILIES.get(self.arch)
+        if family is not None:
+            for i in range(self.n_layer):
+                out += family.block_tensors(self, i)
+            out.append(TensorSpec(getattr(family, "OUTPUT_NORM", "output_norm.weight"), (E,), "F32", "ones"))
+            if not self.tied_embeddings:
+                out.append(TensorSpec("output.weight", (V, E), "F16"))
+            return out
         for i, kind in enumerate(self.layer_kinds()):
             p = f"blk.{i}."
             out.append(TensorSpec(p + "attn_norm.weight", (E,), "F32", "ones"))
@@ -261,6 +283,8 @@ class ModelShape:
                 f"{a}.ssm.time_step_rank": self.time_step_rank,
                 f"{a}.ssm.inner_size": self.inner_size,
             })
+        if a in FAMILIES:
+            meta.update(FAMILIES[a].metadata(self))
         return meta
 
     def n_params(self) -> int:
@@ -272,8 +296,12 @@ class ModelShape:
         return sum(t.nbytes for t in self.tensors())
 
     def kv_bytes_per_token(self, bytes_per_element: int = 2) -> int:
-        """KV cache per token (K and V, attention layers only), at the given element size."""
-        return 2 * self.n_head_kv * self.head_dim * bytes_per_element * self.n_attention_layers
+        """KV cache per token (K and V, every attention layer at full context), at the given element size."""
+        meta = self.gguf_metadata()
+        kv_heads = meta[f"{self.arch}.attention.head_count_kv"]
+        kv_heads = max(kv_heads) if isinstance(kv_heads, list) else kv_heads
+        per_head = meta[f"{self.arch}.attention.key_length"] + meta[f"{self.arch}.attention.value_length"]
+        return kv_heads * per_head * bytes_per_element * self.n_attention_layers
 
 
 # `<unk>`, `<s>`, `</s>` and the 256 byte tokens: the smallest vocabulary llama.cpp accepts.
@@ -283,6 +311,18 @@ _QWEN35_COMMON = dict(
     arch="qwen35", n_vocab=248320, head_dim=256, rope_theta=10_000_000.0, context_length=262144,
     rms_norm_eps=1e-6, full_attention_interval=4, partial_rotary_factor=0.25, conv_kernel=4,
     state_size=128, group_count=16,
+)
+
+_GEMMA3_COMMON = dict(
+    arch="gemma3", n_vocab=262144, n_head=4, n_head_kv=1, head_dim=256, rope_theta=1_000_000.0,
+    context_length=32768, tied_embeddings=True, rms_norm_eps=1e-6,
+    sliding_window=SlidingWindow(window=512, rope_base_local=10_000.0),
+)
+
+_LFM2_COMMON = dict(
+    arch="lfm2", n_vocab=65536, n_layer=16, n_head_kv=8, head_dim=64, rope_theta=1_000_000.0,
+    context_length=128000, tied_embeddings=True, rms_norm_eps=1e-5,
+    short_conv=ShortConv(l_cache=3, attention_layers=(2, 5, 8, 10, 12, 14)),
 )
 
 PRESETS: dict[str, ModelShape] = {
@@ -299,6 +339,33 @@ PRESETS: dict[str, ModelShape] = {
         n_head=4, n_head_kv=2, head_dim=64, rope_theta=10_000.0, context_length=4096,
         tied_embeddings=False, rms_norm_eps=1e-5,
         source="synthetic: Llama layout at toy width, untied LM head",
+    ),
+    "tiny-gemma3": ModelShape(
+        name="tiny-gemma3", arch="gemma3", n_vocab=2048, n_embd=256, n_layer=6, n_ff=512,
+        n_head=2, n_head_kv=1, head_dim=128, rope_theta=1_000_000.0, context_length=4096,
+        tied_embeddings=True, sliding_window=SlidingWindow(window=128, rope_base_local=10_000.0),
+        source="synthetic: Gemma 3 layout (5 sliding-window layers, then the global layer 5) at toy width",
+    ),
+    "tiny-qwen3moe": ModelShape(
+        name="tiny-qwen3moe", arch="qwen3moe", n_vocab=2048, n_embd=256, n_layer=2, n_ff=512,
+        n_head=2, n_head_kv=1, head_dim=128, rope_theta=1_000_000.0, context_length=4096,
+        tied_embeddings=False, experts=Experts(n_expert=4, n_expert_used=2, n_ff_exp=256),
+        source="synthetic: Qwen3-MoE layout (4 experts, 2 used, untied head) at toy width",
+    ),
+    "tiny-lfm2": ModelShape(
+        name="tiny-lfm2", arch="lfm2", n_vocab=2048, n_embd=256, n_layer=4, n_ff=512,
+        n_head=4, n_head_kv=2, head_dim=64, rope_theta=1_000_000.0, context_length=4096,
+        tied_embeddings=True, rms_norm_eps=1e-5, short_conv=ShortConv(l_cache=3, attention_layers=(2,)),
+        source="synthetic: LFM2 layout (conv, conv, attention, conv) at toy width",
+    ),
+    "tiny-deepseek2": ModelShape(
+        name="tiny-deepseek2", arch="deepseek2", n_vocab=2048, n_embd=256, n_layer=3, n_ff=512,
+        n_head=2, n_head_kv=1, head_dim=192, rope_theta=10_000.0, context_length=4096,
+        tied_embeddings=False,
+        experts=Experts(n_expert=4, n_expert_used=2, n_ff_exp=256, n_shared=1, n_dense_lead=1, weights_scale=1.0),
+        latent_attention=LatentAttention(kv_lora_rank=256, qk_rope_dim=64, qk_nope_dim=128, v_head_dim=128),
+        source="synthetic: DeepSeek-V2-Lite layout (MLA without query compression, 1 dense layer, then MoE "
+               "with a shared expert) at toy width",
     ),
     # ---- real shapes (text decoder only; see module docstring for what n_params counts) ----
     "qwen3.5-0.8b": ModelShape(
@@ -342,5 +409,53 @@ PRESETS: dict[str, ModelShape] = {
         source="meta-llama/Llama-3.2-1B config.json: hidden 2048, 16 layers, 32/8 heads, "
                "head_dim 64, FFN 8192, vocab 128256, theta 5e5, tied (llama3 rope scaling "
                "omitted: it does not change the compute)",
+    ),
+    "gemma-3-270m": ModelShape(
+        name="gemma-3-270m", n_embd=640, n_layer=18, n_ff=2048, **_GEMMA3_COMMON,
+        source="google/gemma-3-270m config.json (as mirrored in public Gemma 3 270M ports): hidden 640, "
+               "18 layers, 4/1 heads, head_dim 256, FFN 2048, vocab 262144, sliding_window 512, "
+               "rope_theta 1e6 (global) / rope_local_base_freq 1e4 (local), ctx 32768, tied; llama.cpp "
+               "names 18 layers LLM_TYPE_270M",
+    ),
+    "gemma-3-1b": ModelShape(
+        name="gemma-3-1b", n_embd=1152, n_layer=26, n_ff=6912, **_GEMMA3_COMMON,
+        source="google/gemma-3-1b-it config.json (a public gemma3_text test config with its real values): "
+               "hidden 1152, 26 layers, 4/1 heads, head_dim 256, FFN 6912, sliding_window 512, "
+               "sliding_window_pattern 6, rope_theta 1e6 / local 1e4, ctx 32768, vocab 262144, tied",
+    ),
+    "qwen3-30b-a3b": ModelShape(
+        name="qwen3-30b-a3b", arch="qwen3moe", n_vocab=151936, n_embd=2048, n_layer=48, n_ff=6144,
+        n_head=32, n_head_kv=4, head_dim=128, rope_theta=1_000_000.0, context_length=40960,
+        tied_embeddings=False, experts=Experts(n_expert=128, n_expert_used=8, n_ff_exp=768),
+        source="Qwen/Qwen3-30B-A3B config.json, cross-checked with a public Megatron recipe for it: hidden "
+               "2048, 48 layers, 32/4 heads, head_dim 128, FFN 6144, moe_intermediate_size 768, 128 experts, "
+               "8 per token, vocab 151936, rope_theta 1e6, ctx 40960, untied; llama.cpp names 48 layers "
+               "LLM_TYPE_30B_A3B",
+    ),
+    "lfm2-350m": ModelShape(
+        name="lfm2-350m", n_embd=1024, n_ff=4608, n_head=16, **_LFM2_COMMON,
+        source="LiquidAI/LFM2-350M config.json (public copies): hidden 1024, 16 layers, 16/8 heads, "
+               "block_ff_dim 6656 auto-adjusted (2/3, multiple of 256) to 4608 as the converter does, "
+               "full_attn_idxs [2,5,8,10,12,14], conv_L_cache 3, vocab 65536, norm_eps 1e-5, rope_theta "
+               "1e6, ctx 128000, tied; llama.cpp names n_ff 4608 LLM_TYPE_350M",
+    ),
+    "lfm2-1.2b": ModelShape(
+        name="lfm2-1.2b", n_embd=2048, n_ff=8192, n_head=32, **_LFM2_COMMON,
+        source="LiquidAI/LFM2-1.2B config.json (public copies): hidden 2048, 16 layers, 32/8 heads, "
+               "block_ff_dim 12288 -> 8192, full_attn_idxs [2,5,8,10,12,14], conv_L_cache 3, vocab 65536, "
+               "tied; llama.cpp names n_ff 8192 LLM_TYPE_1_2B",
+    ),
+    "deepseek-v2-lite": ModelShape(
+        name="deepseek-v2-lite", arch="deepseek2", n_vocab=102400, n_embd=2048, n_layer=27, n_ff=10944,
+        n_head=16, n_head_kv=1, head_dim=192, rope_theta=10_000.0, context_length=163840,
+        tied_embeddings=False,
+        experts=Experts(n_expert=64, n_expert_used=6, n_ff_exp=1408, n_shared=2, n_dense_lead=1, weights_scale=1.0),
+        latent_attention=LatentAttention(kv_lora_rank=512, qk_rope_dim=64, qk_nope_dim=128, v_head_dim=128,
+                                         yarn_factor=40.0, yarn_original_context=4096, yarn_mscale_all_dim=0.707),
+        source="deepseek-ai/DeepSeek-V2-Lite config.json, cross-checked with a public Megatron recipe for it: "
+               "hidden 2048, 27 layers, 16 heads, q_lora_rank null, kv_lora_rank 512, qk_nope 128, qk_rope "
+               "64, v_head 128, FFN 10944, moe_intermediate_size 1408, 64 routed experts, 6 per token, 2 "
+               "shared, first_k_dense_replace 1, routed_scaling_factor 1.0, vocab 102400, rope_theta 1e4 "
+               "with YaRN x40 from 4096 (mscale_all_dim 0.707), ctx 163840, untied",
     ),
 }
