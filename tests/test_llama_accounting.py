@@ -20,8 +20,13 @@ MODELS = [
     "tiny-llama@Q8_0",
     "tiny-qwen35@Q8_0",
     "qwen3.5-0.8b@Q4_K_M?layers=8",
+    "tiny-gemma3@Q4_K_M",
+    "gemma-3-270m@Q4_K_M?layers=6",
+    "tiny-qwen3moe@Q4_K_M",
+    "tiny-lfm2@Q4_K_M",
+    "tiny-deepseek2@Q4_K_M",
 ]
-SETTINGS = [Setting(n, kv) for n in (4096, 32768) for kv in ("f16", "q8_0")]
+SETTINGS = [Setting(n, kv) for n in (4096, 32768) for kv in ("f16", "q8_0")] + [Setting(8192, "f16", swa_full=True)]
 # plan item -> llama.cpp's figure
 ITEMS = {
     "KV cache": "kv_full_mib",
@@ -72,3 +77,28 @@ def test_kv_matches_exactly_where_llama_cpp_is_exact(accounted):
         assert items["KV cache"].allocated(setting.n_ctx) / MIB == pytest.approx(actual["kv_full_mib"], abs=0.01)
         assert items["recurrent state"].allocated(setting.n_ctx) / MIB == pytest.approx(
             actual["recurrent_mib"], abs=0.01)
+
+
+@pytest.mark.parametrize("spec", MODELS)
+@pytest.mark.parametrize("n_ctx, kv", [(4096, "f16"), (32768, "q8_0")])
+def test_plan_totals_match_llama_fit_params(llama_fit_params_binary, spec, n_ctx, kv):
+    """llama.cpp's own dry run (`llama-fit-params --fit-print on`: no_alloc, llama-server's defaults, so
+    swa_full false) prints host MiB as `Host <model> <context> <compute>`; the plan's items agree."""
+    import subprocess
+    path = cached_synthetic(parse_synth_spec(spec))
+    done = subprocess.run([llama_fit_params_binary, "-m", str(path), "-c", str(n_ctx), "-ctk", kv, "-ctv", kv,
+                           "--fit-print", "on", "-t", "2"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    host = done.stdout.split()
+    assert host[0] == "Host", done.stdout
+    model, context, compute = (float(x) for x in host[1:4])
+    items = {i.name: i for i in memory_items(read_gguf(path), Runtime(kv_type=kv, cpu_arch="x86_64"))}
+
+    def planned(*names):
+        return sum(items[n].allocated(n_ctx) for n in names if n in items) / MIB
+
+    # the dry run counts repacked weights under CPU_REPACK, not Host; its figures are whole MiB
+    for what, mine, theirs in (("weights", planned("weights", "expert weights"), model),
+                               ("context", planned("KV cache", "KV cache, sliding window", "recurrent state"), context),
+                               ("compute", planned("compute buffer"), compute)):
+        assert abs(mine - theirs) <= max(0.02 * theirs, 8.0) + 1, f"{what}: plan {mine:.1f} MiB, llama.cpp {theirs}"

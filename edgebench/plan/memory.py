@@ -84,14 +84,20 @@ class MemoryItem:
     cap: int = 0
     # what llama.cpp allocates when it differs from what the process touches (the compute buffer)
     reserved_fixed: int | None = None
+    # the reservation is one peak of the graph, reached either at the logits or at the attention
+    # (activations + masks), not both at once (see _compute_item)
+    reserved_is_peak: bool = False
 
     def at(self, n_ctx: int) -> int:
         return int(self.fixed + self._growing(n_ctx))
 
     def allocated(self, n_ctx: int) -> int:
         """The figure llama.cpp logs for this buffer."""
-        base = self.fixed if self.reserved_fixed is None else self.reserved_fixed
-        return int(base + self._growing(n_ctx))
+        if self.reserved_fixed is None:
+            return self.at(n_ctx)
+        if self.reserved_is_peak:
+            return int(max(self.reserved_fixed, self.at(n_ctx)))
+        return int(self.reserved_fixed + self._growing(n_ctx))
 
     def _growing(self, n_ctx: int) -> float:
         cells = padded(n_ctx)
@@ -210,12 +216,16 @@ def _compute_item(info: ModelInfo, runtime: Runtime, full_layers, swa_layers, ca
     peak_floats = max(info.n_vocab + RESERVE_LOGITS_EMBD * info.n_embd,
                       RESERVE_FF * info.n_ff + RESERVE_FF_EMBD * info.n_embd)
     # the attention masks (F16 with flash attention) span each cache for every ubatch token:
-    # one over the full context, one over the sliding-window cells
+    # one over the full context, one over the sliding-window cells. With sliding-window layers
+    # (llama-kv-cache-iswa) ggml-alloc has freed the masks before the logits are computed, so the
+    # reservation is the larger of the two phases; otherwise they are alive together. Fitted against
+    # llama.cpp's "CPU compute buffer size": gemma3 (iSWA) stays at the logits' figure from 1K to
+    # 32K cells, while llama, qwen35, qwen3moe, lfm2 and deepseek2 grow by the mask.
     return MemoryItem("compute buffer", activations, ubatch * 2 if full_layers else 0.0,
                       f"activations of a {ubatch}-token ubatch + attention mask; llama.cpp reserves "
                       f"{_mib(ubatch * 4 * peak_floats)} + masks (n_vocab x n_ubatch logits), mostly untouched",
                       capped_per_token=ubatch * 2 if swa_layers else 0.0, cap=cap,
-                      reserved_fixed=ubatch * 4 * peak_floats)
+                      reserved_fixed=ubatch * 4 * peak_floats, reserved_is_peak=bool(swa_layers))
 
 
 def _mib(n: float) -> str:
