@@ -162,3 +162,32 @@ def test_the_installed_engine_was_built_without_instructions_this_cpu_may_fault_
     assert "AMX_INT8 = 1" not in info["system_info"]
     if platform.machine() in ("x86_64", "AMD64"):
         assert "AVX2 = 1" in info["system_info"] and "AVX512 = 1" not in info["system_info"]
+
+
+@pytest.fixture(scope="module")
+def tiny_gemma3(llama_cpp, model_dir):
+    from conftest import _synth
+    return _synth(model_dir, "tiny-gemma3@Q4_K_M")
+
+
+@pytest.mark.parametrize("swa_full, swa_cells", [(False, 768), (True, 4096)])
+def test_swa_full_decides_the_sliding_window_cache(runner, tiny_gemma3, swa_full, swa_cells):
+    """llama-bench's setting (false) keeps PAD(window + n_ubatch, 256) = PAD(128 + 512) cells on the
+    sliding-window layers;
+    llama.cpp's library default (true) would give them the whole context."""
+    done = by_kind(run_job(runner, tiny_gemma3, {"n_prompt": 16, "n_gen": 0, "n_depth": 0}, reps=1, warmup=0,
+                           n_ctx=4096, swa_full=swa_full), "done")[0]["info"]
+    cells = sorted(c["cells"] for c in done["kv_caches"])
+    assert cells == sorted([4096, swa_cells])
+
+
+def test_n_cpu_moe_keeps_the_first_layers_experts_on_the_cpu(runner, llama_cpp, model_dir):
+    from conftest import _synth
+    moe = _synth(model_dir, "tiny-qwen3moe@Q4_K_M")
+    events = run_job(runner, moe, {"n_prompt": 16, "n_gen": 2, "n_depth": 0}, reps=1, warmup=0, n_cpu_moe=2)
+    info = by_kind(events, "start")[0]["info"]
+    # llama-bench's -ncmoe 2: the gate, up and down experts of layers 0 and 1 were placed by the override
+    # (in CPU memory; on a CPU-only build some land in its repacked variant)
+    assert sum(info["overridden_tensors"].values()) == 6
+    assert set(info["overridden_tensors"]) <= {"CPU", "CPU_REPACK"}
+    assert len(by_kind(events, "sample")) == 1
