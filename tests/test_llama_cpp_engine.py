@@ -173,8 +173,7 @@ def tiny_gemma3(llama_cpp, model_dir):
 @pytest.mark.parametrize("swa_full, swa_cells", [(False, 768), (True, 4096)])
 def test_swa_full_decides_the_sliding_window_cache(runner, tiny_gemma3, swa_full, swa_cells):
     """llama-bench's setting (false) keeps PAD(window + n_ubatch, 256) = PAD(128 + 512) cells on the
-    sliding-window layers;
-    llama.cpp's library default (true) would give them the whole context."""
+    sliding-window layers; llama.cpp's library default (true) would give them the whole context."""
     done = by_kind(run_job(runner, tiny_gemma3, {"n_prompt": 16, "n_gen": 0, "n_depth": 0}, reps=1, warmup=0,
                            n_ctx=4096, swa_full=swa_full), "done")[0]["info"]
     cells = sorted(c["cells"] for c in done["kv_caches"])
