@@ -83,6 +83,20 @@ def accounting(path, settings: list[Setting]) -> dict[Setting, dict]:
     return {s: found[s.text()] for s in settings}
 
 
+def fit_params_host(binary: str, path, n_ctx: int, kv_type: str = "f16") -> dict:
+    """llama.cpp's dry run (`llama-fit-params --fit-print on`: no_alloc, llama-server's defaults, so swa_full
+    false), which prints host memory in whole MiB as `Host <model> <context> <compute>`. Its model figure
+    is the tensors in host buffers (repacked ones are CPU_REPACK's), unlike the mapped-range size
+    `CPU_Mapped model buffer size` logs."""
+    done = subprocess.run([binary, "-m", str(path), "-c", str(n_ctx), "-ctk", kv_type, "-ctv", kv_type,
+                           "--fit-print", "on", "-t", "2"], capture_output=True, text=True, timeout=300)
+    words = done.stdout.split()
+    if done.returncode != 0 or not words or words[0] != "Host":
+        raise RuntimeError(f"llama-fit-params failed on {path}:\n{done.stderr[-2000:]}")
+    model, context, compute = (float(x) for x in words[1:4])
+    return {"model_mib": model, "context_mib": context, "compute_mib": compute}
+
+
 def _main(argv: list[str]) -> int:
     import ctypes
 

@@ -12,7 +12,7 @@ from edgebench.models.gguf_info import read_gguf
 from edgebench.models.synth.build import cached_synthetic
 from edgebench.models.synth.spec import parse_synth_spec
 from edgebench.plan.memory import MIB, Runtime, memory_items
-from tests.llama_accounting import Setting, accounting
+from tests.llama_accounting import Setting, accounting, fit_params_host
 
 pytestmark = pytest.mark.llama
 
@@ -82,16 +82,10 @@ def test_kv_matches_exactly_where_llama_cpp_is_exact(accounted):
 @pytest.mark.parametrize("spec", MODELS)
 @pytest.mark.parametrize("n_ctx, kv", [(4096, "f16"), (32768, "q8_0")])
 def test_plan_totals_match_llama_fit_params(llama_fit_params_binary, spec, n_ctx, kv):
-    """llama.cpp's own dry run (`llama-fit-params --fit-print on`: no_alloc, llama-server's defaults, so
-    swa_full false) prints host MiB as `Host <model> <context> <compute>`; the plan's items agree."""
-    import subprocess
+    """llama.cpp's own dry run agrees with the plan's items (see fit_params_host)."""
     path = cached_synthetic(parse_synth_spec(spec))
-    done = subprocess.run([llama_fit_params_binary, "-m", str(path), "-c", str(n_ctx), "-ctk", kv, "-ctv", kv,
-                           "--fit-print", "on", "-t", "2"], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    host = done.stdout.split()
-    assert host[0] == "Host", done.stdout
-    model, context, compute = (float(x) for x in host[1:4])
+    host = fit_params_host(llama_fit_params_binary, path, n_ctx, kv)
+    model, context, compute = host["model_mib"], host["context_mib"], host["compute_mib"]
     items = {i.name: i for i in memory_items(read_gguf(path), Runtime(kv_type=kv, cpu_arch="x86_64"))}
 
     def planned(*names):

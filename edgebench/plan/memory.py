@@ -43,9 +43,13 @@ COMPUTE_EMBD_FLOATS, COMPUTE_FF_FLOATS = 8, 3
 # The compute buffer llama.cpp reserves (sched_reserve over the worst-case graph: n_ubatch tokens,
 # all of them output). ggml-alloc reuses memory between nodes, so its peak is not a sum of tensors;
 # it is set by the logits with the last hidden states alive beside them, or by the FFN's widest
-# point. Fitted per family against llama.cpp's "CPU compute buffer size" (llama, qwen35 at 4K-32K):
-# peak floats per ubatch token = max(n_vocab + 3 n_embd, 3 n_ff + 2 n_embd), plus the F16 masks.
+# point. Fitted against llama.cpp's "CPU compute buffer size" (six families, 1K-32K cells):
+# peak floats per ubatch token = max(n_vocab + 3 n_embd, 3 n_ff + 2 n_embd); the F16 masks below.
 RESERVE_LOGITS_EMBD, RESERVE_FF, RESERVE_FF_EMBD = 3, 3, 2
+# Architectures whose reserved compute buffer grows by the attention masks on top of the logits
+# (fitted against llama.cpp's "CPU compute buffer size" at 1K-32K cells: qwen35 and deepseek2 grow by
+# the mask; llama-3.2, gemma3, qwen3moe and lfm2 stay at the logits' figure once that is the larger).
+MASKS_ALIVE_AT_LOGITS = {"qwen35", "qwen35moe", "qwen3next", "deepseek2"}
 
 # Types the CPU backend repacks into an interleaved anonymous copy at load time (ggml-cpu
 # repack.cpp): the mapped original stays in the page cache and, once read, in RSS as well.
@@ -216,16 +220,15 @@ def _compute_item(info: ModelInfo, runtime: Runtime, full_layers, swa_layers, ca
     peak_floats = max(info.n_vocab + RESERVE_LOGITS_EMBD * info.n_embd,
                       RESERVE_FF * info.n_ff + RESERVE_FF_EMBD * info.n_embd)
     # the attention masks (F16 with flash attention) span each cache for every ubatch token:
-    # one over the full context, one over the sliding-window cells. With sliding-window layers
-    # (llama-kv-cache-iswa) ggml-alloc has freed the masks before the logits are computed, so the
-    # reservation is the larger of the two phases; otherwise they are alive together. Fitted against
-    # llama.cpp's "CPU compute buffer size": gemma3 (iSWA) stays at the logits' figure from 1K to
-    # 32K cells, while llama, qwen35, qwen3moe, lfm2 and deepseek2 grow by the mask.
+    # one over the full context, one over the sliding-window cells. ggml-alloc has usually freed
+    # them before the logits are computed, so the reservation is the larger of the two phases
+    # (logits, or activations + masks); in a few graphs they are alive together.
     return MemoryItem("compute buffer", activations, ubatch * 2 if full_layers else 0.0,
                       f"activations of a {ubatch}-token ubatch + attention mask; llama.cpp reserves "
                       f"{_mib(ubatch * 4 * peak_floats)} + masks (n_vocab x n_ubatch logits), mostly untouched",
                       capped_per_token=ubatch * 2 if swa_layers else 0.0, cap=cap,
-                      reserved_fixed=ubatch * 4 * peak_floats, reserved_is_peak=bool(swa_layers))
+                      reserved_fixed=ubatch * 4 * peak_floats,
+                      reserved_is_peak=info.arch not in MASKS_ALIVE_AT_LOGITS)
 
 
 def _mib(n: float) -> str:

@@ -1,21 +1,24 @@
 #!/usr/bin/env python3
-"""How close `edgebench plan` comes to what llama.cpp really uses and delivers on this machine.
+"""How close `edgebench plan` comes to what llama.cpp allocates, what the process uses and how fast it runs,
+for every architecture family synth writes (published shapes, depth cut so they fit this machine).
 
-    python tests/perf/plan_accuracy.py [--results DIR]
+    python tests/perf/plan_accuracy.py [--results DIR] [--reps 3] [--only memory|rss|speed]
 
-1. Memory: synthetic qwen35 (hybrid) and llama models of a few hundred MB, at n_ctx 4096 and
-   32768 with f16 and q8_0 KV caches. Each is run once through `edgebench run` (pp512 with n_ctx
-   set, so the whole KV cache is allocated and llama.cpp clears it, i.e. touches it) and its peak
-   RSS is compared with the plan's predicted peak RSS. Goal: every error within max(10%, 100 MiB).
-2. Speed: eta is calibrated from one stored tg run per architecture (the plan's own calibration
-   reads it from the results root) and the plan then predicts tg t/s for another quant and for a
-   deeper context (8192: the attention constants in speed.py were fitted at 4096); both are
+1. Items: the plan's weights, KV (full and sliding-window), recurrent state, output and compute buffer
+   against llama.cpp's own accounting (tests/llama_accounting.py: the sizes llama.cpp logs as it
+   allocates), per architecture x context x KV type. Goal: each within 2%, or 8 MiB for small items.
+2. Peak RSS: each model run once through `edgebench run` (pp512 with n_ctx set: the whole cache is
+   allocated and cleared, i.e. touched) against the plan's predicted peak RSS. Goal: max(10%, 100 MiB).
+3. Speed: the device is calibrated once, from one tg64 run of one model (--calibrate-on), the way
+   `plan` calibrates from stored results; then tg64 of every architecture is predicted at depth 0 and
+   at a deep context (sliding windows stop growing there, MoE reads only its active experts) and
    measured. Goal: within +-20%.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import subprocess
 import sys
@@ -34,24 +37,37 @@ from edgebench.plan.fit import device_budget  # noqa: E402
 from edgebench.plan.memory import MIB, Runtime, memory_items, total  # noqa: E402
 from edgebench.plan.speed import tg_ts  # noqa: E402
 from edgebench.results.aggregate import run_rows  # noqa: E402
+from tests.llama_accounting import Setting, accounting, fit_params_host  # noqa: E402
 
-MODELS = ("qwen3.5-0.8b@Q4_K_M?layers=8", "llama-3.2-1b@Q4_K_M?layers=4")
+# one published shape per family, cut to a depth this 2-core machine runs in seconds
+MODELS = {
+    "qwen35 (hybrid DeltaNet)": "qwen3.5-0.8b@Q4_K_M?layers=8",
+    "llama (full attention)": "llama-3.2-1b@Q4_K_M?layers=4",
+    "gemma3 (sliding window)": "gemma-3-270m@Q4_K_M",
+    "qwen3moe (MoE 128/8)": "qwen3-30b-a3b@Q4_K_M?layers=1",
+    "lfm2 (short conv hybrid)": "lfm2-350m@Q4_K_M",
+    "deepseek2 (MLA + MoE)": "deepseek-v2-lite@Q4_K_M?layers=2",
+}
 CONTEXTS = (4096, 32768)
 KV_TYPES = ("f16", "q8_0")
-# calibration run -> the runs it predicts (same architecture, another quant or a deeper context)
-SPEED = {
-    "qwen3.5-0.8b@Q4_K_M?layers=8": [("qwen3.5-0.8b@Q8_0?layers=8", "tg64"),
-                                     ("qwen3.5-0.8b@Q4_K_M?layers=8", "tg64@d8192")],
-    "llama-3.2-1b@Q4_K_M?layers=4": [("llama-3.2-1b@Q8_0?layers=4", "tg64"),
-                                     ("llama-3.2-1b@Q4_K_M?layers=4", "tg64@d8192")],
-}
+ITEMS = {"weights": None, "repacked": None, "KV cache": "kv_full_mib", "KV cache, sliding window": "kv_swa_mib",
+         "recurrent state": "recurrent_mib", "output buffer": "output_mib", "compute buffer": "compute_mib"}
+DEEP = 8192
 
 
-def edgebench_run(root: Path, models, tests, engine: dict, reps: int) -> list[dict]:
+def model(spec: str) -> Path:
+    return Path(cached_synthetic(parse_synth_spec(spec)))
+
+
+def within_items(planned: float, actual: float) -> bool:
+    return abs(planned - actual) <= max(0.02 * actual, 8.0)
+
+
+def edgebench_run(root: Path, specs, tests, engine: dict, reps: int) -> list[dict]:
     """One `edgebench run` on the local device; its rows."""
     root.mkdir(parents=True, exist_ok=True)
     profile = root.parent / f"{root.name}.yaml"
-    lines = ["models:"] + [f"  - synthetic:{m}" for m in models]
+    lines = ["models:"] + [f"  - synthetic:{m}" for m in specs]
     lines += ["engine:", "  name: llama.cpp"] + [f"  {k}: {v}" for k, v in engine.items()]
     lines += ["tests:"] + [f"  - {t}" for t in tests] + [f"repetitions: {reps}", "warmup: 1"]
     profile.write_text("\n".join(lines) + "\n")
@@ -61,78 +77,112 @@ def edgebench_run(root: Path, models, tests, engine: dict, reps: int) -> list[di
     return run_rows(run)
 
 
-def memory_table(work: Path) -> list[tuple]:
-    arch = platform.machine()
-    out = []
-    for n_ctx in CONTEXTS:
-        for kv in KV_TYPES:
-            rows = edgebench_run(work / f"mem-{n_ctx}-{kv}", MODELS, ["pp512"],
-                                 {"n_ctx": n_ctx, "type_k": kv, "type_v": kv}, reps=1)
-            for spec in MODELS:
-                row = next(r for r in rows if r["model"] == parse_synth_spec(spec).canonical())
-                info = read_gguf(cached_synthetic(parse_synth_spec(spec)))
-                items = memory_items(info, Runtime(kv_type=kv, cpu_arch=arch))
-                predicted = total(items, rss=True).at(n_ctx) / MIB
-                measured = row["peak_rss_mib"]
-                out.append((spec, n_ctx, kv, predicted, measured))
-    return out
-
-
-def speed_table(work: Path, reps: int) -> list[tuple]:
-    out = []
-    device = parse_device("name: local\ntransport: local\n")
-    for base, targets in SPEED.items():
-        root = work / f"cal-{base.split('@')[0]}"
-        edgebench_run(root, [base], ["tg64"], {}, reps=reps)
-        budget = device_budget(device, calibrate(root).get("local"))
-        for spec, test in targets:
-            depth = int(test.split("@d")[1]) if "@d" in test else 0
-            info = read_gguf(cached_synthetic(parse_synth_spec(spec)))
-            predicted = tg_ts(info, Runtime(), budget.bandwidth.value, depth + 32)
-            rows = edgebench_run(work / f"spd-{spec.split('?')[0]}-{test}", [spec], [test], {}, reps=reps)
-            out.append((base, spec, test, budget.bandwidth.value / 1e9, predicted, rows[0]["avg_ts"]))
-    return out
-
-
-def memory_report(work: Path) -> bool:
+def items_report(fit_params: str) -> bool:
     ok = True
-    print("| model | n_ctx | KV | predicted MiB | measured peak RSS MiB | error MiB | error % | within |")
-    print("|---|---|---|---:|---:|---:|---:|---|")
-    for spec, n_ctx, kv, predicted, measured in memory_table(work):
-        error = predicted - measured
-        within = abs(error) <= max(0.10 * measured, 100)
-        ok &= within
-        print(f"| {spec} | {n_ctx} | {kv} | {predicted:.0f} | {measured:.0f} | {error:+.0f} | "
-              f"{100 * error / measured:+.1f}% | {'yes' if within else 'NO'} |")
+    print("### Plan against llama.cpp's accounting (MiB, plan / llama.cpp)\n")
+    print("| architecture | n_ctx | KV | " + " | ".join(ITEMS) + " | within |")
+    print("|---|---|---|" + "---:|" * len(ITEMS) + "---|")
+    settings = [Setting(n, kv) for n in CONTEXTS for kv in KV_TYPES]
+    for family, spec in MODELS.items():
+        path = model(spec)
+        info = read_gguf(path)
+        for setting, actual in accounting(path, settings).items():
+            items = {i.name: i for i in memory_items(info, Runtime(kv_type=setting.kv_type, cpu_arch="x86_64"))}
+            cells, good = [], True
+            host = fit_params_host(fit_params, path, setting.n_ctx, setting.kv_type)
+            for name, key in ITEMS.items():
+                if name == "weights":
+                    # the tensors llama.cpp keeps in host buffers, as its dry run counts them (whole MiB)
+                    planned = sum(items[n].allocated(setting.n_ctx) for n in ("weights", "expert weights")
+                                  if n in items) / MIB
+                    theirs = host["model_mib"]
+                elif name == "repacked":
+                    planned = items["repacked weights"].allocated(setting.n_ctx) / MIB
+                    theirs = actual["model_buffers_mib"].get("CPU_REPACK", 0.0)
+                else:
+                    planned = items[name].allocated(setting.n_ctx) / MIB if name in items else 0.0
+                    theirs = actual[key]
+                good &= within_items(planned, theirs)
+                cells.append(f"{planned:.1f} / {theirs:.1f}")
+            ok &= good
+            print(f"| {family} | {setting.n_ctx} | {setting.kv_type} | " + " | ".join(cells)
+                  + f" | {'yes' if good else 'NO'} |")
     print()
     return ok
 
 
-def speed_report(work: Path, reps: int) -> bool:
+def rss_report(work: Path) -> bool:
     ok = True
-    print("| calibrated on | predicted | test | effective GB/s | predicted t/s | measured t/s | error % | within |")
+    arch = platform.machine()
+    print("### Predicted peak RSS against measured (pp512 with n_ctx set)\n")
+    print("| architecture | n_ctx | KV | predicted MiB | measured MiB | error MiB | error % | within |")
     print("|---|---|---|---:|---:|---:|---:|---|")
-    for base, spec, test, bandwidth, predicted, measured in speed_table(work, reps):
-        error = (predicted - measured) / measured
-        within = abs(error) <= 0.20
-        ok &= within
-        print(f"| {base} tg64 | {spec} | {test} | {bandwidth:.1f} | {predicted:.1f} | {measured:.1f} | "
-              f"{100 * error:+.1f}% | {'yes' if within else 'NO'} |")
+    for n_ctx in CONTEXTS:
+        for kv in KV_TYPES:
+            rows = edgebench_run(work / f"mem-{n_ctx}-{kv}", MODELS.values(), ["pp512"],
+                                 {"n_ctx": n_ctx, "type_k": kv, "type_v": kv}, reps=1)
+            for family, spec in MODELS.items():
+                row = next(r for r in rows if r["model"] == parse_synth_spec(spec).canonical())
+                info = read_gguf(model(spec))
+                predicted = total(memory_items(info, Runtime(kv_type=kv, cpu_arch=arch)), rss=True).at(n_ctx) / MIB
+                measured = row["peak_rss_mib"]
+                error = predicted - measured
+                good = abs(error) <= max(0.10 * measured, 100)
+                ok &= good
+                print(f"| {family} | {n_ctx} | {kv} | {predicted:.0f} | {measured:.0f} | {error:+.0f} | "
+                      f"{100 * error / measured:+.1f}% | {'yes' if good else 'NO'} |")
+    print()
+    return ok
+
+
+def speed_report(work: Path, reps: int, calibrate_on: str) -> bool:
+    ok = True
+    device = parse_device("name: local\ntransport: local\n")
+    root = work / "calibration"
+    edgebench_run(root, [calibrate_on], ["tg64"], {}, reps=reps)
+    budget = device_budget(device, calibrate(root).get("local"))
+    bandwidth = budget.bandwidth.value
+    print(f"### Generation speed, calibrated once on {calibrate_on} tg64: effective {bandwidth / 1e9:.1f} GB/s\n")
+    print("| architecture | test | predicted t/s | measured t/s | error % | within |")
+    print("|---|---|---:|---:|---:|---|")
+    for family, spec in MODELS.items():
+        info = read_gguf(model(spec))
+        rows = edgebench_run(work / f"speed-{spec.split('@')[0]}", [spec], ["tg64", f"tg64@d{DEEP}"], {}, reps=reps)
+        for row in rows:
+            # the plan's depth is where the generated tokens sit on average, as calibration uses it
+            predicted = tg_ts(info, Runtime(), bandwidth, row["n_depth"] + row["n_gen"] // 2)
+            measured = row["avg_ts"]
+            error = (predicted - measured) / measured
+            good = abs(error) <= 0.20
+            ok &= good
+            print(f"| {family} | {row['test']} | {predicted:.1f} | {measured:.1f} | {100 * error:+.1f}% | "
+                  f"{'yes' if good else 'NO'} |")
+    print()
     return ok
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, help="where to keep the runs (default: a temporary directory)")
-    parser.add_argument("--reps", type=int, default=5, help="repetitions of each speed run (default 5)")
-    parser.add_argument("--skip-memory", action="store_true", help="only the speed part")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions of each speed run (default 3)")
+    parser.add_argument("--only", choices=("items", "rss", "speed"), help="one part only")
+    parser.add_argument("--calibrate-on", default=MODELS["llama (full attention)"],
+                        help="the one model whose tg64 calibrates the device")
+    parser.add_argument("--llama-fit-params", default=str(Path(os.environ.get("EDGEBENCH_LLAMA_BENCH") or
+                        "llama-bench").with_name("llama-fit-params")),
+                        help="llama.cpp's llama-fit-params (default: beside $EDGEBENCH_LLAMA_BENCH)")
     args = parser.parse_args()
     work = args.results or Path(tempfile.mkdtemp(prefix="edgebench-plan-accuracy-"))
-    for spec in {*MODELS, *(s for targets in SPEED.values() for s, _ in targets)}:
-        cached_synthetic(parse_synth_spec(spec))
-    ok = True if args.skip_memory else memory_report(work)
-    ok &= speed_report(work, args.reps)
-    print(f"\nruns kept in {work}")
+    for spec in MODELS.values():
+        model(spec)
+    ok = True
+    if args.only in (None, "items"):
+        ok &= items_report(args.llama_fit_params)
+    if args.only in (None, "rss"):
+        ok &= rss_report(work)
+    if args.only in (None, "speed"):
+        ok &= speed_report(work, args.reps, args.calibrate_on)
+    print(f"runs kept in {work}")
     return 0 if ok else 1
 
 
