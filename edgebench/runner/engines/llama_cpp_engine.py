@@ -21,6 +21,7 @@ from . import llama_settings as llama
 from .base import Engine, Measurement
 from .declaration import THREADS, EngineDeclaration, Option
 from .hostinfo import cpu_model_name, physical_cores
+from .llama_scoring import ChunkDecoder
 from .llama_settings import FLASH_ATTN, KV_CACHE_TYPES
 
 DECLARATION = EngineDeclaration(
@@ -31,7 +32,7 @@ DECLARATION = EngineDeclaration(
              llama.N_BATCH, llama.N_UBATCH, llama.TYPE_K, llama.TYPE_V, llama.FLASH_ATTN_OPTION, llama.N_GPU_LAYERS,
              Option("use_mmap", "bool", True, "map the model file instead of reading it"),
              llama.REPACK),
-    test_kinds=("pp", "tg", "pp+tg"),
+    test_kinds=("pp", "tg", "pp+tg", "ppl", "kld"),
     facts=("n_ctx", "n_batch", "n_ubatch", "type_k", "type_v", "flash_attn", "n_gpu_layers", "use_mmap", "repack"),
     compare_keys=llama.COMPARE_KEYS,
     row_fields=llama.row_fields,
@@ -151,15 +152,16 @@ class LlamaCppEngine(Engine):
         self._log_cb = L.llama_log_callback(forward)  # kept alive: C holds the pointer
         L.llama_log_set(self._log_cb, ctypes.c_void_p(0))
 
-    def _new_context(self, test):
+    def _new_context(self, test, needed=None):
         L = self.L
         if self.ctx:
             L.llama_free(self.ctx)
             self.ctx = None
         opts = self.options
         cparams = L.llama_context_default_params()
-        # one extra position: a pp-only test still decodes its first token to time TTFT
-        needed = test.n_depth + test.n_prompt + max(test.n_gen, 1)
+        if needed is None:
+            # one extra position: a pp-only test still decodes its first token to time TTFT
+            needed = test.n_depth + test.n_prompt + max(test.n_gen, 1)
         cparams.n_ctx = max(int(opts.get("n_ctx") or 0), needed)
         cparams.n_batch = int(opts.get("n_batch", 2048))
         cparams.n_ubatch = int(opts.get("n_ubatch", 512))
@@ -268,6 +270,23 @@ class LlamaCppEngine(Engine):
             mark()
             ttft = first_token - start if (test.n_prompt and first) else None
             yield Measurement(rep=rep, t_ns=end - start, ttft_ns=ttft, t0=t0, t1=t1)
+
+    # -- quality (runner/quality/) -------------------------------------------------------------------
+
+    def tokenize(self, text: bytes):
+        """The text in the model's own tokens, BOS first where the model adds one (as llama-perplexity)."""
+        L = self.L
+        vocab = L.llama_model_get_vocab(self.model)
+        capacity = len(text) + 16
+        tokens = (ctypes.c_int32 * capacity)()
+        n = L.llama_tokenize(vocab, text, len(text), tokens, capacity, True, False)
+        if n < 0:
+            raise RunnerFailure("quality", "the text could not be tokenized")
+        return list(tokens[:n])
+
+    def chunk_decoder(self, n_ctx: int) -> ChunkDecoder:
+        self._new_context(None, needed=n_ctx)
+        return ChunkDecoder(self.L, self.ctx, self.n_vocab, min(self.n_batch, n_ctx), self.bos)
 
     def close(self):
         if self.L is None:
