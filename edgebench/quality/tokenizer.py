@@ -22,8 +22,9 @@ def _quiet(L):
     return callback
 
 
-def vocabulary(path: str, text: bytes) -> tuple[int, list[int]]:
-    """(n_vocab, tokens of text) of a GGUF model, its weights not loaded."""
+def vocabulary(path: str, text: bytes) -> tuple[int, int, list[int]]:
+    """(vocabulary type, n_vocab, tokens of text) of a GGUF model, its weights not loaded. The type
+    (SPM, BPE, ...) counts too: two tokenizers can agree on a short probe and part on other text."""
     L = _low_level()
     _quiet(L)
     L.llama_backend_init()
@@ -37,7 +38,7 @@ def vocabulary(path: str, text: bytes) -> tuple[int, list[int]]:
         capacity = len(text) + 16
         tokens = (ctypes.c_int32 * capacity)()
         n = L.llama_tokenize(vocab, text, len(text), tokens, capacity, True, False)
-        return L.llama_vocab_n_tokens(vocab), list(tokens[:max(n, 0)])
+        return L.llama_vocab_type(vocab), L.llama_vocab_n_tokens(vocab), list(tokens[:max(n, 0)])
     finally:
         L.llama_model_free(model)
 
