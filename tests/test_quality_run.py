@@ -53,7 +53,8 @@ def local_device(work: Path) -> None:
 def ladder_run(tmp_path_factory, llama_cpp):
     work = tmp_path_factory.mktemp("ladder")
     local_device(work)
-    proc = edgebench("run", ladder_profile(work / "ladder.yaml"), "-d", "testbox", "-o", work / "results", cwd=work)
+    profile = ladder_profile(work / "ladder.yaml", tests=("kld", "ppl", "tg4"))
+    proc = edgebench("run", profile, "-d", "testbox", "-o", work / "results", cwd=work)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     return work, run_dir(work / "results"), proc
 
@@ -93,6 +94,23 @@ def test_show_puts_quality_beside_speed_and_memory(ladder_run):
     q3 = next(line for line in proc.stdout.splitlines() if "Q3_K_S" in line and "| kld |" in line)
     kld = kld_by_model(run_rows(results))["Q3_K_S"]["kld_mean"]
     assert f"{kld:.5f}" in q3
+
+
+def test_report_draws_quality_against_speed_with_the_frontier_marked(ladder_run):
+    work, results, _ = ladder_run
+    out = work / "report.html"
+    proc = edgebench("report", results, "-o", out, cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    html = out.read_text()
+    assert "Quality against speed" in html and "testbox: quality against speed" in html
+    rows = run_rows(results)
+    for quant in LADDER:
+        assert 'class="point-label"' in html and f">tiny-llama@{quant}</text>" in html
+    # Q8_0 has the lowest KLD, so nothing beats it on both axes: it is on the frontier whatever the speeds
+    assert "best choices" in html and "tiny-llama@Q8_0" in html.split("best choices (nothing")[1].split("</div>")[0]
+    fastest = max((r for r in rows if r["test"] == "tg4"), key=lambda r: r["avg_ts"])["model"]
+    assert fastest in html.split("best choices (nothing")[1].split("</div>")[0]
+    assert html.count('class="frontier"') >= 1
 
 
 def test_jsonl_rows_use_the_quality_field_names(ladder_run):
