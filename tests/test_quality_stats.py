@@ -52,8 +52,11 @@ def test_the_rest_is_estimated_from_draws_weighted_by_its_mass():
     exact = 0.25 * math.log(0.25 / 0.125) + 0.25 * math.log(0.25 / 0.375)
     drawn = score_token(logits_of(q), 0, entry(p, 0, n_head=1, draws=(1, 2)))
     assert drawn.kld == pytest.approx(exact, abs=1e-6)
-    # one draw of token 1 alone: the rest's mass times its log-ratio, 1/2 ln 2
-    assert score_token(logits_of(q), 0, entry(p, 0, n_head=1, draws=(1,))).kld == pytest.approx(0.5 * LN2, abs=1e-6)
+    # one draw of token 1 alone (r = q/p = 1/2): p_rest (r - 1 - ln r) + p_rest - q_rest = 1/2 (ln 2 - 1/2) + 0
+    assert score_token(logits_of(q), 0, entry(p, 0, n_head=1, draws=(1,))).kld == pytest.approx(
+        0.5 * (LN2 - 0.5), abs=1e-6)
+    # no draws: the rest as one outcome, p_rest ln(p_rest / q_rest) = 0 here (both 1/2)
+    assert score_token(logits_of(q), 0, entry(p, 0, n_head=1)).kld == pytest.approx(0, abs=1e-6)
 
 
 def test_entries_below_llama_perplexitys_floor_do_not_count():

@@ -83,12 +83,14 @@ def compute_reference(engine, tokens: list[int], n_ctx: int, n_chunk: int) -> Re
     decoder = engine.chunk_decoder(n_ctx)
     scored = []
     try:
-        for c in range(n_chunk):
-            chunk = tokens[c * n_ctx:(c + 1) * n_ctx]
-            for pos, row in decoder.rows(chunk):
+        for group in range(0, n_chunk, decoder.n_seq):
+            chunks = [tokens[c * n_ctx:(c + 1) * n_ctx] for c in range(group, min(group + decoder.n_seq, n_chunk))]
+            found = {}
+            for s, pos, row in decoder.rows(chunks):
                 logits = np.frombuffer(row, dtype=np.float32).astype(np.float64)
                 log_probs = logits - (logits.max() + np.log(np.exp(logits - logits.max()).sum()))
-                scored.append(_entry(log_probs, chunk[pos + 1], n_head, n_tail, rng))
+                found[(s, pos)] = _entry(log_probs, chunks[s][pos + 1], n_head, n_tail, rng)
+            scored += [found[key] for key in sorted(found)]  # in the order of the text
     finally:
         decoder.close()
     return Reference(n_ctx, engine.n_vocab, n_chunk, n_head, n_tail, list(tokens[:n_chunk * n_ctx]), scored)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ctypes
 import functools
 
-from edgebench.runner.engines.llama_cpp_engine import _low_level
+from edgebench.runner.engines.llama_cpp_engine import _low_level, tokenize_with
 
 # tokens a tokenizer difference shows in, when the user gives no text of their own
 PROBE_TEXT = ("The quick brown fox jumps over the lazy dog. 1234567890 — naïve café, Größe, 東京, "
@@ -35,10 +35,7 @@ def vocabulary(path: str, text: bytes) -> tuple[int, int, list[int]]:
         raise ValueError(f"llama.cpp could not read the vocabulary of {path}")
     try:
         vocab = L.llama_model_get_vocab(model)
-        capacity = len(text) + 16
-        tokens = (ctypes.c_int32 * capacity)()
-        n = L.llama_tokenize(vocab, text, len(text), tokens, capacity, True, False)
-        return L.llama_vocab_type(vocab), L.llama_vocab_n_tokens(vocab), list(tokens[:max(n, 0)])
+        return L.llama_vocab_type(vocab), L.llama_vocab_n_tokens(vocab), tokenize_with(L, vocab, text)
     finally:
         L.llama_model_free(model)
 

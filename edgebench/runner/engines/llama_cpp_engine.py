@@ -21,7 +21,7 @@ from . import llama_settings as llama
 from .base import Engine, Measurement
 from .declaration import THREADS, EngineDeclaration, Option
 from .hostinfo import cpu_model_name, physical_cores
-from .llama_scoring import ChunkDecoder
+from .llama_scoring import ChunkDecoder, sequences_per_batch
 from .llama_settings import FLASH_ATTN, KV_CACHE_TYPES
 
 DECLARATION = EngineDeclaration(
@@ -73,6 +73,18 @@ def _package_version():
         return version("llama_cpp_python")
     except Exception:
         return "unknown"
+
+
+def tokenize_with(L, vocab, text: bytes) -> list:
+    """llama_tokenize with special tokens added, not parsed (as llama-perplexity's common_tokenize)."""
+    capacity = len(text) + 16
+    for _ in range(2):
+        tokens = (ctypes.c_int32 * capacity)()
+        n = L.llama_tokenize(vocab, text, len(text), tokens, capacity, True, False)
+        if n >= 0:
+            return list(tokens[:n])
+        capacity = -n  # a byte-level tokenizer can need more tokens than the text has bytes
+    raise RunnerFailure("quality", "the text could not be tokenized")
 
 
 class LlamaCppEngine(Engine):
@@ -152,7 +164,7 @@ class LlamaCppEngine(Engine):
         self._log_cb = L.llama_log_callback(forward)  # kept alive: C holds the pointer
         L.llama_log_set(self._log_cb, ctypes.c_void_p(0))
 
-    def _new_context(self, test, needed=None):
+    def _new_context(self, test, needed=None, n_seq=1):
         L = self.L
         if self.ctx:
             L.llama_free(self.ctx)
@@ -163,7 +175,9 @@ class LlamaCppEngine(Engine):
             # one extra position: a pp-only test still decodes its first token to time TTFT
             needed = test.n_depth + test.n_prompt + max(test.n_gen, 1)
         cparams.n_ctx = max(int(opts.get("n_ctx") or 0), needed)
-        cparams.n_batch = int(opts.get("n_batch", 2048))
+        cparams.n_batch = min(int(opts.get("n_batch", 2048)), cparams.n_ctx) if n_seq > 1 else \
+            int(opts.get("n_batch", 2048))
+        cparams.n_seq_max = n_seq
         cparams.n_ubatch = int(opts.get("n_ubatch", 512))
         cparams.n_threads = cparams.n_threads_batch = self.n_threads
         cparams.type_k = KV_CACHE_TYPES[opts.get("type_k", "f16")]
@@ -277,16 +291,13 @@ class LlamaCppEngine(Engine):
         """The text in the model's own tokens, BOS first where the model adds one (as llama-perplexity)."""
         L = self.L
         vocab = L.llama_model_get_vocab(self.model)
-        capacity = len(text) + 16
-        tokens = (ctypes.c_int32 * capacity)()
-        n = L.llama_tokenize(vocab, text, len(text), tokens, capacity, True, False)
-        if n < 0:
-            raise RunnerFailure("quality", "the text could not be tokenized")
-        return list(tokens[:n])
+        return tokenize_with(L, vocab, text)
 
     def chunk_decoder(self, n_ctx: int) -> ChunkDecoder:
-        self._new_context(None, needed=n_ctx)
-        return ChunkDecoder(self.L, self.ctx, self.n_vocab, min(self.n_batch, n_ctx), self.bos)
+        """A context as llama-perplexity makes one: n_seq chunks of n_ctx side by side."""
+        n_seq = sequences_per_batch(int(self.options.get("n_batch", 2048)), n_ctx)
+        self._new_context(None, needed=n_ctx * n_seq, n_seq=n_seq)
+        return ChunkDecoder(self.L, self.ctx, self.n_vocab, self.n_batch, n_seq, self.bos)
 
     def close(self):
         if self.L is None:

@@ -55,13 +55,14 @@ def measure_quality(engine, job, test_kind, mark):
     try:
         mark()
         start = time.perf_counter_ns()
-        for c in range(n_chunk):
-            chunk = tokens[c * n_ctx:(c + 1) * n_ctx]
-            for pos, row in decoder.rows(chunk):
-                entry = reference.scored[c * per_chunk + pos - n_ctx // 2] if reference else None
-                scores.append(score_token(row, chunk[pos + 1], entry))
+        for group in range(0, n_chunk, decoder.n_seq):
+            chunks = [tokens[c * n_ctx:(c + 1) * n_ctx] for c in range(group, min(group + decoder.n_seq, n_chunk))]
+            for s, pos, row in decoder.rows(chunks):
+                entry = reference.scored[(group + s) * per_chunk + pos - n_ctx // 2] if reference else None
+                scores.append((group + s, pos, score_token(row, chunks[s][pos + 1], entry)))
         elapsed = time.perf_counter_ns() - start
         mark()
     finally:
         decoder.close()
-    return elapsed, n_chunk * n_ctx, summarize(scores)
+    # in the order of the text, whatever order the decodes gave them in
+    return elapsed, n_chunk * n_ctx, summarize([score for _, _, score in sorted(scores, key=lambda s: s[:2])])
