@@ -175,3 +175,23 @@ def test_a_kld_run_over_ssh_gives_the_local_figures(ladder_run, sshd, tmp_path):
         assert remote[quant]["device"] == "box"
         for field in QUALITY:
             assert remote[quant][field] == pytest.approx(local[quant][field], rel=1e-9, abs=1e-12), (quant, field)
+
+
+def test_the_engines_c_side_row_summary_is_the_pure_python_one(tiny_llama):
+    """The argmax and log Σ exp llama.cpp's samplers give are what the stdlib fallback computes."""
+    from edgebench.runner.engines.llama_cpp_engine import LlamaCppEngine
+    from edgebench.runner.quality.token_score import log_sum_exp
+
+    engine = LlamaCppEngine()
+    engine.open(str(tiny_llama), {"threads": 2})
+    try:
+        decoder = engine.chunk_decoder(16)
+        checked = 0
+        for _, _, row, (top, lse) in decoder.rows([list(range(40, 56)), list(range(300, 316))]):
+            top_logit, python_lse = log_sum_exp(row)
+            assert row[top] == top_logit and lse == pytest.approx(python_lse, abs=1e-6)
+            checked += 1
+        decoder.close()
+    finally:
+        engine.close()
+    assert checked == 2 * (16 - 1 - 8)

@@ -86,7 +86,7 @@ def compute_reference(engine, tokens: list[int], n_ctx: int, n_chunk: int) -> Re
         for group in range(0, n_chunk, decoder.n_seq):
             chunks = [tokens[c * n_ctx:(c + 1) * n_ctx] for c in range(group, min(group + decoder.n_seq, n_chunk))]
             found = {}
-            for s, pos, row in decoder.rows(chunks):
+            for s, pos, row, _ in decoder.rows(chunks):
                 logits = np.frombuffer(row, dtype=np.float32).astype(np.float64)
                 log_probs = logits - (logits.max() + np.log(np.exp(logits - logits.max()).sum()))
                 found[(s, pos)] = _entry(log_probs, chunks[s][pos + 1], n_head, n_tail, rng)

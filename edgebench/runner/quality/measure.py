@@ -57,9 +57,9 @@ def measure_quality(engine, job, test_kind, mark):
         start = time.perf_counter_ns()
         for group in range(0, n_chunk, decoder.n_seq):
             chunks = [tokens[c * n_ctx:(c + 1) * n_ctx] for c in range(group, min(group + decoder.n_seq, n_chunk))]
-            for s, pos, row in decoder.rows(chunks):
+            for s, pos, row, summary in decoder.rows(chunks):
                 entry = reference.scored[(group + s) * per_chunk + pos - n_ctx // 2] if reference else None
-                scores.append((group + s, pos, score_token(row, chunks[s][pos + 1], entry)))
+                scores.append((group + s, pos, score_token(row, chunks[s][pos + 1], entry, summary)))
         elapsed = time.perf_counter_ns() - start
         mark()
     finally:

@@ -1,8 +1,8 @@
 """One scored token: a model's logits for a position against the reference's entry for it.
 
-Pure Python over the whole vocabulary costs: the two passes below (max, then the sum of exponentials)
-use builtins over a memoryview, so the per-entry work stays in C; everything else touches only the
-reference's few entries.
+A pass over the whole vocabulary is what costs: the in-process llama.cpp engine hands each row's argmax
+and log Σ exp computed in C (engines/llama_scoring.py); without them, the two passes below use builtins
+over a memoryview. Everything else touches only the reference's few entries.
 """
 
 from __future__ import annotations
@@ -28,8 +28,12 @@ def log_sum_exp(row) -> tuple:
     return top, top + math.log(sum(map(math.exp, shift)))
 
 
-def score_token(row, token: int, reference: Optional[ScoredToken]) -> TokenScore:
-    top, lse = log_sum_exp(row)
+def score_token(row, token: int, reference: Optional[ScoredToken], summary=None) -> TokenScore:
+    """`summary`: the row's (argmax token, log Σ exp) when the engine computed them (in C); else here."""
+    if summary is None:
+        top, lse = log_sum_exp(row)
+    else:
+        top, lse = row[summary[0]], summary[1]
     nll = lse - row[token]
     if reference is None:
         return TokenScore(nll=nll)
