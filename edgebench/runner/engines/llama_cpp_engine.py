@@ -175,8 +175,8 @@ class LlamaCppEngine(Engine):
             # one extra position: a pp-only test still decodes its first token to time TTFT
             needed = test.n_depth + test.n_prompt + max(test.n_gen, 1)
         cparams.n_ctx = max(int(opts.get("n_ctx") or 0), needed)
-        cparams.n_batch = min(int(opts.get("n_batch", 2048)), cparams.n_ctx) if n_seq > 1 else \
-            int(opts.get("n_batch", 2048))
+        # a quality context (n_seq chunks side by side) takes no larger batch than it holds, as llama-perplexity
+        cparams.n_batch = int(opts.get("n_batch", 2048)) if test else min(int(opts.get("n_batch", 2048)), needed)
         cparams.n_seq_max = n_seq
         cparams.n_ubatch = int(opts.get("n_ubatch", 512))
         cparams.n_threads = cparams.n_threads_batch = self.n_threads
@@ -295,7 +295,7 @@ class LlamaCppEngine(Engine):
 
     def chunk_decoder(self, n_ctx: int) -> ChunkDecoder:
         """A context as llama-perplexity makes one: n_seq chunks of n_ctx side by side."""
-        n_seq = sequences_per_batch(int(self.options.get("n_batch", 2048)), n_ctx)
+        n_seq = sequences_per_batch(int(self.options.get("n_batch", 2048)), n_ctx, self.n_vocab)
         self._new_context(None, needed=n_ctx * n_seq, n_seq=n_seq)
         return ChunkDecoder(self.L, self.ctx, self.n_vocab, self.n_batch, n_seq, self.bos)
 

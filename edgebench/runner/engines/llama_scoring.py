@@ -58,9 +58,15 @@ class RowSummary:
             self.chain = None
 
 
-def sequences_per_batch(n_batch: int, n_ctx: int) -> int:
-    """llama-perplexity's n_seq: how many chunks one batch holds."""
-    return max(1, n_batch // n_ctx)
+# llama.cpp keeps a float logit per vocabulary entry for every token a batch can output; llama-perplexity
+# sizes batches by n_batch alone (2 GB of logits for 2048 tokens of a 248K vocabulary), edgebench puts
+# fewer chunks side by side where that would pass this. The scores are the same: chunks are independent.
+OUTPUT_BUDGET_BYTES = 512 * 2**20
+
+
+def sequences_per_batch(n_batch: int, n_ctx: int, n_vocab: int) -> int:
+    """llama-perplexity's n_seq, how many chunks one batch holds, within OUTPUT_BUDGET_BYTES of logits."""
+    return max(1, min(n_batch // n_ctx, OUTPUT_BUDGET_BYTES // (4 * n_vocab * n_ctx)))
 
 
 class ChunkDecoder:
