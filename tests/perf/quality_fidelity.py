@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -88,6 +89,8 @@ def main():
     parser.add_argument("--n-ctx", type=int, default=512)
     parser.add_argument("--chunks", type=int, default=16)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--rounds", type=int, default=3, help="back-to-back timings of each side; the median "
+                        "of the per-round ratios is reported (the scores are the same every round)")
     args = parser.parse_args()
     binary = os.environ.get("EDGEBENCH_LLAMA_PERPLEXITY") or subprocess.run(
         [str(REPO / "tests/perf/build_llama_bench.sh"), "llama-perplexity"], capture_output=True, text=True,
@@ -112,18 +115,24 @@ def main():
     print(f"reference {reference_model.name}, text {args.text}, n_ctx {args.n_ctx}, {n_chunk} chunks, "
           f"{args.threads} threads")
     print("| quant | mean KLD eb / lp | 99.9% KLD eb / lp | same top % eb / lp | PPL eb / lp | "
-          "time s eb / lp (ratio) |")
+          "median time s eb / lp (median ratio) |")
     print("|---|---|---|---|---|---|")
     missed = []
     for quant, path in quants.items():
-        mine, wall, _pass_s = edgebench_kld(transport, runner, path, reference, args.n_ctx, args.chunks, args.threads)
-        output, lp_wall = llama_perplexity(binary, ["-m", path, "--kl-divergence-base", base, "--kl-divergence",
-                                                    "-c", args.n_ctx, "--chunks", args.chunks], args.threads)
+        ratios, walls, lp_walls = [], [], []
+        for _ in range(args.rounds):
+            mine, wall, _pass_s = edgebench_kld(transport, runner, path, reference, args.n_ctx, args.chunks,
+                                                args.threads)
+            output, lp_wall = llama_perplexity(binary, ["-m", path, "--kl-divergence-base", base, "--kl-divergence",
+                                                        "-c", args.n_ctx, "--chunks", args.chunks], args.threads)
+            ratios.append(wall / lp_wall)
+            walls.append(wall)
+            lp_walls.append(lp_wall)
+        wall, lp_wall = statistics.median(walls), statistics.median(lp_walls)
         theirs = parse_llama(output)
         if None in theirs.values():
             sys.exit(f"llama-perplexity printed no final statistics for {quant}:\n{output[-1500:]}")
-        print(f"  {quant}: edgebench scoring pass {_pass_s:.2f} s of {wall:.2f} s", file=sys.stderr)
-        ratio = wall / lp_wall
+        ratio = statistics.median(ratios)
         print(f"| {quant} | {mine['kld_mean']:.6f} / {theirs['kld_mean']:.6f} | {mine['kld_p99_9']:.5f} / "
               f"{theirs['kld_p99_9']:.5f} | {100 * mine['same_top_p']:.2f} / {100 * theirs['same_top_p']:.2f} | "
               f"{mine['ppl']:.4f} / {theirs['ppl']:.4f} | {wall:.2f} / {lp_wall:.2f} ({ratio:.2f}x) |")
