@@ -101,8 +101,8 @@ def main():
     else:
         quants = {q: Path(cached_synthetic(parse_synth_spec(f"{args.like}@{q}"))) for q in args.quants.split(",")}
 
-    work = Path(tempfile.mkdtemp(prefix="edgebench-quality-"))
-    base = work / "base.kld"
+    work = tempfile.TemporaryDirectory(prefix="edgebench-quality-")  # the base file can be gigabytes
+    base = Path(work.name) / "base.kld"
     output, _ = llama_perplexity(binary, ["-m", reference_model, "-f", args.text, "-c", args.n_ctx,
                                           "--chunks", args.chunks, "--kl-divergence-base", base], args.threads)
     n_chunk = int(re.search(r"calculating perplexity over (\d+) chunks", output).group(1))
