@@ -323,7 +323,7 @@ def test_threshold_unknown_key(tmp_path):
     # `tgg` used to be kept and never looked up: a gate silently ran on the default
     err, path = profile_error(tmp_path, MINIMAL + "thresholds:\n  tg: 3%\n  tgg: 3%\n")
     assert_at(err, path, 5, "thresholds.tgg", "unknown threshold key 'tgg'", "did you mean 'tg'?",
-              "a test kind (pp, tg, pp+tg, b)", "tg128")
+              "a test kind (pp, tg, pp+tg, b, ppl, kld)", "tg128")
 
 
 def test_threshold_unknown_key_stops_a_run_before_anything_runs(tmp_path, capsys):
@@ -387,7 +387,7 @@ def test_bench_profile_is_a_plain_dataclass():
     assert dataclasses.is_dataclass(BenchProfile)
     names = {f.name for f in dataclasses.fields(BenchProfile)}
     assert {"name", "description", "models", "engine", "tests", "repetitions", "warmup", "timeout_s",
-            "telemetry", "cooldown", "thresholds", "retries", "retry_backoff_s", "source"} == names
+            "telemetry", "cooldown", "quality", "thresholds", "retries", "retry_backoff_s", "source"} == names
 
 
 def test_value_that_yaml_cannot_construct(tmp_path):
@@ -398,3 +398,39 @@ def test_value_that_yaml_cannot_construct(tmp_path):
 def test_multiple_documents_rejected(tmp_path):
     err, path = profile_error(tmp_path, MINIMAL + "---\nwarmup: 0\n")
     assert_at(err, path, 3, None, "malformed YAML", "single document")
+
+
+# -- the quality: block --------------------------------------------------------------------------
+
+QUALITY = "models: [synthetic:tiny-llama@Q4_K_M]\n"
+
+
+def test_quality_block_defaults_as_llama_perplexity(tmp_path):
+    profile = load_profile(write(tmp_path, QUALITY + "quality:\n  reference: synthetic:tiny-llama@F16\ntests: [kld]\n"))
+    quality = profile.quality
+    assert (quality.n_ctx, quality.chunks, quality.text) == (512, 16, None)
+    assert quality.reference.synthetic.canonical() == "tiny-llama@F16"
+    assert profile.tests[0].kind == "kld"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        quality.n_ctx = 1
+
+
+def test_quality_text_path_is_relative_to_the_profile(tmp_path):
+    (tmp_path / "corpus.txt").write_text("some text\n")
+    profile = load_profile(write(tmp_path, QUALITY + "quality:\n  text: corpus.txt\ntests: [ppl]\n"))
+    assert profile.quality.text == str(tmp_path / "corpus.txt")
+
+
+@pytest.mark.parametrize("text, line, key, fragment", [
+    ("quality:\n  n_ctx: 4\ntests: [ppl]\n", 3, "quality.n_ctx", "at least 8"),
+    ("quality:\n  chunks: 0\ntests: [ppl]\n", 3, "quality.chunks", "at least 1"),
+    ("quality:\n  text: missing.txt\ntests: [ppl]\n", 3, "quality.text", "text file not found"),
+    ("quality:\n  refrence: a.gguf\ntests: [ppl]\n", 3, "quality.refrence", "reference"),
+    ("tests: [kld]\n", 2, "tests[0]", "kld needs a reference"),
+    ("tests: [ppl]\n", 2, "tests[0]", "ppl needs a text"),
+    ("quality:\n  reference: synthetic:tiny-llama@F16\ntests: [kld]\nengine: {name: llama-bench}\n", 4, "tests[0]",
+     "kld is a quality test (KL divergence against the reference, as llama-perplexity); engine llama-bench runs"),
+])
+def test_quality_block_errors_name_file_line_and_key(tmp_path, text, line, key, fragment):
+    err, path = profile_error(tmp_path, QUALITY + text)
+    assert_at(err, path, line, key, fragment)

@@ -27,6 +27,8 @@ from edgebench.toolchain.runner_zipapp import write_runner
     ("pp512+tg128@d4096", TestSpec(512, 128, 4096), "pp+tg"),
     ("tg1", TestSpec(0, 1, 0), "tg"),
     ("b8", TestSpec(batch=8), "b"),
+    ("ppl", TestSpec(quality="ppl"), "ppl"),
+    ("kld", TestSpec(quality="kld"), "kld"),
 ])
 def test_parse_and_round_trip(text, spec, kind):
     parsed = parse_test(text)
@@ -61,8 +63,12 @@ def test_frozen_and_validated():
 EVERY_KIND = ["pp16", "tg8", "pp16+tg8", "pp16@d32", "tg8@d32", "pp16+tg8@d32", "b8"]
 
 
+# quality tests need a real model and the in-process engine: tests/test_quality_run.py sends them to the runner
+QUALITY_TESTS = ["ppl", "kld"]
+
+
 def test_every_kind_is_covered():
-    assert {parse_test(name).kind for name in EVERY_KIND} == set(KINDS)
+    assert {parse_test(name).kind for name in EVERY_KIND + QUALITY_TESTS} == set(KINDS)
 
 
 @pytest.fixture(scope="module")

@@ -200,4 +200,4 @@ def test_the_runner_refuses_a_test_kind_its_engine_does_not_declare(tmp_path, ti
                           capture_output=True, text=True, timeout=60)
     error = json.loads(done.stdout.splitlines()[-1])
     assert (error["event"], error["kind"]) == ("error", "job")
-    assert error["message"] == "engine llama.cpp runs pp/tg/pp+tg tests, not b (b2)"
+    assert error["message"] == "engine llama.cpp runs pp/tg/pp+tg/ppl/kld tests, not b (b2)"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from edgebench.compare.inputs import MeasuredCell, Side
 from edgebench.compare.metrics import METRICS
+from edgebench.compare.point import decide_point
 from edgebench.compare.stats import ALPHA, Decision, decide
 from edgebench.compare.thresholds import threshold_for
 from edgebench.results.order_stats import median
@@ -79,8 +80,13 @@ def compare_cell(base: MeasuredCell, cand: MeasuredCell, thresholds: dict, alpha
         a, b = base.values.get(name), cand.values.get(name)
         if not a:
             continue  # the base never had this metric (no sensor, other engine): nothing to hold to
+        if base.test.quality and not metric.deterministic:
+            continue  # a quality test's one timed pass is shown, not gated: its scores are what it measures
         threshold = threshold_for(thresholds, name, base.test.name, base.test.kind)
-        decision = decide(a, b, metric.higher_is_better, threshold, alpha=alpha, seed=seed) if b else None
+        if metric.deterministic:
+            decision = decide_point(a[-1], b[-1], metric.higher_is_better, threshold) if b else None
+        else:
+            decision = decide(a, b, metric.higher_is_better, threshold, alpha=alpha, seed=seed) if b else None
         found.append(Comparison(base.label, base.test.name, name, metric.unit, threshold, median(a),
                                 median(b or ()), decision, decision.verdict if decision else "failed"))
     return found

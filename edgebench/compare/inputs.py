@@ -17,7 +17,7 @@ from edgebench.results.aggregate import rows_with_attempts
 from edgebench.results.header import RunHeader
 from edgebench.results.store import read_header
 from edgebench.runner import engines
-from edgebench.runner.testspec import TestSpec
+from edgebench.runner.testspec import QUALITY_KINDS, TestSpec, parse_test
 
 # the engine settings that make two cells one experiment are what each engine declares (its compare
 # keys); a row of an engine edgebench does not know (an old or foreign file) is held to llama.cpp's
@@ -82,6 +82,8 @@ def _builds(rows) -> dict:
 
 
 def row_test(row: dict) -> TestSpec:
+    if row.get("test") in QUALITY_KINDS:  # counted by its `quality:` block, not by the row's counts
+        return parse_test(row["test"])
     return TestSpec(int(row.get("n_prompt") or 0), int(row.get("n_gen") or 0), int(row.get("n_depth") or 0),
                     int(row.get("batch") or 0))
 

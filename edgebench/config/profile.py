@@ -32,7 +32,9 @@ from edgebench.models.synth.spec import SynthSpec, parse_synth_spec
 from edgebench.runner.testspec import TestSpec, parse_test
 
 # what a test of a kind is, where an engine that does not run it is named
-_KIND_WORDS = {"b": "a batch test for generic ONNX models"}
+_KIND_WORDS = {"b": "a batch test for generic ONNX models",
+               "ppl": "a quality test (perplexity, as llama-perplexity)",
+               "kld": "a quality test (KL divergence against the reference, as llama-perplexity)"}
 
 
 # ---- conversions (value, where) -> value ------------------------------------------------------
@@ -151,6 +153,25 @@ def _models(value: list, where: Where) -> tuple[ModelRef, ...]:
     return models
 
 
+def _text_path(value: str, where: Where) -> str:
+    path = _resolve_path(value, where)
+    if not os.path.isfile(path):
+        raise where.error(f"text file not found: {path}")
+    return path
+
+
+@dataclass(frozen=True, kw_only=True)
+class QualityOptions:
+    """The `quality:` block, what `ppl` and `kld` tests measure over, as llama-perplexity's options."""
+
+    # what the models are judged against: a path or a `synthetic:` spec, as a model is written
+    reference: ModelRef | None = setting(None, (str, dict), convert=_model)
+    # a text file, tokenized by each model's own tokenizer; none: tokens sampled from the reference
+    text: str | None = setting(None, str, convert=_text_path)
+    n_ctx: int = setting(512, int, check=at_least(8))  # llama-perplexity's -c
+    chunks: int = setting(16, int, check=at_least(1))  # llama-perplexity's --chunks
+
+
 @dataclass(frozen=True, kw_only=True)
 class BenchProfile:
     name: str = setting(types=str, check=not_blank)
@@ -168,6 +189,7 @@ class BenchProfile:
     retry_backoff_s: float = setting(2.0, float, check=at_least(0))
     telemetry: TelemetryOptions = section(TelemetryOptions)
     cooldown: CooldownOptions = section(CooldownOptions)
+    quality: QualityOptions = section(QualityOptions)
     # metric (`tg`, `pp`, a test name, ...) -> allowed regression as a fraction (0.03 = 3%)
     thresholds: Mapping[str, float] = setting(types=dict, convert=_thresholds,
                                               factory=lambda: MappingProxyType({}))
@@ -204,6 +226,12 @@ def _check_context(profile: BenchProfile, where: Where) -> None:
             what = _KIND_WORDS.get(test.kind, f"a {test.kind} test")
             raise where.child("tests").child(i).error(
                 f"{test.name} is {what}; engine {engine.name} runs {'/'.join(kinds)} tests")
+        if test.kind == "kld" and profile.quality.reference is None:
+            raise where.child("tests").child(i).error(
+                "kld needs a reference to judge the models against: add quality.reference (a path or synthetic: spec)")
+        if test.kind == "ppl" and profile.quality.reference is None and profile.quality.text is None:
+            raise where.child("tests").child(i).error(
+                "ppl needs a text to score: add quality.text (a file) or quality.reference (to sample one from)")
         if n_ctx and test.n_tokens > n_ctx:
             raise where.child("engine").child("n_ctx").error(
                 f"n_ctx {n_ctx} is too small for test {test.name}, which needs {test.n_tokens} tokens; "

@@ -1,7 +1,8 @@
 """`edgebench report`: one self-contained HTML file per set of runs, for people.
 
 Sections: what ran (devices, models, engine builds, failures), then plots (t/s per
-model per device with error bars, t/s against depth, peak memory against the device's
+model per device with error bars, t/s against depth, quality (KLD or PPL) against speed per device
+with the best choices marked, peak memory against the device's
 RAM, temperature and CPU frequency over time per cell with throttled stretches shaded,
 J/token where measured) and, for two runs, the gate's verdicts with their ratios.
 Everything is inline (SVG, CSS): the file opens offline and can be mailed around.
@@ -16,6 +17,7 @@ from pathlib import Path
 from edgebench import __version__
 from edgebench.compare.inputs import row_test
 from edgebench.report import svg
+from edgebench.report.quality import quality_plots
 from edgebench.results.aggregate import run_rows
 from edgebench.results.records import Telemetry
 from edgebench.results.store import read_device_probes, read_header, read_telemetry
@@ -226,6 +228,9 @@ def build_report(run_dirs: list[Path]) -> str:
     for run in runs:
         parts.append(overview(run))
         parts.append("<h3>Speed</h3>" + "".join(speed_plots(run)))
+        quality = quality_plots(run.rows)
+        if quality:
+            parts.append("<h3>Quality against speed</h3>" + "".join(_figure(c, note) for c, note in quality))
         parts.append("<h3>Memory</h3>" + "".join(memory_plot(run)))
         parts.append("<h3>Temperature and CPU frequency</h3>" + ("".join(thermal_plots(run)) or
                      '<p class="note">No thermal or cpufreq sensors were readable on these devices.</p>'))

@@ -154,3 +154,33 @@ def line_chart(title: str, series: dict[str, list[tuple[float, float]]], x_label
             parts.append(f'<circle cx="{x_of(x):.1f}" cy="{y_of(y):.1f}" r="3" fill="{colour}"/>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def scatter_chart(title: str, points: list[tuple[float, float, str, bool]], x_label: str, y_label: str) -> str:
+    """Labelled points (x, y, label, marked); the marked ones are joined by a line, in x order, and drawn
+    filled (`class="frontier"`): e.g. the best choices of quality against speed."""
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    x_ticks = _nice_ticks(0, max(xs, default=1))
+    y_ticks = _nice_ticks(0, max(ys, default=1))
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def y_of(value):
+        return TOP + plot_h - plot_h * value / (y_ticks[-1] or 1)
+
+    def x_of(value):
+        return LEFT + plot_w * value / (x_ticks[-1] or 1)
+    parts = _frame(title, x_label, y_label, y_ticks, y_of, ["best choices (frontier)", "dominated"])
+    for tick in x_ticks:
+        parts.append(f'<text class="axis" x="{x_of(tick):.1f}" y="{TOP + plot_h + 16}" font-size="11" '
+                     f'text-anchor="middle">{_fmt(tick)}</text>')
+    frontier = sorted((x, y) for x, y, _, marked in points if marked)
+    if len(frontier) > 1:
+        path = " ".join(f"{'M' if i == 0 else 'L'}{x_of(x):.1f} {y_of(y):.1f}" for i, (x, y) in enumerate(frontier))
+        parts.append(f'<path class="frontier" d="{path}" stroke="{PALETTE[0]}" stroke-width="2" fill="none"/>')
+    for x, y, label, marked in points:
+        colour = PALETTE[0] if marked else PALETTE[1]
+        parts.append(f'<circle class="{"frontier" if marked else "dominated"}" cx="{x_of(x):.1f}" cy="{y_of(y):.1f}" '
+                     f'r="5" fill="{colour}"/><text class="point-label" x="{x_of(x) + 7:.1f}" y="{y_of(y) - 6:.1f}" '
+                     f'font-size="11">{escape(label)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from edgebench.errors import with_cause
 from edgebench.results.order_stats import quantile
-from edgebench.results.records import FAILED, INTERRUPTED, CellAttempt, CellError, CellFacts
+from edgebench.results.records import FAILED, INTERRUPTED, CellAttempt, CellError, CellFacts, QualityScores
 from edgebench.results.store import read_attempts
 from edgebench.runner import engines
 from edgebench.runner.crashes import main_cause
@@ -30,12 +30,14 @@ LLAMA_BENCH_FIELDS = (
 )
 # the columns the telemetry summaries declare (memory, heat, throttling, energy), in their order
 TELEMETRY_FIELDS = tuple(column.name for column in row_columns())
-# what edgebench adds: where it ran, latency, then telemetry
+# a quality test's scores, under llama-perplexity's names where it has them (records.py's QualityScores)
+QUALITY_FIELDS = QualityScores.ROW_FIELDS
+# what edgebench adds: where it ran, latency, then telemetry, then quality
 EDGEBENCH_FIELDS = (
     "device", "device_class", "engine", "engine_version", "system_info", "swa_full", "model", "model_sha256", "test",
     "variant", "round", "status", "error", "batch", "attempt", "cooldown_s", "start_temp_c", "n_samples",
     "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "ttft_ms", "stddev_ttft_ms", "samples_ttft_ns",
-) + TELEMETRY_FIELDS
+) + TELEMETRY_FIELDS + QUALITY_FIELDS
 FIELDS = LLAMA_BENCH_FIELDS + EDGEBENCH_FIELDS
 
 # values llama-bench prints for settings a CPU benchmark does not vary
@@ -119,8 +121,14 @@ def cell_row(attempt: CellAttempt) -> dict:
         "ttft_ms": statistics.mean(ttft) / 1e6 if ttft else None,
         "stddev_ttft_ms": _stdev(ttft) / 1e6 if ttft else None, "samples_ttft_ns": ttft,
         **_window_summary(attempt),
+        **_quality(attempt),
     })
     return {k: row.get(k) for k in FIELDS}
+
+
+def _quality(attempt: CellAttempt) -> dict:
+    scored = [s.quality for s in attempt.samples if s.quality is not None]
+    return scored[-1].row() if scored else {}
 
 
 def _status(attempt: CellAttempt) -> dict:

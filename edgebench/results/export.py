@@ -120,6 +120,15 @@ MD_COLUMNS = (
 )
 
 
+# quality tests' scores beside the speed and memory of the same model, in runs that measured any
+QUALITY_COLUMNS = (
+    ("PPL", lambda r: _pm(r["ppl"], r["ppl_stderr"], 3)),
+    ("KLD", lambda r: _opt(r["kld_mean"], ".5f")),
+    ("KLD 99.9%", lambda r: _opt(r["kld_p99_9"], ".5f")),
+    ("same top %", lambda r: _opt(r["same_top_p"] and 100 * r["same_top_p"], ".2f")),
+)
+
+
 # an `ab` run's cells: two variants that differ only in a setting look alike in every other column
 AB_COLUMNS = (
     ("variant", lambda r: r["variant"] or ""),
@@ -132,12 +141,15 @@ def table_cells(rows):
     columns = MD_COLUMNS
     if any(r["variant"] for r in rows):
         columns = MD_COLUMNS[:1] + AB_COLUMNS + MD_COLUMNS[1:]
+    if any(r["ppl"] is not None for r in rows):
+        columns = columns + QUALITY_COLUMNS
     header = [name for name, _ in columns]
     body = [[cell(r) for _, cell in columns] for r in rows if is_measured(r)]
     return header, body
 
 
-NUMERIC_COLUMNS = {"round", "size", "params", "threads", "t/s", "TTFT ms", "peak RSS MiB", "max °C", "J/tok"}
+NUMERIC_COLUMNS = {"round", "size", "params", "threads", "t/s", "TTFT ms", "peak RSS MiB", "max °C", "J/tok",
+                   *(name for name, _ in QUALITY_COLUMNS)}
 
 
 def markdown_table(header, rows, numeric=()) -> list[str]:

@@ -313,6 +313,50 @@ def cell_record(data: Mapping) -> CellRecord:
 # -- samples.jsonl, telemetry.jsonl, devices.jsonl -------------------------------------------------
 
 
+@dataclass(frozen=True)
+class QualityScores:
+    """What a quality test (`ppl`, `kld`) measured, as llama-perplexity prints it (runner/quality/stats.py):
+    a `ppl` test fills ppl, ppl_stderr and n_scored; a `kld` test all of them. PPL(Q)/PPL(base) is
+    `ppl_ratio`; `same_top_p` and `delta_p_rms` are fractions (llama-perplexity prints percent)."""
+
+    ROW_FIELDS: ClassVar[tuple[str, ...]] = (
+        "ppl", "ppl_stderr", "ppl_ratio", "kld_mean", "kld_median", "kld_p99", "kld_p99_9", "kld_max",
+        "delta_p_rms", "same_top_p", "n_scored")
+
+    n_scored: int
+    ppl: float
+    ppl_stderr: float | None = None
+    ppl_base: float | None = None
+    ppl_ratio: float | None = None
+    ppl_ratio_stderr: float | None = None
+    kld_mean: float | None = None
+    kld_stderr: float | None = None
+    kld_median: float | None = None
+    kld_p99: float | None = None
+    kld_p99_9: float | None = None
+    kld_max: float | None = None
+    delta_p_rms: float | None = None
+    delta_p_rms_stderr: float | None = None
+    same_top_p: float | None = None
+    same_top_p_stderr: float | None = None
+
+    def to_json(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+    @classmethod
+    def from_json(cls, data: Mapping | None) -> QualityScores | None:
+        if data is None:
+            return None
+        if not isinstance(data, Mapping):
+            raise RecordError(f"quality scores are a JSON object, not {type(data).__name__}")
+        _count(data, "n_scored", "quality")
+        _number(data, "ppl", "quality")
+        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
+
+    def row(self) -> dict:
+        return {name: getattr(self, name) for name in self.ROW_FIELDS}
+
+
 @dataclass(frozen=True, kw_only=True)
 class Sample:
     """One timed repetition of a cell's attempt."""
@@ -327,10 +371,14 @@ class Sample:
     ts: float  # n_tokens per second
     ttft_ns: int | None = None
     window: Mapping[str, Any] = field(default_factory=dict)  # the telemetry summary over the repetition
+    quality: QualityScores | None = None  # a quality test's scores (its one sample)
 
     def to_json(self) -> dict:
-        return _stamped(cell=self.cell, attempt=self.attempt, n_tokens=self.n_tokens, rep=self.rep, t_ns=self.t_ns,
-                       ts=self.ts, ttft_ns=self.ttft_ns, window=self.window)
+        found = _stamped(cell=self.cell, attempt=self.attempt, n_tokens=self.n_tokens, rep=self.rep, t_ns=self.t_ns,
+                         ts=self.ts, ttft_ns=self.ttft_ns, window=self.window)
+        if self.quality is not None:
+            found["quality"] = self.quality.to_json()
+        return found
 
     @classmethod
     def from_json(cls, data: Mapping) -> Sample:
@@ -338,7 +386,8 @@ class Sample:
         return cls(cell=_required(data, "cell", "sample"), attempt=_count(data, "attempt", "sample", 1),
                    n_tokens=_count(data, "n_tokens", "sample"), rep=_count(data, "rep", "sample"),
                    t_ns=_number(data, "t_ns", "sample"), ts=_number(data, "ts", "sample"),
-                   ttft_ns=data.get("ttft_ns"), window=data.get("window") or {})
+                   ttft_ns=data.get("ttft_ns"), window=data.get("window") or {},
+                   quality=QualityScores.from_json(data.get("quality")))
 
 
 @dataclass(frozen=True, kw_only=True)

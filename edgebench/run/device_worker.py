@@ -26,6 +26,7 @@ from edgebench.results.records import (
     CellStart,
     CoolDown,
     DeviceProbe,
+    QualityScores,
     Sample,
     Telemetry,
 )
@@ -75,13 +76,13 @@ def engine_options(engine, device) -> dict:
     return options
 
 
-def cell_job(profile, cell: Cell, model_path: str) -> dict:
+def cell_job(profile, cell: Cell, model_path: str, quality: dict | None = None) -> dict:
     engine, device = profile.engine, cell.device
-    return {
+    job = {
         "engine": engine.name,
         "model_path": model_path,
         "test": {"n_prompt": cell.test.n_prompt, "n_gen": cell.test.n_gen, "n_depth": cell.test.n_depth,
-                 "batch": cell.test.batch},
+                 "batch": cell.test.batch, "quality": cell.test.quality},
         "repetitions": profile.repetitions,
         "warmup": profile.warmup,
         "engine_options": {**engine_options(engine, device), "threads": cell.threads},
@@ -89,6 +90,9 @@ def cell_job(profile, cell: Cell, model_path: str) -> dict:
                       **_sensor_paths(device)},
         "limits": {"max_temp_c": device.limits.max_temp_c},
     }
+    if quality is not None:
+        job["quality"] = quality
+    return job
 
 
 def _sensor_paths(device) -> dict:
@@ -141,8 +145,10 @@ class CellRecorder:
             if temp is not None:
                 self.run.observer.temperature(self.cell.device.name, temp)
         elif kind == "sample":
-            sample = Sample(**tag, n_tokens=self.n_tokens, rep=event["rep"], t_ns=event["t_ns"], ts=event["ts"],
-                            ttft_ns=event.get("ttft_ns"), window=event.get("window") or {})
+            # a quality test says how many tokens it decoded (its `quality:` block decides)
+            sample = Sample(**tag, n_tokens=event.get("n_tokens") or self.n_tokens, rep=event["rep"],
+                            t_ns=event["t_ns"], ts=event["ts"], ttft_ns=event.get("ttft_ns"),
+                            window=event.get("window") or {}, quality=QualityScores.from_json(event.get("quality")))
             self.run.store.append(sample)
             self.samples.append(sample)
             self.throttled = self.throttled or bool(sample.window.get("throttled"))
@@ -314,6 +320,11 @@ class DeviceWorker:
         """One or more attempts at a cell (more after transient failures); the recorder of the one
         that finished, or None if the cell failed."""
         profile = self.run.profile_for(cell)
+        try:
+            quality = self.quality_job(profile, cell, model)
+        except EdgebenchError as error:
+            self.fail(cell, error, self.run.next_attempt(cell))
+            return None
         for try_no in range(self.profile.retries + 1):
             attempt = self.run.next_attempt(cell)
             try:
@@ -325,7 +336,7 @@ class DeviceWorker:
                 self.observer.cell_started(cell)
                 self.state(f"measuring {cell.id}")
                 recorder = CellRecorder(self.run, cell, attempt)
-                done = run_runner(self.transport, self.runner, "run", cell_job(profile, cell, remote),
+                done = run_runner(self.transport, self.runner, "run", cell_job(profile, cell, remote, quality),
                                   profile.timeout_s, recorder)
             except DiskFullError:
                 raise  # nothing more can be recorded: stop the run rather than fail every cell
@@ -345,6 +356,23 @@ class DeviceWorker:
             self.observer.cell_finished(cell, None)
             return recorder
         return None
+
+    def quality_job(self, profile, cell: Cell, model) -> dict | None:
+        """A quality cell's `quality` job entry: the reference and text on the device (pushed like models,
+        once), after checking that the model shares the reference's tokenizer. None for other cells."""
+        if not cell.test.quality:
+            return None
+        options = profile.quality
+        files = self.run.quality_files(options)
+        prepared = files.prepared()
+        if cell.test.kind == "kld":
+            files.check_tokenizer(model)
+        remote = {}
+        for name, local in (("reference", prepared.reference), ("text", prepared.text)):
+            if local is not None and local not in self.placed:
+                self.placed[local] = self.retrying(lambda local=local: self.push(local, None), "the push")
+            remote[name] = self.placed[local] if local is not None else None
+        return {"n_ctx": options.n_ctx, "chunks": options.chunks, **remote}
 
     def cool_down(self, options) -> CoolDown | None:
         """The pre-cell check on the device: battery above the profile's minimum, then the cool-down."""

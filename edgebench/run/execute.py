@@ -18,6 +18,7 @@ from pathlib import Path
 from edgebench.config import parse_device, parse_profile
 from edgebench.config.engine import without_foreign_options
 from edgebench.errors import EdgebenchError, ResultsError
+from edgebench.quality.prepare import QualityFiles
 from edgebench.results.aggregate import run_rows
 from edgebench.results.header import PlannedCell
 from edgebench.results.store import HEADER, RunStore, read_attempts, read_header
@@ -57,10 +58,18 @@ class SharedRun:
         self.failures: list[tuple[str, str]] = []
         self._attempts = dict(attempts)
         self._lock = threading.Lock()
+        self._quality: dict[object, QualityFiles] = {}
 
     def profile_for(self, cell: Cell):
         """The profile a cell runs with: an A/B run gives each variant its own."""
         return self.variants[cell.variant] if cell.variant else self.profile
+
+    def quality_files(self, options) -> QualityFiles:
+        """The quality tests' files for a `quality:` block, built once for every device that needs them."""
+        with self._lock:
+            if options not in self._quality:
+                self._quality[options] = QualityFiles(options)
+            return self._quality[options]
 
     def next_attempt(self, cell: Cell) -> int:
         with self._lock:

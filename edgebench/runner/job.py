@@ -33,10 +33,14 @@ def parse_job(text):
             raise RunnerFailure("job", "job.%s must be %s" % (key, kind.__name__))
     test = job["test"]
     test.setdefault("batch", 0)  # controllers before generic models did not send it
-    if sorted(test) != sorted(TEST_KEYS) or not all(isinstance(test[k], int) and test[k] >= 0 for k in TEST_KEYS):
-        raise RunnerFailure("job", "job.test needs non-negative integers %s" % ", ".join(TEST_KEYS))
-    if not (test["n_prompt"] or test["n_gen"] or test["batch"]):
-        raise RunnerFailure("job", "job.test must prompt or generate at least one token, or run a batch")
+    test.setdefault("quality", "")  # nor before quality tests
+    counts = [k for k in TEST_KEYS if k != "quality"]
+    if sorted(test) != sorted(TEST_KEYS) or not all(isinstance(test[k], int) and test[k] >= 0 for k in counts):
+        raise RunnerFailure("job", "job.test needs non-negative integers %s and a quality kind"
+                            % ", ".join(counts))
+    if not (test["n_prompt"] or test["n_gen"] or test["batch"] or test["quality"]):
+        raise RunnerFailure("job", "job.test must prompt or generate at least one token, run a batch or "
+                            "measure quality")
     try:
         TestSpec(**test)
     except ValueError as exc:  # a batch with a prompt or a depth

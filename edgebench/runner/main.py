@@ -13,6 +13,7 @@ import faulthandler
 import os
 import platform
 import sys
+import time
 import traceback
 
 from . import PROTOCOL_VERSION, RUNNER_VERSION
@@ -22,6 +23,7 @@ from .engines import load_engine
 from .job import parse_job, parse_json_object, source_options
 from .modelfile import check_model_file
 from .protocol import Emitter, RunnerFailure
+from .quality.measure import measure_quality
 from .telemetry import Sampler, summarize_window
 from .telemetry.memory import own_rss_kb
 from .testspec import TestSpec
@@ -76,7 +78,9 @@ def run_job(job, emit):
         if sampler:
             sampler.start()
         mark = sampler.snapshot if sampler else (lambda: None)
-        for m in engine.measure(test, job["repetitions"], job["warmup"], mark):
+        if test.quality:
+            _run_quality(engine, job, test, emit, mark, sampler, limits)
+        for m in () if test.quality else engine.measure(test, job["repetitions"], job["warmup"], mark):
             window = summarize_window(sampler.records_between(m.t0, m.t1), n_tokens, t0=m.t0, t1=m.t1,
                                       **limits) if sampler else {}
             emit("sample", rep=m.rep, t_ns=m.t_ns, ts=n_tokens * 1e9 / m.t_ns, ttft_ns=m.ttft_ns,
@@ -88,6 +92,17 @@ def run_job(job, emit):
         engine.close()
     emit("done", ok=True, info=late, peak_rss_kb=own_rss_kb("VmHWM") if not engine.engine_pid() else None,
          sampler_cpu_s=sampler.cpu_s if sampler else None, sampler_wall_s=sampler.wall_s if sampler else None)
+
+
+def _run_quality(engine, job, test, emit, mark, sampler, limits):
+    """A quality test is deterministic: one pass whatever the repetitions, one sample with the scores."""
+    t0 = time.monotonic()
+    t_ns, n_tokens, scores = measure_quality(engine, job, test.kind, mark)
+    t1 = time.monotonic()
+    window = summarize_window(sampler.records_between(t0, t1), n_tokens, t0=t0, t1=t1,
+                              **limits) if sampler else {}
+    emit("sample", rep=0, t_ns=t_ns, ts=n_tokens * 1e9 / t_ns, ttft_ns=None, window=window,
+         n_tokens=n_tokens, quality=scores)
 
 
 def capabilities(emit, request):

@@ -3,6 +3,8 @@
 pp = prompt processing of n_prompt tokens, tg = generation of n_gen tokens, and the depth
 is context filled (untimed) before the test, as llama-bench's `-p`, `-n`, `-pg` and `-d` mean.
 `b8` is one forward pass of a generic (non-LLM) ONNX model at batch size 8.
+`ppl` and `kld` measure quality as llama-perplexity does (the profile's `quality:` block says over
+which text, chunk length and reference; runner/quality/ scores them).
 
 The one definition of a test: its name, kind and item count are read from here by the
 controller (profiles, rows, thresholds) and by the runner (jobs, rates), so the two cannot
@@ -17,12 +19,14 @@ from typing import NamedTuple
 # leading zeros are refused so that every test has exactly one spelling: `.name` round-trips
 _NUMBER = r"[1-9][0-9]*"
 _TEST = re.compile(r"(?:pp(?P<pp>{n})(?:\+tg(?P<pg>{n}))?|tg(?P<tg>{n}))(?:@d(?P<depth>{n}))?|b(?P<batch>{n})"
-                   .format(n=_NUMBER))
+                   r"|(?P<quality>ppl|kld)".format(n=_NUMBER))
 
 EXAMPLES = ("pp<N>, tg<N> or pp<N>+tg<N>, optionally with @d<depth>, e.g. pp512+tg128@d4096; "
-            "or b<N> for a generic model at batch size N")
+            "or b<N> for a generic model at batch size N; or ppl or kld for quality")
+# the quality tests: perplexity of a text, and KL divergence against a reference
+QUALITY_KINDS = ("ppl", "kld")
 # what `TestSpec.kind` can be: what a threshold such as `tg: 3%` applies to
-KINDS = ("pp", "tg", "pp+tg", "b")
+KINDS = ("pp", "tg", "pp+tg", "b") + QUALITY_KINDS
 
 
 class _Counts(NamedTuple):
@@ -31,6 +35,8 @@ class _Counts(NamedTuple):
     n_depth: int = 0
     # a generic model's forward pass at this batch size (then no prompt, generation or depth)
     batch: int = 0
+    # a quality test (one of QUALITY_KINDS; then no prompt, generation, depth or batch)
+    quality: str = ""
 
 
 # A named tuple rather than a dataclass: immutable and ordered all the same, and `dataclasses` would
@@ -39,22 +45,29 @@ class TestSpec(_Counts):
     __slots__ = ()
     __test__ = False  # not a pytest test class, despite the name
 
-    def __new__(cls, n_prompt: int = 0, n_gen: int = 0, n_depth: int = 0, batch: int = 0) -> "TestSpec":
+    def __new__(cls, n_prompt: int = 0, n_gen: int = 0, n_depth: int = 0, batch: int = 0,
+                quality: str = "") -> "TestSpec":
         llm = n_prompt or n_gen
-        if min(n_prompt, n_gen, n_depth, batch) < 0 or (not llm) == (not batch) or (batch and n_depth):
-            raise ValueError("invalid test: n_prompt=%s, n_gen=%s, n_depth=%s, batch=%s"
-                             % (n_prompt, n_gen, n_depth, batch))
-        return super().__new__(cls, n_prompt, n_gen, n_depth, batch)
+        what = [bool(llm), bool(batch), bool(quality)]
+        if (min(n_prompt, n_gen, n_depth, batch) < 0 or sum(what) != 1 or ((batch or quality) and n_depth)
+                or (quality and quality not in QUALITY_KINDS)):
+            raise ValueError("invalid test: n_prompt=%s, n_gen=%s, n_depth=%s, batch=%s, quality=%r"
+                             % (n_prompt, n_gen, n_depth, batch, quality))
+        return super().__new__(cls, n_prompt, n_gen, n_depth, batch, quality)
 
     @property
     def kind(self) -> str:
-        """`pp`, `tg`, `pp+tg` or `b` (one of KINDS)."""
+        """`pp`, `tg`, `pp+tg`, `b`, `ppl` or `kld` (one of KINDS)."""
+        if self.quality:
+            return self.quality
         if self.batch:
             return "b"
         return "+".join(k for k, n in (("pp", self.n_prompt), ("tg", self.n_gen)) if n)
 
     @property
     def name(self) -> str:
+        if self.quality:
+            return self.quality
         if self.batch:
             return "b%d" % self.batch
         parts = ["%s%d" % (k, n) for k, n in (("pp", self.n_prompt), ("tg", self.n_gen)) if n]
@@ -67,7 +80,8 @@ class TestSpec(_Counts):
 
     @property
     def n_items(self) -> int:
-        """What one repetition processes, for a rate: tokens, or samples of a batch."""
+        """What one repetition processes, for a rate: tokens, or samples of a batch; a quality test's
+        count depends on its `quality:` block, so the runner reports it (0 here)."""
         return self.batch or self.n_prompt + self.n_gen
 
     def __str__(self) -> str:
@@ -84,4 +98,4 @@ def parse_test(text: str) -> TestSpec:
     if not match:
         raise ValueError("not a test: %r; expected %s (counts are positive integers)" % (text, EXAMPLES))
     return TestSpec(n_prompt=int(match["pp"] or 0), n_gen=int(match["pg"] or match["tg"] or 0),
-                    n_depth=int(match["depth"] or 0), batch=int(match["batch"] or 0))
+                    n_depth=int(match["depth"] or 0), batch=int(match["batch"] or 0), quality=match["quality"] or "")

@@ -5,7 +5,8 @@
 # llama-cpp-python, as shared libraries, so edgebench and llama-bench are compared on identical
 # kernels and the runner can read llama.cpp's system info from the libraries beside the binary.
 # Prints the binary's path. The build is cached under $EDGEBENCH_CACHE (default ~/.cache/edgebench),
-# one folder per version and flags.
+# one folder per version and flags. An argument names another tool of the same build, e.g.
+# `build_llama_bench.sh llama-perplexity` for tests/perf/quality_fidelity.py.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 version=$(python -c "import importlib.metadata as m; print(m.version('llama_cpp_python'))")
@@ -14,10 +15,11 @@ key=$(python -m edgebench.toolchain.llama_cpp_wheel --key)
 cache=${EDGEBENCH_CACHE:-$HOME/.cache/edgebench}
 src="$cache/llama.cpp-$version/src"
 build="$cache/llama.cpp-$version/build-$key"
-binary="$build/bin/llama-bench"
+target=${1:-llama-bench}
+binary="$build/bin/$target"
 tools="llama-bench llama-fit-params llama-perplexity"
 built=yes
-for tool in $tools; do [ -x "$build/bin/$tool" ] || built=no; done
+for tool in $tools $target; do [ -x "$build/bin/$tool" ] || built=no; done
 if [ "$built" = yes ]; then echo "$binary"; exit 0; fi
 if [ ! -d "$src" ]; then
   mkdir -p "$cache/llama.cpp-$version"
@@ -30,5 +32,5 @@ cmake -S "$src/vendor/llama.cpp" -B "$build" -DCMAKE_BUILD_TYPE=Release \
   -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
   -DBUILD_SHARED_LIBS=ON $flags >&2
 # shellcheck disable=SC2086  # one target per word
-cmake --build "$build" --target $tools -j "$(nproc)" >&2
+cmake --build "$build" --target $tools "$target" -j "$(nproc)" >&2
 echo "$binary"

@@ -21,6 +21,7 @@ from . import llama_settings as llama
 from .base import Engine, Measurement
 from .declaration import THREADS, EngineDeclaration, Option
 from .hostinfo import cpu_model_name, physical_cores
+from .llama_scoring import ChunkDecoder, sequences_per_batch
 from .llama_settings import FLASH_ATTN, KV_CACHE_TYPES
 
 DECLARATION = EngineDeclaration(
@@ -31,7 +32,7 @@ DECLARATION = EngineDeclaration(
              llama.N_BATCH, llama.N_UBATCH, llama.TYPE_K, llama.TYPE_V, llama.FLASH_ATTN_OPTION, llama.N_GPU_LAYERS,
              Option("use_mmap", "bool", True, "map the model file instead of reading it"),
              llama.REPACK, llama.N_CPU_MOE, llama.SWA_FULL),
-    test_kinds=("pp", "tg", "pp+tg"),
+    test_kinds=("pp", "tg", "pp+tg", "ppl", "kld"),
     facts=("n_ctx", "n_batch", "n_ubatch", "type_k", "type_v", "flash_attn", "n_gpu_layers", "use_mmap", "repack",
            "n_cpu_moe", "swa_full"),
     compare_keys=llama.COMPARE_KEYS,
@@ -87,6 +88,18 @@ def _package_version():
         return version("llama_cpp_python")
     except Exception:
         return "unknown"
+
+
+def tokenize_with(L, vocab, text: bytes) -> list:
+    """llama_tokenize with special tokens added, not parsed (as llama-perplexity's common_tokenize)."""
+    capacity = len(text) + 16
+    for _ in range(2):
+        tokens = (ctypes.c_int32 * capacity)()
+        n = L.llama_tokenize(vocab, text, len(text), tokens, capacity, True, False)
+        if n >= 0:
+            return list(tokens[:n])
+        capacity = -n  # a byte-level tokenizer can need more tokens than the text has bytes
+    raise RunnerFailure("quality", "the text could not be tokenized")
 
 
 class LlamaCppEngine(Engine):
@@ -218,17 +231,21 @@ class LlamaCppEngine(Engine):
         return {"context_buffers_mib": dict(self.context_buffers), "kv_caches": list(self.kv_caches),
                 "n_ctx": int(self.L.llama_n_ctx(self.ctx))} if self.ctx else {}
 
-    def _new_context(self, test):
+    def _new_context(self, test, needed=None, n_seq=1):
         L = self.L
         if self.ctx:
             L.llama_free(self.ctx)
             self.ctx = None
         opts = self.options
         cparams = L.llama_context_default_params()
-        # llama-bench's context (to_llama_cparams), so both engines allocate the same memory
-        cparams.n_ctx = max(int(opts.get("n_ctx") or 0), test.n_depth + test.n_prompt + test.n_gen)
+        if needed is None:
+            # llama-bench's context (to_llama_cparams), so both engines allocate the same memory
+            needed = test.n_depth + test.n_prompt + test.n_gen
+        cparams.n_ctx = max(int(opts.get("n_ctx") or 0), needed)
         cparams.swa_full = bool(opts.get("swa_full", False))
-        cparams.n_batch = int(opts.get("n_batch", 2048))
+        # a quality context (n_seq chunks side by side) takes no larger batch than it holds, as llama-perplexity
+        cparams.n_batch = int(opts.get("n_batch", 2048)) if test else min(int(opts.get("n_batch", 2048)), needed)
+        cparams.n_seq_max = n_seq
         cparams.n_ubatch = int(opts.get("n_ubatch", 512))
         cparams.n_threads = cparams.n_threads_batch = self.n_threads
         cparams.type_k = KV_CACHE_TYPES[opts.get("type_k", "f16")]
@@ -332,6 +349,20 @@ class LlamaCppEngine(Engine):
             mark()
             ttft = after_prompt - start if test.n_prompt else None
             yield Measurement(rep=rep, t_ns=end - start, ttft_ns=ttft, t0=t0, t1=t1)
+
+    # -- quality (runner/quality/) -------------------------------------------------------------------
+
+    def tokenize(self, text: bytes):
+        """The text in the model's own tokens, BOS first where the model adds one (as llama-perplexity)."""
+        L = self.L
+        vocab = L.llama_model_get_vocab(self.model)
+        return tokenize_with(L, vocab, text)
+
+    def chunk_decoder(self, n_ctx: int) -> ChunkDecoder:
+        """A context as llama-perplexity makes one: n_seq chunks of n_ctx side by side."""
+        n_seq = sequences_per_batch(int(self.options.get("n_batch", 2048)), n_ctx, self.n_vocab)
+        self._new_context(None, needed=n_ctx * n_seq, n_seq=n_seq)
+        return ChunkDecoder(self.L, self.ctx, self.n_vocab, self.n_batch, n_seq, self.bos)
 
     def close(self):
         if self.L is None:

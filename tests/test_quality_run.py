@@ -1,0 +1,197 @@
+"""Quality tests end to end through the CLI: real runner, real llama.cpp, real sshd."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_ssh import device_yaml, trust
+
+from edgebench.models.synth.shapes import PRESETS
+from edgebench.models.synth.writer import write_gguf
+from edgebench.results.aggregate import run_rows
+
+pytestmark = pytest.mark.llama
+
+LADDER = ("Q8_0", "Q4_K_M", "Q3_K_S")
+QUALITY = ("ppl", "ppl_stderr", "ppl_ratio", "kld_mean", "kld_median", "kld_p99", "kld_p99_9", "kld_max",
+           "delta_p_rms", "same_top_p", "n_scored")
+
+
+def edgebench(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "edgebench", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=600, env=dict(os.environ))
+
+
+def ladder_profile(path: Path, models=LADDER, reference="synthetic:tiny-llama@F16", tests=("kld", "ppl")) -> Path:
+    """The tiny-llama preset as it is: its seeded random weights give near-uniform logits (PPL near the
+    vocabulary's 2048), yet the quants' KLD still differ by 5-15x from step to step."""
+    names = [m if m.startswith("synthetic:") else f"synthetic:tiny-llama@{m}" for m in models]
+    path.write_text(f"models: {json.dumps(names)}\nquality:\n  reference: {reference}\n  n_ctx: 128\n  chunks: 2\n"
+                    f"tests: {json.dumps(list(tests))}\nengine: {{threads: 2}}\ntelemetry: {{enabled: false}}\n")
+    return path
+
+
+def run_dir(results: Path) -> Path:
+    (found,) = [p for p in results.iterdir() if p.is_dir()]
+    return found
+
+
+def local_device(work: Path) -> None:
+    (work / "devices").mkdir(exist_ok=True)
+    (work / "devices" / "testbox.yaml").write_text(
+        f"name: testbox\ntransport: local\nclass: desktop\nworkdir: {work / 'device'}\n")
+
+
+@pytest.fixture(scope="module")
+def ladder_run(tmp_path_factory, llama_cpp):
+    work = tmp_path_factory.mktemp("ladder")
+    local_device(work)
+    profile = ladder_profile(work / "ladder.yaml", tests=("kld", "ppl", "tg4"))
+    proc = edgebench("run", profile, "-d", "testbox", "-o", work / "results", cwd=work)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    return work, run_dir(work / "results"), proc
+
+
+def kld_by_model(rows) -> dict:
+    return {row["model"].split("@")[1]: row for row in rows if row["test"] == "kld"}
+
+
+def test_the_quant_ladder_orders_by_kld(ladder_run):
+    _, results, _ = ladder_run
+    rows = kld_by_model(run_rows(results))
+    assert rows["Q8_0"]["kld_mean"] < rows["Q4_K_M"]["kld_mean"] < rows["Q3_K_S"]["kld_mean"]
+    assert rows["Q8_0"]["same_top_p"] > rows["Q3_K_S"]["same_top_p"]
+    for row in rows.values():
+        assert row["status"] == "done" and row["n_scored"] == 2 * (128 - 1 - 64)
+        assert all(row[field] is not None for field in QUALITY)
+        assert row["kld_median"] <= row["kld_p99"] <= row["kld_p99_9"] <= row["kld_max"]
+
+
+def test_ppl_rows_carry_ppl_only_and_agree_with_kld_rows(ladder_run):
+    _, results, _ = ladder_run
+    rows = run_rows(results)
+    ppl = {r["model"]: r for r in rows if r["test"] == "ppl"}
+    for row in rows:
+        if row["test"] == "kld":  # both score the reference's tokens
+            assert ppl[row["model"]]["ppl"] == pytest.approx(row["ppl"], rel=1e-9)
+            assert ppl[row["model"]]["kld_mean"] is None
+
+
+def test_show_puts_quality_beside_speed_and_memory(ladder_run):
+    work, results, _ = ladder_run
+    proc = edgebench("show", results, "--format", "md", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    header = proc.stdout.splitlines()[0]
+    for column in ("t/s", "peak RSS MiB", "PPL", "KLD", "KLD 99.9%", "same top %"):
+        assert f" {column} |" in header
+    q3 = next(line for line in proc.stdout.splitlines() if "Q3_K_S" in line and "| kld |" in line)
+    kld = kld_by_model(run_rows(results))["Q3_K_S"]["kld_mean"]
+    assert f"{kld:.5f}" in q3
+
+
+def test_report_draws_quality_against_speed_with_the_frontier_marked(ladder_run):
+    work, results, _ = ladder_run
+    out = work / "report.html"
+    proc = edgebench("report", results, "-o", out, cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    html = out.read_text()
+    assert "Quality against speed" in html and "testbox: quality against speed" in html
+    rows = run_rows(results)
+    for quant in LADDER:
+        assert 'class="point-label"' in html and f">tiny-llama@{quant}</text>" in html
+    # Q8_0 has the lowest KLD, so nothing beats it on both axes: it is on the frontier whatever the speeds
+    assert "best choices" in html and "tiny-llama@Q8_0" in html.split("best choices (nothing")[1].split("</div>")[0]
+    fastest = max((r for r in rows if r["test"] == "tg4"), key=lambda r: r["avg_ts"])["model"]
+    assert fastest in html.split("best choices (nothing")[1].split("</div>")[0]
+    assert html.count('class="frontier"') >= 1
+
+
+def test_jsonl_rows_use_the_quality_field_names(ladder_run):
+    work, results, _ = ladder_run
+    proc = edgebench("show", results, "--format", "jsonl", cwd=work)
+    row = next(json.loads(line) for line in proc.stdout.splitlines() if json.loads(line)["test"] == "kld")
+    assert set(QUALITY) <= set(row)
+
+
+def test_a_kld_jump_is_a_regression_however_fast(ladder_run, tmp_path):
+    """The candidate is the base's run as a miscompiled build would record it: twice the speed, ten times
+    the KLD. `compare` says the KLD regressed and exits 1."""
+    work, results, _ = ladder_run
+    cand = tmp_path / "cand"
+    shutil.copytree(results, cand)
+    samples = cand / "samples.jsonl"
+    lines = []
+    for line in samples.read_text().splitlines():
+        record = json.loads(line)
+        if "kld_mean" in (record.get("quality") or {}):
+            record["ts"] *= 2
+            record["quality"]["kld_mean"] *= 10
+        lines.append(json.dumps(record))
+    samples.write_text("\n".join(lines) + "\n")
+    proc = edgebench("compare", results, cand, cwd=work)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    verdicts = {line.split("|")[2].strip(): line.split("|")[-2].strip()
+                for line in proc.stdout.splitlines() if "/kld/" in line}
+    assert verdicts["kld_mean (KLD)"] == "regressed" and verdicts["ppl (PPL)"] == "same"
+    assert "ts (t/s)" not in verdicts  # a quality cell's one timed pass is not gated
+
+
+def test_models_with_different_tokenizers_fail_in_one_sentence(tmp_path, llama_cpp):
+    """Every synthetic preset shares one minimal tokenizer; this model has half its vocabulary."""
+    other = tmp_path / "other-vocab.gguf"
+    write_gguf(dataclasses.replace(PRESETS["tiny-llama"], n_vocab=1024), other)
+    local_device(tmp_path)
+    profile = ladder_profile(tmp_path / "p.yaml", models=(), tests=("kld",))
+    profile.write_text(profile.read_text().replace("models: []", f"models: [{json.dumps(str(other))}]"))
+    proc = edgebench("run", profile, "-d", "testbox", "-o", tmp_path / "results", cwd=tmp_path)
+    assert proc.returncode == 1
+    (row,) = run_rows(run_dir(tmp_path / "results"))
+    assert row["error"] == ("KLD cannot compare other-vocab with the reference tiny-llama@F16: "
+                            "their tokenizers differ")
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.usefixtures("private_known_hosts")
+def test_a_kld_run_over_ssh_gives_the_local_figures(ladder_run, sshd, tmp_path):
+    _, local_results, _ = ladder_run
+    (tmp_path / "devices").mkdir()
+    (tmp_path / "devices" / "box.yaml").write_text(device_yaml(sshd))
+    trust(sshd)
+    profile = ladder_profile(tmp_path / "ladder.yaml", tests=("kld",))
+    proc = edgebench("run", profile, "-d", "box", "-o", tmp_path / "results", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    remote = kld_by_model(run_rows(run_dir(tmp_path / "results")))
+    local = kld_by_model(run_rows(local_results))
+    # the reference was pushed like a model, into the device's content-addressed store
+    assert len(list((Path(sshd.device_dir) / "models").iterdir())) == len(LADDER) + 1
+    for quant in LADDER:
+        assert remote[quant]["device"] == "box"
+        for field in QUALITY:
+            assert remote[quant][field] == pytest.approx(local[quant][field], rel=1e-9, abs=1e-12), (quant, field)
+
+
+def test_the_engines_c_side_row_summary_is_the_pure_python_one(tiny_llama):
+    """The argmax and log Σ exp llama.cpp's samplers give are what the stdlib fallback computes."""
+    from edgebench.runner.engines.llama_cpp_engine import LlamaCppEngine
+    from edgebench.runner.quality.token_score import log_sum_exp
+
+    engine = LlamaCppEngine()
+    engine.open(str(tiny_llama), {"threads": 2})
+    try:
+        decoder = engine.chunk_decoder(16)
+        checked = 0
+        for _, _, row, (top, lse) in decoder.rows([list(range(40, 56)), list(range(300, 316))]):
+            top_logit, python_lse = log_sum_exp(row)
+            assert row[top] == top_logit and lse == pytest.approx(python_lse, abs=1e-6)
+            checked += 1
+        decoder.close()
+    finally:
+        engine.close()
+    assert checked == 2 * (16 - 1 - 8)
