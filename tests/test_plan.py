@@ -251,3 +251,24 @@ def test_the_planner_knows_the_size_of_every_kv_type_a_profile_accepts():
 
     assert KV_TYPES == tuple(KV_CACHE_TYPES)
     assert all(kv_element_bytes(kv) > 0 for kv in KV_TYPES)
+
+
+def test_only_repacked_tensors_inside_the_mapped_span_stay_in_rss():
+    """llama.cpp unmaps the file outside the span of the tensors it uses in place (unmap_fragment), so the
+    pages it read to repack a tensor after that span leave RSS; inside the span they stay."""
+    from dataclasses import replace
+
+    from edgebench.models.gguf_info import TensorInfo
+    from edgebench.plan.memory import mapped_original_bytes
+
+    info = info_from_preset("tiny-llama", "Q8_0")
+    embd = TensorInfo("token_embd.weight", "Q8_0", 1, 100, 8)
+    norm = TensorInfo("output_norm.weight", "F32", 1, 10, 1)
+
+    def q4k(name, n_bytes):
+        return TensorInfo(name, "Q4_K", 1, n_bytes, 256)
+
+    inside = replace(info, tensors=(embd, q4k("blk.0.ffn_up.weight", 1000), norm, q4k("blk.0.ffn_down.weight", 7)))
+    assert mapped_original_bytes(inside, "x86_64") == 1000  # the tail tensor's pages were unmapped
+    assert mapped_original_bytes(inside, "aarch64") == 1000
+    assert mapped_original_bytes(replace(info, tensors=(q4k("blk.0.a", 5), embd, norm)), "x86_64") == 0

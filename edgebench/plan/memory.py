@@ -151,13 +151,28 @@ def expert_bytes_split(info: ModelInfo, n_cpu_moe: int) -> tuple[int, int]:
     return sum(moe[:n_cpu_moe]), sum(moe[n_cpu_moe:])
 
 
+def _repacked(t, types) -> bool:
+    return t.type in types and t.rows % 8 == 0 and t.name != "token_embd.weight" and t.name.startswith("blk.")
+
+
 def repacked_bytes(info: ModelInfo, cpu_arch: str, experts: bool = False) -> int:
     """The interleaved copy llama.cpp's CPU backend makes of matmul weights of repackable types
     (with `experts`: of the routed-expert tensors only)."""
     types = REPACK_TYPES.get(_arch_family(cpu_arch), set())
-    return sum(t.n_bytes for t in info.tensors
-               if t.type in types and t.rows % 8 == 0 and t.name != "token_embd.weight"
-               and t.name.startswith("blk.") and (not experts or "_exps" in t.name))
+    return sum(t.n_bytes for t in info.tensors if _repacked(t, types) and (not experts or "_exps" in t.name))
+
+
+def mapped_original_bytes(info: ModelInfo, cpu_arch: str) -> int:
+    """File pages of repacked tensors that stay mapped once loaded. llama.cpp maps the file, reads every
+    tensor through the mapping, then unmaps what lies outside the span of the tensors used in place
+    (llama-model-loader.cpp, unmap_fragment): a repacked tensor inside that span leaves its pages in RSS,
+    one before or after it does not."""
+    types = REPACK_TYPES.get(_arch_family(cpu_arch), set())
+    in_place = [i for i, t in enumerate(info.tensors) if not _repacked(t, types)]
+    if not in_place:
+        return 0
+    first, last = in_place[0], in_place[-1]
+    return sum(t.n_bytes for i, t in enumerate(info.tensors) if first < i < last and _repacked(t, types))
 
 
 def _arch_family(arch: str) -> str:
@@ -192,9 +207,10 @@ def memory_items(info: ModelInfo, runtime: Runtime) -> list[MemoryItem]:
     items += [
         MemoryItem("repacked weights", repack, 0.0,
                    f"CPU backend's interleaved copy ({_arch_family(runtime.cpu_arch)} kernels)"),
-        # with mmap the repacked tensors' file pages were read once to repack them
-        MemoryItem("mapped originals", repack if runtime.use_mmap else 0, 0.0,
-                   "file pages read for repacking: in RSS, reclaimable", reclaimable=True),
+        # with mmap the repacked tensors' file pages were read once to repack them; those inside the
+        # mapped span stay in RSS
+        MemoryItem("mapped originals", mapped_original_bytes(info, runtime.cpu_arch) if runtime.use_mmap else 0,
+                   0.0, "file pages read for repacking: in RSS, reclaimable", reclaimable=True),
         MemoryItem("KV cache", 0, kv_bytes_per_token(info, runtime.kv_type, sliding=False) * runtime.n_seq,
                    f"{len(full_layers)} full-attention layers of {info.n_layer}, {runtime.kv_type}"
                    + (", MLA compressed K only" if info.is_mla else "")),
