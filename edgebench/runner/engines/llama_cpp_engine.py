@@ -17,6 +17,7 @@ import time
 import types
 
 from ..protocol import RunnerFailure
+from . import ggml_devices as devices
 from . import llama_settings as llama
 from .base import Engine, Measurement
 from .declaration import THREADS, EngineDeclaration, Option
@@ -40,9 +41,10 @@ DECLARATION = EngineDeclaration(
 # llama_load_mode: AUTO lets llama.cpp mmap where it can, which is llama-bench's default.
 _LOAD_MODE = {True: -1, False: 0}
 _GGML_LOG_WARN, _GGML_LOG_ERROR = 3, 4
-# llama.cpp's own account of where the weights went, e.g. `CPU_REPACK model buffer size = 1.09 MiB`:
-# which buffer types were used (repacked, AMX, a GPU) and how much each holds
-_MODEL_BUFFER = re.compile(r"(\S+) model buffer size\s*=\s*([0-9.]+) MiB")
+# llama.cpp's own account of where its memory went, e.g. `CPU_REPACK model buffer size = 1.09 MiB`,
+# `CUDA0 KV buffer size = 64.00 MiB`, `CUDA_Host compute buffer size = 12.01 MiB`: which buffer
+# types were used (repacked, AMX, a GPU) and how much each holds
+_BUFFER = re.compile(r"(\S+)\s+(model|KV|RS|compute|output) buffer size\s*=\s*([0-9.]+) MiB")
 
 
 class _Batches(list):
@@ -92,6 +94,7 @@ class LlamaCppEngine(Engine):
         self._log_cb = None
         self._depth_state = None
         self.model_buffers = {}
+        self.context_buffers = {}
 
     # -- loading -------------------------------------------------------------------------------------
 
@@ -122,8 +125,9 @@ class LlamaCppEngine(Engine):
             "build_number": 0,
             "engine_version": "llama-cpp-python " + _package_version(),
             "cpu_info": cpu_model_name(),
-            "gpu_info": "",
-            "backends": "CPU" if not mparams.n_gpu_layers else "GPU",
+            "gpu_info": devices.gpu_info(),
+            "backends": devices.backends(),
+            "gpu_memory_mib": devices.gpu_memory_mib(),
             "model_type": desc.value.decode(errors="replace"),
             "model_size": int(L.llama_model_size(self.model)),
             "model_n_params": int(L.llama_model_n_params(self.model)),
@@ -144,9 +148,13 @@ class LlamaCppEngine(Engine):
             if level in (_GGML_LOG_WARN, _GGML_LOG_ERROR):
                 sys.stderr.write(line)
             else:
-                found = _MODEL_BUFFER.search(line)
+                found = _BUFFER.search(line)
                 if found:
-                    self.model_buffers[found.group(1)] = float(found.group(2))
+                    buft, kind, mib = found.group(1), found.group(2), float(found.group(3))
+                    if kind == "model":
+                        self.model_buffers[buft] = mib
+                    else:
+                        self.context_buffers["%s %s" % (buft, kind)] = mib
 
         self._log_cb = L.llama_log_callback(forward)  # kept alive: C holds the pointer
         L.llama_log_set(self._log_cb, ctypes.c_void_p(0))
@@ -156,6 +164,7 @@ class LlamaCppEngine(Engine):
         if self.ctx:
             L.llama_free(self.ctx)
             self.ctx = None
+        self.context_buffers.clear()
         opts = self.options
         cparams = L.llama_context_default_params()
         # one extra position: a pp-only test still decodes its first token to time TTFT
@@ -268,6 +277,10 @@ class LlamaCppEngine(Engine):
             mark()
             ttft = first_token - start if (test.n_prompt and first) else None
             yield Measurement(rep=rep, t_ns=end - start, ttft_ns=ttft, t0=t0, t1=t1)
+
+    def late_info(self):
+        # the last context's buffers (KV, recurrent state, compute, output), per buffer type
+        return {"context_buffers_mib": dict(self.context_buffers)} if self.context_buffers else {}
 
     def close(self):
         if self.L is None:
