@@ -7,38 +7,31 @@
 - `gpu_info`: the descriptions of the GPU and integrated-GPU devices, joined by ", ".
 - `gpu_memory_mib`: {device name: total MiB} of those devices (the card's size, for the report).
 
-llama-cpp-python binds none of ggml's registry, so this loads libggml from the folder libllama
-came from (already mapped into the process as its dependency) and declares the few calls it needs.
+llama-cpp-python binds none of ggml's registry: the calls are declared here on libggml (ggml_libs).
 """
 
 from __future__ import annotations
 
 import ctypes
-import os
-import sys
+
+from . import ggml_libs
 
 _DEVICE_GPU, _DEVICE_IGPU = 1, 3  # enum ggml_backend_dev_type: CPU, GPU, ACCEL, IGPU
 UNKNOWN = "unknown"
 
 
 def _libggml():
-    llama = sys.modules.get("llama_cpp.llama_cpp")
-    folder = os.path.dirname(getattr(getattr(llama, "_lib", None), "_name", "") or "")
-    for name in ("libggml.so", "libggml.dylib", "ggml.dll"):
-        path = os.path.join(folder, name)
-        if folder and os.path.exists(path):
-            lib = ctypes.CDLL(path)
-            p, size = ctypes.c_void_p, ctypes.c_size_t
-            for func, args, result in (
-                    ("ggml_backend_reg_count", [], size), ("ggml_backend_reg_get", [size], p),
-                    ("ggml_backend_reg_name", [p], ctypes.c_char_p), ("ggml_backend_reg_dev_count", [p], size),
-                    ("ggml_backend_dev_count", [], size), ("ggml_backend_dev_get", [size], p),
-                    ("ggml_backend_dev_type", [p], ctypes.c_int), ("ggml_backend_dev_name", [p], ctypes.c_char_p),
-                    ("ggml_backend_dev_description", [p], ctypes.c_char_p),
-                    ("ggml_backend_dev_memory", [p, ctypes.POINTER(size), ctypes.POINTER(size)], None)):
-                getattr(lib, func).argtypes, getattr(lib, func).restype = args, result
-            return lib
-    return None
+    lib = ggml_libs.load("ggml")
+    if lib is None:
+        return None
+    p, size = ctypes.c_void_p, ctypes.c_size_t
+    return ggml_libs.declare(
+        lib, ("ggml_backend_reg_count", [], size), ("ggml_backend_reg_get", [size], p),
+        ("ggml_backend_reg_name", [p], ctypes.c_char_p), ("ggml_backend_reg_dev_count", [p], size),
+        ("ggml_backend_dev_count", [], size), ("ggml_backend_dev_get", [size], p),
+        ("ggml_backend_dev_type", [p], ctypes.c_int), ("ggml_backend_dev_name", [p], ctypes.c_char_p),
+        ("ggml_backend_dev_description", [p], ctypes.c_char_p),
+        ("ggml_backend_dev_memory", [p, ctypes.POINTER(size), ctypes.POINTER(size)], None))
 
 
 def _text(raw) -> str:

@@ -21,6 +21,7 @@ from . import ggml_devices as devices
 from . import llama_settings as llama
 from .base import Engine, Measurement
 from .declaration import THREADS, EngineDeclaration, Option
+from .ggml_threadpool import Threadpool
 from .hostinfo import cpu_model_name, physical_cores
 from .llama_settings import FLASH_ATTN, KV_CACHE_TYPES
 
@@ -95,6 +96,7 @@ class LlamaCppEngine(Engine):
         self._depth_state = None
         self.model_buffers = {}
         self.context_buffers = {}
+        self.threadpool = Threadpool()
 
     # -- loading -------------------------------------------------------------------------------------
 
@@ -181,6 +183,7 @@ class LlamaCppEngine(Engine):
         if not self.ctx:
             raise RunnerFailure("engine", "llama.cpp could not create a context of %d tokens "
                                 "(out of memory?)" % cparams.n_ctx)
+        self.threadpool.attach(L, self.ctx, self.n_threads)
         self.n_batch = cparams.n_batch
         self.n_ctx = cparams.n_ctx
         self._depth_state = None
@@ -288,6 +291,7 @@ class LlamaCppEngine(Engine):
         if self.ctx:
             self.L.llama_free(self.ctx)
             self.ctx = None
+        self.threadpool.free()
         if self.model:
             self.L.llama_model_free(self.model)
             self.model = None
