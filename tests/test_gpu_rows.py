@@ -1,0 +1,63 @@
+"""GPU facts and telemetry in the rows, through the command line with the real runner and llama.cpp:
+`backends` and `gpu_info` as llama-bench fills them, and the GPU columns from the nvidia_smi source
+(nvidia-smi replayed from an H200 recording: CI has no GPU)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgebench.cli import main
+
+FAKE_SMI = Path(__file__).parent / "fixtures" / "telemetry" / "nvidia_smi" / "nvidia-smi"
+GPU_COLUMNS = ("peak_vram_mib", "max_gpu_temp_c", "min_gpu_clock_ratio", "gpu_power_w", "gpu_j_per_token")
+
+
+def run_rows(tmp_path, device_file, model, engine: str, telemetry: str, capsys, name: str):
+    profile = tmp_path / f"{name}.yaml"
+    profile.write_text(f"models: [{json.dumps(str(model))}]\ntests: [tg64]\nrepetitions: 4\nwarmup: 1\n"
+                       f"engine:\n{engine}telemetry: {telemetry}\n")
+    results = tmp_path / name
+    assert main(["run", str(profile), "-d", str(device_file), "-o", str(results)]) == 0, capsys.readouterr()
+    capsys.readouterr()
+    (run,) = results.iterdir()
+    assert main(["show", str(run), "--format", "jsonl"]) == 0
+    (row,) = map(json.loads, capsys.readouterr().out.splitlines())
+    return row
+
+
+@pytest.mark.llama
+def test_backends_and_gpu_info_as_llama_bench_fills_them(tmp_path, local_device_file, tiny_llama,
+                                                          llama_bench_binary, capsys):
+    # n_gpu_layers asks for offload; what llama-bench reports is the build's backends, not the request
+    ours = run_rows(tmp_path, local_device_file, tiny_llama, "  name: llama.cpp\n  n_gpu_layers: 99\n",
+                    "{enabled: false}", capsys, "ours")
+    theirs = run_rows(tmp_path, local_device_file, tiny_llama,
+                      f"  name: llama-bench\n  binary: {json.dumps(llama_bench_binary)}\n  n_gpu_layers: 99\n",
+                      "{enabled: false}", capsys, "theirs")
+    assert (ours["backends"], ours["gpu_info"]) == (theirs["backends"], theirs["gpu_info"])
+    assert ours["backends"] == "CPU" and ours["gpu_info"] == ""  # this machine's build has no GPU backend
+
+
+@pytest.mark.llama
+def test_gpu_columns_from_nvidia_smi(tmp_path, local_device_file, tiny_llama, monkeypatch, capsys):
+    # the fake lists its parent, the runner that holds the in-process engine, as the process on the GPU
+    monkeypatch.setenv("FAKE_SMI_PID", "parent")
+    smi = f"telemetry:\n  nvidia_smi: {json.dumps(str(FAKE_SMI))}\n"
+    local_device_file.write_text(local_device_file.read_text() + smi)
+    row = run_rows(tmp_path, local_device_file, tiny_llama, "  name: llama.cpp\n", "{interval_s: 0.05}", capsys, "gpu")
+    assert row["peak_vram_mib"] in (518, 1530, 2130, 1740)  # the recorded llama-bench process's memory
+    assert 36 <= row["max_gpu_temp_c"] <= 46
+    assert row["min_gpu_clock_ratio"] in (345 / 1980, 1.0)
+    assert row["gpu_power_w"] > 70 and row["gpu_j_per_token"] > 0
+    assert row["throttled"] is False
+
+
+@pytest.mark.llama
+def test_no_gpu_leaves_the_gpu_columns_null(tmp_path, local_device_file, tiny_llama, capsys):
+    local_device_file.write_text(local_device_file.read_text() + "telemetry:\n  nvidia_smi: /nonexistent/nvidia-smi\n")
+    row = run_rows(tmp_path, local_device_file, tiny_llama, "  name: llama.cpp\n", "{interval_s: 0.05}", capsys,
+                   "nogpu")
+    assert [row[c] for c in GPU_COLUMNS] == [None] * len(GPU_COLUMNS)
