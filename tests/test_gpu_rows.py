@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,40 @@ def test_no_gpu_leaves_the_gpu_columns_null(tmp_path, local_device_file, tiny_ll
     row = run_rows(tmp_path, local_device_file, tiny_llama, "  name: llama.cpp\n", "{interval_s: 0.05}", capsys,
                    "nogpu")
     assert [row[c] for c in GPU_COLUMNS] == [None] * len(GPU_COLUMNS)
+
+
+@pytest.mark.llama
+def test_the_report_draws_vram_against_the_card_and_gpu_traces_with_throttling(tmp_path, local_device_file,
+                                                                               tiny_llama, monkeypatch, capsys):
+    from xml.etree import ElementTree as ET
+    monkeypatch.setenv("FAKE_SMI_PID", "parent")
+    monkeypatch.setenv("FAKE_SMI_THROTTLE", "0x20")  # sw_thermal_slowdown, in every other block of 3 lines
+    monkeypatch.setenv("FAKE_SMI_THROTTLE_PERIOD", "3")
+    local_device_file.write_text(local_device_file.read_text() +
+                                 f"telemetry:\n  nvidia_smi: {json.dumps(str(FAKE_SMI))}\n")
+    profile = tmp_path / "p.yaml"
+    profile.write_text(f"models: [{json.dumps(str(tiny_llama))}]\ntests: [tg128, pp512]\nrepetitions: 5\n"
+                       "warmup: 1\nengine: {name: llama.cpp, threads: 2}\ntelemetry: {interval_s: 0.05}\n")
+    assert main(["run", str(profile), "-d", str(local_device_file), "-o", str(tmp_path / "results")]) in (0, 1)
+    (run,) = (tmp_path / "results").iterdir()
+    out = tmp_path / "report.html"
+    assert main(["report", str(run), "-o", str(out)]) == 0, capsys.readouterr()
+    html = out.read_text()
+    assert ">GPU</h3>" in html
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    charts = {c.get("aria-label"): c for c in map(ET.fromstring, re.findall(r"<svg .*?</svg>", html, flags=re.S))}
+    vram = charts["testbox: peak VRAM per model"]
+    assert "GPU memory 140.4 GiB" in ET.tostring(vram, encoding="unicode")  # the H200's 143771 MiB
+    traces = [c for title, c in charts.items() if title.endswith("GPU temperature and clock")]
+    assert traces and any(c.findall(".//s:rect[@class='throttled']", ns) for c in traces)
+
+
+def test_a_run_without_a_gpu_has_no_gpu_section(tmp_path, local_device_file, tiny_llama, capsys):
+    local_device_file.write_text(local_device_file.read_text() + "telemetry:\n  nvidia_smi: /nonexistent\n")
+    profile = tmp_path / "p.yaml"
+    profile.write_text(f"models: [{json.dumps(str(tiny_llama))}]\ntests: [tg16]\nrepetitions: 2\nwarmup: 0\n"
+                       "engine: {name: llama.cpp}\n")
+    assert main(["run", str(profile), "-d", str(local_device_file), "-o", str(tmp_path / "results")]) == 0
+    (run,) = (tmp_path / "results").iterdir()
+    assert main(["report", str(run), "-o", str(tmp_path / "r.html")]) == 0
+    assert ">GPU</h3>" not in (tmp_path / "r.html").read_text()

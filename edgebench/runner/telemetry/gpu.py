@@ -40,7 +40,7 @@ def _top(values):
     return max(values) if values else None
 
 
-def _gpu_temp(record: dict) -> Optional[float]:
+def gpu_temp(record: dict) -> Optional[float]:
     temps = [e["temp_c"] for e in entries(record) if e.get("temp_c") is not None]
     if temps:
         return max(temps)
@@ -48,7 +48,7 @@ def _gpu_temp(record: dict) -> Optional[float]:
     return max(zones) if zones else None
 
 
-def _clock_ratio(record: dict) -> Optional[float]:
+def clock_ratio(record: dict) -> Optional[float]:
     ratios = [e["clock_mhz"] / e["clock_max_mhz"] for e in entries(record)
               if e.get("clock_mhz") is not None and e.get("clock_max_mhz")]
     return min(ratios) if ratios else None
@@ -62,13 +62,21 @@ def _gpu_power(record: dict) -> Optional[float]:
     return sum(rails) if rails else None
 
 
+def throttle_reasons(record: dict) -> Optional[List[str]]:
+    """The GPU throttle reasons one record's entries report, or None when none can tell."""
+    said = [e["throttle"] for e in entries(record) if e.get("throttle") is not None]
+    return sorted({"gpu_" + reason for found in said for reason in found}) if said else None
+
+
+def vram_total_mib(record: dict) -> Optional[float]:
+    return _sum_of([e.get("mem_total_mib") for e in entries(record)])
+
+
 def gpu_throttle(window):
     """A GPU source's throttle hook: the reasons its entries report, as gpu_<reason>; None when no
     entry says (an entry without `throttle` cannot tell)."""
-    said = [e["throttle"] for r in window.records for e in entries(r) if e.get("throttle") is not None]
-    if not said:
-        return None
-    return sorted({"gpu_" + reason for found in said for reason in found})
+    said = [found for found in (throttle_reasons(r) for r in window.records) if found is not None]
+    return sorted({reason for found in said for reason in found}) if said else None
 
 
 @summary("gpu", order=37, columns=[
@@ -80,7 +88,7 @@ def gpu_throttle(window):
 ])
 def summarize(window) -> dict:
     records = window.records
-    ratios = _numbers(records, _clock_ratio)
+    ratios = _numbers(records, clock_ratio)
     util = _numbers(records, lambda r: _mean_of([e.get("util_pct") for e in entries(r)]))
     power = [(r["t"], w) for r, w in ((r, _gpu_power(r)) for r in records) if w is not None]
     energy = None
@@ -90,8 +98,8 @@ def summarize(window) -> dict:
     return {
         "peak_vram_mib": _top(_numbers(records, lambda r: r.get("gpu_process_mib"))),
         "max_vram_used_mib": _top(_numbers(records, lambda r: _sum_of([e.get("mem_used_mib") for e in entries(r)]))),
-        "vram_total_mib": _top(_numbers(records, lambda r: _sum_of([e.get("mem_total_mib") for e in entries(r)]))),
-        "max_gpu_temp_c": _top(_numbers(records, _gpu_temp)),
+        "vram_total_mib": _top(_numbers(records, vram_total_mib)),
+        "max_gpu_temp_c": _top(_numbers(records, gpu_temp)),
         "min_gpu_clock_ratio": min(ratios) if ratios else None,
         "gpu_util_pct": sum(util) / len(util) if util else None,
         "gpu_power_w": sum(w for _t, w in power) / len(power) if power else None,
