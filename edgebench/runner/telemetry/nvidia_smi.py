@@ -16,6 +16,7 @@ an idle GPU or an application clock setting is not throttling.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -128,6 +129,8 @@ class _Loop(object):
         self.command = [program, query, _FORMAT, "-lms", str(interval_ms)]
         self.on_line = on_line
         self.process = None
+        # a sampler that is never stopped (a crash between start and stop) must not leave a child behind
+        atexit.register(self.close)
 
     def ensure(self) -> None:
         if self.process is not None and self.process.poll() is None:
