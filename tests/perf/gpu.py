@@ -16,7 +16,7 @@ through LLAMA_CPP_LIB_PATH, which llama-cpp-python honours. Prints, and writes a
    half and all x n_ctx 4096 and 32768, for a Qwen3.5 and a Llama synthetic model, with llama.cpp's
    own buffers (its log's `<buffer type> <kind> buffer size` lines) and `llama-fit-params
    --fit-print on`'s estimate per device. `predicted` is `edgebench plan --json`'s VRAM for the
-   same settings once the planner sizes GPU buffers (PREDICTOR below); "n/a" until then.
+   same settings once the planner sizes GPU buffers (predicted_vram_mib below); "n/a" until then.
    Goal (with a predictor): within max(10%, 256 MiB).
 4. Per-repetition t/s samples of pp512 and tg128 through edgebench's runner (--sample-reps), for
    the statistical gate's tests (llama-bench's own are taken with `-r 30 -o json`).
