@@ -1,9 +1,9 @@
 """A CPU threadpool attached to the context, as llama-bench attaches one.
 
 Without one, ggml's CPU backend starts and joins a disposable pool of threads for every graph it
-computes. On a CPU-bound run that is lost in the noise; with the layers on a GPU a pp512 graph takes
-~15 ms and the thread start-up showed as edgebench running 4% slower than llama-bench (H200). The
-pool gets ggml's defaults, which are llama-bench's (poll 50, normal priority, no strict placement).
+computes, a cost llama-bench does not pay: lost in the noise of a CPU-bound run, but a larger share
+of a short graph with the layers on a GPU (a pp512 graph takes ~15 ms on an H200). The pool gets
+ggml's defaults, which are llama-bench's (poll 50, normal priority, no strict placement).
 """
 
 from __future__ import annotations
