@@ -139,3 +139,17 @@ def test_the_installed_engine_was_built_without_instructions_this_cpu_may_fault_
     assert "AMX_INT8 = 1" not in info["system_info"]
     if platform.machine() in ("x86_64", "AMD64"):
         assert "AVX2 = 1" in info["system_info"] and "AVX512 = 1" not in info["system_info"]
+
+
+@pytest.mark.llama
+def test_the_engine_gives_its_context_a_threadpool_as_llama_bench_does(tiny_llama):
+    from edgebench.runner.engines.llama_cpp_engine import LlamaCppEngine
+    from edgebench.runner.testspec import TestSpec
+    engine = LlamaCppEngine()
+    try:
+        engine.open(str(tiny_llama), {"threads": 2})
+        samples = list(engine.measure(TestSpec(32, 0, 0), 2, 0, lambda: None))
+        assert len(samples) == 2 and engine.threadpool.attached
+    finally:
+        engine.close()
+    assert not engine.threadpool.attached

@@ -47,6 +47,10 @@ class Threadpool(object):
         L._lib.llama_attach_threadpool(ctx, pool, None)
         return True
 
+    @property
+    def attached(self) -> bool:
+        return bool(self._pool)
+
     def free(self) -> None:
         if self._pool:
             self._cpu.ggml_threadpool_free(self._pool)
