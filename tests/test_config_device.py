@@ -299,3 +299,39 @@ def test_list_shipped_devices():
     names = [d.name for d in list_devices(REPO / "devices")]
     assert names == sorted(names) and "rpi5" in names
     assert all(isinstance(d, DeviceProfile) for d in list_devices(REPO / "devices"))
+
+
+# ---- the GPU, for offload planning ----------------------------------------------------------------
+
+def test_gpu_section(tmp_path):
+    card = load_device(write(tmp_path, "name: laptop\ngpu: {vram_gb: 8}\n"))
+    assert (card.gpu.vram_gb, card.gpu.unified) == (8.0, False)
+    jetson = load_device(write(tmp_path, "name: orin\nfacts: {ram_gb: 8}\ngpu: {unified: true}\n"))
+    assert (jetson.gpu.vram_gb, jetson.gpu.unified) == (None, True)
+    assert jetson.to_dict()["gpu"] == {"vram_gb": None, "unified": True}
+    assert load_device(write(tmp_path, "name: pi\n")).gpu.vram_gb is None
+
+
+@pytest.mark.parametrize("text, line, key, fragment", [
+    ("gpu: {vram_gb: 0}\n", 2, "gpu.vram_gb", "greater than 0"),
+    ("gpu: {vram: 8}\n", 2, "gpu.vram", "did you mean 'vram_gb'?"),
+    ("gpu:\n  unified: maybe\n", 3, "gpu.unified", "expected true or false"),
+    ("facts: {ram_gb: 8}\ngpu:\n  unified: true\n  vram_gb: 16\n", 5, "gpu.vram_gb",
+     "vram_gb (16) cannot exceed facts.ram_gb (8)"),
+])
+def test_bad_gpu_settings(tmp_path, text, line, key, fragment):
+    err, path = device_error(tmp_path, "name: dev\n" + text)
+    assert_at(err, path, line, key, fragment)
+
+
+def test_a_bad_gpu_setting_through_the_cli_is_one_sentence(tmp_path, monkeypatch, capsys):
+    from edgebench.cli import main
+    devices = tmp_path / "devices"
+    path = write(devices, "name: laptop\ngpu:\n  vram_gb: -8\n", "laptop.yaml")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("EDGEBENCH_DEVICES", raising=False)
+    assert main(["devices", "list"]) == 3
+    err = capsys.readouterr().err
+    assert f"{path.relative_to(tmp_path)}:3: gpu.vram_gb: must be greater than 0" in err or \
+        f"{path}:3: gpu.vram_gb: must be greater than 0" in err
+    assert "Traceback" not in err

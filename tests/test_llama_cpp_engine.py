@@ -190,3 +190,17 @@ def test_n_cpu_moe_keeps_the_first_layers_experts_on_the_cpu(runner, llama_cpp, 
     assert sum(info["overridden_tensors"].values()) == 6
     assert set(info["overridden_tensors"]) <= {"CPU", "CPU_REPACK"}
     assert len(by_kind(events, "sample")) == 1
+
+
+@pytest.mark.llama
+def test_the_engine_gives_its_context_a_threadpool_as_llama_bench_does(tiny_llama):
+    from edgebench.runner.engines.llama_cpp_engine import LlamaCppEngine
+    from edgebench.runner.testspec import TestSpec
+    engine = LlamaCppEngine()
+    try:
+        engine.open(str(tiny_llama), {"threads": 2})
+        samples = list(engine.measure(TestSpec(32, 0, 0), 2, 0, lambda: None))
+        assert len(samples) == 2 and engine.threadpool.attached
+    finally:
+        engine.close()
+    assert not engine.threadpool.attached

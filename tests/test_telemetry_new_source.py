@@ -113,9 +113,9 @@ def test_a_new_source_flows_from_the_device_file_to_the_rows(with_fan, tmp_path)
     (row,) = json.loads(shown.stdout)
     assert row["status"] == "done" and row["max_fan_rpm"] == 2400
     # a new column goes after the ones before it: existing exports keep their layout
-    assert list(row)[-2:] == ["j_per_token", "max_fan_rpm"]
+    assert list(row)[-2:] == ["gpu_j_per_token", "max_fan_rpm"]
     csv_header = edgebench(with_fan, "show", run, "--format", "csv", cwd=work).stdout.splitlines()[0]
-    assert csv_header.endswith(",j_per_token,max_fan_rpm")
+    assert csv_header.endswith(",gpu_j_per_token,max_fan_rpm")
 
 
 def test_a_bad_value_for_the_new_setting_names_file_line_and_key(with_fan, tmp_path):

@@ -159,13 +159,13 @@ def test_snapshot_sees_a_changed_file(tree):
 
 
 def test_snapshot_record_keys_per_device():
-    keys = {device: set(Sampler(str(FIXTURES / device), pid=PID).snapshot()) for device in
+    keys = {device: set(Sampler(str(FIXTURES / device), pid=PID, nvidia_smi="/nonexistent").snapshot()) for device in
             ("rpi5", "jetson_orin_nano", "termux_android", "intel_laptop")}
     common = {"t", "ts", "pid", "rss_kb", "hwm_kb", "mem_available_kb", "thermal_c", "cpufreq_khz",
               "load1", "load5", "load15"}
     assert keys["rpi5"] == common
-    assert keys["jetson_orin_nano"] == common | {"power_w", "power_total_w", "ina3221"}
-    assert keys["termux_android"] == common | {"battery", "power_w", "power_total_w"}
+    assert keys["jetson_orin_nano"] == common | {"power_w", "power_total_w", "ina3221", "gpu", "emc_mhz"}
+    assert keys["termux_android"] == common | {"battery", "power_w", "power_total_w", "gpu"}
     assert keys["intel_laptop"] == common | {"battery", "power_w", "power_total_w", "energy_uj",
                                              "energy_range_uj"}
 

@@ -98,17 +98,18 @@ def deny(monkeypatch):
 
 EXPECTED = {
     "rpi5": {"memory", "thermal", "cpufreq", "load"},
-    "jetson_orin_nano": {"memory", "thermal", "cpufreq", "load", "ina3221"},
-    "termux_android": {"memory", "thermal", "cpufreq", "load", "battery"},
+    "jetson_orin_nano": {"memory", "thermal", "cpufreq", "load", "ina3221", "devfreq_gpu"},
+    "termux_android": {"memory", "thermal", "cpufreq", "load", "battery", "kgsl"},
     "intel_laptop": {"memory", "thermal", "cpufreq", "load", "battery", "rapl"},
 }
 
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_availability_per_device(device):
-    availability = Sampler(root(device), pid=PID).availability()
+    # a fixture device has no nvidia-smi, whatever the machine running the tests has
+    availability = Sampler(root(device), pid=PID, nvidia_smi="/nonexistent/nvidia-smi").availability()
     assert list(availability) == ["memory", "thermal", "cpufreq", "load", "battery", "rapl", "ina3221",
-                                  "extra_power"]
+                                  "extra_power", "nvidia_smi", "devfreq_gpu", "kgsl"]
     assert {name for name, state in availability.items() if state == "ok"} == EXPECTED[device]
     for name, state in availability.items():
         if name not in EXPECTED[device]:
@@ -125,8 +126,10 @@ def test_unavailable_reasons_name_what_is_missing():
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_no_made_up_readings_for_missing_sources(device):
-    record = Sampler(root(device), pid=PID).snapshot()
+    record = Sampler(root(device), pid=PID, nvidia_smi="/nonexistent/nvidia-smi").snapshot()
     present = EXPECTED[device]
+    assert ("gpu" in record) == bool(present & {"devfreq_gpu", "kgsl"})
+    assert "gpu_process_mib" not in record
     assert ("battery" in record) == ("battery" in present)
     assert ("energy_uj" in record) == ("rapl" in present)
     assert ("ina3221" in record) == ("ina3221" in present)

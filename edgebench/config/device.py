@@ -55,6 +55,15 @@ class DeviceFacts:
     reserve_gb: float | None = setting(None, float, check=at_least(0))
 
 
+@dataclass(frozen=True, kw_only=True)
+class DeviceGpu:
+    """The device's GPU, for offload planning where no probe can read it (or to override one).
+    `unified`: the GPU shares the system RAM (Jetson, Apple silicon): one pool, not two."""
+
+    vram_gb: float | None = setting(None, float, check=above(0))
+    unified: bool = setting(False, bool)
+
+
 # built from the runner's telemetry declarations: every setting a source declares, and nothing else
 TelemetryPaths = device_section()
 
@@ -86,6 +95,7 @@ class DeviceProfile:
     llama_bench: str | None = setting(**_optional_text)
 
     facts: DeviceFacts = section(DeviceFacts)
+    gpu: DeviceGpu = section(DeviceGpu)
     telemetry: TelemetryPaths = section(TelemetryPaths)
     limits: DeviceLimits = section(DeviceLimits)
     max_cache_gb: float | None = setting(None, float, check=above(0))
@@ -118,7 +128,17 @@ def device_from(doc: Document) -> DeviceProfile:
     device = build(DeviceProfile, where, doc.data, forbidden=FORBIDDEN, source=doc.file)
     _check_transport(device, where, doc.data)
     _check_sources(device, where)
+    _check_gpu(device, where)
     return device
+
+
+def _check_gpu(device: DeviceProfile, where: Where) -> None:
+    gpu, ram = device.gpu, device.facts.ram_gb
+    # a unified GPU's memory is the RAM itself: more of it than the device has is a typo
+    if gpu.unified and gpu.vram_gb is not None and ram is not None and gpu.vram_gb > ram:
+        raise where.child("gpu").child("vram_gb").error(
+            f"a unified-memory GPU shares the device's RAM: vram_gb ({gpu.vram_gb:g}) cannot exceed "
+            f"facts.ram_gb ({ram:g})")
 
 
 def _check_sources(device: DeviceProfile, where: Where) -> None:

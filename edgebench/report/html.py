@@ -3,7 +3,8 @@
 Sections: what ran (devices, models, engine builds, failures), then plots (t/s per
 model per device with error bars, t/s against depth, quality (KLD or PPL) against speed per device
 with the best choices marked, peak memory against the device's
-RAM, temperature and CPU frequency over time per cell with throttled stretches shaded,
+RAM, temperature and CPU frequency over time per cell with throttled stretches shaded, on a
+GPU its VRAM against the card and its temperature and clock over time (gpu_plots.py),
 J/token where measured) and, for two runs, the gate's verdicts with their ratios.
 Everything is inline (SVG, CSS): the file opens offline and can be mailed around.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 from edgebench import __version__
 from edgebench.compare.inputs import row_test
 from edgebench.report import svg
+from edgebench.report.gpu_plots import gpu_section
 from edgebench.report.quality import quality_plots
 from edgebench.results.aggregate import run_rows
 from edgebench.results.records import Telemetry
@@ -234,6 +236,7 @@ def build_report(run_dirs: list[Path]) -> str:
         parts.append("<h3>Memory</h3>" + "".join(memory_plot(run)))
         parts.append("<h3>Temperature and CPU frequency</h3>" + ("".join(thermal_plots(run)) or
                      '<p class="note">No thermal or cpufreq sensors were readable on these devices.</p>'))
+        parts.append(gpu_section(run))
         parts.append("<h3>Energy</h3>" + "".join(energy_plot(run)))
     if len(runs) == 2:
         parts.append(comparison(runs[0], runs[1]))

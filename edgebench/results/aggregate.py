@@ -32,12 +32,13 @@ LLAMA_BENCH_FIELDS = (
 TELEMETRY_FIELDS = tuple(column.name for column in row_columns())
 # a quality test's scores, under llama-perplexity's names where it has them (records.py's QualityScores)
 QUALITY_FIELDS = QualityScores.ROW_FIELDS
-# what edgebench adds: where it ran, latency, then telemetry, then quality
+# what edgebench adds: where it ran, latency, quality, then telemetry (last: a new source's columns are
+# appended there, so existing exports keep their layout)
 EDGEBENCH_FIELDS = (
     "device", "device_class", "engine", "engine_version", "system_info", "swa_full", "model", "model_sha256", "test",
     "variant", "round", "status", "error", "batch", "attempt", "cooldown_s", "start_temp_c", "n_samples",
     "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "ttft_ms", "stddev_ttft_ms", "samples_ttft_ns",
-) + TELEMETRY_FIELDS + QUALITY_FIELDS
+) + QUALITY_FIELDS + TELEMETRY_FIELDS
 FIELDS = LLAMA_BENCH_FIELDS + EDGEBENCH_FIELDS
 
 # values llama-bench prints for settings a CPU benchmark does not vary

@@ -42,21 +42,27 @@ def local_transport() -> LocalTransport:
     return LocalTransport(parse_device(f"name: perf\ntransport: local\nworkdir: {work}\n"))
 
 
-def run_edgebench(transport, runner, model, n_prompt, n_gen, threads, reps, telemetry=True, interval_s=0.5):
-    """One runner job through the local transport; returns (samples, done event)."""
+def run_edgebench(transport, runner, model, n_prompt, n_gen, threads, reps, telemetry=True, interval_s=0.5,
+                  engine_options=None, events=None):
+    """One runner job through the local transport; returns (samples, done event). `events`, a list,
+    collects every event (the start event's info too)."""
     samples = []
     job = {"engine": "llama.cpp", "model_path": str(model),
            "test": {"n_prompt": n_prompt, "n_gen": n_gen, "n_depth": 0}, "repetitions": reps, "warmup": 1,
-           "engine_options": {"threads": threads},
+           "engine_options": dict({"threads": threads}, **(engine_options or {})),
            "telemetry": {"enabled": telemetry, "interval_s": interval_s}}
-    done = run_runner(transport, runner, "run", job, 3600,
-                      lambda e: samples.append(e) if e["event"] == "sample" else None)
+    def keep(event):
+        if event["event"] == "sample":
+            samples.append(event)
+        if events is not None and event["event"] != "telemetry":
+            events.append(event)
+    done = run_runner(transport, runner, "run", job, 3600, keep)
     return samples, done
 
 
-def run_llama_bench(binary, model, n_prompt, n_gen, threads, reps):
+def run_llama_bench(binary, model, n_prompt, n_gen, threads, reps, extra=()):
     cmd = [binary, "-m", str(model), "-p", str(n_prompt), "-n", str(n_gen), "-t", str(threads), "-r", str(reps),
-           "-o", "jsonl"]
+           "-o", "jsonl", *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     return rows[0]

@@ -17,9 +17,11 @@ import time
 import types
 
 from ..protocol import RunnerFailure
+from . import ggml_devices as devices
 from . import llama_settings as llama
 from .base import Engine, Measurement
 from .declaration import THREADS, EngineDeclaration, Option
+from .ggml_threadpool import Threadpool
 from .hostinfo import cpu_model_name, physical_cores
 from .llama_scoring import ChunkDecoder, sequences_per_batch
 from .llama_settings import FLASH_ATTN, KV_CACHE_TYPES
@@ -124,6 +126,7 @@ class LlamaCppEngine(Engine):
         self.kv_caches = []
         self.overridden = {}
         self._overrides = None
+        self.threadpool = Threadpool()
 
     # -- loading -------------------------------------------------------------------------------------
 
@@ -158,8 +161,9 @@ class LlamaCppEngine(Engine):
             "build_number": 0,
             "engine_version": "llama-cpp-python " + _package_version(),
             "cpu_info": cpu_model_name(),
-            "gpu_info": "",
-            "backends": "CPU" if not mparams.n_gpu_layers else "GPU",
+            "gpu_info": devices.gpu_info(),
+            "backends": devices.backends(),
+            "gpu_memory_mib": devices.gpu_memory_mib(),
             "model_type": desc.value.decode(errors="replace"),
             "model_size": int(L.llama_model_size(self.model)),
             "model_n_params": int(L.llama_model_n_params(self.model)),
@@ -236,6 +240,7 @@ class LlamaCppEngine(Engine):
         if self.ctx:
             L.llama_free(self.ctx)
             self.ctx = None
+        self.context_buffers.clear()
         opts = self.options
         cparams = L.llama_context_default_params()
         if needed is None:
@@ -257,6 +262,7 @@ class LlamaCppEngine(Engine):
         if not self.ctx:
             raise RunnerFailure("engine", "llama.cpp could not create a context of %d tokens "
                                 "(out of memory?)" % cparams.n_ctx)
+        self.threadpool.attach(L, self.ctx, self.n_threads)
         self.n_batch = cparams.n_batch
         self.n_ctx = cparams.n_ctx
         self._depth_state = None
@@ -370,6 +376,7 @@ class LlamaCppEngine(Engine):
         if self.ctx:
             self.L.llama_free(self.ctx)
             self.ctx = None
+        self.threadpool.free()
         if self.model:
             self.L.llama_model_free(self.model)
             self.model = None

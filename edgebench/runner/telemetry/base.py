@@ -105,22 +105,26 @@ class Reader(object):
     """
 
     def __init__(self, read: Callable[[], dict], total_rails: Iterable[str] = (),
-                 total_rank: Optional[int] = None):
+                 total_rank: Optional[int] = None, close: Optional[Callable[[], None]] = None):
         self.read = read
         self.total_rails = tuple(total_rails)
         self.total_rank = 100 if total_rank is None else total_rank
+        # a source that keeps a helper process running (nvidia-smi's loop) stops it here
+        self.close = close or (lambda: None)
 
 
 class Context(object):
-    """Where to look (`root`), whose memory to read (`pid`), and the sources' device settings
+    """Where to look (`root`), whose memory to read (`pid`), how often the sampler reads
+    (`interval_s`, for sources that run their own loop) and the sources' device settings
     (`settings`: every declared one, at its default unless given)."""
 
-    def __init__(self, root: str = "/", pid=None, **settings):
+    def __init__(self, root: str = "/", pid=None, interval_s: float = 1.0, **settings):
         declared = {s.name: s for s in source_settings()}
         unknown = sorted(set(settings) - set(declared))
         if unknown:
             raise TypeError("unknown telemetry settings %s; known: %s" % (unknown, sorted(declared)))
         self.root = root
+        self.interval_s = interval_s
         # an int, or a callable returning one: the engine may be a child process started later
         self.pid = pid
         self.settings = {name: s.initial() if settings.get(name) is None else settings[name]

@@ -43,14 +43,14 @@ def _energy(window):
             break
     if not series:
         power = [(r["t"], r["power_total_w"]) for r in window.records if r.get("power_total_w") is not None]
-        series = [_integrate(power)] if len(power) >= 2 else []
-    covered = [c for c in (_between(cumulative, window.t0, window.t1) for cumulative in series) if c is not None]
+        series = [integrate(power)] if len(power) >= 2 else []
+    covered = [c for c in (between(cumulative, window.t0, window.t1) for cumulative in series) if c is not None]
     if not covered:
         return None, None, 0.0
     return sum(j for j, _ in covered), source, max(s for _, s in covered)
 
 
-def _integrate(power: Series) -> Series:
+def integrate(power: Series) -> Series:
     cumulative, total_j = [(power[0][0], 0.0)], 0.0
     for (ta, pa), (tb, pb) in zip(power, power[1:]):
         total_j += (pa + pb) / 2.0 * (tb - ta)
@@ -58,7 +58,7 @@ def _integrate(power: Series) -> Series:
     return cumulative
 
 
-def _between(cumulative: Series, t0, t1) -> Optional[Tuple[float, float]]:
+def between(cumulative: Series, t0, t1) -> Optional[Tuple[float, float]]:
     """(joules, seconds) accumulated between t0 and t1, clamped to the measured span;
     None when the window and the measurements do not overlap."""
     first, last = cumulative[0][0], cumulative[-1][0]

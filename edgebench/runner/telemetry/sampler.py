@@ -45,7 +45,7 @@ class Sampler(object):
         self.max_records = max_records
         self.errors = 0  # reader or callback exceptions swallowed to keep the thread alive
         self.cpu_s = self.wall_s = 0.0
-        self._ctx = Context(root, pid, **settings)
+        self._ctx = Context(root, pid, interval_s=self.interval_s, **settings)
         self._wanted = list(sources) if sources else list(SOURCES)
         self._clock, self._wall = clock, wall_clock
         # one lock for discovery, reading and appending: records stay in `t` order
@@ -138,6 +138,12 @@ class Sampler(object):
         thread = self._thread
         if thread is not None:
             thread.join(timeout)
+        with self._lock:
+            for _name, reader in self._readers or ():
+                try:
+                    reader.close()
+                except Exception:
+                    self.errors += 1
 
     def _run(self) -> None:
         due = started = time.monotonic()
