@@ -203,6 +203,11 @@ class Decision:
     n_base: int
     n_cand: int
     reason: str  # one short human sentence
+    method: str = "unpaired"  # "unpaired" (compare: Mann-Whitney) or "paired" (ab: signed-rank per round)
+    rounds: int | None = None  # paired: the rounds judged
+    # paired: the smallest change (a fraction) the measured noise lets the round budget detect with 80% power
+    detectable: float | None = None
+    noise: float | None = None  # paired: the sd of the per-round log ratio, as a fraction
 
 
 def _change(ratio: float, worse: bool) -> str:

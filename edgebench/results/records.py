@@ -327,10 +327,13 @@ class Sample:
     ts: float  # n_tokens per second
     ttft_ns: int | None = None
     window: Mapping[str, Any] = field(default_factory=dict)  # the telemetry summary over the repetition
+    # what else used the device meanwhile (runner/interference.py): steal_pct, load1, n_cpus; {} in older lines
+    host: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return _stamped(cell=self.cell, attempt=self.attempt, n_tokens=self.n_tokens, rep=self.rep, t_ns=self.t_ns,
-                       ts=self.ts, ttft_ns=self.ttft_ns, window=self.window)
+                       ts=self.ts, ttft_ns=self.ttft_ns, window=self.window,
+                       **({"host": self.host} if self.host else {}))
 
     @classmethod
     def from_json(cls, data: Mapping) -> Sample:
@@ -338,7 +341,7 @@ class Sample:
         return cls(cell=_required(data, "cell", "sample"), attempt=_count(data, "attempt", "sample", 1),
                    n_tokens=_count(data, "n_tokens", "sample"), rep=_count(data, "rep", "sample"),
                    t_ns=_number(data, "t_ns", "sample"), ts=_number(data, "ts", "sample"),
-                   ttft_ns=data.get("ttft_ns"), window=data.get("window") or {})
+                   ttft_ns=data.get("ttft_ns"), window=data.get("window") or {}, host=data.get("host") or {})
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -142,7 +142,8 @@ class CellRecorder:
                 self.run.observer.temperature(self.cell.device.name, temp)
         elif kind == "sample":
             sample = Sample(**tag, n_tokens=self.n_tokens, rep=event["rep"], t_ns=event["t_ns"], ts=event["ts"],
-                            ttft_ns=event.get("ttft_ns"), window=event.get("window") or {})
+                            ttft_ns=event.get("ttft_ns"), window=event.get("window") or {},
+                            host=event.get("host") or {})
             self.run.store.append(sample)
             self.samples.append(sample)
             self.throttled = self.throttled or bool(sample.window.get("throttled"))
