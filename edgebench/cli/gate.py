@@ -7,6 +7,7 @@ from pathlib import Path
 from edgebench.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
+    add_db_option,
     add_devices_dir,
     add_results_root,
     local_device,
@@ -41,6 +42,7 @@ def register(commands) -> None:
     compare.add_argument("runs", nargs="+", type=Path, metavar="RUN",
                          help="BASE CANDIDATE, or only CANDIDATE with --baseline")
     compare.add_argument("--baseline", metavar="NAME", help="use the saved baseline NAME as the base")
+    add_db_option(compare, "holding the --baseline (a name saved with `baseline save --db`, or a run id)")
     add_gate_options(compare)
     compare.set_defaults(handler=cmd_compare)
 
@@ -87,6 +89,7 @@ def register(commands) -> None:
     save.add_argument("--name", required=True, help="baseline name, e.g. main")
     save.add_argument("--replace", action="store_true", help="replace an existing baseline of that name")
     add_results_root(save, "holding baselines/")
+    add_db_option(save, "to also keep it in (the run is loaded there, and NAME names it)")
     save.set_defaults(handler=cmd_baseline_save)
     listed = baseline_commands.add_parser("list", help="list saved baselines")
     add_results_root(listed, "holding baselines/")
@@ -146,6 +149,13 @@ def cmd_compare(args, console) -> int:
 
     thresholds = _cli_thresholds(args)
     _check_gate_outputs(args)
+    from edgebench.db.url import configured_db
+
+    url = configured_db(args.db, default=False)
+    if args.baseline and url is not None:
+        if len(args.runs) != 1:
+            raise EdgebenchError("with --baseline give only the candidate run")
+        return _compare_to_db_baseline(args, console, url, thresholds)
     if args.baseline:
         if len(args.runs) != 1:
             raise EdgebenchError("with --baseline give only the candidate run")
@@ -177,6 +187,24 @@ def _ab_settings(args):
                 Disturbance(args.max_steal, args.max_load))
     except ValueError as exc:
         raise EdgebenchError(str(exc)) from exc
+
+
+def _compare_to_db_baseline(args, console, url, thresholds) -> int:
+    import tempfile
+
+    from edgebench.compare.gate import compare_sides
+    from edgebench.compare.inputs import load_side
+    from edgebench.db.connection import opened
+    from edgebench.db.runs import baseline_run, has_run, materialize
+
+    with opened(url) as db, tempfile.TemporaryDirectory(prefix="edgebench-baseline-") as scratch:
+        run_id = baseline_run(db, args.baseline) or (args.baseline if has_run(db, args.baseline) else None)
+        if run_id is None:
+            raise EdgebenchError(f"no baseline or run {args.baseline!r} in the database {url} (save one with "
+                                 f"`edgebench baseline save RUN --name {args.baseline} --db URL`)")
+        base = load_side(materialize(db, run_id, Path(scratch)))
+    report = compare_sides(base, load_side(args.runs[0]), thresholds)
+    return _gate_outputs(args, console, report)
 
 
 def cmd_ab(args, console) -> int:
@@ -225,10 +253,24 @@ def _fleet_outputs(args, console, reports: dict) -> int:
 
 def cmd_baseline_save(args, console) -> int:
     from edgebench.compare.baselines import save_baseline
+    from edgebench.db import runs
+    from edgebench.db.connection import opened
+    from edgebench.db.load import load_run
+    from edgebench.db.url import configured_db
 
     output_folder(args.results, "results root")
+    url = configured_db(args.db, default=False)
+    if url is not None and not args.replace:
+        with opened(url) as db:
+            if runs.baseline_run(db, args.name):
+                raise EdgebenchError(f"baseline {args.name!r} exists in {url}; pass --replace to replace it")
     path = save_baseline(args.run_dir, args.name, args.results, replace=args.replace)
     console.print(f"baseline {args.name!r} saved: {path}")
+    if url is not None:
+        with opened(url) as db:
+            run_id, _ = load_run(db, path)
+            runs.save_baseline(db, args.name, run_id)
+        console.print(f"baseline {args.name!r} saved in {url}")
     return EXIT_OK
 
 

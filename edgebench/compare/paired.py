@@ -93,7 +93,7 @@ def hodges_lehmann_one_sample(values) -> float:
     return float(np.median((x[i] + x[j]) / 2))
 
 
-def _walsh_median(x, axis=-1):
+def _walsh_center(x, axis=-1):
     x = np.moveaxis(np.asarray(x, dtype=float), axis, -1)
     i, j = np.triu_indices(x.shape[-1])
     return np.median((x[..., i] + x[..., j]) / 2, axis=-1)
@@ -112,7 +112,7 @@ def ratio_interval(d, seed: int = 0, level: float = 0.95) -> tuple[float, float]
     if len(d) < 2 or np.ptp(d) == 0:
         value = math.exp(hodges_lehmann_one_sample(d))
         return value, value
-    found = stats.bootstrap((np.asarray(d),), _walsh_median, vectorized=True, method="percentile",
+    found = stats.bootstrap((np.asarray(d),), _walsh_center, vectorized=True, method="percentile",
                             n_resamples=BOOTSTRAP_ROUNDS, confidence_level=level,
                             rng=np.random.default_rng(seed)).confidence_interval
     return math.exp(found.low), math.exp(found.high)

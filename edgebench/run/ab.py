@@ -169,8 +169,6 @@ class AbRun:
                 for round_no in range(todo[0].rounds + 1, look + 1):
                     for pair in todo:
                         self.measure_round(worker, pair, round_no)
-                        if worker.down:
-                            return
                 todo = [p for p in todo if self.unsettled(p)]
                 if not todo:
                     break

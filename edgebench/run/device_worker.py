@@ -61,6 +61,9 @@ class Observer:
 
     def cell_finished(self, cell: Cell, error: str | None) -> None: ...
 
+    def run_started(self, run_dir) -> None:
+        """The run's directory exists (called once, before any cell)."""
+
 
 def engine_options(engine, device) -> dict:
     """The options the engine declares, as the profile sets them (JSON-ready), but `threads`, which is the

@@ -57,6 +57,7 @@ class SharedRun:
         self.failures: list[tuple[str, str]] = []
         self._attempts = dict(attempts)
         self._lock = threading.Lock()
+        observer.run_started(store.path)
 
     def profile_for(self, cell: Cell):
         """The profile a cell runs with: an A/B run gives each variant its own."""
