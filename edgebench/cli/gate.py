@@ -74,7 +74,8 @@ def register(commands) -> None:
     ab.add_argument("--max-load", type=float, metavar="LOAD",
                     help="a round with a higher 1-minute load average is disturbed (default: 2 x the CPUs)")
     ab.add_argument("--repeat-disturbed", type=int, default=1, metavar="N",
-                    help="measure a disturbed round again up to N times; one still disturbed is left out (default 1)")
+                    help="measure a disturbed round again up to N times; one still disturbed is kept, flagged "
+                         "(default 1)")
     ab.add_argument("--no-wait", action="store_true", help="fail at once if another controller holds the device")
     add_devices_dir(ab)
     add_results_root(ab, "; the rounds are stored as a run there")

@@ -89,8 +89,7 @@ class Pair:
     rounds: int = 0
     # round number -> variant -> the round's timed sample (of its latest, undisturbed-if-possible measurement)
     samples: dict[int, dict[str, Sample]] = field(default_factory=dict)
-    disturbed: dict[int, str] = field(default_factory=dict)  # round number -> why, for rounds left out
-    flagged: list[str] = field(default_factory=list)  # every disturbed measurement, repeated or not
+    flagged: list[str] = field(default_factory=list)  # every disturbed measurement of a round, and what followed
 
     def cell(self, variant: str, round_no: int) -> Cell:
         base = self.a if variant == "A" else self.b
@@ -107,8 +106,8 @@ class Pair:
         return f"{self.a.device.name}/{self.a.test.name} ({models}, {threads})"
 
     def side(self, variant: str) -> dict[int, Sample]:
-        """Round -> sample of one variant, the disturbed rounds left out."""
-        return {r: by[variant] for r, by in self.samples.items() if variant in by and r not in self.disturbed}
+        """Round -> sample of one variant."""
+        return {r: by[variant] for r, by in self.samples.items() if variant in by}
 
 
 def plan_pairs(a, b, device) -> list[Pair]:
@@ -192,11 +191,11 @@ class AbRun:
             pair.samples[round_no] = got
             why = self.disturbance.why(got.values())
             if why is None:
-                pair.disturbed.pop(round_no, None)
                 break
-            then = "measured again" if repeat < self.repeat_disturbed else "left out"
+            # still disturbed after every repeat: the disturbance lasts, it is the device's state now, and the
+            # pairing within the round is what protects the verdict from it
+            then = "measured again" if repeat < self.repeat_disturbed else "kept, still disturbed"
             pair.flagged.append(f"round {round_no} ({why}; {then})")
-            pair.disturbed[round_no] = why
         pair.rounds = round_no
 
     def comparisons(self, pair: Pair):

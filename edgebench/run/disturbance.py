@@ -3,7 +3,8 @@
 Each sample carries the runner's `host` reading (runner/interference.py). A round whose samples show
 more steal than `max_steal_pct`, or a 1-minute load average above `max_load` (default: twice the device's
 CPU count, so the benchmark's own threads never trip it) is flagged; `ab` measures it again, up to its
-repeat limit, and leaves a round still disturbed out of the verdict.
+repeat limit. A round still disturbed after that is kept and stays flagged: the disturbance has lasted,
+and A and B of one round met it alike.
 """
 
 from __future__ import annotations
