@@ -63,7 +63,8 @@ def connect(url: DbUrl) -> Database:
         try:
             raw = psycopg.connect(url.target, connect_timeout=10)
         except psycopg.Error as exc:
-            raise EdgebenchError(f"cannot connect to the database {url.target}: {str(exc).strip()}") from exc
+            one_line = " ".join(str(exc).split())  # libpq's message spans lines with a hint
+            raise EdgebenchError(f"cannot connect to the database {url.target}: {one_line}") from exc
     else:
         path = Path(url.target)
         if not path.parent.is_dir():
