@@ -2,9 +2,10 @@
 
 A 6% step is injected into a series of real measured runs (a tiny model through the real runner and
 llama.cpp, loaded into a real PostgreSQL): history finds it where it was put, and finds nothing in the same
-runs without it. This shared VM's load comes in epochs that cut t/s by up to half for tens of seconds; a
-run measured in one is a real step too, so the series keeps the runs of the quiet stretch (within 4% of the
-median run), as a dedicated CI machine would measure them.
+runs without it. This shared VM's load comes in epochs that cut t/s by up to half for tens of seconds, a
+real step of its own. So each point is the run's best repetition (`--point best`: the one the passing load
+did not slow), and the series keeps the runs whose best is within 3% of the undisturbed speed (the 90th
+percentile of the runs' bests: load only ever slows a run), as a dedicated CI machine would measure them.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from edgebench.db.history import read_series
 from edgebench.db.url import parse_db_url
 from edgebench.results.aggregate import run_rows
 
-PROFILE = "tests: [tg256]\nrepetitions: 5\nwarmup: 1\nengine: {threads: 1}\ntelemetry: {enabled: false}\n"
+PROFILE = "tests: [tg256]\nrepetitions: 9\nwarmup: 1\nengine: {threads: 1}\ntelemetry: {enabled: false}\n"
 POINTS, STEP_AT, STEP = 12, 6, 1.06
-QUIET = 0.04
-MAX_RUNS = 45
+QUIET = 0.03
+MAX_RUNS = 60
 
 
 def measure_runs(base: Path, model: Path, count: int) -> list[Path]:
@@ -39,9 +40,9 @@ def measure_runs(base: Path, model: Path, count: int) -> list[Path]:
     return sorted((base / "r").iterdir())
 
 
-def median_ts(run_dir: Path) -> float:
+def best_ts(run_dir: Path) -> float:
     (row,) = run_rows(run_dir)
-    return statistics.median(row["samples_ts"])
+    return max(row["samples_ts"])
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +50,9 @@ def quiet_runs(tmp_path_factory, tiny_llama) -> list[Path]:
     base = tmp_path_factory.mktemp("history")
     runs = measure_runs(base, tiny_llama, 20)
     while True:
-        speeds = {run: median_ts(run) for run in runs}
-        middle = statistics.median(speeds.values())
-        quiet = [run for run in runs if abs(speeds[run] / middle - 1) <= QUIET]
+        speeds = {run: best_ts(run) for run in runs}
+        undisturbed = statistics.quantiles(speeds.values(), n=10)[-1]
+        quiet = [run for run in runs if abs(speeds[run] / undisturbed - 1) <= QUIET]
         if len(quiet) >= POINTS or len(runs) >= MAX_RUNS:
             break
         runs = measure_runs(base, tiny_llama, 5)
@@ -79,7 +80,7 @@ def with_step(runs: list[Path], dest: Path) -> list[Path]:
 
 def series_of(url: str):
     with opened(parse_db_url(url)) as db:
-        (series,) = read_series(db, "ts", device="box", test="tg256")
+        (series,) = read_series(db, "ts", device="box", test="tg256", point="best")
     return series
 
 
@@ -93,17 +94,17 @@ def test_history_finds_an_injected_6_percent_step_where_it_is_and_none_without_i
     assert change.index == STEP_AT and change.regression and change.p_value <= 0.001
     assert change.magnitude == pytest.approx(1 / STEP - 1, abs=0.02)
     capsys.readouterr()
-    code = main(["history", "-d", "box", "--test", "tg256", "--db", postgres_db, "--fail-on-regression",
-                 "--newest", str(POINTS - STEP_AT)])
+    code = main(["history", "-d", "box", "--test", "tg256", "--point", "best", "--db", postgres_db,
+                 "--fail-on-regression", "--newest", str(POINTS - STEP_AT)])
     out = capsys.readouterr().out
     assert code == EXIT_FAILED_CELLS and "REGRESSION -" in out and f"from point {STEP_AT}" in out
     # the step is older than the newest 5 points: a CI gate on the newest 5 passes
-    assert main(["history", "--db", postgres_db, "--fail-on-regression", "--newest", "5"]) == EXIT_OK
+    assert main(["history", "--point", "best", "--db", postgres_db, "--fail-on-regression", "--newest", "5"]) == 0
 
     plain = f"sqlite:///{tmp_path / 'plain.sqlite'}"
     assert main(["db", "load", *map(str, quiet_runs), "--db", plain]) == EXIT_OK
     assert series_of(plain).changes == []
-    assert main(["history", "--db", plain, "--fail-on-regression", "--newest", str(POINTS)]) == EXIT_OK
+    assert main(["history", "--point", "best", "--db", plain, "--fail-on-regression", "--newest", str(POINTS)]) == 0
 
 
 def test_the_series_key_is_device_model_test_and_engine_settings_and_the_metric_has_its_direction(quiet_runs,
@@ -113,7 +114,10 @@ def test_the_series_key_is_device_model_test_and_engine_settings_and_the_metric_
     series = series_of(url)
     assert series.settings["n_threads"] == 1 and "system_info" not in series.settings
     assert series.model_sha256 and series.x_axis in ("engine build", "time")
-    assert [p.value for p in series.points] == [median_ts(r) for r in quiet_runs[:4]]
+    assert [p.value for p in series.points] == [best_ts(r) for r in quiet_runs[:4]]
+    with opened(parse_db_url(url)) as db:
+        (middle,) = read_series(db, "ts", device="box")
+    assert [p.value for p in middle.points] == [statistics.median(run_rows(r)[0]["samples_ts"]) for r in quiet_runs[:4]]
     with opened(parse_db_url(url)) as db:
         assert read_series(db, "ttft", device="box") == []  # a tg test has no time to first token
         assert read_series(db, "ts", device="nobody") == []

@@ -32,6 +32,9 @@ def register(commands) -> None:
     history.add_argument("--model", metavar="M", help="only this model (name, file name or sha256 prefix)")
     history.add_argument("--test", metavar="T", help="only this test, e.g. tg128")
     history.add_argument("--metric", default="ts", help="the metric (default ts; also ttft, peak_rss, ...)")
+    history.add_argument("--point", choices=("median", "best"), default="median",
+                         help="a run's point: the median of its repetitions (default) or the best one, which a "
+                              "shared machine's passing load did not slow")
     history.add_argument("--fail-on-regression", action="store_true",
                          help="exit 1 when a regression change point lies among the newest N points")
     history.add_argument("--newest", type=int, default=NEWEST, metavar="N",
@@ -70,7 +73,7 @@ def cmd_history(args, console) -> int:
         raise EdgebenchError("--newest is a count of points: give 1 or more")
     url = configured_db(args.db, args.results)
     with opened(url) as db:
-        series = read_series(db, args.metric, args.device, args.model, args.test)
+        series = read_series(db, args.metric, args.device, args.model, args.test, args.point)
     if not series:
         console.print(f"no {args.metric} history in {url} for that selection")
         return EXIT_OK

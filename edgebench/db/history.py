@@ -2,7 +2,10 @@
 its points the runs in time order, each labelled with the engine's build commit where the run knew it.
 
 A point is the median of the run's repetitions of that cell (the metric read from each sample as the gate
-reads it, compare/metrics.py). A/B runs are left out: their variants are one experiment, not history.
+reads it, compare/metrics.py), or with `point="best"` the best repetition (highest t/s, lowest latency): on
+a shared machine whose load comes and goes, the best of several repetitions is the one the others did not
+slow down, as timeit reports its minimum. A/B runs are left out: their variants are one experiment, not
+history.
 """
 
 from __future__ import annotations
@@ -54,11 +57,18 @@ class Series:
         return "engine build" if any(p.build for p in self.points) else "time"
 
 
+POINTS = ("median", "best")
+
+
 def read_series(db, metric: str, device: str | None = None, model: str | None = None,
-                test: str | None = None) -> list[Series]:
+                test: str | None = None, point: str = "median") -> list[Series]:
     if metric not in METRICS:
         raise EdgebenchError(f"unknown metric {metric!r}; the metrics are {', '.join(METRICS)}")
+    if point not in POINTS:
+        raise EdgebenchError(f"unknown point statistic {point!r}; use {' or '.join(POINTS)}")
     chosen = METRICS[metric]
+    best = max if chosen.higher_is_better else min
+    reduce = median if point == "median" else best
     where, params = ["b.status = ?", "r.kind = ?"], ["done", "run"]
     if device:
         where.append("b.device = ?")
@@ -81,7 +91,7 @@ def read_series(db, metric: str, device: str | None = None, model: str | None = 
         found = series.setdefault(key, Series(dev, name, sha, test_name, engine, json.loads(settings or "{}"),
                                               chosen))
         found.points.append(Point(run_id, created or "", None if build in UNKNOWN_BUILDS else build,
-                                  median(values), len(values)))
+                                  reduce(values), len(values)))
     for found in series.values():
         found.changes = change_points([p.value for p in found.points], chosen.higher_is_better)
     return list(series.values())
