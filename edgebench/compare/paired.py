@@ -142,10 +142,14 @@ def _pct(fraction: float) -> str:
     return f"{fraction * 100:.1f}%"
 
 
-def decide_paired(base, cand, higher_is_better: bool, threshold: float, plan: SequentialPlan = SequentialPlan(),
-                  seed: int = 0) -> Decision:
+DEFAULT_PLAN = SequentialPlan()
+
+
+def decide_paired(base, cand, higher_is_better: bool, threshold: float, plan: SequentialPlan = DEFAULT_PLAN,
+                  seed: int = 0, interval: bool = True) -> Decision:
     """Verdict after the rounds so far: "regressed", "improved", "same", "unknown" (run more: the budget has
-    rounds left) or "inconclusive" (the budget is spent). `base[i]` and `cand[i]` are round i's A and B."""
+    rounds left) or "inconclusive" (the budget is spent). `base[i]` and `cand[i]` are round i's A and B.
+    `interval=False` skips the bootstrap (the verdict does not use it; a simulation of many gates can)."""
     if not threshold >= 0 or not math.isfinite(threshold):
         raise ValueError(f"threshold must be a fraction >= 0 (e.g. 0.03), got {threshold!r}")
     d = log_ratios(base, cand)
@@ -155,7 +159,7 @@ def decide_paired(base, cand, higher_is_better: bool, threshold: float, plan: Se
     estimate = hodges_lehmann_one_sample(d)
     worse_estimate = -estimate if higher_is_better else estimate
     ratio = math.exp(estimate)
-    ci_low, ci_high = ratio_interval(d, seed)
+    ci_low, ci_high = ratio_interval(d, seed) if interval else (ratio, ratio)
     p_worse, p_better = signed_rank_p(worse, "greater"), signed_rank_p(worse, "less")
     p_same = signed_rank_p(worse - delta, "less") if n else 1.0
     alpha, same_alpha = plan.alpha_per_look, plan.same_alpha_per_look
