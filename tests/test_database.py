@@ -115,3 +115,28 @@ def test_a_bad_database_is_one_sentence_and_exit_3(measured_run, url, says, caps
     assert main(["db", "load", str(measured_run), "--db", url]) == EXIT_ERROR
     err = capsys.readouterr().err
     assert says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_run_is_in_the_database_cell_by_cell_while_it_goes(tmp_path, tiny_qwen35):
+    from edgebench.config import parse_device, parse_profile
+    from edgebench.db.feed import DbFeed
+    from edgebench.run.device_worker import Observer
+    from edgebench.run.execute import run_cells
+
+    url = parse_db_url(f"sqlite:///{tmp_path / 'live.sqlite'}")
+    seen = []
+
+    class CountAtEachStart(Observer):
+        def cell_started(self, cell):
+            with opened(url) as db:
+                seen.append(len(db.query("SELECT cell FROM llama_bench WHERE status = 'done'")))
+
+    profile = parse_profile(f"models: [{json.dumps(str(tiny_qwen35))}]\ntests: [tg4, tg8, tg12]\nrepetitions: 1\n"
+                            "warmup: 0\nengine: {name: sleep, simulate_ts: 1000}\ntelemetry: {enabled: false}\n")
+    device = parse_device(f"name: box\ntransport: local\nworkdir: {tmp_path / 'work'}\n")
+    feed = DbFeed(url, CountAtEachStart())
+    run_cells(profile, [device], tmp_path / "results", observer=feed)
+    feed.close()
+    assert seen == [0, 1, 2] and feed.error is None
+    with opened(url) as db:
+        assert db.query("SELECT status FROM runs") == [("complete",)]
