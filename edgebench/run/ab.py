@@ -221,10 +221,16 @@ class AbRun:
 
 
 def _final(comparison):
-    """A metric left "unknown" when its pair stopped (another metric settled it, or the device went down)
-    has no verdict: it is inconclusive."""
+    """A metric still "unknown" when its pair stopped (rounds that failed to measure left it short of the
+    budget, or the device went down) has no verdict: it is inconclusive, and says what the noise allowed."""
     if comparison.verdict != "unknown":
         return comparison
     from dataclasses import replace
 
-    return replace(comparison, verdict="inconclusive", decision=replace(comparison.decision, verdict="inconclusive"))
+    decision = comparison.decision
+    reason = f"{decision.reason}; no more rounds were measured"
+    if decision.detectable is not None:
+        reason += (f"; with this device's noise the budget detects a change of {decision.detectable * 100:.1f}% "
+                   f"with 80% power")
+    return replace(comparison, verdict="inconclusive", decision=replace(decision, verdict="inconclusive",
+                                                                        reason=reason))
