@@ -184,17 +184,21 @@ def decide_paired(base, cand, higher_is_better: bool, threshold: float, plan: Se
                                       f"(p={p_same:.2g} <= {same_alpha:.2g}; {ci})")
     if n < plan.budget:
         return result("unknown", min(p_worse, p_better), f"not settled after {n} of {plan.budget} rounds ({ci})")
-    return result("inconclusive", min(p_worse, p_better), _inconclusive_reason(n, sd, detectable, alpha, thr, ci))
+    return result("inconclusive", min(p_worse, p_better), _inconclusive_reason(n, sd, detectable, alpha, threshold,
+                                                                               ci))
 
 
-def _inconclusive_reason(n: int, sd: float, detectable: float | None, alpha: float, thr: str, ci: str) -> str:
+def _inconclusive_reason(n: int, sd: float, detectable: float | None, alpha: float, threshold: float, ci: str) -> str:
+    thr = f"{threshold * 100:g}%"
     noise = f"this device's round-to-round noise ({_pct(math.expm1(sd))} sd of log B/A)"
     if detectable is None:
         return (f"not settled in {n} rounds ({ci}); {n} rounds cannot reach p <= {alpha:.2g} at all: "
                 f"raise --max-rounds")
-    return (f"not settled in {n} rounds ({ci}); with {noise} the smallest change {n} rounds detect with "
-            f"{POWER:.0%} power is {_pct(detectable)}, against a {thr} threshold: raise the threshold or "
-            f"--max-rounds, or quiet the device")
+    found = (f"not settled in {n} rounds ({ci}); with {noise} the smallest change {n} rounds detect with "
+             f"{POWER:.0%} power is {_pct(detectable)}")
+    if detectable > threshold:
+        return f"{found}, more than the {thr} threshold: raise the threshold or --max-rounds, or quiet the device"
+    return f"{found}, within the {thr} threshold: the change, if any, is near it; more rounds would settle it"
 
 
 __all__ = ["SAME_ALPHA", "SequentialPlan", "decide_paired", "detectable_effect", "hodges_lehmann_one_sample",
