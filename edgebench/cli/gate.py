@@ -153,7 +153,7 @@ def cmd_compare(args, console) -> int:
     from edgebench.db.url import configured_db
 
     url = configured_db(args.db, default=False)
-    if args.baseline and url is not None:
+    if args.baseline and url is not None and not baseline_path(args.results, args.baseline).is_dir():
         if len(args.runs) != 1:
             raise EdgebenchError("with --baseline give only the candidate run")
         return _compare_to_db_baseline(args, console, url, thresholds)
