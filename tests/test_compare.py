@@ -287,12 +287,12 @@ def test_ab_of_identical_variants_is_same_and_a_slower_one_regresses(tmp_path, t
     assert [c["verdict"] for c in report["comparisons"] if c["metric"] == "ts"] == [verdict]
 
 
-@pytest.mark.parametrize("first, max_rounds, verdict", [(5, 8, "inconclusive"), (7, 15, "regressed")])
+@pytest.mark.parametrize("first, max_rounds, verdict", [(5, 6, "inconclusive"), (7, 15, "regressed")])
 def test_ab_looks_every_two_rounds_and_stops_when_settled_or_at_the_budget(tmp_path, tiny_qwen35, first, max_rounds,
                                                                           verdict):
-    # B at half the speed: every round says B is slower. Alpha 0.01 is split over the looks: 5, 7, 8 give
-    # 0.0033 each, which 8 paired rounds cannot reach (2**-8 = 0.0039); 7, 9, ..., 15 give 0.002, which 9 can
-    # (2**-9): the run stops at the first look that reaches it, or at the budget
+    # B at half the speed: every round says B is slower. Looks at 5 and 6 rounds can never reach 0.01 (the
+    # smallest p of n rounds is 2**-n); at 7, 9, ..., 15 alpha is split over the 4 looks that can, 0.0025 each,
+    # which 9 rounds reach (2**-9): the run stops at the first look that settles it, or at the budget
     profile = write_profile(tmp_path / "p.yaml", tiny_qwen35, "tests: [tg20]\nwarmup: 0\n"
                             "engine: {name: sleep, simulate_ts: 1000}\ntelemetry: {enabled: false}\n")
     ab(tmp_path, profile, "--b", "engine.simulate_ts=500", "--rounds", str(first), "--max-rounds", str(max_rounds),
@@ -305,7 +305,7 @@ def test_ab_looks_every_two_rounds_and_stops_when_settled_or_at_the_budget(tmp_p
     [ts] = [c for c in report["comparisons"] if c["metric"] == "ts"]
     assert ts["verdict"] == verdict and ts["decision"]["method"] == "paired" and ts["decision"]["rounds"] == rounds
     if verdict == "inconclusive":
-        assert "8 rounds cannot reach p <= 0.0033 at all: raise --max-rounds" in ts["decision"]["reason"]
+        assert "6 rounds cannot reach p <= 0.01 at all: raise --max-rounds" in ts["decision"]["reason"]
 
 
 def test_ab_flags_and_repeats_a_disturbed_round_and_reads_steal_and_load_with_every_sample(tmp_path, tiny_qwen35,

@@ -20,11 +20,14 @@ from edgebench.run.disturbance import Disturbance
 from edgebench.runner.interference import Interference, cpu_ticks
 
 
-def test_the_default_plan_looks_at_7_9_11_13_15_and_splits_alpha_over_them():
+def test_the_default_plan_looks_at_7_9_11_13_15_and_splits_alpha_over_the_looks_that_can_reject():
     plan = SequentialPlan()
     assert plan.looks == (7, 9, 11, 13, 15) and plan.budget == 15
-    assert plan.alpha_per_look == pytest.approx(0.002) and plan.same_alpha_per_look == pytest.approx(0.01)
+    # 7 rounds cannot reach 0.01 / 4 (2**-7 = 0.0078): the 4 other looks share alpha
+    assert plan.alpha_per_look == pytest.approx(0.0025) and plan.same_alpha_per_look == pytest.approx(0.01)
     assert SequentialPlan(first=5, last=10, step=2).looks == (5, 7, 9, 10)
+    assert SequentialPlan(first=5, last=8).alpha_per_look == pytest.approx(0.005)  # only 8 reaches 0.005
+    assert SequentialPlan(first=7, last=11).alpha_per_look == pytest.approx(0.005)  # 9 and 11
     with pytest.raises(ValueError):
         SequentialPlan(first=1)
 
@@ -47,6 +50,7 @@ def test_detectable_effect_known_value_and_the_exact_floor():
     # (z_0.998 + z_0.8) * 0.02 / sqrt(15 * 3 / pi)
     z = 2.878161739095483 + 0.8416212335729143
     assert detectable_effect(0.02, 15, 0.002) == pytest.approx(math.expm1(z * 0.02 / math.sqrt(15 * 3 / math.pi)))
+    assert detectable_effect(0.02, 15, 0.002) == pytest.approx(0.01985, abs=1e-5)
     assert detectable_effect(0.02, 7, 0.002) is None  # 2**-7 > 0.002: no effect is detectable in 7 rounds
 
 
@@ -59,7 +63,7 @@ def rounds(n: int, slowdown: float, noise: float, seed: int) -> tuple[list[float
 
 def test_a_clear_slowdown_regresses_at_the_first_look_that_can_reach_alpha():
     a, b = rounds(15, 1.10, 0.01, seed=1)
-    assert decide_paired(a[:7], b[:7], True, 0.03).verdict == "unknown"  # 7 rounds: p >= 1/128 > 0.002
+    assert decide_paired(a[:7], b[:7], True, 0.03).verdict == "unknown"  # 7 rounds: p >= 1/128 > 0.0025
     found = decide_paired(a[:9], b[:9], True, 0.03)
     assert found.verdict == "regressed" and found.p_value == pytest.approx(1 / 512) and found.method == "paired"
     assert 0.88 < found.ratio < 0.92 and found.rounds == 9

@@ -14,7 +14,8 @@ its log ratio d = log(B) - log(A). The rule, per metric, with "worse" the metric
   effect this device's measured noise could have shown within the budget.
 
 Looking after every few rounds multiplies the chances of a false alarm, so the alpha is split evenly over the
-looks the plan allows (Bonferroni): with 5 looks at alpha 0.01 each look uses 0.002, and A/A false alarms stay
+looks that can reject at all (Bonferroni): at 7, 9, ..., 15 rounds and alpha 0.01, 7 rounds can never reach
+p <= 0.0025 (their smallest p is 2**-7), so each of the other 4 looks uses 0.0025, and A/A false alarms stay
 <= alpha however the sequence stops. The ratio B/A is reported as exp(estimate) with a 95% percentile
 bootstrap interval (scipy.stats.bootstrap) over the rounds.
 """
@@ -68,6 +69,12 @@ class SequentialPlan:
 
     @property
     def alpha_per_look(self) -> float:
+        """alpha split evenly over the looks that can reject at all (Bonferroni): a look of n rounds whose
+        smallest signed-rank p, 2**-n, is above its share never raises an alarm and needs none of alpha. The
+        largest share alpha / k such that at most k looks can reach it."""
+        for k in range(1, len(self.looks) + 1):
+            if sum(2.0 ** -n <= self.alpha / k for n in self.looks) <= k:
+                return self.alpha / k
         return self.alpha / len(self.looks)
 
     @property
