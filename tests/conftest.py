@@ -15,7 +15,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 # Real OpenSSH servers for the SSH tests (tests/sshd_fixtures.py).
-pytest_plugins = ["sshd_fixtures"]
+pytest_plugins = ["sshd_fixtures", "postgres_fixtures"]
 
 
 def on_ci() -> bool:

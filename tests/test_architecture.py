@@ -29,6 +29,8 @@ MAY_IMPORT = {
     "results": {"runner"},
     "compare": {"config", "results", "runner"},
     "report": {"compare", "results", "runner"},
+    # the database loads run directories (results) and feeds a run as it goes (run's observer)
+    "db": {"compare", "config", "results", "run", "runner"},
 }
 
 

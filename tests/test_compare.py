@@ -287,17 +287,43 @@ def test_ab_of_identical_variants_is_same_and_a_slower_one_regresses(tmp_path, t
     assert [c["verdict"] for c in report["comparisons"] if c["metric"] == "ts"] == [verdict]
 
 
-@pytest.mark.parametrize("max_rounds, verdict", [(4, "inconclusive"), (5, "regressed")])
-def test_ab_adds_rounds_while_inconclusive_up_to_the_cap(tmp_path, tiny_qwen35, max_rounds, verdict):
-    # 3 rounds cannot reach p <= 0.01 (nor can 4); 5 can: more rounds are added until the verdict or the cap
+@pytest.mark.parametrize("first, max_rounds, verdict", [(5, 6, "inconclusive"), (7, 15, "regressed")])
+def test_ab_looks_every_two_rounds_and_stops_when_settled_or_at_the_budget(tmp_path, tiny_qwen35, first, max_rounds,
+                                                                          verdict):
+    # B at half the speed: every round says B is slower. Looks at 5 and 6 rounds can never reach 0.01 (the
+    # smallest p of n rounds is 2**-n); at 7, 9, ..., 15 alpha is split over the 4 looks that can, 0.0025 each,
+    # which 9 rounds reach (2**-9): the run stops at the first look that settles it, or at the budget
     profile = write_profile(tmp_path / "p.yaml", tiny_qwen35, "tests: [tg20]\nwarmup: 0\n"
                             "engine: {name: sleep, simulate_ts: 1000}\ntelemetry: {enabled: false}\n")
-    ab(tmp_path, profile, "--b", "engine.simulate_ts=500", "--rounds", "3", "--max-rounds", str(max_rounds))
+    ab(tmp_path, profile, "--b", "engine.simulate_ts=500", "--rounds", str(first), "--max-rounds", str(max_rounds),
+       "--max-load", "1000", "--max-steal", "100")
     run_dir = next((tmp_path / "results").iterdir())
     labels = {json.loads(line)["cell"].split(":")[0] for line in (run_dir / "samples.jsonl").read_text().splitlines()}
-    assert labels == {f"{v}{r}" for v in "AB" for r in range(1, max_rounds + 1)}
+    rounds = 9 if verdict == "regressed" else max_rounds
+    assert labels == {f"{v}{r}" for v in "AB" for r in range(1, rounds + 1)}
     report = json.loads((tmp_path / "ab.json").read_text())
-    assert [c["verdict"] for c in report["comparisons"] if c["metric"] == "ts"] == [verdict]
+    [ts] = [c for c in report["comparisons"] if c["metric"] == "ts"]
+    assert ts["verdict"] == verdict and ts["decision"]["method"] == "paired" and ts["decision"]["rounds"] == rounds
+    if verdict == "inconclusive":
+        assert "6 rounds cannot reach p <= 0.01 at all: raise --max-rounds" in ts["decision"]["reason"]
+
+
+def test_ab_flags_and_repeats_a_disturbed_round_and_reads_steal_and_load_with_every_sample(tmp_path, tiny_qwen35,
+                                                                                           capsys):
+    # a load limit of 0 makes every round disturbed: each is measured again once, then kept and flagged
+    profile = write_profile(tmp_path / "p.yaml", tiny_qwen35, "tests: [tg20]\nwarmup: 0\n"
+                            "engine: {name: sleep, simulate_ts: 1000}\ntelemetry: {enabled: false}\n")
+    ab(tmp_path, profile, "--rounds", "3", "--max-rounds", "3", "--max-load", "0", "--repeat-disturbed", "1")
+    run_dir = next((tmp_path / "results").iterdir())
+    samples = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
+    assert sorted((s["cell"].split(":")[0], s["attempt"]) for s in samples) == sorted(
+        (f"{v}{r}", a) for v in "AB" for r in (1, 2, 3) for a in (1, 2))
+    assert all({"steal_pct", "load1", "n_cpus"} <= set(s["host"]) and s["host"]["load1"] > 0 for s in samples)
+    report = json.loads((tmp_path / "ab.json").read_text())
+    [flags] = report["disturbed"].values()
+    assert [f.split(" (")[0] for f in flags] == ["round 1", "round 1", "round 2", "round 2", "round 3", "round 3"]
+    assert "load" in flags[0] and flags[0].endswith("measured again)") and flags[1].endswith("kept, still disturbed)")
+    assert "disturbed: local/tg20" in capsys.readouterr().out
 
 
 def test_ab_rejects_a_bad_override_naming_it(tmp_path, tiny_qwen35, capsys):

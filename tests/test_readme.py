@@ -30,3 +30,8 @@ def test_ci_runs_the_readme_test_command():
 def test_ci_installs_sshd_and_treats_no_tests_as_failure():
     ci = (REPO / ".ci" / "run").read_text()
     assert "openssh-server" in ci and '-eq 5' in ci
+
+
+def test_ci_installs_postgresql_for_the_database_tests():
+    ci = (REPO / ".ci" / "run").read_text()
+    assert 'missing="$missing postgresql"' in ci and "pg_ctl" in ci

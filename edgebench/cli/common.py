@@ -23,3 +23,9 @@ def local_device(args):
     from edgebench.config.lookup import LOCAL
 
     return find_device(LOCAL, args.devices_dir)
+
+
+def add_db_option(parser, what: str):
+    parser.add_argument("--db", metavar="URL",
+                        help=f"results database {what}: sqlite:///FILE or postgresql://user@host:port/db "
+                             f"(default: $EDGEBENCH_DB)")

@@ -7,6 +7,7 @@ from pathlib import Path
 from edgebench.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
+    add_db_option,
     add_devices_dir,
     add_results_root,
     local_device,
@@ -41,14 +42,20 @@ def register(commands) -> None:
     compare.add_argument("runs", nargs="+", type=Path, metavar="RUN",
                          help="BASE CANDIDATE, or only CANDIDATE with --baseline")
     compare.add_argument("--baseline", metavar="NAME", help="use the saved baseline NAME as the base")
+    add_db_option(compare, "holding the --baseline (a name saved with `baseline save --db`, or a run id)")
     add_gate_options(compare)
     compare.set_defaults(handler=cmd_compare)
 
     ab = commands.add_parser(
-        "ab", help="A/B: two variants of a profile, interleaved on one device, then gated",
-        description="Run variants A and B of a profile interleaved (AB, BA, AB, ...) on one device in one "
-                    "run, one timed repetition per round, with the profile's cool-down between cells; add "
-                    "rounds while a verdict is inconclusive; then judge B against A as `compare` does.")
+        "ab", help="A/B: two variants of a profile, interleaved on each device, judged round by round",
+        description="Run variants A and B of a profile interleaved (AB, BA, AB, ...) on each device in one "
+                    "run, one timed repetition per round, with the profile's cool-down between cells. Each round "
+                    "pairs its A with its B: after --rounds and then every 2 rounds a one-sided Wilcoxon "
+                    "signed-rank test of the rounds' log(B/A) decides regressed / improved (p <= alpha split "
+                    "over the looks AND the estimate beyond the threshold), same (a change of the threshold "
+                    "ruled out), or runs more, up to --max-rounds. A round disturbed by steal time or load is "
+                    "measured again. Each device gets its own verdict; exit 0 ok, 1 any regression, 3 any "
+                    "device not judged, 2 any inconclusive.")
     ab.add_argument("profile", type=Path, help="benchmark profile")
     for variant in ("a", "b"):
         ab.add_argument(f"--{variant}", action="append", default=[], metavar="KEY=VALUE",
@@ -56,10 +63,19 @@ def register(commands) -> None:
                              f"engine.binary=/opt/llama-new/llama-bench (repeatable)")
         ab.add_argument(f"--{variant}-model", metavar="MODEL",
                         help=f"variant {variant.upper()} benchmarks this model (file or synthetic:SPEC)")
-    ab.add_argument("-d", "--device", metavar="NAME|FILE", help="the device (default: local)")
-    ab.add_argument("--rounds", type=int, default=7, help="rounds per variant before judging (default 7)")
+    ab.add_argument("-d", "--device", action="append", metavar="NAME|FILE|tag:X|all",
+                    help="device(s), repeatable; each runs its own A/B (default: local)")
+    ab.add_argument("--parallel", type=int, default=1, metavar="N", help="run the A/B of up to N devices at once")
+    ab.add_argument("--rounds", type=int, default=7, help="rounds before the first look (default 7)")
     ab.add_argument("--max-rounds", type=int, default=15,
-                    help="rounds per variant at most, added two at a time while inconclusive (default 15)")
+                    help="the round budget: looks every 2 rounds until settled or this many (default 15)")
+    ab.add_argument("--max-steal", type=float, default=5.0, metavar="PCT",
+                    help="a round with more steal time than this is disturbed (default 5)")
+    ab.add_argument("--max-load", type=float, metavar="LOAD",
+                    help="a round with a higher 1-minute load average is disturbed (default: 2 x the CPUs)")
+    ab.add_argument("--repeat-disturbed", type=int, default=1, metavar="N",
+                    help="measure a disturbed round again up to N times; one still disturbed is kept, flagged "
+                         "(default 1)")
     ab.add_argument("--no-wait", action="store_true", help="fail at once if another controller holds the device")
     add_devices_dir(ab)
     add_results_root(ab, "; the rounds are stored as a run there")
@@ -74,20 +90,25 @@ def register(commands) -> None:
     save.add_argument("--name", required=True, help="baseline name, e.g. main")
     save.add_argument("--replace", action="store_true", help="replace an existing baseline of that name")
     add_results_root(save, "holding baselines/")
+    add_db_option(save, "to also keep it in (the run is loaded there, and NAME names it)")
     save.set_defaults(handler=cmd_baseline_save)
     listed = baseline_commands.add_parser("list", help="list saved baselines")
     add_results_root(listed, "holding baselines/")
     listed.set_defaults(handler=cmd_baseline_list)
 
 
-def _gate_outputs(args, console, report) -> int:
+def _gate_outputs(args, console, report, code: int | None = None) -> int:
+    from rich.markup import escape
+
     from edgebench.cli.ui import print_table
     from edgebench.compare import report as out
 
-    code = report.exit_code(args.inconclusive)
+    code = report.exit_code(args.inconclusive) if code is None else code
     print_table(console, out.HEADER, out.table_rows(report))
     for line in out.unmatched_lines(report) + [f"inconclusive: {n}" for n in out.notes(report)]:
-        console.print(line)
+        console.print(escape(line))
+    for line in out.device_lines(report):
+        console.print(escape(line))
     console.print(f"{out.summary_line(report)} → exit {code}")
     if args.markdown:
         write_output(args.markdown, out.to_markdown(report), "markdown report", append=_is_step_summary(args.markdown))
@@ -129,6 +150,13 @@ def cmd_compare(args, console) -> int:
 
     thresholds = _cli_thresholds(args)
     _check_gate_outputs(args)
+    from edgebench.db.url import configured_db
+
+    url = configured_db(args.db, default=False)
+    if args.baseline and url is not None and not baseline_path(args.results, args.baseline).is_dir():
+        if len(args.runs) != 1:
+            raise EdgebenchError("with --baseline give only the candidate run")
+        return _compare_to_db_baseline(args, console, url, thresholds)
     if args.baseline:
         if len(args.runs) != 1:
             raise EdgebenchError("with --baseline give only the candidate run")
@@ -145,27 +173,61 @@ def cmd_compare(args, console) -> int:
     return _gate_outputs(args, console, report)
 
 
+def _ab_settings(args):
+    from edgebench.compare.paired import SequentialPlan
+    from edgebench.run.disturbance import Disturbance
+
+    if args.rounds < 2:
+        raise EdgebenchError("--rounds must be at least 2")
+    if args.parallel < 1:
+        raise EdgebenchError(f"--parallel is how many devices run at once: give 1 or more, not {args.parallel}")
+    if args.repeat_disturbed < 0:
+        raise EdgebenchError("--repeat-disturbed is a count of repeats: give 0 or more")
+    try:
+        return (SequentialPlan(first=args.rounds, last=max(args.rounds, args.max_rounds)),
+                Disturbance(args.max_steal, args.max_load))
+    except ValueError as exc:
+        raise EdgebenchError(str(exc)) from exc
+
+
+def _compare_to_db_baseline(args, console, url, thresholds) -> int:
+    import tempfile
+
+    from edgebench.compare.gate import compare_sides
+    from edgebench.compare.inputs import load_side
+    from edgebench.db.connection import opened
+    from edgebench.db.runs import baseline_run, has_run, materialize
+
+    with opened(url) as db, tempfile.TemporaryDirectory(prefix="edgebench-baseline-") as scratch:
+        run_id = baseline_run(db, args.baseline) or (args.baseline if has_run(db, args.baseline) else None)
+        if run_id is None:
+            raise EdgebenchError(f"no baseline or run {args.baseline!r} in the database {url} (save one with "
+                                 f"`edgebench baseline save RUN --name {args.baseline} --db URL`)")
+        base = load_side(materialize(db, run_id, Path(scratch)))
+    report = compare_sides(base, load_side(args.runs[0]), thresholds)
+    return _gate_outputs(args, console, report)
+
+
 def cmd_ab(args, console) -> int:
-    from edgebench.config import find_device, load_profile
+    from edgebench.config import load_profile, select_devices
     from edgebench.run.ab import AbRun, variant_profile
 
     thresholds = _cli_thresholds(args)
+    plan, disturbance = _ab_settings(args)
     profile = load_profile(args.profile)
     variants = {"A": variant_profile(profile, "A", args.a, args.a_model),
                 "B": variant_profile(profile, "B", args.b, args.b_model)}
-    device = find_device(args.device, args.devices_dir) if args.device else local_device(args)
-    if args.rounds < 2:
-        raise EdgebenchError("--rounds must be at least 2")
+    devices = select_devices(args.device, args.devices_dir) if args.device else [local_device(args)]
     _check_gate_outputs(args)
     output_folder(args.results, "results root")
-    ab = AbRun(profile, variants, device, args.results, thresholds, rounds=args.rounds,
-               max_rounds=args.max_rounds, wait_for_lock=not args.no_wait)
+    ab = AbRun(profile, variants, devices, args.results, thresholds, plan=plan, disturbance=disturbance,
+               repeat_disturbed=args.repeat_disturbed, parallel=args.parallel, wait_for_lock=not args.no_wait)
     from edgebench.cli.ui import RunDisplay
 
     try:
-        with RunDisplay(console, total=2 * args.rounds * len(ab.pairs)) as display:
+        with RunDisplay(console, total=2 * plan.first * sum(map(len, ab.pairs.values()))) as display:
             ab.run.observer = display
-            report = ab.execute()
+            reports = ab.execute()
     except KeyboardInterrupt:
         console.print(f"results: {ab.store.path}")
         console.print(f"[yellow]interrupted: what was measured is in {ab.store.path}[/]")
@@ -173,15 +235,43 @@ def cmd_ab(args, console) -> int:
     console.print(f"results: {ab.store.path}")
     for cell_id, reason in ab.run.failures:
         console.print(f"  [red]{cell_id}[/]: {reason}")
-    return _gate_outputs(args, console, report)
+    return _fleet_outputs(args, console, reports)
+
+
+def _fleet_outputs(args, console, reports: dict) -> int:
+    """Every device's verdict, then one report of all comparisons with the fleet's exit code."""
+    from edgebench.compare.gate import GateReport, fleet_exit_code
+
+    codes = {name: report.exit_code(args.inconclusive) for name, report in reports.items()}
+    merged = GateReport(base="A", cand="B", alpha=next(iter(reports.values())).alpha)
+    for report in reports.values():
+        merged.comparisons += report.comparisons
+        merged.base_unmeasured += report.base_unmeasured
+        merged.disturbed.update(report.disturbed)
+    merged.device_codes = codes
+    return _gate_outputs(args, console, merged, fleet_exit_code(codes))
 
 
 def cmd_baseline_save(args, console) -> int:
     from edgebench.compare.baselines import save_baseline
+    from edgebench.db import runs
+    from edgebench.db.connection import opened
+    from edgebench.db.load import load_run
+    from edgebench.db.url import configured_db
 
     output_folder(args.results, "results root")
+    url = configured_db(args.db, default=False)
+    if url is not None and not args.replace:
+        with opened(url) as db:
+            if runs.baseline_run(db, args.name):
+                raise EdgebenchError(f"baseline {args.name!r} exists in {url}; pass --replace to replace it")
     path = save_baseline(args.run_dir, args.name, args.results, replace=args.replace)
     console.print(f"baseline {args.name!r} saved: {path}")
+    if url is not None:
+        with opened(url) as db:
+            run_id, _ = load_run(db, path)
+            runs.save_baseline(db, args.name, run_id)
+        console.print(f"baseline {args.name!r} saved in {url}")
     return EXIT_OK
 
 

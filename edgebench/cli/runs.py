@@ -9,6 +9,7 @@ from edgebench.cli.common import (
     EXIT_FAILED_CELLS,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    add_db_option,
     add_devices_dir,
     add_results_root,
     local_device,
@@ -36,6 +37,7 @@ def register(commands) -> None:
                                                    "controllers split a fleet between them")
     add_devices_dir(run)
     add_results_root(run, "; each run makes a new subdirectory")
+    add_db_option(run, "to load the run into as it goes (after every cell); none unless given")
     run.set_defaults(handler=cmd_run)
 
     show = commands.add_parser("show", help="print a run's results",
@@ -50,8 +52,9 @@ def register(commands) -> None:
         description="Write one HTML file (inline SVG, no network) with each run's overview, t/s per model "
                     "and device, t/s against depth, peak memory against RAM, temperature and CPU frequency "
                     "over time with throttled spans shaded, J/token; with two runs, the gate's verdicts.")
-    report.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="results/<run-id> directories")
+    report.add_argument("runs", nargs="+", metavar="RUN", help="results/<run-id> directories, or run ids in --db")
     report.add_argument("-o", "--output", required=True, type=Path, help="the HTML file to write")
+    add_db_option(report, "to read runs from, and to draw the history of the runs' devices with change points")
     report.set_defaults(handler=cmd_report)
 
     merge = commands.add_parser(
@@ -103,16 +106,21 @@ def cmd_run(args, console) -> int:
             return EXIT_OK
         output_folder(args.results, "results root")
         start = partial(run_cells, profile, devices, args.results, shard=shard)
-    display = RunDisplay(console, total=total)
+    display = observer = RunDisplay(console, total=total)
+    feed = _db_feed(args, display)
+    if feed:
+        observer = feed
     try:
         with display:
-            outcome = start(observer=display, parallel=args.parallel, wait_for_lock=not args.no_wait)
+            outcome = start(observer=observer, parallel=args.parallel, wait_for_lock=not args.no_wait)
     except RunInterrupted as stop:
+        _close_feed(console, feed)
         path = escape(str(stop.outcome.store.path))
         _print_results(console, stop.outcome)
         console.print(f"[yellow]interrupted: finished samples are kept in {path}; "
                       f"`edgebench run --resume {path}` finishes it[/]")
         return EXIT_INTERRUPTED
+    _close_feed(console, feed)
     _print_results(console, outcome)
     if outcome.failures:
         console.print(f"[red]{len(outcome.failures)} cell(s) failed:[/]")
@@ -120,6 +128,32 @@ def cmd_run(args, console) -> int:
             console.print(f"  [red]{escape(cell_id)}[/]: {escape(reason)}")  # an engine's words may hold [...]
         return EXIT_FAILED_CELLS
     return EXIT_OK
+
+
+def _db_feed(args, display):
+    """The database a run loads into as it goes (--db or $EDGEBENCH_DB), checked before anything runs."""
+    from edgebench.db.connection import connect
+    from edgebench.db.feed import DbFeed
+    from edgebench.db.url import configured_db
+
+    url = configured_db(args.db, default=False)
+    if url is None:
+        return None
+    connect(url).close()
+    return DbFeed(url, display)
+
+
+def _close_feed(console, feed) -> None:
+    from rich.markup import escape
+
+    if feed is None:
+        return
+    feed.close()
+    if feed.error:
+        console.print(f"[yellow]the run was not loaded into {escape(str(feed.url))}: {escape(feed.error)}; "
+                      f"`edgebench db load` loads it later[/]")
+    else:
+        console.print(f"loaded into {escape(str(feed.url))}")
 
 
 def _print_results(console, outcome) -> None:
@@ -157,14 +191,41 @@ def cmd_show(args, console) -> int:
 
 
 def cmd_report(args, console) -> int:
+    import tempfile
+
     from edgebench.cli.outputs import check_output_file, write_output
+    from edgebench.db.url import configured_db
     from edgebench.report.html import build_report
 
     check_output_file(args.output, "report")
-    text = build_report(args.runs)
+    url = configured_db(args.db, default=False)
+    with tempfile.TemporaryDirectory(prefix="edgebench-report-") as scratch:
+        runs, history = _report_inputs(args.runs, url, Path(scratch))
+        text = build_report(runs, history=history)
     write_output(args.output, text, "report")
     console.print(f"wrote {args.output} ({len(text) / 1024:.0f} KiB)")
     return EXIT_OK
+
+
+def _report_inputs(names: list[str], url, scratch: Path):
+    """Run directories (a name that is no directory is a run id in the database, rebuilt under `scratch`),
+    and with a database the history of every metric series on the runs' devices."""
+    from edgebench.results.store import read_header
+
+    if url is None:
+        missing = [n for n in names if not Path(n).is_dir()]
+        if missing:
+            raise EdgebenchError(f"no such run directory: {', '.join(missing)} (a run id needs --db or $EDGEBENCH_DB)")
+        return [Path(n) for n in names], []
+    from edgebench.db.connection import opened
+    from edgebench.db.history import read_series
+    from edgebench.db.runs import materialize
+
+    with opened(url) as db:
+        runs = [Path(n) if Path(n).is_dir() else materialize(db, n, scratch) for n in names]
+        devices = sorted({d for run in runs for d in (read_header(run).devices or {})})
+        history = [s for device in devices for s in read_series(db, "ts", device=device)]
+    return runs, history
 
 
 def cmd_merge(args, console) -> int:

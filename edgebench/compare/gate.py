@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from edgebench.compare.inputs import MeasuredCell, Side
 from edgebench.compare.metrics import METRICS
+from edgebench.compare.paired import SequentialPlan, decide_paired
 from edgebench.compare.point import decide_point
 from edgebench.compare.stats import ALPHA, Decision, decide
 from edgebench.compare.thresholds import threshold_for
@@ -46,6 +47,10 @@ class GateReport:
     base_unmeasured: list[str] = field(default_factory=list)
     # only_base label -> the engine settings or build that kept it from its candidate twin
     engine_differs: dict[str, str] = field(default_factory=dict)
+    # ab: label -> "round 3 (steal 7.1% > 5%)", ... the rounds flagged as disturbed (repeated or left out)
+    disturbed: dict[str, list[str]] = field(default_factory=dict)
+    # ab over a fleet: device -> its own exit code
+    device_codes: dict[str, int] = field(default_factory=dict)
 
     def count(self, verdict: str) -> int:
         return sum(c.verdict == verdict for c in self.comparisons)
@@ -90,6 +95,34 @@ def compare_cell(base: MeasuredCell, cand: MeasuredCell, thresholds: dict, alpha
         found.append(Comparison(base.label, base.test.name, name, metric.unit, threshold, median(a),
                                 median(b or ()), decision, decision.verdict if decision else "failed"))
     return found
+
+
+def compare_rounds(label: str, test, base_rounds: dict, cand_rounds: dict, thresholds: dict,
+                   plan: SequentialPlan, seed: int = 0) -> list[Comparison]:
+    """Paired comparisons of an A/B pair: `base_rounds` and `cand_rounds` map a round number to its sample;
+    a metric is judged over the rounds where both sides have it."""
+    found = []
+    rounds = sorted(set(base_rounds) & set(cand_rounds))
+    for name, metric in METRICS.items():
+        pairs = [(metric.from_sample(base_rounds[r]), metric.from_sample(cand_rounds[r])) for r in rounds]
+        pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+        if not pairs:
+            continue
+        a, b = [p[0] for p in pairs], [p[1] for p in pairs]
+        threshold = threshold_for(thresholds, name, test.name, test.kind)
+        decision = decide_paired(a, b, metric.higher_is_better, threshold, plan, seed=seed)
+        found.append(Comparison(label, test.name, name, metric.unit, threshold, median(a), median(b), decision,
+                                decision.verdict))
+    return found
+
+
+def fleet_exit_code(codes: dict[str, int]) -> int:
+    """One exit code for a fleet's verdicts, one per device: 1 when any device regressed, else 3 when any
+    could not be judged, else 2 when any was inconclusive, else 0."""
+    for code in (EXIT_REGRESSED, EXIT_NOTHING_COMPARED, EXIT_INCONCLUSIVE):
+        if code in codes.values():
+            return code
+    return EXIT_PASS
 
 
 def compare_sides(base: Side, cand: Side, cli_thresholds: dict | None = None, alpha: float = ALPHA) -> GateReport:

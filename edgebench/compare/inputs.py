@@ -75,6 +75,21 @@ def _settings(facts, header: RunHeader) -> dict:
     return {**declared.defaults(), **stored, **(facts.engine_options or {})}
 
 
+# compare keys that describe the engine's build, not its settings: history puts builds on its x-axis
+_BUILD_KEYS = ("system_info",)
+
+
+def history_settings(row: dict, attempt) -> dict:
+    """The engine settings that key a history series: the engine's compare keys without its build, and the
+    threads as configured (a series spans engine builds; a change of settings starts another series)."""
+    declared = engines.declared(row.get("engine") or "") or engines.declared(_FALLBACK_ENGINE)
+    facts = attempt.facts
+    own = engines.declared(facts.engine or "")
+    found = {**(own.defaults() if own else {}), **(facts.engine_options or {}), **row}
+    settings = {name: found.get(name) for name in declared.compare_keys if name not in _BUILD_KEYS}
+    return {**settings, "n_threads": facts.n_threads}
+
+
 def _builds(rows) -> dict:
     """(device, engine) -> the engine build seen there: a cell that failed before its engine reported
     anything ran on that same build, and must still meet its twin in the other run."""

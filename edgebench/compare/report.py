@@ -46,6 +46,18 @@ def unmatched_lines(report: GateReport) -> list[str]:
     return lines
 
 
+def device_lines(report: GateReport) -> list[str]:
+    """An A/B run's disturbed rounds, then each device's own verdict (exit code) when there are several."""
+    lines = [f"disturbed: {label}: {', '.join(rounds)}" for label, rounds in report.disturbed.items()]
+    if len(report.device_codes) > 1:
+        lines += [f"device {name}: exit {code} ({_DEVICE_VERDICT.get(code, 'error')})"
+                  for name, code in report.device_codes.items()]
+    return lines
+
+
+_DEVICE_VERDICT = {0: "ok", 1: "regressed", 2: "inconclusive", 3: "not judged"}
+
+
 def notes(report: GateReport) -> list[str]:
     """Why each inconclusive verdict is one, once per distinct reason."""
     seen = []
@@ -58,11 +70,15 @@ def notes(report: GateReport) -> list[str]:
 def to_markdown(report: GateReport) -> str:
     lines = ["### edgebench regression gate", "", f"`{report.base}` → `{report.cand}`: {summary_line(report)}", ""]
     lines += markdown_table(HEADER, table_rows(report, marks=True))
-    extra = unmatched_lines(report) + [f"inconclusive: {n}" for n in notes(report)]
+    extra = unmatched_lines(report) + [f"inconclusive: {n}" for n in notes(report)] + device_lines(report)
     if extra:
         lines += [""] + [f"- {line}" for line in extra]
-    lines += ["", f"Rule: one-sided exact Mann-Whitney p ≤ {report.alpha} and a Hodges-Lehmann shift of at least "
-                  f"the threshold; ratio = candidate / base with a 95% bootstrap interval."]
+    paired = any(c.decision and c.decision.method == "paired" for c in report.comparisons)
+    lines += ["", f"Rule: one-sided Wilcoxon signed-rank test of each round's log(B/A), alpha {report.alpha} split "
+                  f"over the looks, and a Hodges-Lehmann estimate of at least the threshold; same when a change "
+                  f"of the threshold is ruled out; ratio = B / A with a 95% bootstrap interval." if paired else
+              f"Rule: one-sided exact Mann-Whitney p ≤ {report.alpha} and a Hodges-Lehmann shift of at least "
+              f"the threshold; ratio = candidate / base with a 95% bootstrap interval."]
     return "\n".join(lines) + "\n"
 
 
@@ -101,4 +117,5 @@ def to_json(report: GateReport, exit_code: int) -> str:
                        "alpha": report.alpha, "exit_code": exit_code, "nothing_compared": report.nothing_compared(),
                        "comparisons": comparisons,
                        "only_base": report.only_base, "only_candidate": report.only_cand,
-                       "base_unmeasured": report.base_unmeasured}, indent=2) + "\n"
+                       "base_unmeasured": report.base_unmeasured, "disturbed": report.disturbed,
+                       "devices": report.device_codes}, indent=2) + "\n"

@@ -5,17 +5,20 @@ shift of log(metric) of at least ``log(1 + threshold)``. The ratio candidate/bas
 percentile-bootstrap confidence interval. Where the samples are too few for the test to ever reach alpha,
 or where the interval still allows a regression of threshold size, the verdict is "inconclusive".
 
-Pure standard library (math, random): no numpy or scipy at run time.
+The test and the interval are scipy.stats' (`mannwhitneyu`, `bootstrap`) where scipy has them: the exact
+no-ties distribution, the tie-corrected normal approximation, the percentile bootstrap. One part stays here:
+the exact p with ties, the share of all C(n+m, n) splits of the pooled values, which scipy's `exact` does not
+give (it assumes no ties) and its permutation method reaches only by visiting every split.
 """
 
 from __future__ import annotations
 
 import math
-import random
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from edgebench.results.order_stats import quantile
+import numpy as np
+from scipy import stats as scipy_stats
 
 ALPHA = 0.01
 BOOTSTRAP_ROUNDS = 2000
@@ -89,17 +92,10 @@ def _exact_greater(x: list[float], y: list[float]) -> float:
 
 
 def _normal_greater(x: list[float], y: list[float]) -> float:
-    """Normal approximation of P(U >= U_observed), tie-corrected variance, continuity correction 0.5."""
-    n, m = len(x), len(y)
-    total = n + m
-    _, x_ranks2, ties = _doubled_midranks(x, y)
-    u = sum(x_ranks2) / 2 - n * (n + 1) / 2
-    tie_term = sum(t ** 3 - t for t in ties) / (total * (total - 1)) if total > 1 else 0.0
-    variance = n * m / 12 * ((total + 1) - tie_term)
-    if variance <= 0:  # every value equal: no evidence either way
+    """scipy's normal approximation of P(U >= U_observed): tie-corrected variance, continuity correction."""
+    if len(set(x) | set(y)) == 1:  # every value equal: no evidence either way
         return 1.0
-    z = (u - n * m / 2 - 0.5) / math.sqrt(variance)
-    return min(1.0, 0.5 * math.erfc(z / math.sqrt(2)))
+    return float(scipy_stats.mannwhitneyu(x, y, alternative="greater", method="asymptotic").pvalue)
 
 
 def mann_whitney_greater(x: Sequence[float], y: Sequence[float]) -> float:
@@ -112,9 +108,11 @@ def mann_whitney_greater(x: Sequence[float], y: Sequence[float]) -> float:
     (scipy's ``method='asymptotic'``).
     """
     xs, ys = _floats(x, "x"), _floats(y, "y")
-    if len(xs) + len(ys) <= EXACT_MAX_TOTAL:
-        return _exact_greater(xs, ys)
-    return _normal_greater(xs, ys)
+    if len(xs) + len(ys) > EXACT_MAX_TOTAL:
+        return _normal_greater(xs, ys)
+    if len(set(xs) | set(ys)) == len(xs) + len(ys):
+        return float(scipy_stats.mannwhitneyu(xs, ys, alternative="greater", method="exact").pvalue)
+    return _exact_greater(xs, ys)
 
 
 def min_one_sided_p(n: int, m: int) -> float:
@@ -135,62 +133,41 @@ def hodges_lehmann(x: Sequence[float], y: Sequence[float]) -> float:
 
 def bootstrap_ci(x: Sequence[float], y: Sequence[float], statistic: Callable[[list, list], float],
                  rounds: int = BOOTSTRAP_ROUNDS, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap: resample x and y independently with replacement (random.Random(seed)),
-    return the (lo, hi) quantiles of statistic(x*, y*)."""
+    """Percentile bootstrap (scipy.stats.bootstrap): resample x and y independently with replacement
+    (numpy's generator seeded with `seed`), return the (lo, hi) quantiles of statistic(x*, y*)."""
     if not x or not y:
         raise ValueError("bootstrap_ci needs at least one value on each side")
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     if not 0 < level < 1:
         raise ValueError(f"level must be between 0 and 1, got {level}")
-    xs, ys = list(x), list(y)
-    n, m = len(xs), len(ys)
-    rng = random.Random(seed)
-    choices = rng.choices
-    values = sorted(statistic(choices(xs, k=n), choices(ys, k=m)) for _ in range(rounds))
-    tail = (1 - level) / 2
-    return quantile(values, tail), quantile(values, 1 - tail)
+    return _percentile_bootstrap(np.asarray(x, float), np.asarray(y, float),
+                                 lambda a, b: statistic(list(a), list(b)), False, rounds, level, seed)
 
 
-def _bootstrap_hodges_lehmann(x: list[float], y: list[float], rounds: int, level: float,
-                              seed: int) -> tuple[float, float]:
-    """bootstrap_ci(x, y, hodges_lehmann, rounds, level, seed), the same numbers about twice as fast.
+def _hodges_lehmann_batched(x, y, axis=-1):
+    """hodges_lehmann over a batch of resamples at once (scipy's vectorized statistic)."""
+    x, y = np.moveaxis(np.asarray(x), axis, -1), np.moveaxis(np.asarray(y), axis, -1)
+    diffs = y[..., None, :] - x[..., :, None]
+    return np.median(diffs.reshape(*diffs.shape[:-2], -1), axis=-1)
 
-    It draws the same resamples (as indices, from the same random stream) and finds each resample's median
-    difference by walking the sorted differences of the original values, each weighted by how often its
-    two values were drawn, instead of building and sorting the resample's n*m differences.
-    """
-    n, m = len(x), len(y)
-    order = sorted((b - a, i, j) for i, a in enumerate(x) for j, b in enumerate(y))
-    k_lo, k_hi = (n * m - 1) // 2, n * m // 2  # 0-based ranks of the middle difference(s)
-    rng = random.Random(seed)
-    choices = rng.choices
-    x_idx, y_idx = range(n), range(m)
-    values = []
-    for _ in range(rounds):
-        cx = [0] * n
-        for i in choices(x_idx, k=n):
-            cx[i] += 1
-        cy = [0] * m
-        for j in choices(y_idx, k=m):
-            cy[j] += 1
-        seen = 0
-        walk = iter(order)
-        for diff, i, j in walk:
-            seen += cx[i] * cy[j]
-            if seen > k_lo:
-                low = high = diff
-                break
-        if seen <= k_hi:
-            for diff, i, j in walk:
-                seen += cx[i] * cy[j]
-                if seen > k_hi:
-                    high = diff
-                    break
-        values.append((low + high) / 2)
-    values.sort()
-    tail = (1 - level) / 2
-    return quantile(values, tail), quantile(values, 1 - tail)
+
+def _percentile_bootstrap(x, y, statistic, vectorized: bool, rounds: int, level: float, seed: int):
+    if len(set(x.tolist()) | set(y.tolist())) == 1 or (len(x) == 1 and len(y) == 1):
+        value = float(statistic(x, y))  # nothing to resample: the interval is the value
+        return value, value
+    options = dict(vectorized=vectorized, method="percentile", n_resamples=rounds, confidence_level=level,
+                   rng=np.random.default_rng(seed))
+    # one value resamples to itself: scipy takes samples of two or more, so only the other side is drawn
+    if len(x) == 1:
+        found = scipy_stats.bootstrap((y,), lambda b, axis=-1: statistic(x, b, axis=axis) if vectorized
+                                      else statistic(x, b), **options).confidence_interval
+    elif len(y) == 1:
+        found = scipy_stats.bootstrap((x,), lambda a, axis=-1: statistic(a, y, axis=axis) if vectorized
+                                      else statistic(a, y), **options).confidence_interval
+    else:
+        found = scipy_stats.bootstrap((x, y), statistic, paired=False, **options).confidence_interval
+    return float(found.low), float(found.high)
 
 
 @dataclass(frozen=True)
@@ -203,6 +180,11 @@ class Decision:
     n_base: int
     n_cand: int
     reason: str  # one short human sentence
+    method: str = "unpaired"  # "unpaired" (compare: Mann-Whitney) or "paired" (ab: signed-rank per round)
+    rounds: int | None = None  # paired: the rounds judged
+    # paired: the smallest change (a fraction) the measured noise lets the round budget detect with 80% power
+    detectable: float | None = None
+    noise: float | None = None  # paired: the sd of the per-round log ratio, as a fraction
 
 
 def _change(ratio: float, worse: bool) -> str:
@@ -229,7 +211,8 @@ def decide(base: Sequence[float], cand: Sequence[float], higher_is_better: bool,
     log_base = [math.log(v) for v in base_v]
     log_cand = [math.log(v) for v in cand_v]
     shift = hodges_lehmann(log_base, log_cand)
-    lo, hi = _bootstrap_hodges_lehmann(log_base, log_cand, BOOTSTRAP_ROUNDS, 0.95, seed)
+    lo, hi = _percentile_bootstrap(np.asarray(log_base), np.asarray(log_cand), _hodges_lehmann_batched, True,
+                                   BOOTSTRAP_ROUNDS, 0.95, seed)
     ratio, ci_low, ci_high = math.exp(shift), math.exp(lo), math.exp(hi)
     p_up = mann_whitney_greater(cand_v, base_v)  # the candidate's values are greater
     p_down = mann_whitney_greater(base_v, cand_v)

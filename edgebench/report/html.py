@@ -220,7 +220,22 @@ def comparison(base: RunData, cand: RunData) -> str:
     return "".join(parts)
 
 
-def build_report(run_dirs: list[Path]) -> str:
+def history_plots(history) -> list[str]:
+    """Each history series (db/history.py's Series: points in time order, change points) as a line over its
+    run index, a dashed line where a new level begins, labelled with its magnitude and p-value."""
+    figures = []
+    for series in history:
+        points = [(i, p.value) for i, p in enumerate(series.points)]
+        marks = [(c.index - 0.5, f"{c.magnitude:+.1%} p={c.p_value:.1g}") for c in series.changes]
+        chart = svg.line_chart(series.title, {series.metric.name: points}, f"run (by {series.x_axis})",
+                           f"{series.metric.name} ({series.metric.unit})", marks=marks)
+        first, last = series.points[0], series.points[-1]
+        figures.append(_figure(chart, f"{len(points)} runs from {escape(first.x_label)} to {escape(last.x_label)}; "
+                                      f"{len(series.changes)} change point(s) (E-divisive, Apache Otava)"))
+    return figures
+
+
+def build_report(run_dirs: list[Path], history=()) -> str:
     runs = [RunData(p) for p in run_dirs]
     when = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     parts = ["<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
@@ -240,5 +255,7 @@ def build_report(run_dirs: list[Path]) -> str:
         parts.append("<h3>Energy</h3>" + "".join(energy_plot(run)))
     if len(runs) == 2:
         parts.append(comparison(runs[0], runs[1]))
+    if history:
+        parts.append("<h2>History</h2>" + "".join(history_plots(history)))
     parts.append("</body></html>")
     return "".join(parts)

@@ -114,9 +114,10 @@ def _hline(y: float, label: str) -> str:
 
 def line_chart(title: str, series: dict[str, list[tuple[float, float]]], x_label: str, y_label: str,
                shaded: list[tuple[float, float]] = (), shade_label: str = "", hline: tuple[float, str] | None = None,
-               y_min: float | None = None) -> str:
+               y_min: float | None = None, marks: list[tuple[float, str]] = ()) -> str:
     """Lines through (x, y) points; `shaded` x-spans drawn behind them (e.g. throttled stretches);
-    `hline` a labelled horizontal reference (e.g. the device's RAM)."""
+    `hline` a labelled horizontal reference (e.g. the device's RAM); `marks` labelled vertical lines at x
+    (e.g. a history's change points)."""
     xs = [x for points in series.values() for x, _ in points]
     ys = [y for points in series.values() for _, y in points] + ([hline[0]] if hline else [])
     x_low, x_high = min(xs, default=0), max(xs, default=1)
@@ -146,6 +147,11 @@ def line_chart(title: str, series: dict[str, list[tuple[float, float]]], x_label
                          f'text-anchor="middle">{_fmt(tick)}</text>')
     if hline:
         parts.append(_hline(y_of(hline[0]), hline[1]))
+    for x, label in marks:
+        parts.append(f'<g class="change-point"><line x1="{x_of(x):.1f}" x2="{x_of(x):.1f}" y1="{TOP}" '
+                     f'y2="{TOP + plot_h}" stroke="#CC3311" stroke-width="1.5" stroke-dasharray="5 3"/>'
+                     f'<text x="{x_of(x) + 4:.1f}" y="{TOP + 12}" font-size="11" fill="#CC3311">{escape(label)}'
+                     f'</text></g>')
     for s, points in enumerate(series.values()):
         colour = PALETTE[s % len(PALETTE)]
         path = " ".join(f"{'M' if i == 0 else 'L'}{x_of(x):.1f} {y_of(y):.1f}" for i, (x, y) in enumerate(points))

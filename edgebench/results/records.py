@@ -372,10 +372,13 @@ class Sample:
     ttft_ns: int | None = None
     window: Mapping[str, Any] = field(default_factory=dict)  # the telemetry summary over the repetition
     quality: QualityScores | None = None  # a quality test's scores (its one sample)
+    # what else used the device meanwhile (runner/interference.py): steal_pct, load1, n_cpus; {} in older lines
+    host: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         found = _stamped(cell=self.cell, attempt=self.attempt, n_tokens=self.n_tokens, rep=self.rep, t_ns=self.t_ns,
-                         ts=self.ts, ttft_ns=self.ttft_ns, window=self.window)
+                         ts=self.ts, ttft_ns=self.ttft_ns, window=self.window,
+                         **({"host": self.host} if self.host else {}))
         if self.quality is not None:
             found["quality"] = self.quality.to_json()
         return found
@@ -387,7 +390,7 @@ class Sample:
                    n_tokens=_count(data, "n_tokens", "sample"), rep=_count(data, "rep", "sample"),
                    t_ns=_number(data, "t_ns", "sample"), ts=_number(data, "ts", "sample"),
                    ttft_ns=data.get("ttft_ns"), window=data.get("window") or {},
-                   quality=QualityScores.from_json(data.get("quality")))
+                   quality=QualityScores.from_json(data.get("quality")), host=data.get("host") or {})
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,25 +1,27 @@
-"""`edgebench ab`: two variants of a profile, interleaved on one device in one run, then gated.
+"""`edgebench ab`: two variants of a profile, interleaved on each device in one run, then gated.
 
 Measuring A then B in separate runs adds a run-to-run offset and thermal drift
 that no test removes. Here every round measures both variants back to back,
 alternating the order (AB, BA, AB, ...), each round as its own runner process
-with one timed repetition after the warm-up, so rounds are independent samples
-taken under the same conditions. Pairs whose verdict is still inconclusive get
-more rounds, up to a cap, before the final word.
+with one timed repetition after the warm-up. A round is the unit of evidence:
+its B against its A (compare/paired.py). The rounds are looked at after
+`first` and then every `step` rounds; a pair stops as soon as it is settled
+(different or same) and at the round budget at the latest. A round that steal
+time or load disturbed (run/disturbance.py) is measured again. Every device of
+a fleet runs its own A/B, up to `parallel` at a time, and gets its own verdict.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 
 import yaml
 
-from edgebench.compare.gate import GateReport, compare_cell
-from edgebench.compare.inputs import MeasuredCell
-from edgebench.compare.metrics import metric_values
-from edgebench.compare.stats import ALPHA
+from edgebench.compare.gate import GateReport, compare_rounds
+from edgebench.compare.paired import SequentialPlan
 from edgebench.config import parse_profile
 from edgebench.config.engine import without_foreign_options
 from edgebench.errors import ConfigError, ModelFileError
@@ -30,11 +32,12 @@ from edgebench.results.records import Sample
 from edgebench.results.store import RunStore
 from edgebench.run.cells import Cell
 from edgebench.run.device_worker import DeviceWorker, Observer
+from edgebench.run.disturbance import Disturbance
 from edgebench.run.execute import SharedRun
 
 VARIANTS = ("A", "B")
-# rounds added at a time to a pair still inconclusive: one AB and one BA keeps the order balanced
-EXTRA_ROUNDS = 2
+DEFAULT_PLAN = SequentialPlan()
+DEFAULT_LIMITS = Disturbance()
 
 
 def variant_profile(profile, name: str, overrides: list[str], model: str | None):
@@ -84,6 +87,9 @@ class Pair:
     a: Cell
     b: Cell
     rounds: int = 0
+    # round number -> variant -> the round's timed sample (of its latest, undisturbed-if-possible measurement)
+    samples: dict[int, dict[str, Sample]] = field(default_factory=dict)
+    flagged: list[str] = field(default_factory=list)  # every disturbed measurement of a round, and what followed
 
     def cell(self, variant: str, round_no: int) -> Cell:
         base = self.a if variant == "A" else self.b
@@ -98,6 +104,10 @@ class Pair:
         models = either(self.a.model.name, self.b.model.name)
         threads = either(f"t{self.a.threads or 'auto'}", f"t{self.b.threads or 'auto'}")
         return f"{self.a.device.name}/{self.a.test.name} ({models}, {threads})"
+
+    def side(self, variant: str) -> dict[int, Sample]:
+        """Round -> sample of one variant."""
+        return {r: by[variant] for r, by in self.samples.items() if variant in by}
 
 
 def plan_pairs(a, b, device) -> list[Pair]:
@@ -115,73 +125,112 @@ def plan_pairs(a, b, device) -> list[Pair]:
 
 
 class AbRun:
-    def __init__(self, profile, variants: dict, device, results_root, thresholds: dict,
-                 rounds: int = 7, max_rounds: int = 15, observer: Observer | None = None,
+    def __init__(self, profile, variants: dict, devices: list, results_root, thresholds: dict,
+                 plan: SequentialPlan = DEFAULT_PLAN, disturbance: Disturbance = DEFAULT_LIMITS,
+                 repeat_disturbed: int = 1, parallel: int = 1, observer: Observer | None = None,
                  wait_for_lock: bool = True):
-        self.variants, self.device = variants, device
-        self.rounds, self.max_rounds = rounds, max(rounds, max_rounds)
+        self.variants, self.devices, self.plan = variants, list(devices), plan
+        self.disturbance, self.repeat_disturbed, self.parallel = disturbance, repeat_disturbed, max(1, parallel)
         self.thresholds = {**variants["B"].thresholds, **thresholds}
-        self.pairs = plan_pairs(variants["A"], variants["B"], device)
-        design = AbDesign({k: v.to_dict() for k, v in variants.items()}, rounds, self.max_rounds)
-        self.store = RunStore.create(results_root, profile=profile.to_dict(), devices={device.name: device.to_dict()},
-                                     ab=design)
+        self.pairs = {d.name: plan_pairs(variants["A"], variants["B"], d) for d in self.devices}
+        design = AbDesign({k: v.to_dict() for k, v in variants.items()}, plan.first, plan.budget)
+        self.store = RunStore.create(results_root, profile=profile.to_dict(),
+                                     devices={d.name: d.to_dict() for d in self.devices}, ab=design)
         self.run = SharedRun(variants["A"], self.store, observer or Observer(), wait_for_lock, {})
         self.run.variants = dict(variants)
-        self.samples: dict[tuple[int, str], list[Sample]] = {}
 
-    def execute(self) -> GateReport:
-        worker = DeviceWorker(self.run, self.device, [])
+    def execute(self) -> dict[str, GateReport]:
+        """Each device's report, by device name."""
         status = "interrupted"
         try:
-            todo = list(range(len(self.pairs)))
-            target = self.rounds
-            while todo:
-                for round_no in range(self.pairs[todo[0]].rounds + 1, target + 1):
-                    for index in todo:
-                        self.measure_round(worker, index, round_no)
-                todo = [i for i in todo if self.inconclusive(i)] if target < self.max_rounds else []
-                target = min(target + EXTRA_ROUNDS, self.max_rounds)
+            with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="ab") as pool:
+                futures = [pool.submit(self.run_device, device) for device in self.devices]
+                try:
+                    while not all(f.done() for f in futures):
+                        wait(futures, timeout=0.5)  # short waits keep the main thread open to Ctrl-C
+                except KeyboardInterrupt:
+                    self.run.cancel.set()
+                    wait(futures)
+                    raise
+                for future in futures:
+                    future.result()
             status = "complete" if not self.run.failures else "failed"
         finally:
-            worker.disconnect()
             self.store.finish(status, run_rows(self.store.path))
-        return self.report()
+        return {d.name: self.report(d.name) for d in self.devices}
 
-    def measure_round(self, worker: DeviceWorker, index: int, round_no: int) -> None:
-        pair = self.pairs[index]
+    def run_device(self, device) -> None:
+        worker = DeviceWorker(self.run, device, [])
+        pairs = self.pairs[device.name]
+        try:
+            todo = list(pairs)
+            for look in self.plan.looks:
+                for round_no in range(todo[0].rounds + 1, look + 1):
+                    for pair in todo:
+                        self.measure_round(worker, pair, round_no)
+                todo = [p for p in todo if self.unsettled(p)]
+                if not todo:
+                    break
+        finally:
+            worker.disconnect()
+
+    def measure_round(self, worker: DeviceWorker, pair: Pair, round_no: int) -> None:
         order = VARIANTS if round_no % 2 else VARIANTS[::-1]  # AB, BA, AB, ...: drift cancels out
-        for variant in order:
-            cell = pair.cell(variant, round_no)
-            # a model that cannot be placed fails this round's cell; the next round tries again
-            placed = worker.place(cell.model, [cell], full_disk_stops=False)
-            if placed is None:
-                continue
-            model, remote = placed
-            recorder = worker.measure(cell, model, remote, self.run.profile_for(cell).cooldown)
-            if recorder:
-                self.samples.setdefault((index, variant), []).extend(recorder.samples)
+        for repeat in range(self.repeat_disturbed + 1):
+            got = {}
+            for variant in order:
+                cell = pair.cell(variant, round_no)
+                # a model that cannot be placed fails this round's cell; the next round tries again
+                placed = worker.place(cell.model, [cell], full_disk_stops=False)
+                if placed is None:
+                    continue
+                model, remote = placed
+                recorder = worker.measure(cell, model, remote, self.run.profile_for(cell).cooldown)
+                if recorder and recorder.samples:
+                    got[variant] = recorder.samples[-1]
+            pair.samples[round_no] = got
+            why = self.disturbance.why(got.values())
+            if why is None:
+                break
+            # still disturbed after every repeat: the disturbance lasts, it is the device's state now, and the
+            # pairing within the round is what protects the verdict from it
+            then = "measured again" if repeat < self.repeat_disturbed else "kept, still disturbed"
+            pair.flagged.append(f"round {round_no} ({why}; {then})")
         pair.rounds = round_no
 
-    def measured(self, index: int, variant: str) -> MeasuredCell:
-        pair = self.pairs[index]
-        cell = pair.a if variant == "A" else pair.b
-        samples = self.samples.get((index, variant), [])
-        return MeasuredCell(key=(index,), label=pair.label, test=cell.test, status="done" if samples else "failed",
-                            error=None, values=metric_values(samples))
+    def comparisons(self, pair: Pair):
+        a, b = pair.side("A"), pair.side("B")
+        return compare_rounds(pair.label, pair.a.test, a, b, self.thresholds, self.plan) if a else []
 
-    def comparisons(self, index: int):
-        base, cand = self.measured(index, "A"), self.measured(index, "B")
-        return compare_cell(base, cand, self.thresholds) if base.values else []
+    def unsettled(self, pair: Pair) -> bool:
+        found = self.comparisons(pair)
+        return not found or any(c.verdict in ("unknown", "inconclusive") for c in found)
 
-    def inconclusive(self, index: int) -> bool:
-        return any(c.verdict == "inconclusive" for c in self.comparisons(index))
-
-    def report(self) -> GateReport:
-        report = GateReport(base="A", cand="B", alpha=ALPHA)
-        for index in range(len(self.pairs)):
-            found = self.comparisons(index)
+    def report(self, device: str) -> GateReport:
+        report = GateReport(base="A", cand="B", alpha=self.plan.alpha)
+        for pair in self.pairs[device]:
+            found = self.comparisons(pair)
             if found:
-                report.comparisons.extend(found)
+                # a pair the budget ran out on while a metric was still open is inconclusive there
+                report.comparisons.extend(_final(c) for c in found)
             else:
-                report.base_unmeasured.append(self.measured(index, "A").label)
+                report.base_unmeasured.append(pair.label)
+            if pair.flagged:
+                report.disturbed[pair.label] = list(pair.flagged)
         return report
+
+
+def _final(comparison):
+    """A metric still "unknown" when its pair stopped (rounds that failed to measure left it short of the
+    budget, or the device went down) has no verdict: it is inconclusive, and says what the noise allowed."""
+    if comparison.verdict != "unknown":
+        return comparison
+    from dataclasses import replace
+
+    decision = comparison.decision
+    reason = f"{decision.reason}; no more rounds were measured"
+    if decision.detectable is not None:
+        reason += (f"; with this device's noise the budget detects a change of {decision.detectable * 100:.1f}% "
+                   f"with 80% power")
+    return replace(comparison, verdict="inconclusive", decision=replace(decision, verdict="inconclusive",
+                                                                        reason=reason))

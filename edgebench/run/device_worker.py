@@ -62,6 +62,9 @@ class Observer:
 
     def cell_finished(self, cell: Cell, error: str | None) -> None: ...
 
+    def run_started(self, run_dir) -> None:
+        """The run's directory exists (called once, before any cell)."""
+
 
 def engine_options(engine, device) -> dict:
     """The options the engine declares, as the profile sets them (JSON-ready), but `threads`, which is the
@@ -148,7 +151,8 @@ class CellRecorder:
             # a quality test says how many tokens it decoded (its `quality:` block decides)
             sample = Sample(**tag, n_tokens=event.get("n_tokens") or self.n_tokens, rep=event["rep"],
                             t_ns=event["t_ns"], ts=event["ts"], ttft_ns=event.get("ttft_ns"),
-                            window=event.get("window") or {}, quality=QualityScores.from_json(event.get("quality")))
+                            window=event.get("window") or {}, quality=QualityScores.from_json(event.get("quality")),
+                            host=event.get("host") or {})
             self.run.store.append(sample)
             self.samples.append(sample)
             self.throttled = self.throttled or bool(sample.window.get("throttled"))

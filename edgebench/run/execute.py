@@ -59,6 +59,7 @@ class SharedRun:
         self._attempts = dict(attempts)
         self._lock = threading.Lock()
         self._quality: dict[object, QualityFiles] = {}
+        observer.run_started(store.path)
 
     def profile_for(self, cell: Cell):
         """The profile a cell runs with: an A/B run gives each variant its own."""

@@ -20,6 +20,7 @@ from . import PROTOCOL_VERSION, RUNNER_VERSION
 from .cooldown import cool_down
 from .engines import available as engines_available
 from .engines import load_engine
+from .interference import Interference
 from .job import parse_job, parse_json_object, source_options
 from .modelfile import check_model_file
 from .protocol import Emitter, RunnerFailure
@@ -78,13 +79,14 @@ def run_job(job, emit):
         if sampler:
             sampler.start()
         mark = sampler.snapshot if sampler else (lambda: None)
+        host = Interference(telemetry.get("root") or "/")
         if test.quality:
             _run_quality(engine, job, test, emit, mark, sampler, limits)
         for m in () if test.quality else engine.measure(test, job["repetitions"], job["warmup"], mark):
             window = summarize_window(sampler.records_between(m.t0, m.t1), n_tokens, t0=m.t0, t1=m.t1,
                                       **limits) if sampler else {}
             emit("sample", rep=m.rep, t_ns=m.t_ns, ts=n_tokens * 1e9 / m.t_ns, ttft_ns=m.ttft_ns,
-                 window=window)
+                 window=window, host=host.reading())
     finally:
         if sampler:
             sampler.stop()

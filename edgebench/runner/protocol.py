@@ -17,7 +17,8 @@ EVENTS = {
     "hello": "first line of every runner: protocol, runner_version, python, pid",
     "start": "a cell's engine is loaded: info (llama-bench fields), test, runner_rss_kb, telemetry",
     "telemetry": "one sampler record: t, rss_kb, thermal_c, cpu_mhz, power_w, battery, ...",
-    "sample": "one timed repetition: rep, t_ns, ts, ttft_ns, window (telemetry summary)",
+    "sample": ("one timed repetition: rep, t_ns, ts, ttft_ns, window (telemetry summary), "
+               "host (steal_pct, load1, n_cpus)"),
     "cooling": "a cool-down still waiting: temp_c, waited_s (every few seconds)",
     "error": "why the runner failed: kind, message, and details",
     "done": "the last line of a runner that succeeded, with what its mode produced",

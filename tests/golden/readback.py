@@ -11,12 +11,12 @@ import contextlib
 import io
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from edgebench.cli import main
-from edgebench.compare.gate import GateReport, compare_cell
-from edgebench.compare.inputs import MeasuredCell
-from edgebench.compare.metrics import metric_values
+from edgebench.compare.gate import GateReport, compare_rounds
+from edgebench.compare.paired import SequentialPlan
 from edgebench.compare.report import to_json
 from edgebench.compare.stats import ALPHA
 from edgebench.results.aggregate import run_rows
@@ -119,17 +119,22 @@ def ab_gate_text(run_dir: Path) -> str:
             pair["A"].append(a)
             pair["B"].append(b)
     report = GateReport(base="A", cand="B", alpha=ALPHA)
+    plan = SequentialPlan(first=meta["ab"]["rounds"], last=max(meta["ab"]["rounds"], meta["ab"]["max_rounds"]))
     for cells in pairs.values():
         a, b = facts[cells["A"][0]], facts[cells["B"][0]]
         label = _pair_label(a, b)
-        sides = [MeasuredCell(key=(), label=label, test=parse_test(a["test"]), status="done", error=None,
-                              values=metric_values([s for c in cells[v] for s in samples.get(c, [])]))
-                 for v in ("A", "B")]
-        found = compare_cell(*sides, thresholds) if sides[0].values else []
+        # round -> the round's timed sample, per variant: ab pairs the A and B of each round
+        sides = [{facts[c]["round"]: samples[c][-1] for c in cells[v] if samples.get(c)} for v in ("A", "B")]
+        found = compare_rounds(label, parse_test(a["test"]), *sides, thresholds, plan) if sides[0] else []
         if found:
-            report.comparisons.extend(found)
+            # the rounds the run stopped at, judged as the run's last look: still open there is inconclusive
+            report.comparisons.extend(c if c.verdict != "unknown" else
+                                      replace(c, verdict="inconclusive",
+                                              decision=replace(c.decision, verdict="inconclusive"))
+                                      for c in found)
         else:
             report.base_unmeasured.append(label)
+    report.device_codes = {name: report.exit_code() for name in meta["devices"]}
     return to_json(report, report.exit_code())
 
 

@@ -1,26 +1,43 @@
 #!/usr/bin/env python3
-"""How often the regression gate's default rule raises a false alarm, and how often it catches a slowdown,
-on real samples of this machine.
+"""The regression gate's two rules on real samples of a machine: false alarms, power, rounds, smallest effect.
 
-    python tests/perf/gate_quality.py [--samples 600] [--comparisons 300] [--like tiny-qwen35@Q8_0]
+    python tests/perf/gate_quality.py [--samples 400] [--comparisons 300] [--save FILE | --load FILE]
 
-1. Collects real samples: many repetitions of tg32 and pp64 of a synthetic model through the local runner,
-   in jobs of --chunk repetitions, tg and pp jobs alternating.
-2. A/A: draws --comparisons random windows of 2n consecutive samples of one test, base = even positions,
-   candidate = odd positions (interleaved, as an A/B run on one device takes them), and counts how often
-   decide() says "regressed" or "improved" (both are false alarms; goal <= 1% per comparison) and how
-   often "inconclusive".
-3. Power: the same windows with the candidate's t/s divided by 1.05 and by 1.10 (a real noise, a known
-   slowdown); counts "regressed" (goal at n = 7: >= 80% at 5%, >= 95% at 10%).
-4. Prints the tables, and n = 7 at other thresholds for comparison (the defaults are the issue's).
+Rules compared (both as `edgebench ab` runs them: rounds of A and B back to back, the order alternating):
+- old, unpaired: all A samples against all B samples, one-sided exact Mann-Whitney p <= 0.01 AND a
+  Hodges-Lehmann shift of at least the threshold (compare/stats.py decide), judged after 7 rounds, then 2 more
+  at a time while inconclusive, up to 15;
+- new, paired and sequential: each round's log(B/A), one-sided Wilcoxon signed-rank test with alpha split over
+  the looks at 7, 9, ..., 15 rounds, same when a change of the threshold is ruled out, stopping at the first
+  look that settles it (compare/paired.py decide_paired).
 
-The whole script takes about 5 minutes on 2 cores; --save/--load keep the samples to re-analyse them.
+1. Collects real samples (unless --load): repetitions of each test of a synthetic model through the local
+   runner, in jobs of --chunk repetitions, the tests alternating. A round of an A/B takes two consecutive
+   samples of a test; a window of 15 rounds takes 30.
+2. A/A: --comparisons random windows, B = A's own noise; a "regressed" or "improved" verdict is a false alarm
+   (goal <= 1%).
+3. Power: the same windows with B's t/s divided by 1.05 and 1.10 (real noise, known slowdown).
+4. Mean rounds used, and the smallest slowdown detected with 80% power within the 15-round budget
+   (searched on a grid of 1% steps up to 50%).
+
+Sample file (--save writes it, --load reads it), so samples measured elsewhere (a GPU machine, llama-bench)
+are analysed without measuring again. A JSON object:
+
+    {"tg32": [412.1, 409.8, ...], "pp64": [1520.3, ...]}
+
+one key per test (a test name edgebench parses: tg128, pp512, pp512+tg128; the kind picks the threshold:
+3% for tg, 5% for pp and pp+tg, or --threshold), each a list of t/s values in the order they were measured
+(one per timed repetition; consecutive values become the A and B of a round, so keep the order). A llama-bench
+`-o jsonl` (or `-o json`) file is read too: its rows' samples_ts, concatenated per test in file order.
+
+The machine's load adds noise: the script prints the load average before and after collecting.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import statistics
@@ -30,42 +47,31 @@ from pathlib import Path
 
 from common import local_transport, model_path, run_edgebench
 
+from edgebench.compare.paired import SequentialPlan, decide_paired
 from edgebench.compare.stats import ALPHA, decide
+from edgebench.runner.testspec import parse_test
 from edgebench.transport.remote_store import install_runner
 
-TESTS = {"tg32": (0, 32), "pp64": (64, 0)}  # replaced by --tests
-THRESHOLDS = {"tg32": 0.03, "pp64": 0.05}  # the defaults: 3% for generation, 5% for prompt processing
 KIND_THRESHOLDS = {"tg": 0.03, "pp": 0.05, "pp+tg": 0.05}
-
-
-def choose_tests(text: str) -> None:
-    from edgebench.runner.testspec import parse_test
-
-    TESTS.clear()
-    THRESHOLDS.clear()
-    for name in text.split(","):
-        test = parse_test(name)
-        TESTS[test.name] = (test.n_prompt, test.n_gen)
-        THRESHOLDS[test.name] = KIND_THRESHOLDS[test.kind]
-SIZES = (5, 7, 10, 15)  # 7 is the default; 15 the most an adaptive rerun would take
+PLAN = SequentialPlan()  # looks at 7, 9, 11, 13, 15 rounds
+OLD_LOOKS = PLAN.looks  # the old ab added 2 rounds at a time while inconclusive, up to 15
 SLOWDOWNS = (1.05, 1.10)
-GOAL_AA = 0.01
-GOAL_POWER = {1.05: 0.80, 1.10: 0.95}
-GOAL_N = 7
+EFFECTS = [1 + k / 100 for k in range(1, 51)]
+GOAL_AA, GOAL_POWER = 0.01, 0.80
 
 
-def collect(args) -> dict[str, list[float]]:
+def collect(args, tests: dict) -> dict[str, list[float]]:
     model = model_path(args)
     transport = local_transport()
     runner = install_runner(transport)
-    samples: dict[str, list[float]] = {name: [] for name in TESTS}
+    samples: dict[str, list[float]] = {name: [] for name in tests}
     start = time.monotonic()
     while any(len(v) < args.samples for v in samples.values()):
-        for name, (n_prompt, n_gen) in TESTS.items():
+        for name, test in tests.items():
             missing = args.samples - len(samples[name])
             if missing <= 0:
                 continue
-            got, done = run_edgebench(transport, runner, model, n_prompt, n_gen, args.threads,
+            got, done = run_edgebench(transport, runner, model, test.n_prompt, test.n_gen, args.threads,
                                       min(args.chunk, missing), telemetry=False)
             if not done.get("ok", True):
                 raise SystemExit(f"runner job failed: {done}")
@@ -76,38 +82,99 @@ def collect(args) -> dict[str, list[float]]:
     return samples
 
 
-def load() -> str:
-    return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
+def load_samples(path: Path) -> dict[str, list[float]]:
+    text = path.read_text()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = [json.loads(line) for line in text.splitlines() if line.strip()]
+    if isinstance(data, dict) and all(isinstance(v, list) for v in data.values()):
+        return {parse_test(name).name: [float(v) for v in values] for name, values in data.items()}
+    rows = data if isinstance(data, list) else [data]
+    samples: dict[str, list[float]] = {}
+    for row in rows:  # llama-bench rows
+        test = parse_test(f"pp{row['n_prompt']}+tg{row['n_gen']}" if row.get("n_prompt") and row.get("n_gen")
+                          else f"pp{row['n_prompt']}" if row.get("n_prompt") else f"tg{row['n_gen']}")
+        samples.setdefault(test.name, []).extend(float(v) for v in row["samples_ts"])
+    return samples
 
 
-def windows(count: int, n: int, comparisons: int, rng: random.Random) -> list[int]:
-    if count < 2 * n:
-        raise SystemExit(f"need at least {2 * n} samples per test, have {count}")
-    return [rng.randrange(count - 2 * n + 1) for _ in range(comparisons)]
+def rounds_of(values: list[float], start: int, count: int, slowdown: float) -> tuple[list[float], list[float]]:
+    """`count` rounds from consecutive samples: round i is values[start+2i], values[start+2i+1], A first in odd
+    rounds and B first in even ones (AB, BA, ...), B slowed by `slowdown` (t/s divided)."""
+    a, b = [], []
+    for i in range(count):
+        first, second = values[start + 2 * i], values[start + 2 * i + 1]
+        x, y = (first, second) if i % 2 == 0 else (second, first)
+        a.append(x)
+        b.append(y / slowdown)
+    return a, b
 
 
-def rates(values: list[float], n: int, starts: list[int], threshold: float, slowdown: float = 1.0) -> dict:
-    """Verdict shares over the windows; t/s is higher-is-better, so a slowdown divides the candidate."""
+def old_rule(values, start, threshold, slowdown) -> tuple[str, int]:
+    for look in OLD_LOOKS:
+        a, b = rounds_of(values, start, look, slowdown)
+        verdict = decide(a, b, higher_is_better=True, threshold=threshold, alpha=ALPHA).verdict
+        if verdict != "inconclusive":
+            return verdict, look
+    return verdict, look
+
+
+def new_rule(values, start, threshold, slowdown) -> tuple[str, int]:
+    a_all, b_all = rounds_of(values, start, PLAN.budget, slowdown)
+    for look in PLAN.looks:
+        verdict = decide_paired(a_all[:look], b_all[:look], True, threshold, PLAN, interval=False).verdict
+        if verdict != "unknown":
+            return verdict, look
+    return verdict, look
+
+
+RULES = {"old: unpaired MWU": old_rule, "new: paired sequential": new_rule}
+
+
+def rates(rule, values, starts, threshold, slowdown=1.0) -> dict:
     counts = {"regressed": 0, "improved": 0, "inconclusive": 0, "same": 0}
+    rounds = []
     for start in starts:
-        window = values[start:start + 2 * n]
-        base, cand = window[0::2], [v / slowdown for v in window[1::2]]
-        counts[decide(base, cand, higher_is_better=True, threshold=threshold, alpha=ALPHA).verdict] += 1
-    return {k: v / len(starts) for k, v in counts.items()}
+        verdict, used = rule(values, start, threshold, slowdown)
+        counts[verdict] += 1
+        rounds.append(used)
+    found = {k: v / len(starts) for k, v in counts.items()}
+    found["rounds"] = statistics.fmean(rounds)
+    return found
+
+
+def smallest_detected(rule, values, starts, threshold) -> float | None:
+    """The smallest slowdown on the grid caught with 80% power (power rises with the effect: bisect)."""
+    low, high = 0, len(EFFECTS) - 1
+    if rates(rule, values, starts, threshold, EFFECTS[high])["regressed"] < GOAL_POWER:
+        return None
+    while low < high:
+        mid = (low + high) // 2
+        if rates(rule, values, starts, threshold, EFFECTS[mid])["regressed"] >= GOAL_POWER:
+            high = mid
+        else:
+            low = mid + 1
+    return EFFECTS[low] - 1
 
 
 def describe(values: list[float]) -> str:
     med = statistics.median(values)
-    mad_cv = 1.4826 * statistics.median(abs(v - med) for v in values) / med
     cv = statistics.stdev(values) / statistics.fmean(values)
     mean = statistics.fmean(values)
     lag1 = (sum((a - mean) * (b - mean) for a, b in zip(values, values[1:]))
             / sum((v - mean) ** 2 for v in values))
-    return f"median {med:.1f} t/s, CV {cv:.1%} (robust {mad_cv:.1%}), lag-1 autocorrelation {lag1:+.2f}"
+    pairs = [math.log(b / a) for a, b in zip(values[0::2], values[1::2])]
+    return (f"median {med:.1f} t/s, CV {cv:.1%}, lag-1 autocorrelation {lag1:+.2f}, "
+            f"sd of a round's log(B/A) {statistics.stdev(pairs):.1%}")
 
 
-def pct(x: float) -> str:
-    return f"{x * 100:.1f}%"
+def pct(x: float | None) -> str:
+    return "not within 50%" if x is None else f"{x * 100:.1f}%"
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def main() -> int:
@@ -115,79 +182,55 @@ def main() -> int:
     parser.add_argument("--model", help="GGUF file (default: a cached synthetic model, see --like)")
     parser.add_argument("--like", default="tiny-qwen35@Q8_0", help="synthetic spec (default tiny-qwen35@Q8_0)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--tests", default="tg32,pp64",
-                        help="tests to sample, comma-separated (default tg32,pp64); longer ones are less noisy")
-    parser.add_argument("--samples", type=int, default=600, help="samples per test (default 600)")
+    parser.add_argument("--tests", default="tg32,pp64", help="tests to sample, comma-separated (default tg32,pp64)")
+    parser.add_argument("--threshold", type=float, help="the minimum effect for every test (default: by kind)")
+    parser.add_argument("--samples", type=int, default=400, help="samples per test (default 400)")
     parser.add_argument("--chunk", type=int, default=50, help="repetitions per runner job (default 50)")
     parser.add_argument("--comparisons", type=int, default=300, help="windows per row (default 300)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the window draws")
     parser.add_argument("--save", type=Path, help="write the collected samples to this JSON file")
-    parser.add_argument("--load", type=Path, help="analyse samples saved by --save instead of collecting")
+    parser.add_argument("--load", type=Path, help="analyse a sample file (see above) instead of collecting")
     args = parser.parse_args()
-    choose_tests(args.tests)
 
     if args.load:
-        samples = json.loads(args.load.read_text())
+        samples = load_samples(args.load)
     else:
+        tests = {parse_test(name).name: parse_test(name) for name in args.tests.split(",")}
         print(f"before collecting: {load()} on {os.cpu_count()} cores (other work on the machine adds noise)")
-        samples = collect(args)
+        samples = collect(args, tests)
         print(f"after collecting: {load()}")
         if args.save:
             args.save.write_text(json.dumps(samples))
-    for name, values in samples.items():
-        print(f"{name}: {len(values)} samples, {describe(values)}")
-
     started = time.monotonic()
     rng = random.Random(args.seed)
-    table = {}
-    for name, values in samples.items():
-        for n in SIZES:
-            starts = windows(len(values), n, args.comparisons, rng)
-            row = {"aa": rates(values, n, starts, THRESHOLDS[name])}
-            for slowdown in SLOWDOWNS:
-                row[slowdown] = rates(values, n, starts, THRESHOLDS[name], slowdown)
-            table[name, n] = row
-
-    print(f"\ndefault rule: one-sided exact Mann-Whitney p <= {ALPHA} AND Hodges-Lehmann shift of log(t/s) >= "
-          f"threshold; {args.comparisons} comparisons per row, windows of 2n consecutive samples (A even, B odd)\n")
-    print("| test | threshold | n/side | A/A false alarms | A/A inconclusive | 5% slower: regressed | inconclusive "
-          "| 10% slower: regressed | inconclusive |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for (name, n), row in table.items():
-        aa = row["aa"]
-        print(f"| {name} | {THRESHOLDS[name]:.0%} | {n} | {pct(aa['regressed'] + aa['improved'])} "
-              f"| {pct(aa['inconclusive'])} | {pct(row[1.05]['regressed'])} | {pct(row[1.05]['inconclusive'])} "
-              f"| {pct(row[1.10]['regressed'])} | {pct(row[1.10]['inconclusive'])} |")
-
-    print(f"\ngoals (n = {GOAL_N} per side):\n")
-    print("| test | goal | measured | |")
-    print("|---|---|---:|---|")
+    window = 2 * PLAN.budget
+    print(f"\n{args.comparisons} windows of {window} consecutive samples per test; looks at {PLAN.looks} rounds\n")
+    print("| test | threshold | rule | A/A false alarms | A/A inconclusive | power at 5% | power at 10% "
+          "| mean rounds (A/A, 5%, 10%) | smallest effect at 80% power |")
+    print("|---|---:|---|---:|---:|---:|---:|---|---:|")
     all_met = True
-    for name in samples:
-        row = table[name, GOAL_N]
-        checks = [(f"A/A false alarms <= {GOAL_AA:.0%}", row["aa"]["regressed"] + row["aa"]["improved"],
-                   lambda x: x <= GOAL_AA)]
-        checks += [(f"power >= {GOAL_POWER[s]:.0%} at {round((s - 1) * 100)}% slower", row[s]["regressed"],
-                    lambda x, s=s: x >= GOAL_POWER[s]) for s in SLOWDOWNS]
-        for goal, value, ok in checks:
-            met = ok(value)
-            all_met &= met
-            print(f"| {name} | {goal} | {pct(value)} | {'met' if met else 'MISSED'} |")
-    # with zero alarms in R comparisons the 95% upper bound is about 3/R ("rule of three")
-    print(f"\n(A/A resolution: 0 alarms in {args.comparisons} means <= {3 / args.comparisons:.1%} at 95%; "
-          "windows overlap, so the comparisons are not fully independent)")
-
-    print(f"\nfor comparison only, other thresholds at n = {GOAL_N} (not the defaults):\n")
-    print("| test | threshold | A/A false alarms | A/A inconclusive | 5% slower: regressed | 10% slower: regressed |")
-    print("|---|---:|---:|---:|---:|---:|")
     for name, values in samples.items():
-        starts = windows(len(values), GOAL_N, args.comparisons, rng)
-        for threshold in sorted({0.0, 0.01, THRESHOLDS[name]}):
-            aa = rates(values, GOAL_N, starts, threshold)
-            power = [rates(values, GOAL_N, starts, threshold, s)["regressed"] for s in SLOWDOWNS]
-            print(f"| {name} | {threshold:.0%} | {pct(aa['regressed'] + aa['improved'])} | {pct(aa['inconclusive'])} "
-                  f"| {pct(power[0])} | {pct(power[1])} |")
-    print(f"\nanalysis took {time.monotonic() - started:.0f} s", file=sys.stderr)
+        if len(values) < window:
+            raise SystemExit(f"{name}: need at least {window} samples, have {len(values)}")
+        print(f"{name}: {len(values)} samples, {describe(values)}", file=sys.stderr)
+        threshold = args.threshold or KIND_THRESHOLDS[parse_test(name).kind]
+        starts = [rng.randrange(len(values) - window + 1) for _ in range(args.comparisons)]
+        for label, rule in RULES.items():
+            aa = rates(rule, values, starts, threshold)
+            power = {s: rates(rule, values, starts, threshold, s) for s in SLOWDOWNS}
+            smallest = smallest_detected(rule, values, starts[:max(50, args.comparisons // 3)], threshold)
+            alarms = aa["regressed"] + aa["improved"]
+            if label.startswith("new"):
+                all_met &= alarms <= GOAL_AA
+            print(f"| {name} | {threshold:.0%} | {label} | {pct(alarms)} | {pct(aa['inconclusive'])} "
+                  f"| {pct(power[1.05]['regressed'])} | {pct(power[1.10]['regressed'])} "
+                  f"| {aa['rounds']:.1f}, {power[1.05]['rounds']:.1f}, {power[1.10]['rounds']:.1f} | {pct(smallest)} |")
+    for name, values in samples.items():
+        print(f"\n{name}: {describe(values)}")
+    print(f"\n(A/A resolution: 0 alarms in {args.comparisons} means <= {3 / args.comparisons:.1%} at 95%; windows "
+          f"overlap, so they are not fully independent. Smallest effect: a grid of 1% steps on "
+          f"{max(50, args.comparisons // 3)} windows.)")
+    print(f"analysis took {time.monotonic() - started:.0f} s", file=sys.stderr)
     return 0 if all_met else 1
 
 

@@ -1,0 +1,98 @@
+"""The results database's commands: db load, and history (series with change points)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgebench.cli.common import EXIT_FAILED_CELLS, EXIT_OK, add_db_option, add_results_root
+from edgebench.errors import EdgebenchError
+
+NEWEST = 5
+
+
+def register(commands) -> None:
+    db = commands.add_parser("db", help="the results database: load run directories into it",
+                             description="SQLite under the results root by default (results/edgebench.sqlite), "
+                                         "or PostgreSQL shared by a team (--db postgresql://...).")
+    actions = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    load = actions.add_parser("load", help="load run directories (loading one twice changes nothing)",
+                              description="Load each run directory into the database, replacing an earlier "
+                                          "load of the same run, so loading twice changes nothing.")
+    load.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="results/<run-id> directories")
+    add_db_option(load, "to load into, else SQLite under the results root")
+    add_results_root(load, "holding the default SQLite database")
+    load.set_defaults(handler=cmd_db_load)
+
+    history = commands.add_parser(
+        "history", help="a metric's history per device, model, test and engine settings, with change points",
+        description="Every series of a metric in the database (keyed by device, model hash, test and engine "
+                    "settings; the engine build commit on the x-axis where known, else time), with its change "
+                    "points from E-divisive means (Apache Otava): where, how much, and the p-value.")
+    history.add_argument("-d", "--device", metavar="NAME", help="only this device")
+    history.add_argument("--model", metavar="M", help="only this model (name, file name or sha256 prefix)")
+    history.add_argument("--test", metavar="T", help="only this test, e.g. tg128")
+    history.add_argument("--metric", default="ts", help="the metric (default ts; also ttft, peak_rss, ...)")
+    history.add_argument("--point", choices=("median", "best"), default="median",
+                         help="a run's point: the median of its repetitions (default) or the best one, which a "
+                              "shared machine's passing load did not slow")
+    history.add_argument("--fail-on-regression", action="store_true",
+                         help="exit 1 when a regression change point lies among the newest N points")
+    history.add_argument("--newest", type=int, default=NEWEST, metavar="N",
+                         help=f"how many of the newest points --fail-on-regression looks at (default {NEWEST})")
+    add_db_option(history, "to read, else SQLite under the results root")
+    add_results_root(history, "holding the default SQLite database")
+    history.set_defaults(handler=cmd_history)
+
+
+def cmd_db_load(args, console) -> int:
+    from edgebench.db.connection import opened
+    from edgebench.db.load import load_run
+    from edgebench.db.url import configured_db
+
+    url = configured_db(args.db, args.results)
+    missing = [str(p) for p in args.runs if not (p / "run.json").is_file()]
+    if missing:
+        raise EdgebenchError(f"not a run directory (no run.json): {', '.join(missing)}")
+    with opened(url) as db:
+        for path in args.runs:
+            run_id, cells = load_run(db, path)
+            console.print(f"loaded {path} ({run_id}, {cells} cells) into {url}")
+    return EXIT_OK
+
+
+def cmd_history(args, console) -> int:
+    from rich.markup import escape
+
+    from edgebench.cli.ui import print_table
+    from edgebench.compare.changepoints import regressions_among_newest
+    from edgebench.db.connection import opened
+    from edgebench.db.history import read_series
+    from edgebench.db.url import configured_db
+
+    if args.newest < 1:
+        raise EdgebenchError("--newest is a count of points: give 1 or more")
+    url = configured_db(args.db, args.results)
+    with opened(url) as db:
+        series = read_series(db, args.metric, args.device, args.model, args.test, args.point)
+    if not series:
+        console.print(f"no {args.metric} history in {url} for that selection")
+        return EXIT_OK
+    failing = []
+    for s in series:
+        unit = s.metric.unit
+        console.print(f"\n[bold]{escape(s.title)}[/]  {args.metric} ({unit}) by {s.x_axis}, {len(s.points)} runs")
+        starts = {c.index: c for c in s.changes}
+        rows = []
+        for i, p in enumerate(s.points):
+            change = starts.get(i)
+            mark = (f"{'REGRESSION' if change.regression else 'change'} {change.magnitude:+.1%} "
+                    f"(p={change.p_value:.2g})") if change else ""
+            rows.append([str(i), p.x_label, p.run_id, f"{p.value:.2f}", str(p.n_samples), mark])
+        print_table(console, ["#", s.x_axis, "run", f"{args.metric} ({unit})", "n", "change point"], rows)
+        failing += [(s, c) for c in regressions_among_newest(s.changes, len(s.points), args.newest)]
+    if args.fail_on_regression and failing:
+        for s, c in failing:
+            console.print(f"[red]regression[/] in {escape(s.title)}: {c.magnitude:+.1%} from point {c.index} "
+                          f"({s.points[c.index].x_label}), p={c.p_value:.2g}")
+        return EXIT_FAILED_CELLS
+    return EXIT_OK

@@ -1,0 +1,60 @@
+"""`edgebench db load RUN_DIR...` and the load `run` does as it goes: a run directory into the database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edgebench.compare.inputs import history_settings
+from edgebench.db.schema import ROW_COLUMNS, RUN_TABLES, SAMPLE_COLUMNS, insert
+from edgebench.errors import ResultsError
+from edgebench.results.aggregate import rows_with_attempts
+from edgebench.results.store import read_header
+
+# the files that make a run directory (what `merge` and `--resume` read); summary.json is derived from them
+RUN_FILES = ("run.json", "devices.jsonl", "cells.jsonl", "samples.jsonl", "telemetry.jsonl")
+
+
+def load_run(db, run_dir: Path) -> tuple[str, int]:
+    """Load one run directory (replacing an earlier load of the same run); its run_id and how many cells."""
+    run_dir = Path(run_dir)
+    header = read_header(run_dir)
+    if not header.run_id:
+        raise ResultsError(f"{run_dir}: its run.json has no run_id")
+    found = rows_with_attempts(run_dir)
+    run_id = header.run_id
+    with db.transaction():
+        for table in RUN_TABLES:
+            db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+        insert(db, "runs", [(run_id, "ab" if header.ab else "run", header.created, header.finished, header.status,
+                             (header.profile or {}).get("name"), header.edgebench_version,
+                             json.dumps(header.to_json(), sort_keys=True))])
+        insert(db, "run_files", [(run_id, name, (run_dir / name).read_text()) for name in RUN_FILES
+                                 if (run_dir / name).is_file()])
+        insert(db, "llama_bench", [_row(run_id, attempt, row) for attempt, row in found])
+        insert(db, "samples", [_sample(run_id, s) for attempt, _ in found for s in attempt.samples])
+    return run_id, len(found)
+
+
+def _row(run_id: str, attempt, row: dict) -> tuple:
+    derived = {"run_id": run_id, "cell": attempt.cell, "engine_settings": json.dumps(history_settings(row, attempt),
+                                                                                    sort_keys=True),
+               "row_json": json.dumps(row, sort_keys=True, default=str)}
+    return tuple(derived[name] if name in derived else _plain(row.get(name)) for name, _ in ROW_COLUMNS)
+
+
+def _plain(value):
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    if isinstance(value, float) and value != value:  # NaN: no value (PostgreSQL would keep it as NaN)
+        return None
+    return value
+
+
+def _sample(run_id: str, sample) -> tuple:
+    values = {"run_id": run_id, "cell": sample.cell, "attempt": sample.attempt, "rep": sample.rep,
+              "n_tokens": sample.n_tokens, "t_ns": sample.t_ns, "ts": sample.ts, "ttft_ns": sample.ttft_ns,
+              "sample_window": json.dumps(dict(sample.window)), "host": json.dumps(dict(sample.host))}
+    return tuple(values[name] for name, _ in SAMPLE_COLUMNS)

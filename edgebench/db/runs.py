@@ -1,0 +1,34 @@
+"""Runs read back from the database: a run directory rebuilt from its stored files, and named baselines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgebench.errors import EdgebenchError
+
+
+def has_run(db, run_id: str) -> bool:
+    return bool(db.query("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)))
+
+
+def materialize(db, run_id: str, dest: Path) -> Path:
+    """Write the run's stored files into `dest`/<run_id> and return that directory."""
+    files = db.query("SELECT name, content FROM run_files WHERE run_id = ?", (run_id,))
+    if not files:
+        raise EdgebenchError(f"no run {run_id!r} in the database {db.url}")
+    path = Path(dest) / run_id
+    path.mkdir(parents=True, exist_ok=True)
+    for name, content in files:
+        (path / name).write_text(content)
+    return path
+
+
+def save_baseline(db, name: str, run_id: str) -> None:
+    with db.transaction():
+        db.execute("DELETE FROM baselines WHERE name = ?", (name,))
+        db.execute("INSERT INTO baselines (name, run_id) VALUES (?, ?)", (name, run_id))
+
+
+def baseline_run(db, name: str) -> str | None:
+    found = db.query("SELECT run_id FROM baselines WHERE name = ?", (name,))
+    return found[0][0] if found else None

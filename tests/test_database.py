@@ -1,0 +1,142 @@
+"""The results database, on SQLite and on a real PostgreSQL server the suite starts (tests/postgres_fixtures.py):
+`db load` (twice changes nothing), `run --db` loading as it goes, `compare --baseline` and `report` reading
+from it, and bad URLs in one sentence. Runs are measured by the real runner and llama.cpp."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgebench.cli import EXIT_ERROR, EXIT_OK, main
+from edgebench.db.connection import opened
+from edgebench.db.schema import TABLES
+from edgebench.db.url import parse_db_url
+
+PROFILE = "tests: [tg8, pp16]\nrepetitions: 3\nwarmup: 1\nengine: {threads: 1}\ntelemetry: {enabled: false}\n"
+
+
+def device_dir(base: Path) -> Path:
+    (base / "devices").mkdir(parents=True, exist_ok=True)
+    (base / "devices" / "box.yaml").write_text(f"name: box\ntransport: local\nworkdir: {base / 'work'}\n")
+    return base / "devices"
+
+
+def measure(base: Path, model: Path, *args) -> Path:
+    """One real run of the profile on the local device; its run directory."""
+    profile = base / "p.yaml"
+    profile.write_text(f"models: [{json.dumps(str(model))}]\n{PROFILE}")
+    before = set((base / "results").iterdir()) if (base / "results").is_dir() else set()
+    code = main(["run", str(profile), "-d", "box", "--devices-dir", str(device_dir(base)), "-o", str(base / "results"),
+                 *args])
+    assert code == EXIT_OK
+    (run_dir,) = set((base / "results").iterdir()) - before - {base / "results" / "edgebench.sqlite"}
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def measured_run(tmp_path_factory, tiny_qwen35) -> Path:
+    return measure(tmp_path_factory.mktemp("measured"), tiny_qwen35)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'team.sqlite'}"
+    return request.getfixturevalue("postgres_db")
+
+
+def dump(url: str) -> dict:
+    with opened(parse_db_url(url)) as db:
+        return {table: sorted(map(repr, db.query(f"SELECT * FROM {table}"))) for table in TABLES}
+
+
+def test_loading_a_run_twice_changes_nothing(db_url, measured_run, capsys):
+    assert main(["db", "load", str(measured_run), "--db", db_url]) == EXIT_OK
+    first = dump(db_url)
+    assert main(["db", "load", str(measured_run), "--db", db_url]) == EXIT_OK
+    assert dump(db_url) == first
+    assert len(first["runs"]) == 1 and len(first["llama_bench"]) == 2 and len(first["samples"]) == 6
+    assert f"loaded {measured_run}" in capsys.readouterr().out
+
+
+def test_rows_keep_llama_benchs_field_names(db_url, measured_run):
+    main(["db", "load", str(measured_run), "--db", db_url])
+    with opened(parse_db_url(db_url)) as db:
+        rows = db.query("SELECT model_filename, n_prompt, n_gen, n_threads, avg_ts, stddev_ts, row_json "
+                        "FROM llama_bench ORDER BY n_prompt")
+    (_, n_prompt, n_gen, threads, avg_ts, _, row), (_, pp, _, _, _, _, _) = rows
+    assert (n_prompt, n_gen, threads, pp) == (0, 8, 1, 16)
+    assert avg_ts == pytest.approx(json.loads(row)["avg_ts"]) and json.loads(row)["samples_ts"]
+
+
+def test_run_with_a_database_loads_as_it_goes(db_url, tmp_path, tiny_qwen35, capsys):
+    run_dir = measure(tmp_path, tiny_qwen35, "--db", db_url)
+    loaded = dump(db_url)
+    assert len(loaded["llama_bench"]) == 2 and len(loaded["samples"]) == 6
+    assert "loaded into" in capsys.readouterr().out
+    main(["db", "load", str(run_dir), "--db", db_url])  # the same run loaded again by hand: nothing changes
+    assert dump(db_url) == loaded
+
+
+def test_environment_variable_names_the_database(measured_run, tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'env.sqlite'}"
+    monkeypatch.setenv("EDGEBENCH_DB", url)
+    assert main(["db", "load", str(measured_run)]) == EXIT_OK
+    assert len(dump(url)["runs"]) == 1
+
+
+def test_compare_against_a_baseline_kept_in_the_database(db_url, measured_run, tmp_path):
+    results = tmp_path / "results"
+    assert main(["baseline", "save", str(measured_run), "--name", "main", "-o", str(results), "--db", db_url]) == 0
+    (results / "baselines" / "main").rename(tmp_path / "gone")  # only the database has it now
+    code = main(["compare", "--baseline", "main", str(measured_run), "--db", db_url, "-o", str(results),
+                 "--json", str(tmp_path / "g.json")])
+    report = json.loads((tmp_path / "g.json").read_text())
+    assert code in (0, 2) and report["comparisons"] and not report["only_base"]
+    assert {c["verdict"] for c in report["comparisons"] if c["metric"] == "ts"} <= {"same", "inconclusive"}
+
+
+def test_report_reads_a_run_by_its_id_from_the_database_and_draws_its_history(db_url, measured_run, tmp_path):
+    main(["db", "load", str(measured_run), "--db", db_url])
+    out = tmp_path / "r.html"
+    assert main(["report", measured_run.name, "-o", str(out), "--db", db_url]) == EXIT_OK
+    html = out.read_text()
+    assert "<h2>History</h2>" in html and "box / tiny-qwen35-Q8_0 / tg8" in html
+
+
+@pytest.mark.parametrize("url, says", [
+    ("mysql://db/x", "'mysql' is not supported; use sqlite:///FILE or postgresql://"),
+    ("postgresql://nobody@127.0.0.1:1/x", "cannot connect to the database postgresql://nobody@127.0.0.1:1/x"),
+    ("sqlite:///no/such/folder/x.sqlite", "the folder /no/such/folder does not exist"),
+])
+def test_a_bad_database_is_one_sentence_and_exit_3(measured_run, url, says, capsys):
+    assert main(["db", "load", str(measured_run), "--db", url]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_run_is_in_the_database_cell_by_cell_while_it_goes(tmp_path, tiny_qwen35):
+    from edgebench.config import parse_device, parse_profile
+    from edgebench.db.feed import DbFeed
+    from edgebench.run.device_worker import Observer
+    from edgebench.run.execute import run_cells
+
+    url = parse_db_url(f"sqlite:///{tmp_path / 'live.sqlite'}")
+    seen = []
+
+    class CountAtEachStart(Observer):
+        def cell_started(self, cell):
+            with opened(url) as db:
+                seen.append(len(db.query("SELECT cell FROM llama_bench WHERE status = 'done'")))
+
+    profile = parse_profile(f"models: [{json.dumps(str(tiny_qwen35))}]\ntests: [tg4, tg8, tg12]\nrepetitions: 1\n"
+                            "warmup: 0\nengine: {name: sleep, simulate_ts: 1000}\ntelemetry: {enabled: false}\n")
+    device = parse_device(f"name: box\ntransport: local\nworkdir: {tmp_path / 'work'}\n")
+    feed = DbFeed(url, CountAtEachStart())
+    run_cells(profile, [device], tmp_path / "results", observer=feed)
+    feed.close()
+    assert seen == [0, 1, 2] and feed.error is None
+    with opened(url) as db:
+        assert db.query("SELECT status FROM runs") == [("complete",)]
