@@ -380,6 +380,11 @@ class LlamaCppEngine(Engine):
         if self.model:
             self.L.llama_model_free(self.model)
             self.model = None
+        if self._log_cb is not None:
+            # llama.cpp keeps the callback's address: back to its default before this one can be freed,
+            # or the next log line of any llama.cpp user in this process calls freed memory
+            self.L.llama_log_set(self.L.llama_log_callback(), ctypes.c_void_p(0))  # NULL: the default
+            self._log_cb = None
 
 
 ENGINE = LlamaCppEngine
