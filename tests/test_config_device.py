@@ -308,7 +308,8 @@ def test_gpu_section(tmp_path):
     assert (card.gpu.vram_gb, card.gpu.unified) == (8.0, False)
     jetson = load_device(write(tmp_path, "name: orin\nfacts: {ram_gb: 8}\ngpu: {unified: true}\n"))
     assert (jetson.gpu.vram_gb, jetson.gpu.unified) == (None, True)
-    assert jetson.to_dict()["gpu"] == {"vram_gb": None, "unified": True}
+    assert jetson.to_dict()["gpu"] == {"vram_gb": None, "unified": True, "runtime_mib": None,
+                                       "mem_bandwidth_gbs": None}
     assert load_device(write(tmp_path, "name: pi\n")).gpu.vram_gb is None
 
 
@@ -316,6 +317,8 @@ def test_gpu_section(tmp_path):
     ("gpu: {vram_gb: 0}\n", 2, "gpu.vram_gb", "greater than 0"),
     ("gpu: {vram: 8}\n", 2, "gpu.vram", "did you mean 'vram_gb'?"),
     ("gpu:\n  unified: maybe\n", 3, "gpu.unified", "expected true or false"),
+    ("gpu: {runtime_mib: -1}\n", 2, "gpu.runtime_mib", "at least 0"),
+    ("gpu: {mem_bandwidth_gbs: 0}\n", 2, "gpu.mem_bandwidth_gbs", "greater than 0"),
     ("facts: {ram_gb: 8}\ngpu:\n  unified: true\n  vram_gb: 16\n", 5, "gpu.vram_gb",
      "vram_gb (16) cannot exceed facts.ram_gb (8)"),
 ])

@@ -61,6 +61,15 @@ def register(commands) -> None:
                       help="full-size sliding-window caches (llama.cpp --swa-full; default: window + ubatch cells)")
     plan.add_argument("--n-cpu-moe", type=int, default=0, metavar="N",
                       help="keep the experts of the first N MoE layers in host memory (llama.cpp --n-cpu-moe)")
+    plan.add_argument("--n-gpu-layers", type=int, metavar="N",
+                      help="layers offloaded to the GPU, as llama.cpp's -ngl (-1: all; default: the most that "
+                           "fit, as llama-fit-params chooses)")
+    plan.add_argument("--vram-gb", type=float, metavar="GB",
+                      help="the GPU's memory, where the device profile (gpu.vram_gb) and the driver do not say")
+    plan.add_argument("--unified", action="store_true", default=None,
+                      help="the GPU shares the system RAM (Jetson, Apple silicon)")
+    plan.add_argument("--gpu-margin-mib", type=float, default=1024, metavar="MIB",
+                      help="VRAM left free, as llama-fit-params' --fit-target (default 1024)")
     plan.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
                       help="results root to calibrate speed from (default: results/)")
     plan.add_argument("--json", action="store_true", help="print JSON")

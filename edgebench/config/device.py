@@ -62,6 +62,10 @@ class DeviceGpu:
 
     vram_gb: float | None = setting(None, float, check=above(0))
     unified: bool = setting(False, bool)
+    # the GPU runtime's own VRAM beyond llama.cpp's buffers (default: measured on CUDA, plan/offload.py)
+    runtime_mib: float | None = setting(None, float, check=at_least(0))
+    # peak memory bandwidth of the GPU, for generation speed with layers offloaded
+    mem_bandwidth_gbs: float | None = setting(None, float, check=above(0))
 
 
 # built from the runner's telemetry declarations: every setting a source declares, and nothing else

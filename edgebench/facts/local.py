@@ -21,4 +21,20 @@ def local_facts() -> dict:
         "arch": platform.machine() or None,
         "ram_bytes": psutil.virtual_memory().total or None,
         "cores": cores or None,
+        "vram_bytes": nvidia_vram_bytes(),
     }
+
+
+def nvidia_vram_bytes() -> int | None:
+    """The first NVIDIA GPU's memory as its driver reports it; None without one (or without the driver)."""
+    import shutil
+    import subprocess
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return None
+    try:
+        done = subprocess.run([smi, "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+                              capture_output=True, text=True, timeout=10)
+        return int(float(done.stdout.split()[0])) << 20 if done.returncode == 0 and done.stdout.split() else None
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None

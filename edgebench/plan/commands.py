@@ -11,6 +11,7 @@ from edgebench.models.gguf_info import ModelInfo, info_from_preset, read_gguf
 from edgebench.plan import render
 from edgebench.plan.calibrate import calibrate
 from edgebench.plan.fit import device_budget, plan_cell, recommend
+from edgebench.plan.gpu_fit import gpu_budget, gpu_cell
 from edgebench.plan.memory import KV_TYPES
 
 DEFAULT_CTX = (4096,)
@@ -82,6 +83,27 @@ def cmd_inspect(args, console) -> int:
     return 0
 
 
+def _gpu_budgets(args, devices, budgets) -> dict:
+    """Each device's GPU, where one is known (a profile, this machine's driver, or --vram-gb)."""
+    from edgebench.config.lookup import is_this_machine
+    from edgebench.facts.local import local_facts
+
+    if args.n_gpu_layers is not None and args.n_gpu_layers < -1:
+        raise PlanError(f"--n-gpu-layers takes a number of layers (-1: all), not {args.n_gpu_layers}")
+    if args.gpu_margin_mib < 0:
+        raise PlanError(f"--gpu-margin-mib takes MiB to leave free, 0 or more, not {args.gpu_margin_mib:g}")
+    out = {}
+    for device in devices:
+        gpu = gpu_budget(device, local_facts() if is_this_machine(device) else None, args.vram_gb, args.unified,
+                         args.gpu_margin_mib)
+        if gpu is not None:
+            out[device.name] = gpu
+    if args.n_gpu_layers is not None and not out:
+        raise PlanError("--n-gpu-layers needs a GPU to plan for: none of the devices has `gpu.vram_gb` in its "
+                        "profile and none was probed; give --vram-gb")
+    return out
+
+
 def cmd_plan(args, console) -> int:
     from edgebench.config import select_devices
     from edgebench.config.lookup import LOCAL, is_this_machine
@@ -101,12 +123,18 @@ def cmd_plan(args, console) -> int:
     cells = [plan_cell(m, b, n, args.kv, n_ubatch=args.ubatch, use_mmap=not args.no_mmap,
                        swa_full=args.swa_full, n_cpu_moe=args.n_cpu_moe)
              for m in models for b in budgets for n in contexts]
+    gpus = _gpu_budgets(args, devices, budgets)
+    for cell in cells:
+        gpu = gpus.get(cell.device)
+        if gpu is not None:
+            budget = next(b for b in budgets if b.name == cell.device)
+            cell.gpu = gpu_cell(cell.model, cell.runtime, budget, gpu, cell.n_ctx, args.n_gpu_layers)
     recommend(cells)
     if args.json:
         sys.stdout.write(json.dumps({
             "kv_type": args.kv, "swa_full": args.swa_full, "n_cpu_moe": args.n_cpu_moe,
             "contexts": contexts, "results_root": str(args.results),
-            "devices": [render.budget_json(b) for b in budgets],
+            "devices": [render.budget_json(b, gpus.get(b.name)) for b in budgets],
             "cells": [render.cell_json(c) for c in cells],
             "recommendations": render.recommendation_lines(cells),
         }, indent=2) + "\n")
@@ -123,9 +151,14 @@ def cmd_plan(args, console) -> int:
         console.print()
     print_table(console, render.PLAN_HEADER, render.plan_rows(cells))
     console.print()
+    if any(c.gpu for c in cells):
+        console.print("GPU offload (llama.cpp's placement: the last n_gpu_layers - 1 layers and the output; "
+                      f"{args.gpu_margin_mib:g} MiB of VRAM left free):")
+        print_table(console, render.GPU_HEADER, render.gpu_rows([c for c in cells if c.gpu]))
+        console.print()
     for line in render.recommendation_lines(cells):
         console.print(line)
-    for line in render.budget_lines(budgets):
+    for line in render.budget_lines(budgets) + render.gpu_budget_lines(gpus):
         console.print(line)
     notes = sorted({n for c in cells for n in c.notes})
     for note in notes:

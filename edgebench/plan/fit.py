@@ -104,6 +104,7 @@ class PlanCell:
     pp_ts: float | None
     weights_read: float = 0.0   # weight bytes one generated token reads (MoE: active experts only)
     runtime: Runtime | None = None
+    gpu: object = None          # gpu_fit.GpuCell where the device has a GPU
     recommended: bool = False
     notes: list = field(default_factory=list)
 

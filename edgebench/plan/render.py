@@ -203,6 +203,16 @@ def budget_lines(budgets: list[DeviceBudget]) -> list[str]:
     return lines
 
 
+def gpu_budget_lines(gpus: dict) -> list[str]:
+    lines = []
+    for name, g in gpus.items():
+        bw = "?" if g.bandwidth.value is None else f"{g.bandwidth.value / 1e9:.1f} GB/s"
+        lines.append(f"{name} GPU: {'unified memory' if g.unified else 'VRAM'} {size(g.vram.value)} "
+                     f"({g.vram.source}), GPU runtime {size(g.runtime.value)} ({g.runtime.source}); "
+                     f"tg: {bw} effective ({g.bandwidth.source})")
+    return lines
+
+
 def recommendation_lines(cells: list[PlanCell]) -> list[str]:
     lines = []
     # a device whose RAM is unknown has no fit to recommend by: say so, and how to give the RAM
@@ -239,13 +249,46 @@ def cell_json(c: PlanCell) -> dict:
         "n_cpu_moe": c.runtime.n_cpu_moe if c.runtime else 0,
         "tg_ts": c.tg_ts, "tg_ts_full_ctx": c.tg_ts_full, "pp512_ts": c.pp_ts,
         "recommended": c.recommended, "notes": c.notes,
+        "gpu": gpu_json(c) if c.gpu else None,
     }
 
 
-def budget_json(b: DeviceBudget) -> dict:
+def budget_json(b: DeviceBudget, gpu=None) -> dict:
     def fig(f):
         return {"value": f.value, "source": f.source}
-    return {"device": b.name, "ram_bytes": fig(b.ram), "reserve_bytes": fig(b.reserve),
-            "usable_bytes": b.usable, "effective_bandwidth_bytes_s": fig(b.bandwidth),
-            "effective_flops": fig(b.flops), "eta_tg": fig(b.eta_tg), "eta_pp": fig(b.eta_pp),
-            "cpu_arch": fig(b.cpu_arch), "cores": fig(b.cores)}
+    out = {"device": b.name, "ram_bytes": fig(b.ram), "reserve_bytes": fig(b.reserve),
+           "usable_bytes": b.usable, "effective_bandwidth_bytes_s": fig(b.bandwidth),
+           "effective_flops": fig(b.flops), "eta_tg": fig(b.eta_tg), "eta_pp": fig(b.eta_pp),
+           "cpu_arch": fig(b.cpu_arch), "cores": fig(b.cores)}
+    if gpu is not None:
+        out["gpu"] = {"vram_bytes": fig(gpu.vram), "unified": gpu.unified, "runtime_bytes": fig(gpu.runtime),
+                      "effective_bandwidth_bytes_s": fig(gpu.bandwidth), "margin_bytes": gpu.margin}
+    return out
+
+
+# -- GPU offload ---------------------------------------------------------------------------------
+
+GPU_HEADER = ["device", "model", "ctx", "n_gpu_layers", "VRAM", "host RAM", "fits", "most layers that fit",
+              "max ctx, all layers", "host share of reads", "tg t/s"]
+
+
+def gpu_rows(cells: list[PlanCell]) -> list[list[str]]:
+    rows = []
+    for c in cells:
+        g = c.gpu
+        every = c.model.n_layer + 1
+        most = "none" if g.max_layers is None else f"{g.max_layers}" + (" (all)" if g.max_layers == every else "")
+        rows.append([c.device, c.model.name, ctx_text(c.n_ctx),
+                     f"{g.n_gpu_layers}" + (" (all)" if g.n_gpu_layers == every else ""),
+                     size(g.vram_bytes), size(g.host_bytes), "yes" if g.fits else "no", most,
+                     ctx_text(g.max_ctx_all_layers) if g.max_ctx_all_layers else "none",
+                     f"{100 * g.host_share:.0f}%", _ts(g.tg_ts)])
+    return rows
+
+
+def gpu_json(c: PlanCell) -> dict:
+    g = c.gpu
+    return {"n_gpu_layers": g.n_gpu_layers, "vram_bytes": g.vram_bytes, "host_bytes": g.host_bytes,
+            "vram": {i.name: i.allocated(c.n_ctx) for i in g.items}, "fits": g.fits,
+            "max_gpu_layers": g.max_layers, "max_ctx_all_layers": g.max_ctx_all_layers,
+            "host_share_of_reads": g.host_share, "tg_ts": g.tg_ts}

@@ -15,9 +15,9 @@ through LLAMA_CPP_LIB_PATH, which llama-cpp-python honours. Prints, and writes a
 3. The engine process's peak VRAM (the nvidia_smi source's `peak_vram_mib`) at n_gpu_layers 0,
    half and all x n_ctx 4096 and 32768, for a Qwen3.5 and a Llama synthetic model, with llama.cpp's
    own buffers (its log's `<buffer type> <kind> buffer size` lines) and `llama-fit-params
-   --fit-print on`'s estimate per device. `predicted` is `edgebench plan --json`'s VRAM for the
-   same settings once the planner sizes GPU buffers (predicted_vram_mib below); "n/a" until then.
-   Goal (with a predictor): within max(10%, 256 MiB).
+   --fit-print on`'s estimate per device, and the offload planner's prediction (plan/offload.py).
+   Goal: within max(10%, 256 MiB). `--predict-recorded tests/perf/data/h200-vram.json` compares the
+   planner with a recorded run where there is no GPU.
 4. Per-repetition t/s samples of pp512 and tg128 through edgebench's runner (--sample-reps), for
    the statistical gate's tests (llama-bench's own are taken with `-r 30 -o json`).
 """
@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -46,14 +45,29 @@ ALL_LAYERS = 99
 
 
 def predicted_vram_mib(model, n_gpu_layers, n_ctx):
-    """The planner's VRAM for these settings, or None while `plan` does not size GPU buffers."""
-    try:
-        done = subprocess.run([sys.executable, "-m", "edgebench", "plan", "--json", "--model", str(model),
-                               "--n-gpu-layers", str(n_gpu_layers), "--n-ctx", str(n_ctx)],
-                              capture_output=True, text=True, timeout=120)
-        return json.loads(done.stdout).get("vram_mib") if done.returncode == 0 else None
-    except (OSError, ValueError, subprocess.SubprocessError):
-        return None
+    """The planner's VRAM for the engine process at these settings (edgebench/plan/offload.py)."""
+    from edgebench.models.gguf_info import read_gguf
+    from edgebench.plan.memory import MIB, Runtime
+    from edgebench.plan.offload import gpu_plan
+
+    ngl = -1 if n_gpu_layers == ALL_LAYERS else n_gpu_layers
+    plan = gpu_plan(read_gguf(model), Runtime(cpu_arch="x86_64"), ngl, None)
+    return round(plan.vram_at(n_ctx) / MIB)
+
+
+def predict_recorded(path: Path) -> list:
+    """Predicted against the VRAM a GPU run recorded (this needs no GPU: the plan is computed here)."""
+    rows = json.loads(path.read_text())["rows"]
+    print("| model | n_gpu_layers | n_ctx | measured peak VRAM MiB | predicted MiB | error | within max(10%, 256 MiB) |"
+          "\n|---|---:|---:|---:|---:|---:|---|")
+    for r in rows:
+        model = Path(cached_synthetic(parse_synth_spec(r["model"])))
+        r["predicted_mib"] = predicted_vram_mib(model, r["n_gpu_layers"], r["n_ctx"])
+        error = r["predicted_mib"] - r["measured_mib"]
+        r["met"] = abs(error) <= max(0.10 * r["measured_mib"], 256)
+        print(f"| {r['model']} | {r['n_gpu_layers']} | {r['n_ctx']} | {r['measured_mib']:.0f} | {r['predicted_mib']} | "
+              f"{100 * error / r['measured_mib']:+.1f}% | {'yes' if r['met'] else 'NO'} |")
+    return rows
 
 
 def n_layers(spec):
@@ -174,9 +188,12 @@ def samples(args, transport, runner, model):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--llama-bench", required=True, help="llama-bench binary of the same build")
+    parser.add_argument("--predict-recorded", type=Path, metavar="JSON",
+                        help="only compare the planner with the VRAM a GPU run recorded (e.g. "
+                             "tests/perf/data/h200-vram.json); needs no GPU")
+    parser.add_argument("--llama-bench", help="llama-bench binary of the same build")
     parser.add_argument("--fit-params", help="llama-fit-params binary of the same build")
-    parser.add_argument("--out", type=Path, required=True, help="folder for the JSON results")
+    parser.add_argument("--out", type=Path, default=Path("gpu-out"), help="folder for the JSON results")
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--reps", type=int, default=5)
@@ -184,6 +201,10 @@ def main() -> int:
     parser.add_argument("--parts", default="speed,cost,vram,samples")
     parser.add_argument("--models", default=",".join(MODELS), help="synthetic specs; the first is the speed model")
     args = parser.parse_args()
+    if args.predict_recorded:
+        return 0 if all(r["met"] for r in predict_recorded(args.predict_recorded)) else 1
+    if not args.llama_bench:
+        parser.error("--llama-bench is required to measure")
     args.out.mkdir(parents=True, exist_ok=True)
     transport = local_transport()
     runner = install_runner(transport)
