@@ -32,7 +32,10 @@ def require(available: bool, what: str) -> None:
 
 def _require_llama_cpp() -> None:
     import importlib.util
-    require(importlib.util.find_spec("llama_cpp") is not None, "llama-cpp-python (edgebench install-engine)")
+    import sys
+    # the engine, once loaded in this process, stands in a bare package of its own (no __spec__)
+    found = "llama_cpp" in sys.modules or importlib.util.find_spec("llama_cpp") is not None
+    require(found, "llama-cpp-python (edgebench install-engine)")
 
 
 @pytest.fixture(scope="session")
