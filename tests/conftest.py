@@ -87,6 +87,10 @@ def llama_fit_params_binary(llama_bench_binary) -> str:
 
 @pytest.fixture(scope="session")
 def llama_perplexity_binary(llama_bench_binary) -> str:
+    configured = os.environ.get("EDGEBENCH_LLAMA_PERPLEXITY")
+    if configured:
+        require(os.access(configured, os.X_OK), f"$EDGEBENCH_LLAMA_PERPLEXITY ({configured}) as an executable")
+        return configured
     return _beside_llama_bench(llama_bench_binary, "llama-perplexity")
 
 
