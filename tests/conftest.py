@@ -32,7 +32,10 @@ def require(available: bool, what: str) -> None:
 
 def _require_llama_cpp() -> None:
     import importlib.util
-    require(importlib.util.find_spec("llama_cpp") is not None, "llama-cpp-python (edgebench install-engine)")
+    import sys
+    # the engine, once loaded in this process, stands in a bare package of its own (no __spec__)
+    found = "llama_cpp" in sys.modules or importlib.util.find_spec("llama_cpp") is not None
+    require(found, "llama-cpp-python (edgebench install-engine)")
 
 
 @pytest.fixture(scope="session")
@@ -84,6 +87,10 @@ def llama_fit_params_binary(llama_bench_binary) -> str:
 
 @pytest.fixture(scope="session")
 def llama_perplexity_binary(llama_bench_binary) -> str:
+    configured = os.environ.get("EDGEBENCH_LLAMA_PERPLEXITY")
+    if configured:
+        require(os.access(configured, os.X_OK), f"$EDGEBENCH_LLAMA_PERPLEXITY ({configured}) as an executable")
+        return configured
     return _beside_llama_bench(llama_bench_binary, "llama-perplexity")
 
 

@@ -421,15 +421,28 @@ def test_quality_text_path_is_relative_to_the_profile(tmp_path):
     assert profile.quality.text == str(tmp_path / "corpus.txt")
 
 
+def test_ppl_alone_needs_no_reference_and_no_text(tmp_path):
+    profile = load_profile(write(tmp_path, QUALITY + "tests: [ppl]\n"))
+    assert (profile.quality.reference, profile.quality.text, profile.tests[0].kind) == (None, None, "ppl")
+
+
+def test_the_llama_bench_engine_takes_ppl_over_a_text(tmp_path):
+    (tmp_path / "corpus.txt").write_text("some text\n")
+    profile = load_profile(write(tmp_path, QUALITY + "quality:\n  text: corpus.txt\ntests: [ppl]\n"
+                                 "engine: {name: llama-bench}\n"))
+    assert profile.engine.name == "llama-bench" and profile.tests[0].kind == "ppl"
+
+
 @pytest.mark.parametrize("text, line, key, fragment", [
     ("quality:\n  n_ctx: 4\ntests: [ppl]\n", 3, "quality.n_ctx", "at least 8"),
     ("quality:\n  chunks: 0\ntests: [ppl]\n", 3, "quality.chunks", "at least 1"),
     ("quality:\n  text: missing.txt\ntests: [ppl]\n", 3, "quality.text", "text file not found"),
     ("quality:\n  refrence: a.gguf\ntests: [ppl]\n", 3, "quality.refrence", "reference"),
     ("tests: [kld]\n", 2, "tests[0]", "kld needs a reference"),
-    ("tests: [ppl]\n", 2, "tests[0]", "ppl needs a text"),
     ("quality:\n  reference: synthetic:tiny-llama@F16\ntests: [kld]\nengine: {name: llama-bench}\n", 4, "tests[0]",
-     "kld is a quality test (KL divergence against the reference, as llama-perplexity); engine llama-bench runs"),
+     "engine llama-bench does not run kld: llama-perplexity needs its full-distribution base file"),
+    ("tests: [ppl]\nengine: {name: llama-bench}\n", 2, "tests[0]",
+     "engine llama-bench scores ppl over a text file only, not over sampled tokens: add quality.text"),
 ])
 def test_quality_block_errors_name_file_line_and_key(tmp_path, text, line, key, fragment):
     err, path = profile_error(tmp_path, QUALITY + text)

@@ -82,7 +82,7 @@ def test_test_kinds_come_from_the_engine(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_profile(path)
     assert_at(caught.value, path, 2, "tests[1]", "b8 is a batch test for generic ONNX models; "
-                                                 "engine llama-bench runs pp/tg/pp+tg tests")
+                                                 "engine llama-bench runs pp/tg/pp+tg/ppl tests")
 
 
 def test_an_ab_variant_on_another_engine_keeps_only_the_settings_that_engine_takes(tmp_path):
@@ -91,7 +91,7 @@ def test_an_ab_variant_on_another_engine_keeps_only_the_settings_that_engine_tak
     variant = variant_profile(base, "B", ["engine.name=llama-bench", "engine.n_batch=64"], None)
     assert dict(variant.engine) == {"name": "llama-bench", "threads": (2,), "n_batch": 64, "n_ubatch": 512,
                                     "type_k": "f16", "type_v": "f16", "flash_attn": "auto", "n_gpu_layers": 0,
-                                    "n_cpu_moe": 0, "repack": True, "binary": None}
+                                    "n_cpu_moe": 0, "repack": True, "binary": None, "perplexity_binary": None}
     with pytest.raises(ConfigError, match="only the llama.cpp engine takes n_ctx"):
         variant_profile(base, "B", ["engine.name=llama-bench", "engine.n_ctx=512"], None)
 

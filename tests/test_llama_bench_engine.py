@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
@@ -83,3 +84,49 @@ def test_repack_reaches_llama_bench(runner, tiny_qwen35, llama_bench_binary, rep
     assert code == 0, events[-1]
     # llama-bench's own row says which it ran with
     assert events[-1]["info"]["repack"] is repack
+
+
+def _fake_llama_perplexity(tmp_path, lines_per_run) -> str:
+    """A stand-in for llama-perplexity that prints, run after run, the given messages of its log: it
+    replays the loss of its last lines at exit (ggml-org/llama.cpp#22142), which a real one shows only
+    now and then."""
+    runs = tmp_path / "runs"
+    script = tmp_path / "llama-perplexity"
+    script.write_text(f"""#!{sys.executable}
+import json, pathlib
+runs = pathlib.Path({str(runs)!r})
+n = int(runs.read_text()) if runs.exists() else 0
+runs.write_text(str(n + 1))
+for time, msg in {lines_per_run!r}[min(n, {len(lines_per_run) - 1})]:
+    print(json.dumps({{"type": "log", "time": time, "level": "none", "msg": msg}}))
+""")
+    script.chmod(0o755)
+    return str(script)
+
+
+PASS = [(1000, "perplexity: calculating perplexity over 2 chunks, n_ctx=16, batch_size=2048, n_seq=2\n"),
+        (5000, "       0  9.9999  2.000000  0.100000\n"), (9000, "       0  7.3891  2.000000  0.050000\n")]
+
+
+def test_a_llama_perplexity_pass_that_lost_its_last_chunk_is_run_again(tmp_path):
+    from edgebench.runner.engines.llama_perplexity import measure_perplexity
+
+    binary = _fake_llama_perplexity(tmp_path, [PASS[:2], PASS])
+    quality = {"n_ctx": 16, "chunks": 2, "text": "unused.txt"}
+    elapsed_ns, n_tokens, summary = measure_perplexity(binary, "m.gguf", quality, {}, lambda: None)
+    assert (tmp_path / "runs").read_text() == "2"
+    assert summary == {"ppl": pytest.approx(math.exp(2.0)), "ppl_stderr": pytest.approx(0.05 * math.exp(2.0)),
+                       "n_scored": 2 * (16 - 1 - 8)}
+    assert (elapsed_ns, n_tokens) == (8_000_000, 32)
+
+
+def test_a_llama_perplexity_that_never_finishes_fails_in_one_sentence(tmp_path):
+    from edgebench.runner.engines.llama_perplexity import PASS_TRIES, measure_perplexity
+    from edgebench.runner.protocol import RunnerFailure
+
+    binary = _fake_llama_perplexity(tmp_path, [PASS[:2]])
+    with pytest.raises(RunnerFailure) as caught:
+        measure_perplexity(binary, "m.gguf", {"n_ctx": 16, "chunks": 2, "text": "t.txt"}, {}, lambda: None)
+    assert caught.value.message == ("llama-perplexity's log lost its last chunk in each of 3 runs (llama.cpp drops "
+                                    "unwritten log lines at exit)")
+    assert (tmp_path / "runs").read_text() == str(PASS_TRIES)

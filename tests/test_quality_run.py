@@ -195,3 +195,86 @@ def test_the_engines_c_side_row_summary_is_the_pure_python_one(tiny_llama):
     finally:
         engine.close()
     assert checked == 2 * (16 - 1 - 8)
+
+
+def ppl_profile(path: Path, models, quality: str, engine: str = "llama.cpp") -> Path:
+    path.write_text(f"models: {json.dumps(list(models))}\nquality:\n{quality}  n_ctx: 64\n  chunks: 3\n"
+                    f"tests: [ppl]\nengine: {{name: {engine}, threads: 2}}\ntelemetry: {{enabled: false}}\n")
+    return path
+
+
+def ppl_rows(work: Path, profile: Path, device: str, results: str) -> dict:
+    proc = edgebench("run", profile, "-d", device, "-o", work / results, cwd=work)
+    rows = {row["model"]: row for row in run_rows(run_dir(work / results))}
+    return proc, rows
+
+
+def test_ppl_alone_scores_tokens_sampled_from_each_model_itself(tmp_path, llama_cpp):
+    """No reference, no text: each model's PPL is over tokens the controller sampled from that model, the
+    same stream whichever device scores it, pushed beside the model."""
+    from edgebench.models.synth.build import cached_synthetic
+    from edgebench.models.synth.spec import parse_synth_spec
+    from edgebench.quality.text import sampled_tokens
+    from edgebench.runner.engines.llama_cpp_engine import LlamaCppEngine
+    from edgebench.runner.quality.tokens_file import TokenStream, encode_tokens
+
+    local_device(tmp_path)
+    models = ("synthetic:tiny-llama@Q8_0", "synthetic:tiny-llama@Q3_K_S")
+    proc, rows = ppl_rows(tmp_path, ppl_profile(tmp_path / "ppl.yaml", models, ""), "testbox", "results")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    for row in rows.values():
+        assert row["status"] == "done" and row["n_scored"] == 3 * (64 - 1 - 32)
+        assert row["ppl"] > 1 and row["ppl_stderr"] > 0 and row["kld_mean"] is None
+    for model in models:  # what the model's own samples score, scored here: the row's figures
+        engine = LlamaCppEngine()
+        engine.open(str(cached_synthetic(parse_synth_spec(model.split(":", 1)[1]))), {"threads": 2})
+        try:
+            tokens = tmp_path / "own.tok"
+            tokens.write_bytes(encode_tokens(TokenStream(64, 3, sampled_tokens(engine, 64, 3))))
+            job = {"quality": {"n_ctx": 64, "chunks": 3, "reference": None, "text": None, "tokens": str(tokens)}}
+            _, _, own = engine.measure_quality(job, "ppl", lambda: None)
+        finally:
+            engine.close()
+        assert rows[model.split(":", 1)[1]]["ppl"] == pytest.approx(own["ppl"], rel=1e-9), model
+    # deterministic: the same tokens (cached by content) give the same figures
+    _, again = ppl_rows(tmp_path, tmp_path / "ppl.yaml", "testbox", "again")
+    assert {m: r["ppl"] for m, r in again.items()} == {m: r["ppl"] for m, r in rows.items()}
+
+
+@pytest.fixture(scope="module")
+def short_text(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("text") / "text.txt"
+    path.write_text((Path(__file__).parents[1] / "README.md").read_text()[:8000])
+    return path
+
+
+def test_ppl_through_llama_perplexity_is_the_in_process_engines(tmp_path, llama_cpp, llama_bench_binary,
+                                                                  llama_perplexity_binary, short_text):
+    """The llama-bench engine runs `ppl` with the device's llama-perplexity (by default the one beside its
+    llama-bench): the same model, text, n_ctx and chunks give the in-process engine's PPL."""
+    (tmp_path / "devices").mkdir()
+    for name, extra in (("inproc", ""), ("beside", ""), ("named", f"llama_perplexity: {llama_perplexity_binary}\n"),
+                        ("missing", f"llama_perplexity: {tmp_path / 'nowhere'}\n")):
+        (tmp_path / "devices" / f"{name}.yaml").write_text(
+            f"name: {name}\ntransport: local\nclass: desktop\nworkdir: {tmp_path / name}\n"
+            f"llama_bench: {llama_bench_binary}\n{extra}")
+    models = ("synthetic:tiny-llama@Q4_K_M",)
+    quality = f"  text: {short_text}\n"
+    proc, mine = ppl_rows(tmp_path, ppl_profile(tmp_path / "a.yaml", models, quality), "inproc", "a")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    ((_, mine),) = mine.items()
+    binary_profile = ppl_profile(tmp_path / "b.yaml", models, quality, engine="llama-bench")
+    for device in ("beside", "named"):
+        proc, theirs = ppl_rows(tmp_path, binary_profile, device, f"results-{device}")
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+        ((_, theirs),) = theirs.items()
+        assert theirs["status"] == "done" and theirs["engine"] == "llama-bench"
+        assert theirs["n_scored"] == mine["n_scored"] == 3 * (64 - 1 - 32)
+        assert theirs["ppl"] == pytest.approx(mine["ppl"], rel=0.005)
+        assert theirs["ppl_stderr"] == pytest.approx(mine["ppl_stderr"], rel=0.05)
+        assert theirs["kld_mean"] is None and theirs["avg_ts"] > 0
+    proc, failed = ppl_rows(tmp_path, binary_profile, "missing", "results-missing")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    ((_, failed),) = failed.items()
+    assert failed["error"] == (f"llama-perplexity binary {tmp_path / 'nowhere'} is not an executable file "
+                               f"(set llama_perplexity in the device profile)")

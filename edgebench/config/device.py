@@ -97,6 +97,8 @@ class DeviceProfile:
     # None: the transport's own choice (the controller's interpreter locally, python3 over ssh)
     python: str | None = setting(**_optional_text)
     llama_bench: str | None = setting(**_optional_text)
+    # None: the llama-perplexity beside llama_bench (one build), which the llama-bench engine's ppl tests run
+    llama_perplexity: str | None = setting(**_optional_text)
 
     facts: DeviceFacts = section(DeviceFacts)
     gpu: DeviceGpu = section(DeviceGpu)

@@ -222,6 +222,9 @@ def _check_context(profile: BenchProfile, where: Where) -> None:
     # an engine without n_ctx sizes its context itself
     n_ctx = engine.get("n_ctx") or 0
     for i, test in enumerate(profile.tests):
+        why_not = dict(engine.declaration.refused_kinds).get(test.kind)
+        if why_not:
+            raise where.child("tests").child(i).error(f"engine {engine.name} does not run {test.name}: {why_not}")
         if test.kind not in kinds:
             what = _KIND_WORDS.get(test.kind, f"a {test.kind} test")
             raise where.child("tests").child(i).error(
@@ -229,9 +232,10 @@ def _check_context(profile: BenchProfile, where: Where) -> None:
         if test.kind == "kld" and profile.quality.reference is None:
             raise where.child("tests").child(i).error(
                 "kld needs a reference to judge the models against: add quality.reference (a path or synthetic: spec)")
-        if test.kind == "ppl" and profile.quality.reference is None and profile.quality.text is None:
+        if test.quality and engine.declaration.quality_text_only and profile.quality.text is None:
             raise where.child("tests").child(i).error(
-                "ppl needs a text to score: add quality.text (a file) or quality.reference (to sample one from)")
+                f"engine {engine.name} scores {test.name} over a text file only, not over sampled tokens: "
+                f"add quality.text (or use engine llama.cpp)")
         if n_ctx and test.n_tokens > n_ctx:
             raise where.child("engine").child("n_ctx").error(
                 f"n_ctx {n_ctx} is too small for test {test.name}, which needs {test.n_tokens} tokens; "

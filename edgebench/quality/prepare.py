@@ -14,6 +14,7 @@ from edgebench.models.resolve import LocalModel, file_model, resolve_model
 from edgebench.quality import reference as ref
 from edgebench.quality.text import DEFAULT_SEED, sampled_tokens
 from edgebench.quality.tokenizer import same_tokenizer
+from edgebench.runner.quality.tokens_file import TokenStream, encode_tokens
 
 
 class QualityError(EdgebenchError):
@@ -62,6 +63,23 @@ def build_reference(model: LocalModel, options, threads: int | None = None) -> P
     return ref.write_cached(key, reference)
 
 
+def build_own_samples(model: LocalModel, options, threads: int | None = None) -> Path:
+    """`ppl`'s text when the profile has neither a text nor a reference: tokens sampled from the model under
+    test itself, from the cache or sampled here (in-process llama.cpp), the same for every device."""
+    from edgebench.runner.engines.llama_cpp_engine import LlamaCppEngine
+    key = ref.reference_key(model.sha256, f"own-samples:{DEFAULT_SEED}", options.n_ctx, options.chunks)
+    cached = ref.reference_dir() / f"{key}.ebqtok"
+    if cached.is_file():
+        return cached
+    engine = LlamaCppEngine()
+    engine.open(str(model.path), {"threads": threads or 0})
+    try:
+        tokens = sampled_tokens(engine, options.n_ctx, options.chunks)
+    finally:
+        engine.close()
+    return ref.write_cached_bytes(cached, encode_tokens(TokenStream(options.n_ctx, options.chunks, tokens)))
+
+
 class QualityFiles:
     """Per run: the reference built once (whichever device's worker asks first) and each model's
     tokenizer checked once against the reference's."""
@@ -71,6 +89,7 @@ class QualityFiles:
         self._lock = threading.Lock()
         self._prepared: PreparedQuality | None = None
         self._same: dict[str, bool] = {}
+        self._own_samples: dict[str, LocalModel] = {}
 
     def prepared(self) -> PreparedQuality:
         with self._lock:
@@ -90,6 +109,18 @@ class QualityFiles:
             raise QualityError(f"the quality reference {options.reference.name} could not be computed: {exc}") \
                 from None
         return PreparedQuality(reference=file_model(path, "quality reference"), text=text, reference_model=model)
+
+    def own_samples(self, model: LocalModel) -> LocalModel:
+        """The tokens sampled from `model` that its `ppl` scores when the profile gives no text or reference."""
+        with self._lock:
+            if model.sha256 not in self._own_samples:
+                try:
+                    path = build_own_samples(model, self.options)
+                except (OSError, ValueError, RuntimeError) as exc:
+                    raise QualityError(f"tokens could not be sampled from {model.name} for its ppl test: {exc}") \
+                        from None
+                self._own_samples[model.sha256] = file_model(path, "quality tokens")
+            return self._own_samples[model.sha256]
 
     def check_tokenizer(self, model: LocalModel) -> None:
         """Fail in one sentence when the model's tokenizer is not the reference's."""

@@ -97,9 +97,12 @@ def compute_reference(engine, tokens: list[int], n_ctx: int, n_chunk: int) -> Re
 
 
 def write_cached(key: str, reference: Reference) -> Path:
-    path = reference_dir() / f"{key}.ebqref"
+    return write_cached_bytes(reference_dir() / f"{key}.ebqref", encode(reference))
+
+
+def write_cached_bytes(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_bytes(encode(reference))
+    tmp.write_bytes(data)
     os.replace(tmp, path)  # whole or not at all: another controller may read it
     return path

@@ -362,8 +362,9 @@ class DeviceWorker:
         return None
 
     def quality_job(self, profile, cell: Cell, model) -> dict | None:
-        """A quality cell's `quality` job entry: the reference and text on the device (pushed like models,
-        once), after checking that the model shares the reference's tokenizer. None for other cells."""
+        """A quality cell's `quality` job entry: the reference and text (or, with neither, tokens sampled from
+        the model) on the device, pushed like models, once; after checking that the model shares the
+        reference's tokenizer. None for other cells."""
         if not cell.test.quality:
             return None
         options = profile.quality
@@ -371,8 +372,11 @@ class DeviceWorker:
         prepared = files.prepared()
         if cell.test.kind == "kld":
             files.check_tokenizer(model)
+        own_samples = None
+        if prepared.reference is None and prepared.text is None:
+            own_samples = files.own_samples(model)
         remote = {}
-        for name, local in (("reference", prepared.reference), ("text", prepared.text)):
+        for name, local in (("reference", prepared.reference), ("text", prepared.text), ("tokens", own_samples)):
             if local is not None and local not in self.placed:
                 self.placed[local] = self.retrying(lambda local=local: self.push(local, None), "the push")
             remote[name] = self.placed[local] if local is not None else None

@@ -24,7 +24,6 @@ from .interference import Interference
 from .job import parse_job, parse_json_object, source_options
 from .modelfile import check_model_file
 from .protocol import Emitter, RunnerFailure
-from .quality.measure import measure_quality
 from .telemetry import Sampler, summarize_window
 from .telemetry.memory import own_rss_kb
 from .testspec import TestSpec
@@ -99,7 +98,7 @@ def run_job(job, emit):
 def _run_quality(engine, job, test, emit, mark, sampler, limits):
     """A quality test is deterministic: one pass whatever the repetitions, one sample with the scores."""
     t0 = time.monotonic()
-    t_ns, n_tokens, scores = measure_quality(engine, job, test.kind, mark)
+    t_ns, n_tokens, scores = engine.measure_quality(job, test.kind, mark)
     t1 = time.monotonic()
     window = summarize_window(sampler.records_between(t0, t1), n_tokens, t0=t0, t1=t1,
                               **limits) if sampler else {}

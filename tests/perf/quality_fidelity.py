@@ -73,7 +73,8 @@ def edgebench_kld(transport, runner, model, reference, n_ctx, chunks, threads):
                                                                       "batch": 0, "quality": "kld"},
            "repetitions": 1, "warmup": 0, "engine_options": {"threads": threads},
            "telemetry": {"enabled": False}, "quality": {"n_ctx": n_ctx, "chunks": chunks,
-                                                        "reference": str(reference), "text": None}}
+                                                        "reference": str(reference), "text": None,
+                                                        "tokens": None}}
     start = time.perf_counter()
     run_runner(transport, runner, "run", job, 3600, lambda e: samples.append(e) if e["event"] == "sample" else None)
     return samples[0]["quality"], time.perf_counter() - start, samples[0]["t_ns"] / 1e9

@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 from typing import Callable, Iterator, NamedTuple, Optional
 
+from ..protocol import RunnerFailure
 from ..testspec import TestSpec
 from .declaration import EngineDeclaration
 
@@ -41,6 +42,11 @@ class Engine(abc.ABC):
         `mark()` takes a telemetry snapshot; engines that time in-process call it
         just outside each timed region so every window has readings at both ends.
         """
+
+    def measure_quality(self, job: dict, test_kind: str, mark: Callable[[], None]) -> tuple:
+        """(elapsed ns, tokens decoded, summary: quality/stats.py's fields) of a `ppl` or `kld` test's one
+        pass over `job["quality"]`; only engines that declare those kinds run them."""
+        raise RunnerFailure("job", "engine %s runs no quality tests" % self.declaration.name)
 
     def late_info(self) -> dict:
         """Facts learnt only while measuring (llama-bench reports its build with its results)."""

@@ -9,7 +9,11 @@ Each engine module (`<name>_engine.py`) holds a `DECLARATION` beside its engine 
 - `facts`: the options recorded with each cell (`engine_options` in cells.jsonl);
 - `row_fields`: the result-row fields (llama-bench's vocabulary) it fills from those facts;
 - `compare_keys`: the options, facts or row fields whose difference makes two cells different
-  experiments for `compare`.
+  experiments for `compare`;
+- `refused_kinds`: kinds of test it could be expected to run and does not, each with the reason the
+  profile check gives in its one sentence;
+- `quality_text_only`: its quality tests score a text file, which it tokenizes itself, and cannot take
+  a token stream (the sampled default, a reference's tokens).
 
 Stdlib only and Python 3.8, like the rest of the runner; nothing here imports an engine's library,
 so the controller and a device without it read every declaration.
@@ -58,6 +62,8 @@ class EngineDeclaration(NamedTuple):
     facts: Tuple[str, ...]
     compare_keys: Tuple[str, ...]
     row_fields: Callable[[dict], dict] = no_row_fields
+    refused_kinds: Tuple[Tuple[str, str], ...] = ()
+    quality_text_only: bool = False
 
     def option(self, name: str) -> Optional[Option]:
         return next((o for o in self.options if o.name == name), None)

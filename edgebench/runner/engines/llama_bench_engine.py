@@ -1,4 +1,5 @@
-"""An existing llama-bench binary on the device, run with `-o jsonl` and parsed.
+"""An existing llama-bench binary on the device, run with `-o jsonl` and parsed; its `ppl` tests run
+llama-perplexity from the same build (llama_perplexity.py).
 
 llama-bench times every repetition itself and prints one JSON line per test
 when the test ends, so per-repetition telemetry windows are reconstructed
@@ -16,10 +17,12 @@ import time
 
 from ..crashes import StderrTail, explain
 from ..protocol import RunnerFailure
+from ..quality.measure import job_quality
 from . import llama_settings as llama
 from .base import Engine, Measurement
 from .build_info import system_info_beside
 from .declaration import THREADS, EngineDeclaration, Option
+from .llama_perplexity import measure_perplexity, perplexity_binary
 from .llama_settings import FLASH_ATTN
 
 DECLARATION = EngineDeclaration(
@@ -28,11 +31,18 @@ DECLARATION = EngineDeclaration(
     options=(THREADS, llama.N_BATCH, llama.N_UBATCH, llama.TYPE_K, llama.TYPE_V, llama.FLASH_ATTN_OPTION,
              llama.N_GPU_LAYERS, llama.N_CPU_MOE, llama.REPACK,
              Option("binary", "text", None, "the llama-bench binary; default: the device's llama_bench",
-                    device_setting="llama_bench")),
-    test_kinds=("pp", "tg", "pp+tg"),
+                    device_setting="llama_bench"),
+             Option("perplexity_binary", "text", None, "the llama-perplexity binary that runs ppl tests; default: "
+                    "the device's llama_perplexity, else the one beside llama-bench",
+                    device_setting="llama_perplexity")),
+    test_kinds=("pp", "tg", "pp+tg", "ppl"),
     facts=("n_batch", "n_ubatch", "type_k", "type_v", "flash_attn", "n_gpu_layers", "n_cpu_moe", "repack", "binary"),
     compare_keys=llama.COMPARE_KEYS,
     row_fields=llama.row_fields,
+    refused_kinds=(("kld", "llama-perplexity needs its full-distribution base file for it (about 2 bytes per "
+                           "vocabulary entry per scored token, gigabytes), which edgebench's compact reference "
+                           "replaces; use engine llama.cpp"),),
+    quality_text_only=True,
 )
 
 # llama-bench fields that describe the build and model rather than one test
@@ -102,6 +112,14 @@ class LlamaBenchEngine(Engine):
         if not warmup:
             cmd.append("--no-warmup")
         return cmd
+
+    def measure_quality(self, job, test_kind, mark):
+        quality = job_quality(job, test_kind)
+        if test_kind != "ppl" or not quality["text"]:
+            raise RunnerFailure("job", "engine llama-bench runs ppl over a text file (through llama-perplexity), "
+                                "not %s%s" % (test_kind, "" if quality["text"] else " without a text"))
+        return measure_perplexity(perplexity_binary(self.options, self.binary), self.model_path, quality,
+                                  self.options, mark)
 
     def late_info(self):
         return dict(self.info)

@@ -17,6 +17,7 @@ import time
 import types
 
 from ..protocol import RunnerFailure
+from ..quality.measure import measure_quality
 from . import ggml_devices as devices
 from . import llama_settings as llama
 from .base import Engine, Measurement
@@ -357,6 +358,9 @@ class LlamaCppEngine(Engine):
             yield Measurement(rep=rep, t_ns=end - start, ttft_ns=ttft, t0=t0, t1=t1)
 
     # -- quality (runner/quality/) -------------------------------------------------------------------
+
+    def measure_quality(self, job, test_kind, mark):
+        return measure_quality(self, job, test_kind, mark)
 
     def tokenize(self, text: bytes):
         """The text in the model's own tokens, BOS first where the model adds one (as llama-perplexity)."""

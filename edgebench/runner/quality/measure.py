@@ -1,8 +1,9 @@
 """A quality test on the device: the chunks decoded, each scored position scored, timed as one whole.
 
 `ppl` scores the model's own NLL of a text: the user's text tokenized here by the model's own
-tokenizer, or the reference's tokens when the profile has a reference. `kld` scores against the
-compact reference (reference_file.py), whose tokens it uses.
+tokenizer, or the reference's tokens when the profile has a reference, or else the tokens the controller
+sampled from the model itself (tokens_file.py). `kld` scores against the compact reference
+(reference_file.py), whose tokens it uses.
 """
 
 from __future__ import annotations
@@ -13,16 +14,23 @@ from ..protocol import RunnerFailure
 from .reference_file import read_reference
 from .stats import summarize
 from .token_score import score_token
+from .tokens_file import read_tokens
 
 # what a quality job carries (job["quality"]), besides which kind its test is
-JOB_KEYS = ("n_ctx", "chunks", "reference", "text")
+JOB_KEYS = ("n_ctx", "chunks", "reference", "text", "tokens")
+
+
+def job_quality(job, test_kind):
+    """The job's `quality` entry, checked."""
+    quality = job.get("quality")
+    if not isinstance(quality, dict) or sorted(quality) != sorted(JOB_KEYS):
+        raise RunnerFailure("job", "a %s test needs job.quality with %s" % (test_kind, ", ".join(JOB_KEYS)))
+    return quality
 
 
 def _tokens(engine, job, test_kind):
     """(tokens, n_ctx, n_chunk, reference or None) for the job."""
-    quality = job.get("quality")
-    if not isinstance(quality, dict) or sorted(quality) != sorted(JOB_KEYS):
-        raise RunnerFailure("job", "a %s test needs job.quality with %s" % (test_kind, ", ".join(JOB_KEYS)))
+    quality = job_quality(job, test_kind)
     reference = read_reference(quality["reference"]) if quality["reference"] else None
     if test_kind == "kld":
         if reference is None:
@@ -38,8 +46,10 @@ def _tokens(engine, job, test_kind):
             tokens = engine.tokenize(f.read())
     elif reference is not None:
         tokens = reference.tokens
+    elif quality["tokens"]:
+        tokens = read_tokens(quality["tokens"]).tokens
     else:
-        raise RunnerFailure("job", "a ppl test needs a text or a reference")
+        raise RunnerFailure("job", "a ppl test needs a text, a reference or sampled tokens")
     if len(tokens) < 2 * n_ctx:
         raise RunnerFailure("quality", "the text is %d tokens; perplexity with n_ctx %d needs at least %d "
                             "(as llama-perplexity)" % (len(tokens), n_ctx, 2 * n_ctx))
