@@ -70,8 +70,8 @@ def test_the_report_draws_vram_against_the_card_and_gpu_traces_with_throttling(t
                                                                                tiny_llama, monkeypatch, capsys):
     from xml.etree import ElementTree as ET
     monkeypatch.setenv("FAKE_SMI_PID", "parent")
-    monkeypatch.setenv("FAKE_SMI_THROTTLE", "0x20")  # sw_thermal_slowdown, in every other block of 3 lines
-    monkeypatch.setenv("FAKE_SMI_THROTTLE_PERIOD", "3")
+    monkeypatch.setenv("FAKE_SMI_THROTTLE", "0x20")  # sw_thermal_slowdown, in every other line
+    monkeypatch.setenv("FAKE_SMI_THROTTLE_PERIOD", "1")
     local_device_file.write_text(local_device_file.read_text() +
                                  f"telemetry:\n  nvidia_smi: {json.dumps(str(FAKE_SMI))}\n")
     profile = tmp_path / "p.yaml"
