@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+from pathlib import Path
 
 import psutil
 import pytest
@@ -86,9 +87,10 @@ def test_a_local_profile_in_the_folder_still_wins(empty_dir, capsys):
 
 
 def test_local_facts_come_from_psutil_and_platform(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")  # no nvidia-smi: no GPU, not a guess
     assert local.local_facts() == {
         "arch": platform.machine(), "ram_bytes": psutil.virtual_memory().total,
-        "cores": psutil.cpu_count(logical=False) or psutil.cpu_count()}
+        "cores": psutil.cpu_count(logical=False) or psutil.cpu_count(), "vram_bytes": None}
 
     class Memory:
         total = 6 * GIB
@@ -97,7 +99,7 @@ def test_local_facts_come_from_psutil_and_platform(monkeypatch):
     monkeypatch.setattr(local.psutil, "virtual_memory", lambda: Memory())
     monkeypatch.setattr(local.psutil, "cpu_count", lambda logical=True: 12 if logical else None)
     # a VM hiding its topology still has cores; an OS that names no machine gets no guess
-    assert local.local_facts() == {"arch": "AMD64", "ram_bytes": 6 * GIB, "cores": 12}
+    assert local.local_facts() == {"arch": "AMD64", "ram_bytes": 6 * GIB, "cores": 12, "vram_bytes": None}
     monkeypatch.setattr(local.platform, "machine", lambda: "")
     assert local.local_facts()["arch"] is None
 
@@ -111,3 +113,17 @@ def test_a_live_probe_beats_a_stored_one_and_the_profile_beats_both():
     assert budget.ram.source == budget.cpu_arch.source == LIVE_PROBE
 
     assert device_budget(builtin_local(), stored).ram.source == "probe in results/old"
+
+
+def test_a_local_nvidia_gpu_gives_its_memory(monkeypatch, tmp_path):
+    """The driver's memory.total (an H200's, replayed by the recorded nvidia-smi), for offload planning."""
+    import os
+    import shutil
+    import sys
+    fake = Path(__file__).parent / "fixtures" / "telemetry" / "nvidia_smi"
+    bin_dir = tmp_path / "bin"
+    shutil.copytree(fake, bin_dir)
+    (bin_dir / "nvidia-smi").chmod(0o755)
+    python = Path(sys.executable).parent
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{python}")
+    assert local.local_facts()["vram_bytes"] == 143771 << 20
