@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from missing_parts import missing
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -18,16 +19,9 @@ REPO = Path(__file__).resolve().parent.parent
 pytest_plugins = ["sshd_fixtures", "postgres_fixtures"]
 
 
-def on_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
 def require(available: bool, what: str) -> None:
-    if available:
-        return
-    if on_ci():
-        pytest.fail(f"{what} is missing; on CI a missing part is a failure (see .ci/run)")
-    pytest.skip(f"{what} is missing")
+    if not available:
+        missing(what)
 
 
 def _require_llama_cpp() -> None:

@@ -18,18 +18,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from missing_parts import missing
 
 SEARCH = ("/usr/lib/postgresql/*/bin", "/usr/local/pgsql/bin", "/usr/pgsql-*/bin")
-
-
-def _on_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def _missing(what: str) -> None:
-    if _on_ci():
-        pytest.fail(f"{what} is missing; on CI a missing part is a failure (see .ci/run)")
-    pytest.skip(f"{what} is missing")
 
 
 def find_pg_bin() -> Path | None:
@@ -56,14 +47,14 @@ def postgres_url():
     """postgresql://... of a fresh server; each test makes its own database with `postgres_db`."""
     pg_bin = find_pg_bin()
     if pg_bin is None:
-        _missing("PostgreSQL (apt-get install postgresql)")
+        missing("PostgreSQL (apt-get install postgresql)")
     user = None
     if os.geteuid() == 0:
         try:
             pwd.getpwnam("postgres")
             user = "postgres"
         except KeyError:
-            _missing("an unprivileged 'postgres' account to run PostgreSQL as")
+            missing("an unprivileged 'postgres' account to run PostgreSQL as")
     base = Path(tempfile.mkdtemp(prefix="edgebench-pg-"))
     data, sockets = base / "data", base / "sock"
     sockets.mkdir()

@@ -18,24 +18,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from missing_parts import missing
 from sshd_server import SshServer, find_sshd
 
 # Size of the small_tmpfs filesystem: room for a few small files, far too small for a model.
 SMALL_TMPFS_BYTES = 16 * 1024 * 1024
 
 _SERVERS = pytest.StashKey[list]()
-
-
-def on_ci() -> bool:
-    # Same rule as tests/conftest.py; repeated so this plugin does not import a conftest.
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def missing(what: str) -> None:
-    """Skip the current test because ``what`` is missing, or fail it on CI."""
-    if on_ci():
-        pytest.fail(f"{what} is missing; on CI a missing part is a failure (see .ci/run)")
-    pytest.skip(f"{what} is missing")
 
 
 def require_root(why: str) -> None:
