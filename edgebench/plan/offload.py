@@ -67,18 +67,25 @@ def _layer_of(name: str) -> int | None:
     return int(name.split(".", 2)[1])
 
 
+def _placer(info: ModelInfo, where: Split, n_cpu_moe: int):
+    """Whether llama.cpp puts a tensor on the GPU: its layer's side, except the input tensors (always the
+    CPU) and the routed experts of the first n_cpu_moe MoE layers."""
+    cpu_experts = set([x.index for x in info.layers if x.expert_bytes][:n_cpu_moe])
+
+    def on_gpu(name: str) -> bool:
+        layer = _layer_of(name)
+        if layer is None:
+            return name not in _INPUT_TENSORS and where.output_on_gpu
+        return layer in where.gpu_layers and not ("_exps" in name and layer in cpu_experts)
+    return on_gpu
+
+
 def weight_bytes(info: ModelInfo, where: Split, n_cpu_moe: int) -> tuple[int, int]:
     """(GPU bytes, host bytes) of the weights."""
-    moe_layers = [x.index for x in info.layers if x.expert_bytes]
-    cpu_experts = set(moe_layers[:n_cpu_moe])
+    on_gpu = _placer(info, where, n_cpu_moe)
     gpu = host = 0
     for t in info.tensors:
-        layer = _layer_of(t.name)
-        if layer is None:
-            on_gpu = t.name not in _INPUT_TENSORS and where.output_on_gpu
-        else:
-            on_gpu = layer in where.gpu_layers and not ("_exps" in t.name and layer in cpu_experts)
-        if on_gpu:
+        if on_gpu(t.name):
             gpu += t.n_bytes
         else:
             host += t.n_bytes
@@ -243,23 +250,18 @@ def cpu_share_of_reads(info: ModelInfo, where: Split, n_cpu_moe: int) -> float:
     """The fraction of the bytes read per generated token that stay in host memory (only the active experts
     and only the token's row of the input embeddings are read): generation runs at roughly the slower
     side's pace for its share, so this is what the speed loses as layers move back to the CPU."""
-    moe_layers = [x.index for x in info.layers if x.expert_bytes]
-    cpu_experts = set(moe_layers[:n_cpu_moe])
+    on_gpu = _placer(info, where, n_cpu_moe)
     active = info.n_expert_used / info.n_expert if info.n_expert else 1.0
     gpu = host = 0.0
     for t in info.tensors:
-        layer = _layer_of(t.name)
         read = t.n_bytes * (active if "_exps" in t.name else 1.0)
-        if t.name in _INPUT_TENSORS:
-            output_reads_it = t.name == "token_embd.weight" and info.tied_embeddings
-            if output_reads_it:
-                gpu, host = (gpu + read, host) if where.output_on_gpu else (gpu, host + read)
-            else:
-                host += read / max(info.n_vocab, 1)
-            continue
-        if layer is None:
-            on_gpu = where.output_on_gpu
+        if t.name == "token_embd.weight" and info.tied_embeddings:
+            # read whole by the output layer, from the GPU's copy when the output is there
+            gpu, host = (gpu + read, host) if where.output_on_gpu else (gpu, host + read)
+        elif t.name in _INPUT_TENSORS:
+            host += read / max(info.n_vocab, 1)  # only the token's row
+        elif on_gpu(t.name):
+            gpu += read
         else:
-            on_gpu = layer in where.gpu_layers and not ("_exps" in t.name and layer in cpu_experts)
-        gpu, host = (gpu + read, host) if on_gpu else (gpu, host + read)
+            host += read
     return host / (gpu + host) if gpu + host else 0.0

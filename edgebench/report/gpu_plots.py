@@ -37,18 +37,8 @@ def vram_plot(run) -> list[str]:
     return figures
 
 
-def _spans(records, start):
-    spans, begin = [], None
-    for r in records:
-        slow = bool(throttle_reasons(r.readings))
-        if slow and begin is None:
-            begin = r.t - start
-        elif not slow and begin is not None:
-            spans.append((begin, r.t - start))
-            begin = None
-    if begin is not None:
-        spans.append((begin, records[-1].t - start))
-    return spans
+def _gpu_throttled(record) -> bool:
+    return bool(throttle_reasons(record.readings))
 
 
 def gpu_traces(run) -> list[str]:
@@ -67,8 +57,9 @@ def gpu_traces(run) -> list[str]:
         if clocks:
             series["GPU clock % of max"] = clocks
         if series:
+            shaded = svg.spans_where(records, start, _gpu_throttled)
             figures.append(_figure(svg.line_chart(f"{cell}: GPU temperature and clock", series, "seconds", "°C / %",
-                                                  shaded=_spans(records, start), shade_label="throttled", y_min=0)))
+                                                  shaded=shaded, shade_label="throttled", y_min=0)))
     if len(by_cell) > MAX_CELL_TRACES:
         figures.append(f'<p class="note">{len(by_cell) - MAX_CELL_TRACES} more cells have GPU telemetry; '
                        f'see telemetry.jsonl</p>')

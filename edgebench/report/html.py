@@ -31,6 +31,11 @@ from edgebench.runner.testspec import KINDS
 
 MAX_CELL_TRACES = 24
 
+
+def _cpu_throttled(record) -> bool:
+    ratio = freq_ratio(record.readings)
+    return ratio is not None and ratio < THROTTLE_RATIO
+
 CSS = """
 body{font-family:system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222}
 h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ccc}
@@ -162,17 +167,7 @@ def thermal_plots(run: RunData) -> list[str]:
         freqs = [(r.t - start, 100 * freq_ratio(r.readings)) for r in records if freq_ratio(r.readings) is not None]
         if not temps and not freqs:
             continue
-        spans, begin = [], None
-        for r in records:
-            ratio = freq_ratio(r.readings)
-            slow = ratio is not None and ratio < THROTTLE_RATIO
-            if slow and begin is None:
-                begin = r.t - start
-            elif not slow and begin is not None:
-                spans.append((begin, r.t - start))
-                begin = None
-        if begin is not None:
-            spans.append((begin, records[-1].t - start))
+        spans = svg.spans_where(records, start, _cpu_throttled)
         series = {}
         if temps:
             series["hottest zone °C"] = temps

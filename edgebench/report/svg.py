@@ -190,3 +190,19 @@ def scatter_chart(title: str, points: list[tuple[float, float, str, bool]], x_la
                      f'font-size="11">{escape(label)}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def spans_where(records, start: float, slow) -> list[tuple[float, float]]:
+    """The x-spans (seconds from `start`) of consecutive telemetry records for which `slow(record)` holds,
+    for a line chart to shade."""
+    spans, begin = [], None
+    for r in records:
+        now_slow = slow(r)
+        if now_slow and begin is None:
+            begin = r.t - start
+        elif not now_slow and begin is not None:
+            spans.append((begin, r.t - start))
+            begin = None
+    if begin is not None:
+        spans.append((begin, records[-1].t - start))
+    return spans

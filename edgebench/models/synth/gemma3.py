@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgebench.models.synth.tensor import TensorSpec, matrix, norm
+from edgebench.models.synth.tensor import TensorSpec, attention_projections, matrix, norm
 
 ARCH = "gemma3"
 
@@ -47,13 +47,9 @@ def cut_problem(shape, n: int) -> str | None:
 
 def block_tensors(shape, i: int) -> list[TensorSpec]:
     p, E, F = f"blk.{i}.", shape.n_embd, shape.n_ff
-    q, kv = shape.n_head * shape.head_dim, shape.n_head_kv * shape.head_dim
     return [
         norm(p + "attn_norm.weight", E),
-        matrix(p + "attn_q.weight", q, E),
-        matrix(p + "attn_k.weight", kv, E),
-        matrix(p + "attn_v.weight", kv, E),
-        matrix(p + "attn_output.weight", E, q),
+        *attention_projections(p, E, shape.n_head, shape.n_head_kv, shape.head_dim),
         norm(p + "post_attention_norm.weight", E),
         norm(p + "attn_k_norm.weight", shape.head_dim),
         norm(p + "attn_q_norm.weight", shape.head_dim),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgebench.models.synth.tensor import TensorSpec, matrix, norm
+from edgebench.models.synth.tensor import TensorSpec, attention_projections, matrix, norm
 
 ARCH = "lfm2"
 OUTPUT_NORM = "token_embd_norm.weight"
@@ -58,14 +58,10 @@ def block_tensors(shape, i: int) -> list[TensorSpec]:
         norm(p + "attn_norm.weight", E),
     ]
     if i in shape.short_conv.attention_layers:
-        kv = shape.n_head_kv * shape.head_dim
         return out + [
             norm(p + "attn_q_norm.weight", shape.head_dim),
             norm(p + "attn_k_norm.weight", shape.head_dim),
-            matrix(p + "attn_q.weight", E, E),
-            matrix(p + "attn_k.weight", kv, E),
-            matrix(p + "attn_v.weight", kv, E),
-            matrix(p + "attn_output.weight", E, E),
+            *attention_projections(p, E, shape.n_head, shape.n_head_kv, shape.head_dim),
         ]
     return out + [
         TensorSpec(p + "shortconv.conv.weight", (E, shape.short_conv.l_cache), "F32", "conv"),

@@ -7,7 +7,7 @@ as the converter does, but only `expert_feed_forward_length` sizes the experts) 
 from __future__ import annotations
 
 from edgebench.models.synth import experts as moe
-from edgebench.models.synth.tensor import TensorSpec, matrix, norm
+from edgebench.models.synth.tensor import TensorSpec, attention_projections, norm
 
 ARCH = "qwen3moe"
 
@@ -26,13 +26,9 @@ def cut_problem(shape, n: int) -> str | None:
 
 def block_tensors(shape, i: int) -> list[TensorSpec]:
     p, E = f"blk.{i}.", shape.n_embd
-    q, kv = shape.n_head * shape.head_dim, shape.n_head_kv * shape.head_dim
     return [
         norm(p + "attn_norm.weight", E),
-        matrix(p + "attn_q.weight", q, E),
-        matrix(p + "attn_k.weight", kv, E),
-        matrix(p + "attn_v.weight", kv, E),
-        matrix(p + "attn_output.weight", E, q),
+        *attention_projections(p, E, shape.n_head, shape.n_head_kv, shape.head_dim),
         norm(p + "attn_k_norm.weight", shape.head_dim),
         norm(p + "attn_q_norm.weight", shape.head_dim),
         norm(p + "ffn_norm.weight", E),

@@ -46,3 +46,10 @@ def norm(name: str, width: int) -> TensorSpec:
 def matrix(name: str, n_out: int, n_in: int) -> TensorSpec:
     """A projection from `n_in` to `n_out` features: ggml ne {n_in, n_out}."""
     return TensorSpec(name, (n_out, n_in), "F16")
+
+
+def attention_projections(prefix: str, n_embd: int, n_head: int, n_head_kv: int, head_dim: int) -> list[TensorSpec]:
+    """Q, K, V and the output projection of one grouped-query attention layer, in llama.cpp's names."""
+    q, kv = n_head * head_dim, n_head_kv * head_dim
+    return [matrix(prefix + "attn_q.weight", q, n_embd), matrix(prefix + "attn_k.weight", kv, n_embd),
+            matrix(prefix + "attn_v.weight", kv, n_embd), matrix(prefix + "attn_output.weight", n_embd, q)]

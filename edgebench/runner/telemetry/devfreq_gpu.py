@@ -15,7 +15,7 @@ GPU temperature and power come from the thermal and INA3221 sources (see gpu.py)
 from __future__ import annotations
 
 import os
-from typing import List, Optional
+from typing import Optional
 
 from .base import Context, Problems, Reader, entries, read_text, register, try_int, try_text
 from .gpu import gpu_throttle
@@ -37,10 +37,18 @@ def highest(text: Optional[str]) -> Optional[int]:
     return max(values) if values else None
 
 
-def capped(cap_hz: Optional[int], hardware_hz: Optional[int]) -> Optional[List[str]]:
-    if cap_hz is None or hardware_hz is None:
-        return None
-    return ["max_freq_capped"] if cap_hz < hardware_hz else []
+def clock_entry(cur_hz: int, cap_hz: Optional[int], hardware_hz: Optional[int]) -> dict:
+    """A GPU's clock against its maximum (the hardware's, else the current cap), the cap, and a
+    `max_freq_capped` throttle reason when the cap sits below what the hardware can do."""
+    entry = {"clock_mhz": cur_hz / 1e6}
+    top = hardware_hz or cap_hz
+    if top:
+        entry["clock_max_mhz"] = top / 1e6
+    if cap_hz is not None:
+        entry["clock_cap_mhz"] = cap_hz / 1e6
+    if cap_hz is not None and hardware_hz is not None:
+        entry["throttle"] = ["max_freq_capped"] if cap_hz < hardware_hz else []
+    return entry
 
 
 @register("devfreq_gpu", order=82, throttle=gpu_throttle)
@@ -73,15 +81,7 @@ def discover(ctx: Context) -> Reader:
             cur, cap = try_int(os.path.join(folder, "cur_freq")), try_int(os.path.join(folder, "max_freq"))
             if cur is None:
                 continue
-            top = hardware or cap
-            entry = {"clock_mhz": cur / 1e6}
-            if top:
-                entry["clock_max_mhz"] = top / 1e6
-            if cap is not None:
-                entry["clock_cap_mhz"] = cap / 1e6
-            reasons = capped(cap, hardware)
-            if reasons is not None:
-                entry["throttle"] = reasons
+            entry = clock_entry(cur, cap, hardware)
             per_mille = try_int(load) if load else None
             if per_mille is not None:
                 entry["util_pct"] = per_mille / 10.0

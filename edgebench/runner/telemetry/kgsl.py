@@ -18,7 +18,7 @@ import os
 from typing import Optional
 
 from .base import Context, Problems, Reader, read_text, register, try_int, try_text
-from .devfreq_gpu import capped, highest
+from .devfreq_gpu import clock_entry, highest
 from .gpu import gpu_throttle
 
 KGSL = "sys/class/kgsl/kgsl-3d0"
@@ -57,15 +57,7 @@ def discover(ctx: Context) -> Reader:
         if cur is None:
             return {}
         cap = try_int(path("max_gpuclk"))
-        entry = {"clock_mhz": cur / 1e6}
-        top = hardware or cap
-        if top:
-            entry["clock_max_mhz"] = top / 1e6
-        if cap is not None:
-            entry["clock_cap_mhz"] = cap / 1e6
-        reasons = capped(cap, hardware)
-        if reasons is not None:
-            entry["throttle"] = reasons
+        entry = clock_entry(cur, cap, hardware)
         util = percentage(try_text(path("gpu_busy_percentage")))
         if util is None:
             util = busy_pct(try_text(path("gpubusy")))
