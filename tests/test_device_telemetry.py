@@ -190,7 +190,7 @@ def test_the_jobs_carry_every_setting_the_runner_knows(tmp_path, tree):
     job = cooldown_job(dev, cooldown_options("{}"))
     assert job["telemetry"] == {
         "root": str(tmp_path), "battery_current_unit": "mA", "sources": ["thermal", "battery"],
-        "extra_thermal_paths": ["/t"], "nvidia_smi": "nvidia-smi",
+        "extra_thermal_paths": ["/t"], "nvidia_smi": "nvidia-smi", "tegrastats": "tegrastats",
         "extra_power_paths": ["/p", {"path": "/q", "name": None, "unit": "W", "total": True}]}
     # the device section and the profile's enabled/interval_s are all the runner's settings: a key the
     # runner reads that no profile can set would be missing here

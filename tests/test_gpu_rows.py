@@ -58,6 +58,20 @@ def test_gpu_columns_from_nvidia_smi(tmp_path, local_device_file, tiny_llama, mo
 
 
 @pytest.mark.llama
+def test_gpu_columns_from_tegrastats(tmp_path, local_device_file, tiny_llama, capsys):
+    # a Jetson whose devfreq node is hidden (this machine has none): tegrastats's Orin layout
+    tegrastats = Path(__file__).parent / "fixtures" / "telemetry" / "tegrastats" / "tegrastats"
+    local_device_file.write_text(local_device_file.read_text() + "telemetry:\n  nvidia_smi: /nonexistent\n"
+                                 f"  tegrastats: {json.dumps(str(tegrastats))}\n")
+    row = run_rows(tmp_path, local_device_file, tiny_llama, "  name: llama.cpp\n", "{interval_s: 0.1}", capsys,
+                   "jetson")
+    assert row["max_gpu_temp_c"] in (41.375, 48.781)
+    assert 2.386 <= row["gpu_power_w"] <= 11.942 and row["gpu_j_per_token"] > 0
+    # an integrated GPU's memory is the process's RAM, and tegrastats prints no clock maximum
+    assert row["peak_vram_mib"] is None and row["min_gpu_clock_ratio"] is None
+
+
+@pytest.mark.llama
 def test_no_gpu_leaves_the_gpu_columns_null(tmp_path, local_device_file, tiny_llama, capsys):
     local_device_file.write_text(local_device_file.read_text() + "telemetry:\n  nvidia_smi: /nonexistent/nvidia-smi\n")
     row = run_rows(tmp_path, local_device_file, tiny_llama, "  name: llama.cpp\n", "{interval_s: 0.05}", capsys,

@@ -1,5 +1,6 @@
 """GPU telemetry sources on recorded outputs and fixture trees: NVIDIA (nvidia-smi's looping query,
-replayed from an H200 recording), Jetson and Mali (devfreq), Adreno (kgsl); and the GPU window
+replayed from an H200 recording), Jetson and Mali (devfreq), Jetson without devfreq (tegrastats, in
+the layouts of NVIDIA's tegrastats appendix), Adreno (kgsl); and the GPU window
 summary. A GPU the device lacks is "unavailable" with the reason, and its keys are absent, never 0."""
 
 from __future__ import annotations
@@ -156,6 +157,72 @@ def test_devfreq_without_a_gpu_is_unavailable(tmp_path):
     assert unavailable("devfreq_gpu", FIXTURES / "rpi5") == "not present: sys/class/devfreq"
     (tmp_path / "sys/class/devfreq/dmc").mkdir(parents=True)
     assert unavailable("devfreq_gpu", tmp_path) == "not present: sys/class/devfreq/<gpu>"
+
+
+# ---- Jetson without devfreq: tegrastats --------------------------------------------------------------
+
+FAKE_TEGRASTATS = str(FIXTURES / "tegrastats" / "tegrastats")
+
+
+@pytest.mark.parametrize("layout, gpu, emc", [
+    # Orin (JetPack 5): a clock per GPC, the GPU+SOC rail in mW, powered-down CV sensors at -256C
+    ("orin", {"util_pct": 0.0, "clock_mhz": 305.0, "temp_c": 41.375, "power_w": 2.386}, 2133.0),
+    # JetPack 6 on Orin Nano: no GPU clock and no EMC in the line, lower-case sensor names
+    ("jetpack6", {"util_pct": 88.0, "temp_c": 50.968, "power_w": 3.121}, None),
+    # Xavier: rails without units
+    ("xavier", {"util_pct": 63.0, "clock_mhz": 1377.0, "temp_c": 34.5, "power_w": 4.158}, 2133.0),
+    # Nano (L4T 32)
+    ("nano", {"util_pct": 12.0, "clock_mhz": 76.0, "temp_c": 32.0, "power_w": 0.081}, 1600.0),
+])
+def test_tegrastats_layouts(layout, gpu, emc):
+    from edgebench.runner.telemetry.tegrastats import parse_line
+    line = (FIXTURES / "tegrastats" / f"{layout}.txt").read_text().splitlines()[0]
+    fragment = parse_line(line)
+    assert fragment["gpu"] == {"tegrastats": gpu}
+    assert fragment.get("emc_mhz") == emc
+
+
+def test_tegrastats_line_without_a_gpu_reading_is_nothing():
+    from edgebench.runner.telemetry.tegrastats import parse_line
+    assert parse_line("RAM 1744/3956MB (lfb 85x4MB) SWAP 0/1978MB (cached 0MB) CPU [10%@102,3%@102]") == {}
+
+
+def test_tegrastats_reads_the_gpu_where_devfreq_cannot(tmp_path):
+    reader = discover("tegrastats", tmp_path, tegrastats=FAKE_TEGRASTATS)
+    try:
+        fragment = read_until(reader, "gpu")
+    finally:
+        reader.close()
+    assert fragment["gpu"]["tegrastats"]["temp_c"] in (41.375, 48.781)
+    assert "clock_max_mhz" not in fragment["gpu"]["tegrastats"]  # tegrastats prints no maximum
+
+
+def test_tegrastats_is_not_needed_where_devfreq_reads_the_gpu():
+    assert unavailable("tegrastats", FIXTURES / "jetson_orin_nano", tegrastats=FAKE_TEGRASTATS) == \
+        "not needed: devfreq_gpu reads this GPU"
+
+
+def test_tegrastats_missing_or_refused_is_unavailable(tmp_path, monkeypatch):
+    assert unavailable("tegrastats", tmp_path, tegrastats="/nonexistent/tegrastats") == \
+        "not present: /nonexistent/tegrastats"
+    monkeypatch.setenv("FAKE_TEGRASTATS_DENIED", "1")
+    assert unavailable("tegrastats", tmp_path, tegrastats=FAKE_TEGRASTATS) == \
+        f"refused: {FAKE_TEGRASTATS}: Error: Could not open /sys/devices/gpu.0/load: Permission denied"
+
+
+def test_the_sampler_stops_the_looping_tegrastats(tmp_path):
+    def loops():
+        return [c for c in psutil.Process().children() if FAKE_TEGRASTATS in " ".join(c.cmdline())]
+    sampler = Sampler(str(tmp_path), 0.1, sources=["tegrastats"], tegrastats=FAKE_TEGRASTATS)
+    assert sampler.availability() == {"tegrastats": "ok"} and loops() == []  # the probe has ended
+    sampler.start()
+    deadline = time.monotonic() + 10
+    while not any("gpu" in r for r in sampler.records) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(loops()) == 1
+    sampler.stop()
+    assert loops() == []
+    assert {r["gpu"]["tegrastats"]["clock_mhz"] for r in sampler.records if "gpu" in r} <= {305.0, 1300.0}
 
 
 # ---- Adreno: kgsl ---------------------------------------------------------------------------------

@@ -106,10 +106,11 @@ EXPECTED = {
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_availability_per_device(device):
-    # a fixture device has no nvidia-smi, whatever the machine running the tests has
-    availability = Sampler(root(device), pid=PID, nvidia_smi="/nonexistent/nvidia-smi").availability()
+    # a fixture device has no nvidia-smi or tegrastats, whatever the machine running the tests has
+    availability = Sampler(root(device), pid=PID, nvidia_smi="/nonexistent/nvidia-smi",
+                           tegrastats="/nonexistent/tegrastats").availability()
     assert list(availability) == ["memory", "thermal", "cpufreq", "load", "battery", "rapl", "ina3221",
-                                  "extra_power", "nvidia_smi", "devfreq_gpu", "kgsl"]
+                                  "extra_power", "nvidia_smi", "devfreq_gpu", "tegrastats", "kgsl"]
     assert {name for name, state in availability.items() if state == "ok"} == EXPECTED[device]
     for name, state in availability.items():
         if name not in EXPECTED[device]:
@@ -126,7 +127,8 @@ def test_unavailable_reasons_name_what_is_missing():
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_no_made_up_readings_for_missing_sources(device):
-    record = Sampler(root(device), pid=PID, nvidia_smi="/nonexistent/nvidia-smi").snapshot()
+    record = Sampler(root(device), pid=PID, nvidia_smi="/nonexistent/nvidia-smi",
+                     tegrastats="/nonexistent/tegrastats").snapshot()
     present = EXPECTED[device]
     assert ("gpu" in record) == bool(present & {"devfreq_gpu", "kgsl"})
     assert "gpu_process_mib" not in record

@@ -1,4 +1,5 @@
-"""What the GPU did in a window, from whichever GPU sources read it (nvidia_smi, devfreq_gpu, kgsl).
+"""What the GPU did in a window, from whichever GPU sources read it (nvidia_smi, devfreq_gpu, tegrastats,
+kgsl).
 
 Every GPU source adds entries to the record's `gpu` mapping with the same keys (those it can
 read): mem_used_mib, mem_total_mib, util_pct, clock_mhz, clock_max_mhz, mem_clock_mhz, temp_c,

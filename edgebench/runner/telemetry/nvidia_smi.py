@@ -1,9 +1,8 @@
 """NVIDIA GPUs through `nvidia-smi`'s looping query mode.
 
-Two long-running `nvidia-smi ... -lms N` children (started on the first read, stopped when the
-sampler stops) print one CSV line per GPU, and one per process holding GPU memory, every N ms; a
-reader thread keeps the latest of each, so a sampler tick only copies a few numbers. Starting
-`nvidia-smi` once per tick would cost tens of milliseconds of CPU and an NVML initialisation each.
+Two long-running `nvidia-smi ... -lms N` children (child_loop.py; started on the first read,
+stopped when the sampler stops) print one CSV line per GPU, and one per process holding GPU memory,
+every N ms; a reader thread keeps the latest of each, so a sampler tick only copies a few numbers.
 
 Record keys: `gpu` {"nvidia<index>": {name, mem_used_mib, mem_total_mib, util_pct, clock_mhz,
 clock_max_mhz, mem_clock_mhz, mem_clock_max_mhz, temp_c, power_w, power_limit_w, throttle}} and
@@ -16,7 +15,6 @@ an idle GPU or an application clock setting is not throttling.
 
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
 import subprocess
@@ -25,6 +23,7 @@ import time
 from typing import Dict, List, Optional, Tuple
 
 from .base import Context, Reader, Unavailable, register
+from .child_loop import ChildLoop
 from .gpu import gpu_throttle
 from .settings import Setting, Text
 
@@ -122,41 +121,6 @@ class _Refused(Unavailable):
     """nvidia-smi ran and said no (no driver, no GPU, an unknown field)."""
 
 
-class _Loop(object):
-    """One `nvidia-smi <query> -lms N` child and the thread that keeps what it prints."""
-
-    def __init__(self, program: str, query: str, interval_ms: int, on_line):
-        self.command = [program, query, _FORMAT, "-lms", str(interval_ms)]
-        self.on_line = on_line
-        self.process = None
-        # a sampler that is never stopped (a crash between start and stop) must not leave a child behind
-        atexit.register(self.close)
-
-    def ensure(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            return
-        try:
-            self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                            stdin=subprocess.DEVNULL, universal_newlines=True, bufsize=1)
-        except OSError:
-            self.process = None
-            return
-        threading.Thread(target=self._pump, args=(self.process,), name="edgebench-nvidia-smi", daemon=True).start()
-
-    def _pump(self, process) -> None:
-        for line in process.stdout:
-            self.on_line(line)
-
-    def close(self) -> None:
-        process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
 @register("nvidia_smi", order=80, settings=SETTINGS, throttle=gpu_throttle)
 def discover(ctx: Context) -> Reader:
     program = ctx.settings["nvidia_smi"]
@@ -203,8 +167,9 @@ def _reader(ctx: Context, program: str, reason_field: Optional[str]) -> Reader:
             with lock:
                 apps[(pid, uuid)] = (mib, time.monotonic())
 
-    loops = [_Loop(program, _gpu_query(reason_field), interval_ms, on_gpu),
-             _Loop(program, _APP_QUERY, apps_ms, on_app)]
+    loops = [ChildLoop([program, _gpu_query(reason_field), _FORMAT, "-lms", str(interval_ms)], on_gpu,
+                       "edgebench-nvidia-smi"),
+             ChildLoop([program, _APP_QUERY, _FORMAT, "-lms", str(apps_ms)], on_app, "edgebench-nvidia-smi")]
 
     def read() -> dict:
         for loop in loops:
