@@ -13,7 +13,7 @@ through LLAMA_CPP_LIB_PATH, which llama-cpp-python honours. Prints, and writes a
    within each speed mode, the ratio of the tools' medians. Goal: within ±3%.
    `--speed-recorded tests/perf/data/h200-gpu-speed.json` repeats the comparison on a recorded run.
 2. tg128 t/s with telemetry on against off (nvidia_smi included). Goal: < 1% apart.
-3. The engine process's peak VRAM (the nvidia_smi source's `peak_vram_mib`) at n_gpu_layers 0,
+3. The engine process's peak VRAM (the nvidia_smi source's `peak_vram_mib`, tg128) at n_gpu_layers 0,
    half and all x n_ctx 4096 and 32768, for a Qwen3.5 and a Llama synthetic model, with llama.cpp's
    own buffers (its log's `<buffer type> <kind> buffer size` lines) and `llama-fit-params
    --fit-print on`'s estimate per device, and the offload planner's prediction (plan/offload.py).
@@ -248,7 +248,9 @@ def vram(args, transport, runner):
         for ngl in (0, layers // 2, ALL_LAYERS):
             for n_ctx in CONTEXTS:
                 events = []
-                samples, done = run_edgebench(transport, runner, model, 0, 16, args.threads, 2,
+                # tg128 x 3 (~0.5 s on an H200): nvidia-smi lists a process's memory every 0.2 s here, so a
+                # shorter job's windows can end before a listing shows the context's buffers
+                samples, done = run_edgebench(transport, runner, model, 0, 128, args.threads, 3,
                                               interval_s=0.1, events=events,
                                               engine_options={"n_gpu_layers": ngl, "n_ctx": n_ctx})
                 start = next(e for e in events if e["event"] == "start")
