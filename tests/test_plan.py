@@ -125,11 +125,11 @@ def test_recommends_the_highest_quality_quant_that_fits(capsys, devices_dir, tmp
     assert any("best quant that fits" in line for line in report["recommendations"])
 
 
-def fake_tg_run(root, device: str, spec: str, ts: float, depth: int = 0):
+def fake_tg_run(root, device: str, spec: str, ts: float, depth: int = 0, arch: str = "aarch64"):
     store = RunStore.create(root, profile={"name": "cal", "models": [
         {"name": "m", "path": None, "synthetic": f"synthetic:{spec}", "sha256": None}]},
         devices={}, cells=[PlannedCell(f"{device}/m/tg128/t2")])
-    store.append(DeviceProbe(device=device, facts={"arch": "aarch64", "memory": {"total_bytes": 4 * GIB}}))
+    store.append(DeviceProbe(device=device, facts={"arch": arch, "memory": {"total_bytes": 4 * GIB}}))
     cell = f"{device}/m/tg128/t2"
     store.append(CellStart(cell=cell, model_sha256="cd" * 32, facts=CellFacts(
         device=device, model="m", test="tg128", engine="llama.cpp", n_prompt=0, n_gen=128, n_depth=depth,
@@ -140,6 +140,18 @@ def fake_tg_run(root, device: str, spec: str, ts: float, depth: int = 0):
     store.append(CellEnd.done(cell, 1, {"n_threads": 4}, None, False))
     store.finish("complete", [])
     return store.path
+
+
+def test_calibration_costs_tokens_on_the_probed_cpu(tmp_path):
+    # x86 repacks fewer weight types than arm64, so the same t/s means more bandwidth there
+    fake_tg_run(tmp_path / "x86", "laptop", "qwen3.5-0.8b@Q4_K_M?layers=4", ts=12.0, arch="x86_64")
+    fake_tg_run(tmp_path / "arm", "pi", "qwen3.5-0.8b@Q4_K_M?layers=4", ts=12.0)
+    info = info_from_preset("qwen3.5-0.8b", "Q4_K_M", 4)
+    x86 = calibrate(tmp_path / "x86")["laptop"].effective_bandwidth
+    arm = calibrate(tmp_path / "arm")["pi"].effective_bandwidth
+    assert x86 == pytest.approx(12.0 * bytes_per_token(info, Runtime(cpu_arch="x86_64"), 64))
+    assert arm == pytest.approx(12.0 * bytes_per_token(info, Runtime(cpu_arch="aarch64"), 64))
+    assert x86 > arm
 
 
 def test_calibration_from_a_stored_run(capsys, devices_dir, tmp_path):

@@ -63,10 +63,12 @@ def calibrate(root: Path) -> dict[str, Calibration]:
             probes = read_device_probes(run)
         except (EdgebenchError, OSError, ValueError, KeyError):
             continue
+        arch = {}
         for probe in probes:
             if isinstance(probe.facts, dict):
                 cal = found.setdefault(probe.device, Calibration(probe.device))
                 cal.probe, cal.probe_run = probe.facts, run.name  # sorted by name = by time
+                arch[probe.device] = probe.facts.get("arch")
         models = {m.get("name"): m for m in (header.profile or {}).get("models") or []}
         for row in rows:
             if row.get("status") != "done" or not row.get("avg_ts") or row.get("engine") not in MEASURING_ENGINES:
@@ -74,8 +76,10 @@ def calibrate(root: Path) -> dict[str, Calibration]:
             info = _model_info(models.get(row.get("model")), row, model_cache)
             if info is None:
                 continue
-            runtime = Runtime(kv_type=row.get("type_k") or "f16")
             cal = found.setdefault(row["device"], Calibration(row["device"]))
+            # which weights were repacked, and so how fast they were read, depends on the CPU
+            cpu_arch = arch.get(row["device"]) or (cal.probe or {}).get("arch") or Runtime.cpu_arch
+            runtime = Runtime(kv_type=row.get("type_k") or "f16", cpu_arch=cpu_arch)
             n_prompt, n_gen, depth = row.get("n_prompt") or 0, row.get("n_gen") or 0, row.get("n_depth") or 0
             if n_gen and not n_prompt:
                 cal.tg_bandwidth.append(row["avg_ts"] * bytes_per_token(info, runtime, depth + n_gen // 2))

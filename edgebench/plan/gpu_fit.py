@@ -21,7 +21,7 @@ from edgebench.plan.offload import (
     max_gpu_context,
     max_gpu_layers,
 )
-from edgebench.plan.speed import DEFAULT_ETA_TG, bytes_per_token
+from edgebench.plan.speed import DEFAULT_ETA_TG, bytes_read_per_token
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def gpu_cell(info: ModelInfo, runtime: Runtime, budget: DeviceBudget, gpu: GpuBu
 
 def _tg(info: ModelInfo, runtime: Runtime, budget: DeviceBudget, gpu: GpuBudget, share: float) -> float | None:
     """Each side reads its share of a token's bytes at its own bandwidth, one after the other."""
-    per_token = bytes_per_token(info, runtime, 0)
+    per_token = bytes_read_per_token(info, runtime, 0)
     if (share > 0 and not budget.bandwidth.value) or (share < 1 and not gpu.bandwidth.value):
         return None
     seconds = (per_token * share / budget.bandwidth.value if share else 0.0)

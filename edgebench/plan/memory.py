@@ -155,6 +155,12 @@ def _repacked(t, types) -> bool:
     return t.type in types and t.rows % 8 == 0 and t.name != "token_embd.weight" and t.name.startswith("blk.")
 
 
+def repacks(cpu_arch: str):
+    """A test of whether llama.cpp's CPU backend on `cpu_arch` repacks a tensor."""
+    types = REPACK_TYPES.get(_arch_family(cpu_arch), set())
+    return lambda tensor: _repacked(tensor, types)
+
+
 def repacked_bytes(info: ModelInfo, cpu_arch: str, experts: bool = False) -> int:
     """The interleaved copy llama.cpp's CPU backend makes of matmul weights of repackable types
     (with `experts`: of the routed-expert tensors only)."""

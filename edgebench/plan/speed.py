@@ -10,20 +10,33 @@ Defaults below are used until stored results on a device calibrate it (calibrate
 from __future__ import annotations
 
 from edgebench.models.gguf_info import ModelInfo
-from edgebench.plan.memory import Runtime, kv_layer_bytes, recurrent_state_bytes
+from edgebench.plan.memory import STATE_BYTES, Runtime, kv_layer_bytes, recurrent_state_bytes, repacks
 
 # Published llama.cpp generation efficiency on Apple M-series spans 0.45-0.84 of peak bandwidth,
 # lower on wider buses; small SoCs sit in the middle.
 DEFAULT_ETA_TG = 0.6
 # CPU prompt processing reaches about a third of the fp32 FMA peak in llama.cpp's quantized matmuls.
 DEFAULT_ETA_PP = 0.3
-# Generating at depth costs more than reading the KV cache: llama.cpp's CPU flash-attention kernel
-# does per-position work (dot, online softmax, accumulate) for every query head. Expressed in
-# bytes-equivalent at the calibrated bandwidth, per (query head x position x attention layer) and
-# per K/V element of it; fitted from tg64 vs tg64@d4096 of a qwen35 and a llama model
-# (tests/perf/plan_accuracy.py checks it at another depth).
-ATTN_POSITION_BYTES = 820.0
-ATTN_ELEMENT_BYTES = 2.0
+# What a generated token costs beyond reading its bytes, in bytes read at the calibrated bandwidth
+# (so each scales with the device). Fitted by tests/perf/speed_constants.py on tg64 at depth 0, 2048
+# and 8192 of six architectures at two depths each (llama, gemma3, qwen3moe, deepseek2, lfm2,
+# qwen35; 36 cells on a 2-core x86 VM, tests/perf/data/speed-cells-xeon2.jsonl):
+# - a weight the CPU backend repacked into its interleaved layout (memory.REPACK_TYPES) is multiplied
+#   by a faster kernel: it costs this share of its bytes;
+REPACKED_WEIGHT_COST = 0.55
+# - every layer runs a dozen or more graph nodes, each a fork and join of the threads: a fixed cost
+#   that a small model's narrow layers feel (gemma-3-270m's 18 layers);
+LAYER_BYTES = 4.6e6
+# - a recurrent layer's matrix state (DeltaNet, Mamba, RWKV) is read, updated and written in F32
+#   scalar work, about three passes over each element; a convolution's state is only copied;
+STATE_ELEMENT_BYTES = 64.0
+# - each cell of a KV cache costs once per token, whatever the number of layers (measured: adding a
+#   qwen3moe or qwen35 attention layer barely moves the depth cost; building the KQ mask over the
+#   cache's cells is such work);
+CACHE_CELL_BYTES = 3400.0
+# - llama.cpp's CPU flash attention does per-position work for every query head (a dot, the online
+#   softmax, an accumulate), nearly independent of the head's width (64 to 576 measured).
+HEAD_POSITION_BYTES = 800.0
 
 
 def weights_read_per_token(info: ModelInfo) -> float:
@@ -38,23 +51,55 @@ def weights_read_per_token(info: ModelInfo) -> float:
     return total
 
 
+def repacked_read_per_token(info: ModelInfo, cpu_arch: str) -> float:
+    """The share of `weights_read_per_token` in tensors llama.cpp repacks on `cpu_arch`."""
+    repacked = repacks(cpu_arch)
+    by_index = {layer.index: layer for layer in info.layers}
+    total = 0.0
+    for tensor in info.tensors:
+        if not repacked(tensor):
+            continue
+        share = 1.0
+        if "_exps" in tensor.name:
+            layer = by_index.get(int(tensor.name.split(".")[1]))
+            share = layer.active_fraction if layer else 1.0
+        total += tensor.n_bytes * share
+    return total
+
+
 def attended(layer, depth: int) -> int:
     """Positions a layer attends at `depth`: a sliding window or chunk stops growing at its size."""
     return min(depth, layer.window) if layer.window else depth
 
 
+def bytes_read_per_token(info: ModelInfo, runtime: Runtime, depth: int) -> float:
+    """What a generated token reads from memory: its weights, the KV each layer attends (a layer
+    reusing another's cache still reads it) and the recurrent state, read and written."""
+    kv = sum(attended(layer, depth) * kv_layer_bytes(_own_cache(layer), runtime.kv_type)
+             for layer in info.layers if layer.attention)
+    return weights_read_per_token(info) + kv + 2 * recurrent_state_bytes(info)
+
+
 def bytes_per_token(info: ModelInfo, runtime: Runtime, depth: int) -> float:
-    """Weights + the KV each layer attends (and the attention work on it) + the recurrent state
-    (read and written). A layer reusing another's cache still reads it."""
-    kv = attention = 0.0
-    for layer in info.layers:
-        if not layer.attention:
-            continue
-        seen = attended(layer, depth)
-        kv += seen * kv_layer_bytes(_own_cache(layer), runtime.kv_type)
-        attention += seen * layer.n_head * (
-            ATTN_POSITION_BYTES + ATTN_ELEMENT_BYTES * _head_widths(layer))
-    return weights_read_per_token(info) + kv + attention + 2 * recurrent_state_bytes(info)
+    """A generated token's cost on the CPU in bytes at the calibrated bandwidth: what it reads, with
+    repacked weights at their share, plus the fixed costs above (per layer, per recurrent state
+    element, per cache cell, per query head and attended position)."""
+    cost = bytes_read_per_token(info, runtime, depth)
+    cost -= (1 - REPACKED_WEIGHT_COST) * repacked_read_per_token(info, runtime.cpu_arch)
+    cost += LAYER_BYTES * len(info.layers)
+    # the matrix state is in the bytes read above (2 x 4 bytes an element): add the rest of its work
+    cost += sum(layer.s_size for layer in info.layers) * (STATE_ELEMENT_BYTES - 2 * STATE_BYTES)
+    attention = [layer for layer in info.layers if layer.attention]
+    cost += CACHE_CELL_BYTES * _cache_cells(attention, depth)
+    cost += HEAD_POSITION_BYTES * sum(attended(layer, depth) * layer.n_head for layer in attention)
+    return cost
+
+
+def _cache_cells(attention, depth: int) -> int:
+    """Cells of the caches a token's mask covers: the full-attention cache and the sliding one."""
+    full = max((attended(layer, depth) for layer in attention if not layer.window), default=0)
+    sliding = max((attended(layer, depth) for layer in attention if layer.window), default=0)
+    return full + sliding
 
 
 def _own_cache(layer):
