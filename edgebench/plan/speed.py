@@ -1,9 +1,9 @@
 """Rooflines: generation is bound by memory bandwidth, prompt processing by compute.
 
-    tg t/s = eta_tg * bandwidth / bytes read per generated token
+    tg t/s = eta_tg * bandwidth / cost per generated token (bytes read, plus fixed work in bytes)
     pp t/s = eta_pp * peak FLOPS / FLOPs per prompt token
 
-eta (efficiency) folds in what a roofline leaves out: kernels below peak, threads, caches, clocks.
+eta (efficiency) folds in what the roofline leaves out: kernels below peak, caches, clocks.
 Defaults below are used until stored results on a device calibrate it (calibrate.py).
 """
 
@@ -90,12 +90,12 @@ def bytes_per_token(info: ModelInfo, runtime: Runtime, depth: int) -> float:
     # the matrix state is in the bytes read above (2 x 4 bytes an element): add the rest of its work
     cost += sum(layer.s_size for layer in info.layers) * (STATE_ELEMENT_BYTES - 2 * STATE_BYTES)
     attention = [layer for layer in info.layers if layer.attention]
-    cost += CACHE_CELL_BYTES * _cache_cells(attention, depth)
+    cost += CACHE_CELL_BYTES * cache_cells(attention, depth)
     cost += HEAD_POSITION_BYTES * sum(attended(layer, depth) * layer.n_head for layer in attention)
     return cost
 
 
-def _cache_cells(attention, depth: int) -> int:
+def cache_cells(attention, depth: int) -> int:
     """Cells of the caches a token's mask covers: the full-attention cache and the sliding one."""
     full = max((attended(layer, depth) for layer in attention if not layer.window), default=0)
     sliding = max((attended(layer, depth) for layer in attention if layer.window), default=0)

@@ -64,7 +64,7 @@ def features(info, depth: int, cpu_arch: str) -> list:
     repacked = speed.repacked_read_per_token(info, cpu_arch)
     attention = [layer for layer in info.layers if layer.attention]
     return [speed.bytes_read_per_token(info, runtime, depth) - repacked, repacked, len(info.layers),
-            sum(layer.s_size for layer in info.layers), speed._cache_cells(attention, depth),
+            sum(layer.s_size for layer in info.layers), speed.cache_cells(attention, depth),
             sum(speed.attended(layer, depth) * layer.n_head for layer in attention)]
 
 
