@@ -136,6 +136,7 @@ def discover(ctx: Context) -> Reader:
     def read() -> dict:
         loop.ensure()
         with lock:
-            return {k: (dict(v) if isinstance(v, dict) else v) for k, v in latest.items()}
+            # copies down to the GPU entry: the sampler merges fragments into its records
+            return {k: ({n: dict(e) for n, e in v.items()} if k == "gpu" else v) for k, v in latest.items()}
 
     return Reader(read, close=loop.close)
