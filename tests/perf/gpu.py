@@ -103,7 +103,7 @@ class ClockLog:
                 sm, sm_max, util, power, temp = (float(x) for x in parts[:5])
             except ValueError:
                 continue
-            self.lines.append((time.monotonic(), sm, sm_max, util, power, temp, parts[5]))
+            self.lines.append((time.monotonic(), sm, sm_max, util, power, temp, parts[5] if len(parts) > 5 else ""))
 
     def during(self, t0, t1):
         """The busy samples' median SM clock within [t0, t1] (utilisation > 0: a job loads its model idle)."""
