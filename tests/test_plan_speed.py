@@ -1,13 +1,17 @@
 """The generation cost model (plan/speed.py): what a token reads, and the work it costs beyond that,
-on presets of the architectures the constants were fitted on (tests/perf/speed_constants.py)."""
+on presets of the architectures the constants were fitted on (tests/perf/speed_constants.py); and a
+real run through the runner calibrating the plan on the CPU its probe found."""
 
 from __future__ import annotations
 
+import json
+import platform
 from dataclasses import replace
 
 import pytest
 
-from edgebench.models.gguf_info import info_from_preset
+from edgebench.cli import main
+from edgebench.models.gguf_info import info_from_preset, read_gguf
 from edgebench.plan import speed
 from edgebench.plan.memory import Runtime
 from edgebench.plan.speed import bytes_per_token, bytes_read_per_token, repacked_read_per_token
@@ -74,3 +78,26 @@ def test_a_matrix_state_costs_more_than_a_convolution_state():
         state = bytes_per_token(info, X86, 0) - bytes_per_token(stateless, X86, 0)
         assert state == pytest.approx(8 * r + speed.STATE_ELEMENT_BYTES * s)
         assert (s > 0) == (preset == "qwen3.5-0.8b")
+
+
+@pytest.mark.llama
+def test_a_real_run_calibrates_the_plan_on_the_probed_cpu(tmp_path, local_device_file, tiny_llama, capsys):
+    profile = tmp_path / "p.yaml"
+    profile.write_text(f"models: [{json.dumps(str(tiny_llama))}]\ntests: [tg32]\nrepetitions: 3\nwarmup: 1\n"
+                       "engine: {name: llama.cpp, threads: 2}\ntelemetry: {enabled: false}\n")
+    results = tmp_path / "results"
+    assert main(["run", str(profile), "-d", str(local_device_file), "-o", str(results)]) == 0
+    capsys.readouterr()
+    assert main(["show", str(next(results.iterdir())), "--format", "jsonl"]) == 0
+    (row,) = map(json.loads, capsys.readouterr().out.splitlines())
+    assert main(["plan", str(tiny_llama), "-d", "testbox", "--devices-dir", str(local_device_file.parent),
+                 "--results", str(results), "--ctx", "4096", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    (device,) = report["devices"]
+    assert device["effective_bandwidth_bytes_s"]["source"].startswith("calibrated from 1 tg cell"), device
+    # the run's probe said which CPU it was, and so which weights were repacked and how fast they were read
+    info, runtime = read_gguf(tiny_llama), Runtime(cpu_arch=platform.machine())
+    bandwidth = row["avg_ts"] * bytes_per_token(info, runtime, 16)  # tg32 sits at depth 16 on average
+    assert device["effective_bandwidth_bytes_s"]["value"] == pytest.approx(bandwidth)
+    (cell,) = report["cells"]
+    assert cell["tg_ts"] == pytest.approx(bandwidth / bytes_per_token(info, runtime, 0))
