@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from common import local_transport, median, run_edgebench, run_llama_bench
 from edgebench.models.synth.build import cached_synthetic
 from edgebench.models.synth.shapes import PRESETS
 from edgebench.models.synth.spec import parse_synth_spec
+from edgebench.runner.telemetry.child_loop import ChildLoop
 from edgebench.transport.remote_store import install_runner
 
 TESTS = (("pp512", 512, 0), ("tg128", 0, 128))
@@ -88,22 +88,17 @@ class ClockLog:
 
     def __init__(self):
         self.lines = []
-        try:
-            self.process = subprocess.Popen(["nvidia-smi", self.QUERY, "--format=csv,noheader,nounits", "-lms", "100"],
-                                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
-        except OSError:
-            self.process = None
-            return
-        threading.Thread(target=self._pump, daemon=True).start()
+        self.loop = ChildLoop(["nvidia-smi", self.QUERY, "--format=csv,noheader,nounits", "-lms", "100"],
+                              self._keep, "gpu-clock-log")
+        self.loop.ensure()
 
-    def _pump(self):
-        for line in self.process.stdout:
-            parts = [p.strip() for p in line.split(",")]
-            try:
-                sm, sm_max, util, power, temp = (float(x) for x in parts[:5])
-            except ValueError:
-                continue
-            self.lines.append((time.monotonic(), sm, sm_max, util, power, temp, parts[5] if len(parts) > 5 else ""))
+    def _keep(self, line):
+        parts = [p.strip() for p in line.split(",")]
+        try:
+            sm, sm_max, util, power, temp = (float(x) for x in parts[:5])
+        except ValueError:
+            return
+        self.lines.append((time.monotonic(), sm, sm_max, util, power, temp, parts[5] if len(parts) > 5 else ""))
 
     def during(self, t0, t1):
         """The busy samples' median SM clock within [t0, t1] (utilisation > 0: a job loads its model idle)."""
@@ -114,8 +109,7 @@ class ClockLog:
                 "power_w": median([x[4] for x in busy]), "reasons": sorted({x[6] for x in busy})}
 
     def stop(self):
-        if self.process is not None:
-            self.process.terminate()
+        self.loop.close()
 
 
 def _run_job(args, transport, runner, model, tool, n_prompt, n_gen):

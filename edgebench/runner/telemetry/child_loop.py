@@ -8,9 +8,18 @@ own initialisation each time; a child that prints a line per interval costs a re
 from __future__ import annotations
 
 import atexit
+import os
+import shutil
 import subprocess
 import threading
-from typing import Callable, List
+from typing import Callable, List, Optional
+
+
+def find_program(program: str) -> Optional[str]:
+    """A monitor's path: a bare name looked up in PATH, a path taken if it exists; None if neither."""
+    if os.sep not in program:
+        return shutil.which(program)
+    return program if os.path.exists(program) else None
 
 
 class ChildLoop(object):

@@ -15,15 +15,13 @@ an idle GPU or an application clock setting is not throttling.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import threading
 import time
 from typing import Dict, List, Optional, Tuple
 
 from .base import Context, Reader, Unavailable, register
-from .child_loop import ChildLoop
+from .child_loop import ChildLoop, find_program
 from .gpu import gpu_throttle
 from .settings import Setting, Text
 
@@ -124,7 +122,7 @@ class _Refused(Unavailable):
 @register("nvidia_smi", order=80, settings=SETTINGS, throttle=gpu_throttle)
 def discover(ctx: Context) -> Reader:
     program = ctx.settings["nvidia_smi"]
-    found = shutil.which(program) if os.sep not in program else (program if os.path.exists(program) else None)
+    found = find_program(program)
     if not found:
         raise Unavailable("not present: " + program)
     reason_field = None

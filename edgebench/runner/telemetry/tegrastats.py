@@ -19,16 +19,14 @@ Record keys: `gpu` {"tegrastats": {util_pct, clock_mhz, temp_c, power_w}} and `e
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import threading
 from typing import Optional
 
 from . import devfreq_gpu
 from .base import Context, Reader, Unavailable, register
-from .child_loop import ChildLoop
+from .child_loop import ChildLoop, find_program
 from .settings import Setting, Text
 
 SETTINGS = [
@@ -113,7 +111,7 @@ def discover(ctx: Context) -> Reader:
     if _devfreq_reads_the_gpu(ctx):
         raise Unavailable("not needed: devfreq_gpu reads this GPU")
     program = ctx.settings["tegrastats"]
-    found = shutil.which(program) if os.sep not in program else (program if os.access(program, os.X_OK) else None)
+    found = find_program(program)
     if not found:
         raise Unavailable("not present: " + program)
     try:
