@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -188,6 +189,9 @@ def main() -> int:
                         "llama-bench").with_name("llama-fit-params")),
                         help="llama.cpp's llama-fit-params (default: beside $EDGEBENCH_LLAMA_BENCH)")
     args = parser.parse_args()
+    if args.only in (None, "items") and not shutil.which(args.llama_fit_params):
+        parser.error(f"llama-fit-params is not at {args.llama_fit_params}: set EDGEBENCH_LLAMA_BENCH to the "
+                     "llama-bench it was built beside, or give --llama-fit-params")
     work = args.results or Path(tempfile.mkdtemp(prefix="edgebench-plan-accuracy-"))
     for spec in MODELS.values():
         model(spec)
