@@ -146,6 +146,25 @@ def test_receive_evicts_the_least_recently_used_beyond_the_budget(runner, tmp_pa
     assert sorted(p.name for p in root.iterdir()) == sorted(sha256(c) for c in contents[1:])
 
 
+def test_eviction_drops_the_bundles_that_would_keep_its_bytes(runner, tmp_path):
+    root = tmp_path / "models"
+    old, kept, new = (os.urandom(100_000) for _ in range(3))
+    for age, content in ((300, old), (200, kept)):
+        (root / sha256(content)).mkdir(parents=True)
+        receive(runner, root / sha256(content), f"m{age}", 0, content, content)
+        os.utime(root / sha256(content) / "manifest.json", (time.time() - age,) * 2)
+    bundles = tmp_path / "bundles"
+    store(runner, "link", bundles / "old", "model.onnx", root / sha256(kept) / "m200",
+          "model.onnx.data", root / sha256(old) / "m300")
+    store(runner, "link", bundles / "kept", "model.onnx", root / sha256(kept) / "m200")
+    (root / sha256(new)).mkdir()
+    code, report, _ = receive(runner, root / sha256(new), "new", 0, new, new, budget=250_000)
+    assert code == 0 and [e["file"] for e in report["evicted"]] == ["m300"]
+    # the bundle linking the evicted file would have kept its 100 kB on disk; the other one stays whole
+    assert sorted(p.name for p in bundles.iterdir()) == ["kept"]
+    assert (bundles / "kept" / "model.onnx").stat().st_nlink == 2
+
+
 def test_link_places_files_side_by_side_and_heals_a_replaced_one(runner, tmp_path):
     model, data = tmp_path / "model.onnx", tmp_path / "model.onnx.data"
     model.write_bytes(b"model")

@@ -333,6 +333,24 @@ def test_lru_eviction_keeps_the_cache_under_its_budget(sshd, tmp_path):
     assert left == {sha256(models[0]), sha256(models[2])}
 
 
+def test_eviction_frees_the_space_a_bundle_held(sshd, tmp_path):
+    trust(sshd)
+    device = device_for(sshd, extra=f"max_cache_gb: {2.5 / 1024}\n")  # 2.5 MiB: a 2 MiB bundle, then 1 MiB more
+    model, data = random_file(tmp_path / "model.onnx", 1 << 20), random_file(tmp_path / "model.onnx.data", 1 << 20)
+    other = random_file(tmp_path / "other.gguf", 1 << 20)
+    bundles = Path(sshd.device_dir) / "bundles"
+    with SshTransport(device) as transport:
+        placed = push_model(transport, str(model), "b" * 64, extra_files=[str(data)])
+        assert Path(placed.path).read_bytes() == model.read_bytes()
+        result = push_model(transport, str(other), sha256(other))
+        assert [e.file for e in result.evicted] in (["model.onnx"], ["model.onnx.data"])
+        assert not list(bundles.iterdir())  # its links went too: the evicted megabyte is free
+        time.sleep(1.1)  # manifest mtimes order the LRU at one-second resolution on some filesystems
+        again = push_model(transport, str(model), "b" * 64, extra_files=[str(data)])
+    assert (Path(again.path).read_bytes(), Path(again.path).with_name("model.onnx.data").read_bytes()) == (
+        model.read_bytes(), data.read_bytes())
+
+
 def _device_folder(server, tmp_path, extra="") -> Path:
     (tmp_path / "devices").mkdir(exist_ok=True)
     (tmp_path / "devices" / "box.yaml").write_text(device_yaml(server, extra=extra))

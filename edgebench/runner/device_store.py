@@ -28,6 +28,7 @@ import sys
 import threading
 
 MANIFEST = "manifest.json"
+BUNDLES = "bundles"  # beside the models directory: <workdir>/bundles/<sha256>/<file>...
 PARTIAL = ".partial"
 BUFFER = 1 << 20
 # fdatasync what has arrived every this many bytes while more arrives, so the closing fsync is short
@@ -205,7 +206,28 @@ def evict(root, budget, keep):
             shutil.rmtree(os.path.join(root, sha), ignore_errors=True)
             total -= size
             gone.append({"sha256": sha, "file": name, "size": size})
+    if gone:
+        _prune_bundles(os.path.join(os.path.dirname(root), BUNDLES))
     return gone
+
+
+def _prune_bundles(bundles):
+    """Drop the bundles that would hold evicted bytes on disk. A bundle's files are hard links to stored
+    files, so one whose stored file went is now its last link (st_nlink 1): the disk space the eviction
+    meant to free would stay taken. A copied bundle (a filesystem without hard links) has st_nlink 1 too,
+    and goes as well: it duplicates stored bytes. Either is linked again by the next push that needs it."""
+    try:
+        names = os.listdir(bundles)
+    except OSError:
+        return
+    for name in names:
+        bundle = os.path.join(bundles, name)
+        try:
+            stale = any(os.lstat(os.path.join(bundle, entry)).st_nlink < 2 for entry in os.listdir(bundle))
+        except OSError:
+            continue
+        if stale:
+            shutil.rmtree(bundle, ignore_errors=True)
 
 
 def discard(directory):

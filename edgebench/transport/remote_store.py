@@ -5,6 +5,7 @@
     <workdir>/models/<sha256>/manifest.json   what is there; its mtime is the last use (for LRU)
     <workdir>/models/<sha256>/.partial        an upload in progress, never under the final name
     <workdir>/bundles/<sha256>/<file>...      a model and its external data side by side (hard links)
+                                              (dropped when an eviction removes a file they link to)
 
 The controller decides, the device does: the device's half is the runner's
 `store` mode (runner/device_store.py), run by the device's Python with every
