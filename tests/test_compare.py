@@ -281,10 +281,16 @@ def test_ab_of_identical_variants_is_same_and_a_slower_one_regresses(tmp_path, t
                                                                      code):
     # the sleep engine takes a known time, so the verdict does not hang on this VM's noise
     profile = write_profile(tmp_path / "p.yaml", tiny_qwen35, "tests: [tg50]\nwarmup: 0\n"
-                            "engine: {name: sleep, simulate_ts: 1000}\ntelemetry: {enabled: false}\n")
-    assert ab(tmp_path, profile, "--b", f"engine.simulate_ts={b_speed}", "--rounds", "7") == code
+                            "engine: {name: sleep, simulate_ts: 1000}\ntelemetry: {enabled: false}\n"
+                            "thresholds: {tg: 3%, peak_rss: 20%}\n")
+    assert ab(tmp_path, profile, "--b", f"engine.simulate_ts={b_speed}", "--rounds", "7",
+              "--threshold", "tg=4%") == code
     report = json.loads((tmp_path / "ab.json").read_text())
     assert [c["verdict"] for c in report["comparisons"] if c["metric"] == "ts"] == [verdict]
+    # what judged the run stays with it: the profile's thresholds under the command line's, and alpha
+    (run_dir,) = (tmp_path / "results").iterdir()
+    design = json.loads((run_dir / "run.json").read_text())["ab"]
+    assert design["thresholds"] == {"peak_rss": 0.2, "tg": 0.04} and design["alpha"] == 0.01
 
 
 @pytest.mark.parametrize("first, max_rounds, verdict", [(5, 6, "inconclusive"), (7, 15, "regressed")])

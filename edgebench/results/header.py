@@ -44,20 +44,26 @@ class PlannedCell:
 
 @dataclass(frozen=True)
 class AbDesign:
-    """An `ab` run's variants (each a profile, as stored) and its rounds."""
+    """An `ab` run's variants (each a profile, as stored), its rounds, and what judged them: the thresholds
+    in force (variant B's profile, overridden by `--threshold`) and alpha. A run written before these were
+    stored reads them as unknown (empty, None)."""
 
     variants: Mapping[str, Mapping[str, Any]]
     rounds: int
     max_rounds: int
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    alpha: float | None = None
 
     def to_json(self) -> dict:
-        return {"variants": self.variants, "rounds": self.rounds, "max_rounds": self.max_rounds}
+        return {"variants": self.variants, "rounds": self.rounds, "max_rounds": self.max_rounds,
+                "thresholds": dict(self.thresholds), "alpha": self.alpha}
 
     @classmethod
     def from_json(cls, data: Mapping | None) -> AbDesign | None:
         if data is None:
             return None
-        return cls(data.get("variants") or {}, data.get("rounds"), data.get("max_rounds"))
+        return cls(data.get("variants") or {}, data.get("rounds"), data.get("max_rounds"),
+                   data.get("thresholds") or {}, data.get("alpha"))
 
 
 @dataclass(frozen=True)

@@ -133,7 +133,8 @@ class AbRun:
         self.disturbance, self.repeat_disturbed, self.parallel = disturbance, repeat_disturbed, max(1, parallel)
         self.thresholds = {**variants["B"].thresholds, **thresholds}
         self.pairs = {d.name: plan_pairs(variants["A"], variants["B"], d) for d in self.devices}
-        design = AbDesign({k: v.to_dict() for k, v in variants.items()}, plan.first, plan.budget)
+        design = AbDesign({k: v.to_dict() for k, v in variants.items()}, plan.first, plan.budget,
+                          self.thresholds, plan.alpha)
         self.store = RunStore.create(results_root, profile=profile.to_dict(),
                                      devices={d.name: d.to_dict() for d in self.devices}, ab=design)
         self.run = SharedRun(variants["A"], self.store, observer or Observer(), wait_for_lock, {})
