@@ -20,24 +20,24 @@ DEFAULT_ETA_PP = 0.3
 # What a generated token costs beyond reading its bytes, in bytes read at the calibrated bandwidth
 # (so each scales with the device). Fitted by tests/perf/speed_constants.py on tg64 at depth 0, 2048
 # and 8192 of six architectures at two depths each (llama, gemma3, qwen3moe, deepseek2, lfm2,
-# qwen35; 36 cells on a 2-core x86 VM, each the median of three interleaved passes because the VM's
+# qwen35; 36 cells on a 2-core x86 VM, each the median of five interleaved passes because the VM's
 # speed drifts: tests/perf/data/speed-cells-xeon2.jsonl):
 # - a weight the CPU backend repacked into its interleaved layout (memory.REPACK_TYPES) is multiplied
 #   by a faster kernel: it costs this share of its bytes;
-REPACKED_WEIGHT_COST = 0.63
+REPACKED_WEIGHT_COST = 0.68
 # - every layer runs a dozen or more graph nodes, each a fork and join of the threads: a fixed cost
 #   that a small model's narrow layers feel (gemma-3-270m's 18 layers);
-LAYER_BYTES = 4.8e6
+LAYER_BYTES = 5.7e6
 # - a recurrent layer's matrix state (DeltaNet, Mamba, RWKV) is read, updated and written in F32
 #   scalar work, about three passes over each element; a convolution's state is only copied;
-STATE_ELEMENT_BYTES = 71.0
+STATE_ELEMENT_BYTES = 76.0
 # - each cell of a KV cache costs once per token, whatever the number of layers (measured: adding a
 #   qwen3moe or qwen35 attention layer barely moves the depth cost; building the KQ mask over the
 #   cache's cells is such work);
-CACHE_CELL_BYTES = 4600.0
+CACHE_CELL_BYTES = 4000.0
 # - llama.cpp's CPU flash attention does per-position work for every query head (a dot, the online
 #   softmax, an accumulate), nearly independent of the head's width (64 to 576 measured).
-HEAD_POSITION_BYTES = 790.0
+HEAD_POSITION_BYTES = 810.0
 
 
 def weights_read_per_token(info: ModelInfo) -> float:

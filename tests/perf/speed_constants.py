@@ -5,7 +5,7 @@
 
 `--measure` runs llama-bench (EDGEBENCH_LLAMA_BENCH, the engine's build) for tg64 at depth 0, 2048
 and 8192, 3 repetitions, on twelve synthetic models (six architectures, each at two depths of layers),
-in `--rounds` passes; each cell is the median of its passes. The recorded data has three passes.
+in `--rounds` passes; each cell is the median of its passes. The recorded data has five passes.
 The fit is a least-squares one of the seconds per token, weighted to relative error, over
 
     bytes read (not repacked) | repacked bytes read | layers | matrix-state elements | cache cells
