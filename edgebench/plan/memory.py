@@ -164,8 +164,8 @@ def repacks(cpu_arch: str):
 def repacked_bytes(info: ModelInfo, cpu_arch: str, experts: bool = False) -> int:
     """The interleaved copy llama.cpp's CPU backend makes of matmul weights of repackable types
     (with `experts`: of the routed-expert tensors only)."""
-    types = REPACK_TYPES.get(_arch_family(cpu_arch), set())
-    return sum(t.n_bytes for t in info.tensors if _repacked(t, types) and (not experts or "_exps" in t.name))
+    repacked = repacks(cpu_arch)
+    return sum(t.n_bytes for t in info.tensors if repacked(t) and (not experts or "_exps" in t.name))
 
 
 def mapped_original_bytes(info: ModelInfo, cpu_arch: str) -> int:
@@ -173,12 +173,12 @@ def mapped_original_bytes(info: ModelInfo, cpu_arch: str) -> int:
     tensor through the mapping, then unmaps what lies outside the span of the tensors used in place
     (llama-model-loader.cpp, unmap_fragment): a repacked tensor inside that span leaves its pages in RSS,
     one before or after it does not."""
-    types = REPACK_TYPES.get(_arch_family(cpu_arch), set())
-    in_place = [i for i, t in enumerate(info.tensors) if not _repacked(t, types)]
+    repacked = repacks(cpu_arch)
+    in_place = [i for i, t in enumerate(info.tensors) if not repacked(t)]
     if not in_place:
         return 0
     first, last = in_place[0], in_place[-1]
-    return sum(t.n_bytes for i, t in enumerate(info.tensors) if first < i < last and _repacked(t, types))
+    return sum(t.n_bytes for i, t in enumerate(info.tensors) if first < i < last and repacked(t))
 
 
 def _arch_family(arch: str) -> str:
