@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from edgebench.cli import main
+from edgebench.runner.telemetry.gpu import SAMPLED
 
 FAKE_SMI = Path(__file__).parent / "fixtures" / "telemetry" / "nvidia_smi" / "nvidia-smi"
-GPU_COLUMNS = ("peak_vram_mib", "max_gpu_temp_c", "min_gpu_clock_ratio", "gpu_power_w", "gpu_j_per_token")
+GPU_COLUMNS = ("peak_vram_mib", "peak_vram_method", "sampled_peak_vram_mib", "max_vram_used_mib", "vram_total_mib",
+               "max_gpu_temp_c", "min_gpu_clock_ratio", "gpu_power_w", "gpu_j_per_token")
 
 
 def run_rows(tmp_path, device_file, model, engine: str, telemetry: str, capsys, name: str):
@@ -49,8 +51,12 @@ def test_gpu_columns_from_nvidia_smi(tmp_path, local_device_file, tiny_llama, mo
     smi = f"telemetry:\n  nvidia_smi: {json.dumps(str(FAKE_SMI))}\n"
     local_device_file.write_text(local_device_file.read_text() + smi)
     row = run_rows(tmp_path, local_device_file, tiny_llama, "  name: llama.cpp\n", "{interval_s: 0.05}", capsys, "gpu")
-    # the recorded llama-bench process's memory, as far as the replay got in this short run
+    # the recorded llama-bench process's memory, as far as the replay got in this short run; this machine's
+    # engine has no GPU to read, so the row says its peak is nvidia-smi's sample
     assert row["peak_vram_mib"] in (14, 518, 1530, 2130, 1740)
+    assert row["sampled_peak_vram_mib"] == row["peak_vram_mib"] and row["peak_vram_method"] == SAMPLED
+    # the whole card's use and size (the H200's 143771 MiB), documented row fields that were empty
+    assert row["max_vram_used_mib"] is not None and row["vram_total_mib"] == 143771
     assert 36 <= row["max_gpu_temp_c"] <= 46
     assert row["min_gpu_clock_ratio"] in (345 / 1980, 1.0)
     assert row["gpu_power_w"] > 70 and row["gpu_j_per_token"] > 0

@@ -67,10 +67,11 @@ def _failure(error: CellError | None) -> str | None:
 
 def _window_summary(attempt: CellAttempt) -> dict:
     """The telemetry columns: each declared column reduces the samples' windows (and the cell's end
-    record, for the runner's own peak memory) to one value."""
+    record, for the runner's own peak memory and the engine's GPU memory readings) to one value."""
     samples, end = attempt.samples, attempt.end
     windows = Windows([s.window for s in samples], sum(s.n_tokens for s in samples),
-                      {"peak_rss_kb": end.peak_rss_kb if end else None})
+                      {"peak_rss_kb": end.peak_rss_kb if end else None,
+                       "device_memory": (end.info or {}).get("device_memory") if end else None})
     return {column.name: column.reduce(windows) for column in row_columns()}
 
 

@@ -44,6 +44,8 @@ SPEED_GOAL, COST_GOAL = 0.03, 0.01
 # two speed modes are told apart by a gap this wide between the sorted per-process t/s
 MODE_GAP = 0.05
 MODELS = ("qwen3.5-4b@Q4_K_M?layers=8", "llama-3.2-1b@Q4_K_M?layers=8")
+# three shapes of the VRAM table: a sliding window and a 262K vocabulary, an MoE, a hybrid (LFM2)
+VRAM_MODELS = ("gemma-3-1b@Q4_K_M", "qwen3-30b-a3b@Q4_K_M?layers=4", "lfm2-1.2b@Q4_K_M")
 CONTEXTS = (4096, 32768)
 ALL_LAYERS = 99
 
@@ -234,38 +236,108 @@ def fit_print(binary, model, ngl, n_ctx):
     return found
 
 
+# the plan's VRAM items against llama.cpp's buffers on the card (its log: `CUDA0 model buffer size`, ...)
+ITEMS = (("weights", ("GPU weights",), ("model",)),
+         ("KV + state", ("GPU KV cache", "GPU recurrent state"), ("KV", "RS")),
+         ("compute", ("GPU compute buffer",), ("compute",)))
+ITEM_GOAL_MIB, ITEM_GOAL = 8, 0.02
+TOTAL_GOAL_MIB, TOTAL_GOAL = 256, 0.10
+
+
+def planned_items(model, n_gpu_layers, n_ctx):
+    """The planner's VRAM items in MiB (edgebench/plan/offload.py), by name, and their total."""
+    from edgebench.models.gguf_info import read_gguf
+    from edgebench.plan.memory import MIB, Runtime
+    from edgebench.plan.offload import gpu_plan
+
+    ngl = -1 if n_gpu_layers == ALL_LAYERS else n_gpu_layers
+    plan = gpu_plan(read_gguf(model), Runtime(cpu_arch="x86_64"), ngl, None)
+    return {i.name: i.allocated(n_ctx) / MIB for i in plan.gpu}, plan.vram_at(n_ctx) / MIB
+
+
+def card_buffers(row):
+    """llama.cpp's own buffers on the card, in MiB, by kind: model, KV, RS, compute."""
+    found = {}
+    for key, mib in list((row["model_buffers_mib"] or {}).items()) + list((row["context_buffers_mib"] or {}).items()):
+        where, _, kind = key.partition(" ")
+        if where.startswith("CUDA"):
+            found[kind or "model"] = found.get(kind or "model", 0.0) + mib
+    return found
+
+
+def judge(row):
+    """Each item against llama.cpp's buffers (2% or 8 MiB) and the total against the true peak
+    (max(10%, 256 MiB)); the runtime's own cost is the true peak less llama.cpp's buffers."""
+    planned, buffers = row["planned_mib"], card_buffers(row)
+    items = []
+    for name, ours, theirs in ITEMS:
+        a, b = sum(planned.get(k, 0.0) for k in ours), sum(buffers.get(k, 0.0) for k in theirs)
+        items.append({"item": name, "plan_mib": a, "llama_cpp_mib": b,
+                      "met": abs(a - b) <= max(ITEM_GOAL_MIB, ITEM_GOAL * b)})
+    peak = row["true_peak_mib"]
+    row["runtime_mib"] = peak - sum(buffers.values()) if peak is not None else None
+    items.append({"item": "runtime", "plan_mib": planned.get("GPU runtime", 0.0), "llama_cpp_mib": row["runtime_mib"],
+                  "met": None})
+    row["items"] = items
+    row["met"] = peak is not None and abs(row["plan_total_mib"] - peak) <= max(TOTAL_GOAL_MIB, TOTAL_GOAL * peak) \
+        and all(i["met"] for i in items if i["met"] is not None)
+    return row
+
+
+def print_vram(rows):
+    print("\n| model | n_gpu_layers | n_ctx | `plan` VRAM MiB | true peak MiB (engine) | error | sampled "
+          "`nvidia-smi` MiB | weights plan/llama.cpp | KV+state plan/llama.cpp | compute plan/llama.cpp | "
+          "runtime plan/measured | goals |\n|---|---:|---:|---:|---:|---:|---:|---|---|---|---|---|")
+    for r in rows:
+        peak = r["true_peak_mib"]
+        error = f"{100 * (r['plan_total_mib'] - peak) / peak:+.1f}%" if peak else "n/a"
+        cells = " | ".join(f"{i['plan_mib']:.0f}/{i['llama_cpp_mib']:.0f}" if i["llama_cpp_mib"] is not None
+                           else f"{i['plan_mib']:.0f}/n/a" for i in r["items"])
+        print(f"| {r['model']} | {r['n_gpu_layers']} | {r['n_ctx']} | {r['plan_total_mib']:.0f} | "
+              f"{peak if peak is not None else 'n/a'} | {error} | {r['sampled_mib']} | {cells} | "
+              f"{'met' if r['met'] else 'MISSED'} |")
+
+
 def vram(args, transport, runner):
     rows = []
-    for spec in args.models.split(","):
+    for spec in args.vram_models.split(","):
         model = Path(cached_synthetic(parse_synth_spec(spec)))
         layers = n_layers(spec)
         for ngl in (0, layers // 2, ALL_LAYERS):
             for n_ctx in CONTEXTS:
                 events = []
-                # tg128 x 3 (~0.5 s on an H200): nvidia-smi lists a process's memory every 0.2 s here, so a
-                # shorter job's windows can end before a listing shows the context's buffers
                 samples, done = run_edgebench(transport, runner, model, 0, 128, args.threads, 3,
                                               interval_s=0.1, events=events,
                                               engine_options={"n_gpu_layers": ngl, "n_ctx": n_ctx})
                 start = next(e for e in events if e["event"] == "start")
-                peaks = [s["window"].get("peak_vram_mib") for s in samples]
-                peak = max((p for p in peaks if p is not None), default=None)
+                info = done.get("info") or {}
+                engine = info.get("device_memory") or {}
+                sampled = [s["window"].get("peak_vram_mib") for s in samples]
+                planned, total = planned_items(model, ngl, n_ctx)
                 row = {"model": spec, "n_layer": layers, "n_gpu_layers": ngl, "n_ctx": n_ctx,
-                       "measured_mib": peak, "predicted_mib": predicted_vram_mib(model, ngl, n_ctx),
+                       "true_peak_mib": sum(d["peak_mib"] for d in engine.values()) if engine else None,
+                       "method": sorted({d.get("method") for d in engine.values()}),
+                       "device_memory": engine,
+                       "sampled_mib": max((p for p in sampled if p is not None), default=None),
+                       "planned_mib": planned, "plan_total_mib": total,
                        "model_buffers_mib": start["info"].get("model_buffers_mib"),
-                       "context_buffers_mib": (done.get("info") or {}).get("context_buffers_mib"),
+                       "context_buffers_mib": info.get("context_buffers_mib"),
                        "fit_print_mib": fit_print(args.fit_params, model, ngl, n_ctx)}
-                rows.append(row)
-                print(f"{spec} ngl={ngl} n_ctx={n_ctx}: measured {peak} MiB", flush=True)
-    print("\n| model | n_gpu_layers | n_ctx | measured peak VRAM MiB | predicted MiB | llama.cpp CUDA0 buffers MiB "
-          "(model+KV/RS+compute) | fit-print CUDA0 MiB |\n|---|---:|---:|---:|---:|---:|---:|")
+                rows.append(judge(row))
+                print(f"{spec} ngl={ngl} n_ctx={n_ctx}: true peak {row['true_peak_mib']} MiB, sampled "
+                      f"{row['sampled_mib']} MiB, plan {total:.0f} MiB", flush=True)
+    print_vram(rows)
+    return rows
+
+
+def vram_recorded(path: Path) -> list:
+    """The table again from a recorded run, with the plan computed here (no GPU needed)."""
+    rows = json.loads(path.read_text())["rows"]
     for r in rows:
-        gpu_buffers = sum(v for k, v in (r["model_buffers_mib"] or {}).items() if k.startswith("CUDA0")) + \
-            sum(v for k, v in (r["context_buffers_mib"] or {}).items() if k.startswith("CUDA0"))
-        fit = (r["fit_print_mib"] or {}).get("CUDA0")
-        print(f"| {r['model']} | {r['n_gpu_layers']} | {r['n_ctx']} | {r['measured_mib']} | "
-              f"{r['predicted_mib'] if r['predicted_mib'] is not None else 'n/a'} | {gpu_buffers:.0f} | "
-              f"{sum(fit.values()) if fit else 'n/a'} |")
+        model = Path(cached_synthetic(parse_synth_spec(r["model"])))
+        r["planned_mib"], r["plan_total_mib"] = planned_items(model, r["n_gpu_layers"], r["n_ctx"])
+        judge(r)
+    print_vram(rows)
     return rows
 
 
@@ -294,9 +366,14 @@ def main() -> int:
     parser.add_argument("--sample-reps", type=int, default=30)
     parser.add_argument("--parts", default="speed,cost,vram,samples")
     parser.add_argument("--models", default=",".join(MODELS), help="synthetic specs; the first is the speed model")
+    parser.add_argument("--vram-models", default=",".join(VRAM_MODELS), help="synthetic specs of the VRAM table")
+    parser.add_argument("--vram-recorded", type=Path, metavar="JSON",
+                        help="only print the VRAM table of a recorded run (gpu-vram.json), the plan computed here")
     args = parser.parse_args()
     if args.predict_recorded:
         return 0 if all(r["met"] for r in predict_recorded(args.predict_recorded)) else 1
+    if args.vram_recorded:
+        return 0 if all(r["met"] for r in vram_recorded(args.vram_recorded)) else 1
     if args.speed_recorded:
         return 0 if all(r["met"] for r in speed_rows(json.loads(args.speed_recorded.read_text())["jobs"])) else 1
     if not args.llama_bench:

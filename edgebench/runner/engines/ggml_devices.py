@@ -6,6 +6,7 @@
   llama-bench does: it names the build, not the offload.
 - `gpu_info`: the descriptions of the GPU and integrated-GPU devices, joined by ", ".
 - `gpu_memory_mib`: {device name: total MiB} of those devices (the card's size, for the report).
+- `gpu_memory()`: each discrete GPU's free and total memory now (the engine's readings, gpu_memory.py).
 
 llama-cpp-python binds none of ggml's registry: the calls are declared here on libggml (ggml_libs).
 """
@@ -20,7 +21,20 @@ _DEVICE_GPU, _DEVICE_IGPU = 1, 3  # enum ggml_backend_dev_type: CPU, GPU, ACCEL,
 UNKNOWN = "unknown"
 
 
+_LOADED = []
+
+
 def _libggml():
+    """libggml with the registry's calls declared, loaded once (the engine reads memory at each stage)."""
+    if not _LOADED:
+        lib = _declared()
+        if lib is None:
+            return None  # libllama is not loaded yet (or a static build): ask again next time
+        _LOADED.append(lib)
+    return _LOADED[0]
+
+
+def _declared():
     lib = ggml_libs.load("ggml")
     if lib is None:
         return None
@@ -55,10 +69,10 @@ def backends() -> str:
     return ",".join(names) if names else "CPU"
 
 
-def _gpus(lib):
+def _gpus(lib, kinds=(_DEVICE_GPU, _DEVICE_IGPU)):
     for i in range(lib.ggml_backend_dev_count()):
         dev = lib.ggml_backend_dev_get(i)
-        if lib.ggml_backend_dev_type(dev) in (_DEVICE_GPU, _DEVICE_IGPU):
+        if lib.ggml_backend_dev_type(dev) in kinds:
             yield dev
 
 
@@ -69,13 +83,20 @@ def gpu_info() -> str:
     return ", ".join(_text(lib.ggml_backend_dev_description(dev)) for dev in _gpus(lib))
 
 
-def gpu_memory_mib() -> dict:
+def gpu_memory(kinds=(_DEVICE_GPU,)) -> dict:
+    """{device name: (free bytes, total bytes)} of each GPU device, as the device reports them now. Only
+    discrete GPUs by default: an integrated one reports the system's memory, which every process shares
+    (its use is the engine's RSS)."""
     lib = _libggml()
     if lib is None:
         return {}
-    sizes = {}
-    for dev in _gpus(lib):
+    found = {}
+    for dev in _gpus(lib, kinds):
         free, total = ctypes.c_size_t(), ctypes.c_size_t()
         lib.ggml_backend_dev_memory(dev, ctypes.byref(free), ctypes.byref(total))
-        sizes[_text(lib.ggml_backend_dev_name(dev))] = total.value // (1024 * 1024)
-    return sizes
+        found[_text(lib.ggml_backend_dev_name(dev))] = (free.value, total.value)
+    return found
+
+
+def gpu_memory_mib() -> dict:
+    return {name: total // (1024 * 1024) for name, (_free, total) in gpu_memory((_DEVICE_GPU, _DEVICE_IGPU)).items()}

@@ -23,6 +23,7 @@ from . import llama_settings as llama
 from .base import Engine, Measurement
 from .declaration import THREADS, EngineDeclaration, Option
 from .ggml_threadpool import Threadpool
+from .gpu_memory import DeviceMemoryLog
 from .hostinfo import cpu_model_name, physical_cores
 from .llama_scoring import ChunkDecoder, sequences_per_batch
 from .llama_settings import FLASH_ATTN, KV_CACHE_TYPES
@@ -128,16 +129,19 @@ class LlamaCppEngine(Engine):
         self.overridden = {}
         self._overrides = None
         self.threadpool = Threadpool()
+        self.device_memory = DeviceMemoryLog()
 
     # -- loading -------------------------------------------------------------------------------------
 
     def open(self, model_path, options):
+        self.device_memory.read_before()
         try:
             L = self.L = _low_level()
         except OSError as exc:  # the shared library failed to load
             raise RunnerFailure("engine-missing", "libllama could not be loaded: %s" % exc)
         self._quiet_logs()
         L.llama_backend_init()
+        self.device_memory.read("start")
         self.options = dict(options)
         mparams = L.llama_model_default_params()
         mparams.n_gpu_layers = int(options.get("n_gpu_layers", 0))
@@ -151,6 +155,7 @@ class LlamaCppEngine(Engine):
         if not self.model:
             # its reason is on stderr, which the controller reads and adds to this message
             raise RunnerFailure("model-file", "llama.cpp could not load %s" % model_path)
+        self.device_memory.read("model")
         vocab = L.llama_model_get_vocab(self.model)
         self.n_vocab = L.llama_vocab_n_tokens(vocab)
         self.bos = L.llama_vocab_bos(vocab) if L.llama_vocab_get_add_bos(vocab) else None
@@ -232,9 +237,13 @@ class LlamaCppEngine(Engine):
             self.kv_caches.append({"cells": int(found.group(1)), "layers": int(found.group(2))})
 
     def late_info(self):
-        """llama.cpp's own account of the last context it made (the memory a plan predicts)."""
-        return {"context_buffers_mib": dict(self.context_buffers), "kv_caches": list(self.kv_caches),
-                "n_ctx": int(self.L.llama_n_ctx(self.ctx))} if self.ctx else {}
+        """llama.cpp's own account of the last context it made (the memory a plan predicts), and each GPU
+        device's memory at every stage (gpu_memory.py)."""
+        info = {"device_memory": self.device_memory.summary()} if self.device_memory.readings else {}
+        if self.ctx:
+            info.update(context_buffers_mib=dict(self.context_buffers), kv_caches=list(self.kv_caches),
+                        n_ctx=int(self.L.llama_n_ctx(self.ctx)))
+        return info
 
     def _new_context(self, test, needed=None, n_seq=1):
         L = self.L
@@ -263,6 +272,7 @@ class LlamaCppEngine(Engine):
         if not self.ctx:
             raise RunnerFailure("engine", "llama.cpp could not create a context of %d tokens "
                                 "(out of memory?)" % cparams.n_ctx)
+        self.device_memory.read("context")
         self.threadpool.attach(L, self.ctx, self.n_threads)
         self.n_batch = cparams.n_batch
         self.n_ctx = cparams.n_ctx
@@ -356,11 +366,14 @@ class LlamaCppEngine(Engine):
             mark()
             ttft = after_prompt - start if test.n_prompt else None
             yield Measurement(rep=rep, t_ns=end - start, ttft_ns=ttft, t0=t0, t1=t1)
+        self.device_memory.read("run")
 
     # -- quality (runner/quality/) -------------------------------------------------------------------
 
     def measure_quality(self, job, test_kind, mark):
-        return measure_quality(self, job, test_kind, mark)
+        found = measure_quality(self, job, test_kind, mark)
+        self.device_memory.read("run")
+        return found
 
     def tokenize(self, text: bytes):
         """The text in the model's own tokens, BOS first where the model adds one (as llama-perplexity)."""

@@ -7,6 +7,7 @@ power_w, throttle. This condenses them:
 
 - `peak_vram_mib`: the measured process's highest GPU memory (`gpu_process_mib`); None where no
   source can attribute GPU memory to a process (integrated GPUs share system RAM: see peak_rss).
+  It is a sample: nvidia-smi lists processes every other tick.
 - `max_vram_used_mib` / `vram_total_mib`: the whole card's highest use and its size.
 - `max_gpu_temp_c`: the hottest GPU reading; where no GPU source reads a temperature, the hottest
   thermal zone named like a GPU (Jetson's `gpu-thermal`).
@@ -16,8 +17,12 @@ power_w, throttle. This condenses them:
   window (trapezoid rule, cut to the window's bounds) and that per token; from the GPU sources'
   power, else from a power rail named like a GPU (Jetson's INA3221 `VDD_GPU_SOC`, `VDD_CPU_GPU_CV`).
 
-Row columns: the largest `peak_vram_mib` and `max_gpu_temp_c`, the smallest `min_gpu_clock_ratio`,
-the mean `gpu_power_w` over the repetitions and `gpu_j_per_token` over all their tokens.
+Row columns: `peak_vram_mib`, the engine process's peak GPU memory as the in-process llama.cpp engine
+measured it on each discrete GPU (runner/engines/gpu_memory.py: no sample can miss it), else the largest
+sampled one, with `peak_vram_method` saying which; `sampled_peak_vram_mib`, the sampled one always;
+the largest `max_vram_used_mib` (the whole card) and `max_gpu_temp_c`, `vram_total_mib`, the smallest
+`min_gpu_clock_ratio`, the mean `gpu_power_w` over the repetitions and `gpu_j_per_token` over all their
+tokens.
 """
 
 from __future__ import annotations
@@ -80,8 +85,41 @@ def gpu_throttle(window):
     return sorted({reason for found in said for reason in found}) if said else None
 
 
+# how a row's peak_vram_mib was taken where no engine read the devices: nvidia-smi's per-process listing
+SAMPLED = "sampled: nvidia-smi's per-process listing, every other telemetry tick (a short job can end between two)"
+
+
+def _engine_memory(windows: Windows) -> dict:
+    """The engine's own readings of each discrete GPU (runner/engines/gpu_memory.py), from its done event."""
+    return windows.cell.get("device_memory") or {}
+
+
+def peak_vram_mib(windows: Windows):
+    """The engine's measured peak over its GPUs where it read them; else the sampled per-process peak."""
+    measured = [d["peak_mib"] for d in _engine_memory(windows).values() if d.get("peak_mib") is not None]
+    if measured:
+        return round(sum(measured), 1)
+    return largest("peak_vram_mib")(windows)
+
+
+def peak_vram_method(windows: Windows):
+    methods = sorted({d["method"] for d in _engine_memory(windows).values() if d.get("method")})
+    if methods:
+        return "; ".join(methods)
+    return SAMPLED if largest("peak_vram_mib")(windows) is not None else None
+
+
+def _card_size(windows: Windows):
+    sized = [d["total_mib"] for d in _engine_memory(windows).values() if d.get("total_mib")]
+    return sum(sized) if sized else largest("vram_total_mib")(windows)
+
+
 @summary("gpu", order=37, columns=[
-    Column("peak_vram_mib", largest("peak_vram_mib")),
+    Column("peak_vram_mib", peak_vram_mib),
+    Column("peak_vram_method", peak_vram_method),
+    Column("sampled_peak_vram_mib", largest("peak_vram_mib")),
+    Column("max_vram_used_mib", largest("max_vram_used_mib")),
+    Column("vram_total_mib", _card_size),
     Column("max_gpu_temp_c", largest("max_gpu_temp_c")),
     Column("min_gpu_clock_ratio", smallest("min_gpu_clock_ratio")),
     Column("gpu_power_w", lambda windows: _mean(windows, "gpu_power_w")),

@@ -1,0 +1,92 @@
+"""The engine's own GPU memory readings (runner/engines/gpu_memory.py) and the row columns made of them,
+on readings recorded from a real engine process on a lent GPU (CI has none): the peak cannot fall
+between two samples, and a row says how its peak was taken."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edgebench.results.aggregate import run_rows
+from edgebench.runner.engines import nvml
+from edgebench.runner.engines.gpu_memory import WITH_CONTEXT, WITHOUT_CONTEXT, DeviceMemoryLog
+from edgebench.runner.telemetry.gpu import SAMPLED
+
+RECORDED = json.loads((Path(__file__).parent / "perf" / "data" / "gpu-engine-memory.json").read_text())
+MIB = 1024 * 1024
+
+
+def replay(process: dict, with_nvml: bool = True) -> dict:
+    """A DeviceMemoryLog fed one recorded engine process's readings, in its stages' order."""
+    readings = [{name: tuple(v) for name, v in found.items()} for _stage, found in process["readings"]]
+    log = DeviceMemoryLog(read=lambda: readings.pop(0),
+                          before=lambda: {int(k): tuple(v) for k, v in process["nvml_before"].items()}
+                          if with_nvml else None)
+    log.read_before()
+    for stage, _found in process["readings"]:
+        log.read(stage)
+    return log.summary()
+
+
+def test_the_peak_is_the_lowest_free_memory_against_nvml_before_the_process():
+    for process in RECORDED["processes"]:
+        (device,) = replay(process).values()
+        free_before = next(iter(process["nvml_before"].values()))[0]
+        lowest = min(found["CUDA0"][0] for _stage, found in process["readings"])
+        assert device["method"] == WITH_CONTEXT
+        assert device["peak_mib"] == round((free_before - lowest) / MIB, 1)
+        # the recorded nvidia-smi listing after the run, where one was taken, agrees with it
+        if process.get("smi_after_run_mib"):
+            assert abs(device["peak_mib"] - process["smi_after_run_mib"]) <= 8
+
+
+def test_without_nvml_the_peak_leaves_out_the_context_and_says_so():
+    process = RECORDED["processes"][0]
+    (device,) = replay(process, with_nvml=False).values()
+    used = [(found["CUDA0"][1] - found["CUDA0"][0]) / MIB for _stage, found in process["readings"]]
+    assert device["method"] == WITHOUT_CONTEXT
+    assert device["peak_mib"] == round(round(max(used), 1) - round(used[0], 1), 1)
+
+
+def test_a_card_is_matched_to_nvml_only_when_it_cannot_be_another():
+    gib = 1024 * MIB
+    # CUDA's total leaves out what the driver reserves: an H100 is 81090 MiB to CUDA and 81559 to NVML
+    assert nvml.match({0: (80 * gib, 81559 * MIB)}, {"CUDA0": 81090 * MIB}) == {"CUDA0": 80 * gib}
+    # two cards of one size: which NVML index is which CUDA device cannot be told from the size
+    two = {0: (80 * gib, 81559 * MIB), 1: (70 * gib, 81559 * MIB)}
+    assert nvml.match(two, {"CUDA0": 81090 * MIB, "CUDA1": 81090 * MIB}) == {}
+    assert nvml.match({0: (10 * gib, 24 * gib), 1: (70 * gib, 81559 * MIB)},
+                      {"CUDA0": 81090 * MIB, "CUDA1": 23 * gib}) == {"CUDA0": 70 * gib}
+
+
+def test_rows_take_the_engines_peak_and_keep_the_sample_beside_it(tmp_path):
+    """A run directory whose cell's done event carries recorded engine readings, read back as rows."""
+    run = Path(__file__).parent / "fixtures" / "golden" / "runs" / "local"
+    process = RECORDED["processes"][0]
+    summary = replay(process)
+    copy = tmp_path / "run"
+    copy.mkdir()
+    for path in run.iterdir():
+        text = path.read_text()
+        if path.name == "cells.jsonl":
+            lines = []
+            for line in text.splitlines():
+                record = json.loads(line)
+                if record.get("state") == "done":
+                    record["info"] = dict(record.get("info") or {}, device_memory=summary)
+                lines.append(json.dumps(record))
+            text = "\n".join(lines) + "\n"
+        (copy / path.name).write_text(text)
+    rows = run_rows(copy)
+    assert rows and all(r["peak_vram_mib"] == summary["CUDA0"]["peak_mib"] for r in rows)
+    assert all(r["peak_vram_method"] == WITH_CONTEXT and r["vram_total_mib"] == summary["CUDA0"]["total_mib"]
+               for r in rows)
+    # the nvidia-smi sample stays in its own column (this run had no nvidia-smi: null)
+    assert all(r["sampled_peak_vram_mib"] is None for r in rows)
+
+
+def test_the_sampled_method_is_named_only_where_a_sample_was_taken():
+    from edgebench.runner.telemetry.columns import Windows
+    from edgebench.runner.telemetry.gpu import peak_vram_method
+    assert peak_vram_method(Windows([{"peak_vram_mib": 1488}], 128)) == SAMPLED
+    assert peak_vram_method(Windows([{"peak_vram_mib": None}], 128)) is None
