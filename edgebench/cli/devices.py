@@ -39,7 +39,7 @@ def register(commands) -> None:
         description="Connect to the device and report what edgebench will find there, then run a short "
                     "engine self-test (pp64 and tg16 on a few-MB synthetic model with each llama.cpp engine "
                     "the device has), so a broken engine is found before a long run. Exit 1 when the "
-                    "self-test fails.")
+                    "self-test fails, or when the device has no engine that can run at all.")
     check.add_argument("name", help="device name or profile file")
     check.add_argument("--json", action="store_true", help="print the facts as JSON")
     check.add_argument("--no-self-test", action="store_true", help="only probe; do not run the engine self-test")
