@@ -108,8 +108,8 @@ class RunDisplay(Observer):
         line = self._line(device)
         if state.startswith(WAITING_FOR_LOCK) and not line.state.startswith(WAITING_FOR_LOCK):
             # a line of its own, not only the live view's: piped output (CI) has no live view
-            self.console.print(f"{escape(device)}: {escape(state)}; this run goes on there once that controller lets go",
-                               soft_wrap=True)
+            self.console.print(f"{escape(device)}: {escape(state)}; this run goes on there once that "
+                               f"controller lets go", soft_wrap=True)
         line.state = state
 
     def temperature(self, device, temp_c):
