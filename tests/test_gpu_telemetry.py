@@ -29,15 +29,16 @@ def unavailable(source, root="/", **settings):
     return caught.value.reason
 
 
-def read_until(reader, key, timeout=10.0):
-    """Reads until the looping nvidia-smi has printed what `key` needs (its first lines take a moment)."""
+def read_until(reader, *keys, timeout=10.0):
+    """Reads until the looping nvidia-smi has printed what all `keys` need (its first lines take a
+    moment, and its two loops start in either order)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         fragment = reader.read()
-        if key in fragment:
+        if all(key in fragment for key in keys):
             return fragment
         time.sleep(0.05)
-    raise AssertionError("no %s within %ss: %r" % (key, timeout, fragment))
+    raise AssertionError("no %s within %ss: %r" % (", ".join(keys), timeout, fragment))
 
 
 @pytest.fixture
@@ -55,8 +56,11 @@ def smi():
 
 # ---- NVIDIA --------------------------------------------------------------------------------------
 
-def test_nvidia_reads_the_recorded_h200(smi):
-    fragment = read_until(smi(), "gpu_process_mib")
+@pytest.mark.parametrize("gpu_start_s", ["0", "0.5"])
+def test_nvidia_reads_the_recorded_h200(smi, monkeypatch, gpu_start_s):
+    # "0.5": the GPU loop's first line after the process list's, as when its interpreter starts cold
+    monkeypatch.setenv("FAKE_SMI_GPU_START_S", gpu_start_s)
+    fragment = read_until(smi(), "gpu_process_mib", "gpu")
     gpu = fragment["gpu"]["nvidia0"]
     assert gpu["name"] == "NVIDIA H200"
     assert gpu["mem_total_mib"] == 143771 and gpu["clock_max_mhz"] == 1980 and gpu["mem_clock_max_mhz"] == 3201

@@ -16,6 +16,8 @@ from edgebench import examples
 from edgebench.config import load_device, load_profile
 
 REPO = Path(__file__).resolve().parent.parent
+# the device profiles the README's commands name (`-d rpi5`, `-d laptop`, ...)
+EXAMPLE_DEVICES = ("devices/jetson-orin-nano.yaml", "devices/laptop.yaml", "devices/pixel8.yaml", "devices/rpi5.yaml")
 
 
 def edgebench(*args, cwd, env=None):
@@ -27,14 +29,36 @@ def test_init_writes_the_examples_into_an_empty_folder_and_they_parse(tmp_path):
     proc = edgebench("init", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
-    assert written == sorted(["devices/local.yaml", "profiles/ci-smoke.yaml", "profiles/onnx-sweep.yaml",
-                              "profiles/quickstart.yaml", "profiles/qwen35-quant-sweep.yaml"])
+    assert written == sorted(["devices/local.yaml", *EXAMPLE_DEVICES, "profiles/ci-smoke.yaml",
+                              "profiles/onnx-sweep.yaml", "profiles/quickstart.yaml",
+                              "profiles/qwen35-quant-sweep.yaml"])
     for name in written:
         assert f"wrote {name}" in proc.stdout
-    assert load_device(tmp_path / "devices" / "local.yaml").name == "local"
+    for name in ("devices/local.yaml", *EXAMPLE_DEVICES):
+        assert load_device(tmp_path / name).name == Path(name).stem
     for profile in (tmp_path / "profiles").iterdir():
         assert load_profile(profile).tests
     assert "next: edgebench run profiles/quickstart.yaml" in proc.stdout
+
+
+def test_the_readmes_example_devices_work_after_init(tmp_path):
+    assert edgebench("init", cwd=tmp_path).returncode == 0
+    listed = edgebench("devices", "list", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    for name in ("rpi5", "pixel8", "jetson", "laptop"):
+        assert f"| {name}" in listed.stdout, listed.stdout
+    # the README's plan example: a device named by its shipped profile, no device reached
+    planned = edgebench("plan", "--like", "qwen3.5-4b", "--quant", "Q4_K_M", "-d", "rpi5", "-d", "laptop", cwd=tmp_path)
+    assert planned.returncode == 0, planned.stderr
+    assert "rpi5" in planned.stdout and "laptop" in planned.stdout
+
+
+def test_init_says_how_to_make_the_onnx_sweeps_model(tmp_path):
+    proc = edgebench("init", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    said = " ".join(proc.stdout.split())
+    assert "profiles/onnx-sweep.yaml measures your own ONNX model: export it to models/model.onnx" in said
+    assert "edgebench quantize models/model.onnx --int8 -o models/model.int8.onnx" in said
 
 
 def test_init_keeps_what_is_there_unless_forced(tmp_path):
@@ -44,7 +68,7 @@ def test_init_keeps_what_is_there_unless_forced(tmp_path):
     again = edgebench("init", "work", cwd=tmp_path)
     assert again.returncode == 0 and mine.read_text() == "# my own quickstart\n"
     assert "kept work/profiles/quickstart.yaml: it already exists (--force overwrites it)" in again.stdout
-    assert "0 file(s) written, 5 kept" in again.stdout
+    assert "0 file(s) written, 9 kept" in again.stdout
     forced = edgebench("init", "work", "--force", cwd=tmp_path)
     assert forced.returncode == 0 and "wrote work/profiles/quickstart.yaml" in forced.stdout
     assert mine.read_text() == (REPO / "profiles" / "quickstart.yaml").read_text()
@@ -68,7 +92,7 @@ def test_a_missing_example_profile_says_to_run_init(tmp_path, command):
 
 
 def test_the_examples_are_the_repository_files_and_declared_as_package_data():
-    # one source: what the package holds is the repository's profiles/ and devices/local.yaml
+    # one source: what the package holds is the repository's profiles/ and devices/
     assert examples.profile_names() == sorted(p.name for p in (REPO / "profiles").glob("*.yaml"))
     for relative in examples.shipped_files():
         assert examples.read(relative) == (REPO / relative).read_text()

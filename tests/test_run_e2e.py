@@ -177,6 +177,18 @@ def test_an_output_path_in_a_missing_folder_is_one_sentence(finished_run, tmp_pa
     assert not missing.exists()
 
 
+def test_an_empty_markdown_path_names_the_variable_it_likely_came_from(finished_run):
+    # the README's `--markdown "$GITHUB_STEP_SUMMARY"` outside GitHub Actions: the shell passes ""
+    work, run_dir, _ = finished_run
+    proc = edgebench("compare", run_dir, run_dir, "--markdown", "", cwd=work, env={"GITHUB_STEP_SUMMARY": ""})
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == ("error: cannot write the markdown report: the path is empty (is "
+                                   "$GITHUB_STEP_SUMMARY set? GitHub Actions sets it; elsewhere it is empty: "
+                                   "give a file name)")
+    junit = edgebench("compare", run_dir, run_dir, "--junit", "", cwd=work)
+    assert junit.returncode == 3 and "the path is empty (an unset shell variable?" in junit.stderr
+
+
 def test_an_output_path_that_is_a_folder_is_one_sentence(finished_run, tmp_path):
     work, run_dir, _ = finished_run
     proc = edgebench("report", run_dir, "-o", tmp_path, cwd=work)

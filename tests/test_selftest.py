@@ -98,3 +98,32 @@ def test_check_shows_the_configured_python_not_the_one_on_path(tmp_path, capsys)
     assert python["version"] == ".".join(map(str, sys.version_info[:3]))
     assert check(tmp_path, "--no-self-test") == 0
     assert f"path={configured}" in capsys.readouterr().out
+
+
+def _python_without_engines(tmp_path) -> str:
+    """A device's Python with no engine library (no llama-cpp-python, no onnxruntime): a venv of its own."""
+    import subprocess
+    import sys
+
+    venv = tmp_path / "bare-python"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    return str(venv / "bin" / "python")
+
+
+def test_a_device_that_can_run_no_engine_fails_the_check(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", _path_without_llama_bench(tmp_path))
+    device_file(tmp_path, f"python: {_python_without_engines(tmp_path)}\n")
+    assert check(tmp_path) == 1
+    out = capsys.readouterr().out
+    assert "FAILED: no engine can run on this device" in out and "no llama.cpp engine on this device" not in out
+    assert check(tmp_path, "--json") == 1
+    assert json.loads(capsys.readouterr().out)["self_test"] == {}
+    assert check(tmp_path, "--no-self-test") == 0  # only probing: what it lacks is shown, not judged
+    capsys.readouterr()
+
+
+def test_the_build_line_keeps_the_markdown_table_whole(tmp_path, llama_cpp, capsys):
+    device_file(tmp_path)
+    assert check(tmp_path) == 0  # piped (captured): a markdown table
+    (build,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| llama.cpp build |")]
+    assert build.count(" | ") == 1 and "\\|" in build, build  # two cells: every `|` of the value escaped

@@ -39,7 +39,7 @@ def register(commands) -> None:
         description="Connect to the device and report what edgebench will find there, then run a short "
                     "engine self-test (pp64 and tg16 on a few-MB synthetic model with each llama.cpp engine "
                     "the device has), so a broken engine is found before a long run. Exit 1 when the "
-                    "self-test fails.")
+                    "self-test fails, or when the device has no engine that can run at all.")
     check.add_argument("name", help="device name or profile file")
     check.add_argument("--json", action="store_true", help="print the facts as JSON")
     check.add_argument("--no-self-test", action="store_true", help="only probe; do not run the engine self-test")
@@ -89,19 +89,21 @@ def cmd_devices_trust(args, console) -> int:
     device = find_device(args.name, args.devices_dir)
     presented = trust.presented_key(device)
     console.print(f"{device.name} ({presented.entry}) presents {presented.key_type} key {presented.fingerprint}")
+    # a fingerprint the user checked is compared first: "already trusted" must not answer a key that
+    # differs from the one they expect
+    if args.fingerprint and args.fingerprint.strip() != presented.fingerprint:
+        raise EdgebenchError(f"fingerprint mismatch: expected {args.fingerprint}, the device presents "
+                             f"{presented.fingerprint}; nothing was recorded")
     if presented.already_trusted:
         console.print("already trusted")
         return EXIT_OK
-    if args.fingerprint:
-        if args.fingerprint.strip() != presented.fingerprint:
-            raise EdgebenchError(f"fingerprint mismatch: expected {args.fingerprint}, the device presents "
-                                 f"{presented.fingerprint}; nothing was recorded")
-    elif not sys.stdin.isatty():
-        raise EdgebenchError("not a terminal: pass --fingerprint SHA256:... (checked on the device with "
-                             "ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub) to trust non-interactively")
-    elif console.input(escape("Trust this key? [y/N] ")).strip().lower() not in ("y", "yes"):
-        console.print("not trusted: nothing was recorded")
-        return EXIT_FAILED_CELLS  # 1: declined, so not done; 3 is kept for what went wrong
+    if not args.fingerprint:
+        if not sys.stdin.isatty():
+            raise EdgebenchError("not a terminal: pass --fingerprint SHA256:... (checked on the device with "
+                                 "ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub) to trust non-interactively")
+        if console.input(escape("Trust this key? [y/N] ")).strip().lower() not in ("y", "yes"):
+            console.print("not trusted: nothing was recorded")
+            return EXIT_FAILED_CELLS  # 1: declined, so not done; 3 is kept for what went wrong
     path = trust.record_presented(presented, replace=args.replace)
     console.print(f"trusted: recorded in {path}")
     return EXIT_OK

@@ -1,4 +1,4 @@
-"""`edgebench init`: the example profiles and the local device, written where the user works."""
+"""`edgebench init`: the example profiles and device profiles, written where the user works."""
 
 from __future__ import annotations
 
@@ -6,12 +6,18 @@ from pathlib import Path
 
 from edgebench.cli.common import EXIT_OK
 
+# the one example whose model edgebench cannot build: it measures the user's own ONNX model
+ONNX_MODEL_HINT = ("profiles/onnx-sweep.yaml measures your own ONNX model: export it to models/model.onnx "
+                   "(torch.onnx.export, or optimum-cli export onnx), then make its int8 twin with "
+                   "`edgebench quantize models/model.onnx --int8 -o models/model.int8.onnx`")
+
 
 def register(commands) -> None:
     init = commands.add_parser(
-        "init", help="write devices/local.yaml and the example profiles into a folder (default: here)",
+        "init", help="write the example device profiles and benchmark profiles into a folder (default: here)",
         description="Write the example benchmark profiles (profiles/*.yaml, the quickstart among them) and "
-                    "devices/local.yaml, which ship with edgebench, into DIR, so that `edgebench run "
+                    "device profiles (devices/local.yaml, and rpi5, pixel8, jetson-orin-nano and laptop to "
+                    "edit for your own devices), which ship with edgebench, into DIR, so that `edgebench run "
                     "profiles/quickstart.yaml` works after a plain pip install. Files already there are kept.")
     init.add_argument("dir", type=Path, nargs="?", default=Path("."), metavar="DIR",
                       help="where to write them (default: the current folder)")
@@ -32,4 +38,5 @@ def cmd_init(args, console) -> int:
     console.print(f"{len(written)} file(s) written, {len(kept)} kept")
     where = "" if args.dir.resolve() == Path.cwd().resolve() else f"cd {escape(str(args.dir))} && "
     console.print(f"next: {where}edgebench run profiles/quickstart.yaml")
+    console.print(ONNX_MODEL_HINT)
     return EXIT_OK

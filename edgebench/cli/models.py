@@ -180,9 +180,18 @@ def cmd_push(args, console) -> int:
         console.print(f"{files} is already on {device.name}: {result.path} ({elapsed:.2f} s)", markup=False)
     else:
         note = f", resumed at {result.resumed_from / 2**20:.0f} MiB" if result.resumed_from else ""
-        console.print(f"pushed {files} to {device.name}:{result.path}: {result.sent_bytes / 1e6:.0f} MB "
-                      f"in {elapsed:.1f} s ({result.sent_bytes / 1e6 / max(elapsed, 1e-9):.0f} MB/s{note})",
-                      markup=False)
+        rate = _amount(result.sent_bytes / max(elapsed, 1e-9))
+        console.print(f"pushed {files} to {device.name}:{result.path}: {_amount(result.sent_bytes)} "
+                      f"in {elapsed:.1f} s ({rate}/s{note})", markup=False)
     for line in eviction_lines(device.name, result.evicted):
         console.print(line, markup=False)
     return EXIT_OK
+
+
+def _amount(n_bytes: float) -> str:
+    """Bytes in the unit that shows them (decimal, as the rate in MB/s): a small model is not "0 MB"."""
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n_bytes >= size:
+            value = n_bytes / size
+            return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
+    return f"{n_bytes:.0f} B"

@@ -24,6 +24,8 @@ class OutputError(EdgebenchError):
 def check_output_file(path: os.PathLike | str, what: str) -> Path:
     """Refuse a file path whose folder is missing, or that names a folder, before anything runs.
     A missing folder is not created: it is more often a typo than a wish."""
+    if str(path) in ("", "."):
+        raise OutputError(f"cannot write the {what}: the path is empty ({_empty_hint(what)})")
     path = Path(path)
     folder = path.parent
     if path.is_dir():
@@ -35,6 +37,14 @@ def check_output_file(path: os.PathLike | str, what: str) -> Path:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write the {what} to {path}: no permission to write in {folder}")
     return path
+
+
+def _empty_hint(what: str) -> str:
+    """An empty path is mostly an unset variable: `--markdown "$GITHUB_STEP_SUMMARY"` outside GitHub Actions
+    reaches here as "" (which Path reads as ".", this folder)."""
+    if what == "markdown report":
+        return "is $GITHUB_STEP_SUMMARY set? GitHub Actions sets it; elsewhere it is empty: give a file name"
+    return "an unset shell variable? give a file name"
 
 
 @contextmanager

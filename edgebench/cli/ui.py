@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from edgebench.results.export import markdown_table
-from edgebench.run.device_worker import Observer
+from edgebench.run.device_worker import WAITING_FOR_LOCK, Observer
 
 
 class _AmountColumn(ProgressColumn):
@@ -105,7 +105,12 @@ class RunDisplay(Observer):
         return self._bytes(device, f"pushing {name}")
 
     def device_state(self, device, state):
-        self._line(device).state = state
+        line = self._line(device)
+        if state.startswith(WAITING_FOR_LOCK) and not line.state.startswith(WAITING_FOR_LOCK):
+            # a line of its own, not only the live view's: piped output (CI) has no live view
+            self.console.print(f"{escape(device)}: {escape(state)}; this run goes on there once that "
+                               f"controller lets go", soft_wrap=True)
+        line.state = state
 
     def temperature(self, device, temp_c):
         self._line(device).temp_c = temp_c

@@ -1,7 +1,8 @@
-"""The example profiles and the local device profile, shipped inside the package for `edgebench init`.
+"""The example profiles and device profiles, shipped inside the package for `edgebench init`.
 
-The repository's profiles/ and devices/local.yaml stay the one copy: `profiles` and
-`devices/local.yaml` here are symbolic links to them. setuptools follows the links when it builds
+The repository's profiles/ and devices/ stay the one copy: `profiles` and each `devices/*.yaml`
+here are symbolic links to them (local, and the rpi5, pixel8, jetson-orin-nano and laptop examples
+the README's commands name). setuptools follows the links when it builds
 a wheel or an sdist, so the files themselves ship as package data (pyproject.toml,
 [tool.setuptools.package-data]); a clone reads them through the links. No build step copies them
 and no test has to keep two copies equal.
@@ -14,6 +15,7 @@ from importlib.resources import files
 from pathlib import Path, PurePosixPath
 
 PROFILES = "profiles"
+DEVICES = "devices"
 LOCAL_DEVICE = "devices/local.yaml"
 
 
@@ -21,13 +23,19 @@ def _root():
     return files(__name__)
 
 
+def _yaml_names(folder: str) -> list[str]:
+    return sorted(p.name for p in _root().joinpath(folder).iterdir() if p.name.endswith(".yaml"))
+
+
 def profile_names() -> list[str]:
-    return sorted(p.name for p in _root().joinpath(PROFILES).iterdir() if p.name.endswith(".yaml"))
+    return _yaml_names(PROFILES)
 
 
 def shipped_files() -> list[str]:
-    """Relative paths (POSIX) of everything `init` writes, in the order it writes them."""
-    return [LOCAL_DEVICE] + [f"{PROFILES}/{name}" for name in profile_names()]
+    """Relative paths (POSIX) of everything `init` writes, in the order it writes them: the local
+    device first, the example devices, then the profiles."""
+    devices = [f"{DEVICES}/{name}" for name in _yaml_names(DEVICES) if f"{DEVICES}/{name}" != LOCAL_DEVICE]
+    return [LOCAL_DEVICE, *devices] + [f"{PROFILES}/{name}" for name in profile_names()]
 
 
 def read(relative: str) -> str:

@@ -40,8 +40,22 @@ def probe_device(device, engine_self_test: bool = False) -> dict:
         return facts
 
 
+# engines that measure edgebench itself, not a model: ready everywhere, so they prove nothing about a device
+TEST_ENGINES = ("sleep",)
+
+
+def runnable_engines(probe: dict) -> list[str]:
+    """The engines the runner found ready on the device to measure a model."""
+    engines = (probe.get("runner") or {}).get("engines") or {}
+    return [name for name, state in engines.items() if state == "ok" and name not in TEST_ENGINES]
+
+
 def self_test_failed(probe: dict) -> bool:
-    return any(not result.get("ok") for result in (probe.get("self_test") or {}).values())
+    """A failed engine, or a self-test that found no engine at all: a device that can run nothing."""
+    if "self_test" not in probe:
+        return False
+    tested = probe["self_test"] or {}
+    return any(not result.get("ok") for result in tested.values()) or not (tested or runnable_engines(probe))
 
 
 def _short(value) -> str:
@@ -66,7 +80,13 @@ def facts_rows(probe: dict) -> list[list[str]]:
             if result.get("system_info"):
                 rows.append([f"{engine} build", result["system_info"]])
         if not tested:
-            rows.append(["self-test", "no llama.cpp engine on this device to test"])
+            rows.append(["self-test", _nothing_tested(probe)])
     return rows
 
 
+def _nothing_tested(probe: dict) -> str:
+    others = runnable_engines(probe)
+    if others:
+        return f"no llama.cpp engine on this device to test (it can run {', '.join(others)})"
+    return ("FAILED: no engine can run on this device (see engines above: install llama-cpp-python in the "
+            "device's python, or set llama_bench in its profile)")

@@ -11,6 +11,7 @@ from pathlib import Path
 from edgebench.errors import EdgebenchError
 from edgebench.file_hashes import sha256_file
 from edgebench.models.resolve import LocalModel, file_model, resolve_model
+from edgebench.models.synth.engine_log import engine_log
 from edgebench.quality import reference as ref
 from edgebench.quality.text import DEFAULT_SEED, sampled_tokens
 from edgebench.quality.tokenizer import same_tokenizer
@@ -53,13 +54,15 @@ def build_reference(model: LocalModel, options, threads: int | None = None) -> P
     cached = ref.reference_dir() / f"{key}.ebqref"
     if cached.is_file():
         return cached
-    engine = LlamaCppEngine()
-    engine.open(str(model.path), {"threads": threads or 0, "n_batch": max(2048, options.n_ctx)})
-    try:
-        tokens, _, n_chunk = _tokens(engine, options)
-        reference = ref.compute_reference(engine, tokens, options.n_ctx, n_chunk)
-    finally:
-        engine.close()
+    # llama.cpp's loader log goes to a file, as the quantizer's does, not through the progress display
+    with engine_log(f"quality-reference-{model.name}"):
+        engine = LlamaCppEngine()
+        engine.open(str(model.path), {"threads": threads or 0, "n_batch": max(2048, options.n_ctx)})
+        try:
+            tokens, _, n_chunk = _tokens(engine, options)
+            reference = ref.compute_reference(engine, tokens, options.n_ctx, n_chunk)
+        finally:
+            engine.close()
     return ref.write_cached(key, reference)
 
 
@@ -71,12 +74,13 @@ def build_own_samples(model: LocalModel, options, threads: int | None = None) ->
     cached = ref.reference_dir() / f"{key}.ebqtok"
     if cached.is_file():
         return cached
-    engine = LlamaCppEngine()
-    engine.open(str(model.path), {"threads": threads or 0})
-    try:
-        tokens = sampled_tokens(engine, options.n_ctx, options.chunks)
-    finally:
-        engine.close()
+    with engine_log(f"quality-samples-{model.name}"):
+        engine = LlamaCppEngine()
+        engine.open(str(model.path), {"threads": threads or 0})
+        try:
+            tokens = sampled_tokens(engine, options.n_ctx, options.chunks)
+        finally:
+            engine.close()
     return ref.write_cached_bytes(cached, encode_tokens(TokenStream(options.n_ctx, options.chunks, tokens)))
 
 

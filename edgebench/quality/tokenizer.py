@@ -3,9 +3,9 @@ so models whose tokenizers differ cannot be compared by it. Read with vocab_only
 
 from __future__ import annotations
 
-import ctypes
-import functools
+from pathlib import Path
 
+from edgebench.models.synth.engine_log import engine_log
 from edgebench.runner.engines.llama_cpp_engine import _low_level, tokenize_with
 
 # tokens a tokenizer difference shows in, when the user gives no text of their own
@@ -13,20 +13,10 @@ PROBE_TEXT = ("The quick brown fox jumps over the lazy dog. 1234567890 — naïv
               "def f(x): return x ** 2\n\t<|im_start|>")
 
 
-@functools.lru_cache(maxsize=1)
-def _quiet(L):
-    """llama.cpp's loader logs go nowhere: the controller's terminal shows progress, not a model dump.
-    The callback is kept alive by the cache, since C holds the pointer."""
-    callback = L.llama_log_callback(lambda level, text, user: None)
-    L.llama_log_set(callback, ctypes.c_void_p(0))
-    return callback
-
-
 def vocabulary(path: str, text: bytes) -> tuple[int, int, list[int]]:
     """(vocabulary type, n_vocab, tokens of text) of a GGUF model, its weights not loaded. The type
     (SPM, BPE, ...) counts too: two tokenizers can agree on a short probe and part on other text."""
     L = _low_level()
-    _quiet(L)
     L.llama_backend_init()
     params = L.llama_model_default_params()
     params.vocab_only = True
@@ -42,4 +32,6 @@ def vocabulary(path: str, text: bytes) -> tuple[int, int, list[int]]:
 
 def same_tokenizer(path: str, reference_path: str, text: bytes | None = None) -> bool:
     probe = text if text else PROBE_TEXT.encode()
-    return vocabulary(path, probe) == vocabulary(reference_path, probe)
+    # llama.cpp's loader log goes to a file: the controller's terminal shows progress, not a model dump
+    with engine_log(f"tokenizer-{Path(path).name}"):
+        return vocabulary(path, probe) == vocabulary(reference_path, probe)

@@ -155,7 +155,12 @@ NUMERIC_COLUMNS = {"round", "size", "params", "threads", "t/s", "TTFT ms", "peak
 def markdown_table(header, rows, numeric=()) -> list[str]:
     lines = ["| " + " | ".join(header) + " |",
              "|" + "|".join("---:" if h in numeric else "---" for h in header) + "|"]
-    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines + ["| " + " | ".join(_cell_text(c) for c in row) + " |" for row in rows]
+
+
+def _cell_text(value) -> str:
+    """A value as one table cell: a `|` of its own (llama.cpp's `AVX = 1 | AVX2 = 1`) would end the cell."""
+    return str(value).replace("|", "\\|")
 
 
 def _cell_name(row) -> list[str]:

@@ -39,6 +39,8 @@ from edgebench.transport.runner_session import run_runner
 
 # a cool-down runs on the device; it gets its own wait plus this much for the round trip
 COOLDOWN_SLACK_S = 60
+# the state a device is in while another controller holds its lock (a display may say more of it)
+WAITING_FOR_LOCK = "waiting for the device lock"
 
 
 class Observer:
@@ -192,7 +194,7 @@ class DeviceWorker:
             runner = install_runner(transport)
             lock = DeviceLock(transport, runner, self.store.run_id)
             lock.acquire(wait=self.run.wait_for_lock,
-                         on_wait=lambda holder: self.state(f"waiting for the device lock ({holder})"))
+                         on_wait=lambda holder: self.state(f"{WAITING_FOR_LOCK} ({holder})"))
             self.transport, self.lock, self.runner = transport, lock, runner
             if not self.probed:
                 self.store.append(self.probe(transport))

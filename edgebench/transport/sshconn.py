@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import logging
 import shlex
 import shutil
 import socket
@@ -40,6 +41,12 @@ BULK_CIPHERS = "^" + ",".join(PREFERRED_CIPHERS)
 # the name the pinned known_hosts file lists the device's keys under: ssh looks the key up by
 # this alias, so how the host and port are spelled cannot make it miss (or hit another entry)
 HOST_KEY_ALIAS = "edgebench-device"
+
+# paramiko logs each failed handshake with a traceback at ERROR level, which Python's last-resort
+# handler prints to stderr before edgebench's own sentence; what went wrong reaches the user as that
+# sentence, so paramiko's log stays quiet
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+logging.getLogger("paramiko").setLevel(logging.CRITICAL + 1)
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,13 @@ def parse_jump(spec: str, device_name: str, identities: tuple[str, ...] = ()) ->
     )
 
 
+def _reason(exc: BaseException, port: int) -> str:
+    """paramiko's words, with what they mean where they are obscure."""
+    if isinstance(exc, paramiko.SSHException) and "protocol banner" in str(exc):
+        return f"something answers on port {port}, but it is not an SSH server (no SSH banner)"
+    return str(exc)
+
+
 class _RefuseUnknown(paramiko.MissingHostKeyPolicy):
     def __init__(self, target: SshTarget):
         self.target = target
@@ -141,7 +155,7 @@ def open_client(target: SshTarget, sock=None) -> paramiko.SSHClient:
             f"into ssh-agent") from exc
     except (paramiko.SSHException, OSError, EOFError) as exc:
         client.close()
-        raise Unreachable(f"cannot reach device {target.name} at {where}: {exc}") from exc
+        raise Unreachable(f"cannot reach device {target.name} at {where}: {_reason(exc, target.port)}") from exc
     client.get_transport().set_keepalive(KEEPALIVE_S)
     return client
 
@@ -284,6 +298,6 @@ def fetch_host_key(host: str, port: int, timeout: float = CONNECT_TIMEOUT_S, soc
         transport.start_client(timeout=timeout)
         return transport.get_remote_server_key()
     except (paramiko.SSHException, EOFError, OSError) as exc:
-        raise TransportError(f"{host}:{port} did not complete an SSH handshake: {exc}") from exc
+        raise TransportError(f"{host}:{port} did not complete an SSH handshake: {_reason(exc, port)}") from exc
     finally:
         transport.close()

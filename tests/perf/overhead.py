@@ -16,15 +16,17 @@ import json
 import subprocess
 import sys
 
-from common import REPO, add_model_args, local_transport, median, model_path, run_edgebench
+from common import add_model_args, local_transport, median, model_path, run_edgebench
 
 from edgebench.transport.remote_store import install_runner
 
+# the engine code loaded from the runner's zipapp, as the runner loads it (in edgebench's controller package
+# it imports llama-cpp-python's whole package, which the runner leaves out)
 BARE_ENGINE = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from edgebench.runner.testspec import TestSpec
-from edgebench.runner.engines.llama_cpp_engine import LlamaCppEngine
+from ebrunner.testspec import TestSpec
+from ebrunner.engines.llama_cpp_engine import LlamaCppEngine
 engine = LlamaCppEngine()
 engine.open(sys.argv[2], {"threads": int(sys.argv[3])})
 list(engine.measure(TestSpec(0, 128, 0), int(sys.argv[4]), 1, lambda: None))
@@ -54,7 +56,7 @@ def main() -> int:
             runner_peaks.append(done["peak_rss_kb"])
             if telemetry:
                 sampler_share.append(done["sampler_cpu_s"] / done["sampler_wall_s"])
-        bare = subprocess.run([sys.executable, "-c", BARE_ENGINE, str(REPO), str(model), str(args.threads),
+        bare = subprocess.run([sys.executable, "-c", BARE_ENGINE, runner, str(model), str(args.threads),
                                str(args.reps)], capture_output=True, text=True, check=True)
         bare_peaks.append(json.loads(bare.stdout.splitlines()[-1])["VmHWM"])
         print(f"round {round_no + 1}: telemetry on {speed[True][-1]:.2f} t/s, off {speed[False][-1]:.2f} t/s; "

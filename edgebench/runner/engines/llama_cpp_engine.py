@@ -73,8 +73,18 @@ class _Batches(list):
         self.storage = storage
 
 
+# True in the controller's process (and a test's), where this package is edgebench.runner; False in the
+# runner's own process, where the zipapp holds it under another name
+_IN_CONTROLLER = __name__.split(".")[0] == "edgebench"
+
+
 def _low_level():
-    """Import llama_cpp.llama_cpp without running the package __init__ (see module docstring)."""
+    """llama_cpp.llama_cpp. In the runner's process, without running the package __init__ (see module
+    docstring): a bare `llama_cpp` package stands in for it, which nothing else there imports. In the
+    controller's process the whole package is imported: the quantizer imports it too, and a stub under
+    its name would hide everything the __init__ exports (llama_model_quantize_default_params, ...)."""
+    if _IN_CONTROLLER:
+        return importlib.import_module("llama_cpp.llama_cpp")
     if "llama_cpp" not in sys.modules:
         spec = importlib.util.find_spec("llama_cpp")
         if spec is None or not spec.submodule_search_locations:
