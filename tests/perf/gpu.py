@@ -324,6 +324,8 @@ def vram(args, transport, runner):
                        "context_buffers_mib": info.get("context_buffers_mib"),
                        "fit_print_mib": fit_print(args.fit_params, model, ngl, n_ctx)}
                 rows.append(judge(row))
+                with open(args.out / "gpu-vram.jsonl", "a") as partial:  # kept if the run is cut short
+                    partial.write(json.dumps(row) + "\n")
                 print(f"{spec} ngl={ngl} n_ctx={n_ctx}: true peak {row['true_peak_mib']} MiB, sampled "
                       f"{row['sampled_mib']} MiB, plan {total:.0f} MiB", flush=True)
     print_vram(rows)
