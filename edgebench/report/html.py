@@ -5,7 +5,8 @@ model per device with error bars, t/s against depth, quality (KLD or PPL) agains
 with the best choices marked, peak memory against the device's
 RAM, temperature and CPU frequency over time per cell with throttled stretches shaded, on a
 GPU its VRAM against the card and its temperature and clock over time (gpu_plots.py),
-J/token where measured) and, for two runs, the gate's verdicts with their ratios.
+J/token where measured) and, for two runs, the gate's verdicts with their ratios; an `ab` run has
+A against B per pair instead of t/s per model (ab.py).
 Everything is inline (SVG, CSS): the file opens offline and can be mailed around.
 """
 
@@ -18,7 +19,10 @@ from pathlib import Path
 from edgebench import __version__
 from edgebench.compare.inputs import row_test
 from edgebench.report import svg
+from edgebench.report.ab import ab_section
 from edgebench.report.gpu_plots import gpu_section
+from edgebench.report.parts import figure as _figure
+from edgebench.report.parts import peaks_chart, ratio_chart, verdict_cell
 from edgebench.report.quality import quality_plots
 from edgebench.results.aggregate import run_rows
 from edgebench.results.records import Telemetry
@@ -41,7 +45,7 @@ body{font-family:system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#2
 h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;font-size:13px;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}
 th{background:#f4f4f4}.failed{color:#b00}.figure{margin:12px 0}.note{color:#666;font-size:13px}
-.regressed,.verdict-failed{color:#b00;font-weight:bold}.improved{color:#070}.inconclusive{color:#a60}
+.verdict{font-weight:bold}h4{font-size:14px;margin:20px 0 4px}
 """
 
 
@@ -50,11 +54,6 @@ def _table(header: list[str], rows: list[list]) -> str:
     body = "".join("<tr>" + "".join(f"<td>{escape('' if c is None else str(c))}</td>" for c in row) + "</tr>"
                    for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _figure(chart: str, caption: str = "") -> str:
-    note = f'<div class="note">{escape(caption)}</div>' if caption else ""
-    return f'<div class="figure">{chart}{note}</div>'
 
 
 class RunData:
@@ -146,13 +145,10 @@ def memory_plot(run: RunData) -> list[str]:
     rows = [r for r in run.rows if r["peak_rss_mib"]]
     figures = []
     for device in sorted({r["device"] for r in rows}):
-        mine = [r for r in rows if r["device"] == device]
-        models = sorted({r["model"] for r in mine})
-        peaks = [(max(r["peak_rss_mib"] for r in mine if r["model"] == m), 0.0) for m in models]
         ram = run.ram_mib(device)
-        figures.append(_figure(svg.bar_chart(f"{device}: peak memory per model", models, {"peak RSS": peaks},
-                                             "MiB", "model", hline=(ram, f"device RAM {ram / 1024:.1f} GiB")
-                                             if ram else None)))
+        mine = [r for r in rows if r["device"] == device]
+        figures.append(_figure(peaks_chart(f"{device}: peak memory per model", mine, "peak_rss_mib", "peak RSS",
+                                           (ram, f"device RAM {ram / 1024:.1f} GiB") if ram else None)))
     return figures
 
 
@@ -197,36 +193,39 @@ def comparison(base: RunData, cand: RunData) -> str:
     from edgebench.compare.report import HEADER, table_rows
 
     report = compare_sides(load_side(base.path), load_side(cand.path))
-    rows = table_rows(report)
-    chart_rows = [c for c in report.comparisons if c.decision and c.metric == "ts"]
-    parts = [f"<h2>Comparison: {escape(cand.label)} against {escape(base.label)}</h2>"]
-    if chart_rows:
-        labels = [f"{c.label} {c.test}" for c in chart_rows]
-        series = {}
-        for verdict in ("regressed", "same", "improved", "inconclusive"):
-            series[verdict] = [(c.decision.ratio, (c.decision.ci_high - c.decision.ci_low) / 2)
-                               if c.verdict == verdict else None for c in chart_rows]
-        series = {k: v for k, v in series.items() if any(v)}
-        parts.append(_figure(svg.bar_chart("t/s ratio candidate / base, by verdict", labels, series, "ratio",
-                                           "cell"), "whiskers: half the 95% bootstrap interval"))
-    body = "".join(f'<tr>{"".join(f"<td>{escape(str(v))}</td>" for v in row[:-1])}'
-                   f'<td class="{escape(row[-1])}">{escape(row[-1])}</td></tr>' for row in rows)
+    parts = [f"<h2>Comparison: {escape(cand.label)} against {escape(base.label)}</h2>",
+             ratio_chart("t/s ratio candidate / base, by verdict", [c for c in report.comparisons if c.metric == "ts"])]
+    body = "".join(f'<tr>{"".join(f"<td>{escape(str(v))}</td>" for v in row[:-1])}{verdict_cell(row[-1])}</tr>'
+                   for row in table_rows(report))
     parts.append("<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in HEADER) + f"</tr>{body}</table>")
     return "".join(parts)
 
 
+def _history_title(series, history) -> str:
+    """The series' device, model, test and engine, and the settings in which it differs from another
+    series of those (threads, say): what tells the charts apart. The caption has all its settings."""
+    twins = [s for s in history if (s.device, s.model, s.test, s.engine) == (series.device, series.model,
+                                                                          series.test, series.engine)]
+    differ = [k for k, v in series.settings.items() if any(t.settings.get(k) != v for t in twins)]
+    shown = ", ".join(f"{k}={series.settings[k]}" for k in differ)
+    return f"{series.device} / {series.model} / {series.test} / {series.engine}" + (f" ({shown})" if shown else "")
+
+
 def history_plots(history) -> list[str]:
     """Each history series (db/history.py's Series: points in time order, change points) as a line over its
-    run index, a dashed line where a new level begins, labelled with its magnitude and p-value."""
+    runs, numbered from 1, a dashed line where a new level begins, labelled with its magnitude and p-value."""
     figures = []
     for series in history:
-        points = [(i, p.value) for i, p in enumerate(series.points)]
-        marks = [(c.index - 0.5, f"{c.magnitude:+.1%} p={c.p_value:.1g}") for c in series.changes]
-        chart = svg.line_chart(series.title, {series.metric.name: points}, f"run (by {series.x_axis})",
-                           f"{series.metric.name} ({series.metric.unit})", marks=marks)
+        points = [(i + 1, p.value) for i, p in enumerate(series.points)]
+        marks = [(c.index + 0.5, f"{c.magnitude:+.1%} p={c.p_value:.1g}") for c in series.changes]
+        chart = svg.line_chart(_history_title(series, history), {series.metric.name: points},
+                               f"run (by {series.x_axis})", f"{series.metric.name} ({series.metric.unit})",
+                               marks=marks, integer_x=True)
         first, last = series.points[0], series.points[-1]
-        figures.append(_figure(chart, f"{len(points)} runs from {escape(first.x_label)} to {escape(last.x_label)}; "
-                                      f"{len(series.changes)} change point(s) (E-divisive, Apache Otava)"))
+        settings = ", ".join(f"{k}={v}" for k, v in series.settings.items() if v is not None)
+        figures.append(_figure(chart, f"{len(points)} runs from {first.x_label} to {last.x_label}; "
+                                      f"{len(series.changes)} change point(s) (E-divisive, Apache Otava); "
+                                      f"settings: {settings or 'none recorded'}"))
     return figures
 
 
@@ -239,7 +238,7 @@ def build_report(run_dirs: list[Path], history=()) -> str:
              f"<h1>edgebench report</h1><p class=\"note\">edgebench {__version__}, written {when}</p>"]
     for run in runs:
         parts.append(overview(run))
-        parts.append("<h3>Speed</h3>" + "".join(speed_plots(run)))
+        parts.append(ab_section(run) if run.header.ab else "<h3>Speed</h3>" + "".join(speed_plots(run)))
         quality = quality_plots(run.rows)
         if quality:
             parts.append("<h3>Quality against speed</h3>" + "".join(_figure(c, note) for c, note in quality))
