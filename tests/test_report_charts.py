@@ -77,6 +77,10 @@ def test_model_names_are_drawn_whole(sleep_runs):
     _, _, html = sleep_runs
     speed = chart_titled(html, "tg20: tokens/s per model and device")
     assert sorted(text_of(label) for label in classed(speed, "category")) == sorted(MODELS)
+    # a thread sweep: each count its own series, where one of them used to hide the other
+    legend = speed.find(f"{SVG}g[@class='legend']")
+    assert [text_of(t) for t in legend.iter(f"{SVG}text")] == ["local t1", "local t2"]
+    assert len(classed(speed, "series")) == 4
 
 
 def test_the_ratio_chart_names_each_bar_by_what_differs_and_says_the_rest_once(sleep_runs):

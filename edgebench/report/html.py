@@ -24,7 +24,7 @@ from edgebench.report.gpu_plots import gpu_section
 from edgebench.report.parts import figure as _figure
 from edgebench.report.parts import peaks_chart, ratio_chart, verdict_cell
 from edgebench.report.quality import quality_plots
-from edgebench.results.aggregate import run_rows
+from edgebench.results.aggregate import rows_with_attempts
 from edgebench.results.records import Telemetry
 from edgebench.results.store import read_device_probes, read_header, read_telemetry
 
@@ -60,13 +60,22 @@ class RunData:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.header = read_header(self.path)
-        self.rows = run_rows(self.path)
+        found = rows_with_attempts(self.path)
+        self.rows = [row for _, row in found]
+        # the thread count each cell was given (None: auto), which a row, holding what the engine used, lacks
+        self._threads = {id(row): attempt.facts.n_threads for attempt, row in found}
         self.devices = {probe.device: probe for probe in read_device_probes(self.path)}
         self.telemetry = read_telemetry(self.path)
 
     @property
     def label(self) -> str:
         return f"{self.header.run_id} ({(self.header.profile or {}).get('name', '?')})"
+
+    def where(self, row: dict, rows: list[dict]) -> str:
+        """The row's device, and its thread count where `rows` measured that device at several."""
+        counts = {self._threads.get(id(r)) for r in rows if r["device"] == row["device"]}
+        threads = self._threads.get(id(row))
+        return row["device"] if len(counts) < 2 else f"{row['device']} t{threads or 'auto'}"
 
     def facts(self, device: str) -> dict:
         """What the device's probe found (nothing where the probe failed)."""
@@ -120,15 +129,16 @@ def speed_plots(run: RunData) -> list[str]:
         for test in sorted({r["test"] for r in rows}):
             chosen = [r for r in rows if r["test"] == test]
             models = sorted({r["model"] for r in chosen})
-            devices = sorted({r["device"] for r in chosen})
+            devices = sorted({run.where(r, chosen) for r in chosen})  # with the thread count, in a sweep
             series = {d: [next(((r["avg_ts"], r["stddev_ts"]) for r in chosen
-                                if r["device"] == d and r["model"] == m), None) for m in models] for d in devices}
+                                if run.where(r, chosen) == d and r["model"] == m), None) for m in models]
+                      for d in devices}
             unit = "items/s" if kind == "b" else "tokens/s"
             figures.append(_figure(svg.bar_chart(f"{test}: {unit} per model and device", models, series, unit,
                                                  "model (quant)"), "bars: mean; whiskers: ± one standard deviation"))
     deep = {}
     for r in measured:
-        deep.setdefault((r["device"], r["model"], _kind(r)), []).append((r["n_depth"] or 0, r["avg_ts"]))
+        deep.setdefault((run.where(r, measured), r["model"], _kind(r)), []).append((r["n_depth"] or 0, r["avg_ts"]))
     lines = {f"{d} {m} {k}": sorted(points) for (d, m, k), points in deep.items()
              if len({x for x, _ in points}) > 1}
     if lines:
