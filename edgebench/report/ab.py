@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from html import escape
 
-from edgebench.compare.gate import Comparison, compare_rounds
+from edgebench.compare.gate import Comparison, GateReport, compare_rounds
 from edgebench.compare.paired import SequentialPlan
 from edgebench.compare.report import HEADER, table_rows
 from edgebench.compare.stats import ALPHA
@@ -139,9 +139,12 @@ def ab_section(run) -> str:
     if not comparisons:
         return "".join(parts) + '<p class="note">No pair has rounds measured by both A and B: no verdict.</p>'
     body = "".join("<tr>" + "".join(f"<td>{escape(v)}</td>" for v in row[:-1]) + verdict_cell(row[-1]) + "</tr>"
-                   for row in table_rows(_Report(comparisons)))
+                   for row in table_rows(GateReport("A", "B", design.alpha or ALPHA, comparisons)))
     parts.append("<table><tr>" + "".join(f"<th>{escape(h.replace('base', 'A').replace('candidate', 'B'))}</th>"
                                          for h in HEADER) + f"</tr>{body}</table>")
+    unjudged = [p.label for p in pairs if not p.comparisons]
+    if unjudged:
+        parts.append(f'<p class="note">not judged (A measured no round of it): {escape(", ".join(unjudged))}</p>')
     chart = ratio_chart("t/s ratio B / A per pair, by verdict", [c for c in comparisons if c.metric == "ts"])
     if chart:
         parts.append(chart)
@@ -150,9 +153,3 @@ def ab_section(run) -> str:
                      "".join(_verdict_line(c) for c in pair.comparisons) + _rounds_table(pair) + "</div>")
     return "".join(parts)
 
-
-@dataclass
-class _Report:
-    """What compare.report's table reads of a gate report."""
-
-    comparisons: list

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 from html import escape
 from pathlib import Path
+from statistics import median
 
 from edgebench import __version__
 from edgebench.compare.inputs import row_test
@@ -191,9 +192,15 @@ def energy_plot(run: RunData) -> list[str]:
     rows = [r for r in run.rows if r["j_per_token"]]
     if not rows:
         return ['<p class="note">No power source was readable on these devices: no energy figures.</p>']
-    labels = [f"{r['model']} {r['test']}" for r in rows]
-    devices = sorted({r["device"] for r in rows})
-    series = {d: [(r["j_per_token"], 0.0) if r["device"] == d else None for r in rows] for d in devices}
+    def what(row) -> str:
+        return f"{row['model']} {row['test']}"
+
+    def where(row) -> str:  # an `ab` run's variants are series of their own, their rounds one bar (the median)
+        return run.where(row, rows) + (f" {row['variant']}" if row.get("variant") else "")
+    labels = sorted({what(r) for r in rows})
+    series = {w: [(median(found), 0.0) if (found := [r["j_per_token"] for r in rows if where(r) == w
+                                                     and what(r) == label]) else None for label in labels]
+              for w in sorted({where(r) for r in rows})}
     return [_figure(svg.bar_chart("energy per token", labels, series, "J/token", "model and test"))]
 
 
