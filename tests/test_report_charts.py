@@ -176,16 +176,18 @@ def test_the_report_of_an_ab_run_shows_a_against_b_per_pair_with_rounds_verdicts
 def test_a_verdict_the_gate_adds_later_is_drawn_in_a_colour_of_its_own():
     from edgebench.report.parts import VERDICT_COLOURS, ratio_chart, verdict_cell
 
-    def judged(label: str, verdict: str, ratio: float) -> Comparison:
-        decision = Decision(verdict, ratio, ratio - 0.01, ratio + 0.01, 0.001, 9, 9, "because")
+    def judged(label: str, verdict: str, ratio: float, low: float, high: float) -> Comparison:
+        decision = Decision(verdict, ratio, low, high, 0.001, 9, 9, "because")
         return Comparison(label, "tg20", "ts", "t/s", 0.03, 100.0, 100.0 * ratio, decision, verdict)
 
     chart = ET.fromstring(re.search(r"<svg .*?</svg>", ratio_chart("ratios", [
-        judged("pi/m/tg20/t4", "regressed", 0.8), judged("pi/m/pp20/t4", "not worse", 0.99)]), re.S).group(0))
+        judged("pi/m/tg20/t4", "regressed", 0.8, 0.5, 0.85), judged("pi/m/pp20/t4", "not worse", 0.99, 0.98, 1.0)]),
+        re.S).group(0))
     legend = chart.find(f"{SVG}g[@class='legend']")
     assert [text_of(t) for t in legend.iter(f"{SVG}text")] == ["regressed", "not worse"]
     fills = [r.get("fill") for r in classed(chart, "series")]
     assert fills[0] == VERDICT_COLOURS["regressed"] and fills[1] not in VERDICT_COLOURS.values()
+    assert text_of(classed(chart, "series")[0]).endswith("0.8 [0.5, 0.85]")  # the interval as it is, not centred
     assert verdict_cell("not worse").startswith('<td class="verdict not-worse"')
 
 

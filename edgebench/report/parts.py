@@ -50,12 +50,12 @@ def ratio_chart(title: str, comparisons: list) -> str:
     if not decided:
         return ""
     labels, shared = distinct([c.label for c in decided])
-    series = {verdict: [(c.decision.ratio, (c.decision.ci_high - c.decision.ci_low) / 2)
+    series = {verdict: [(c.decision.ratio, c.decision.ratio - c.decision.ci_low, c.decision.ci_high - c.decision.ratio)
                         if c.verdict == verdict else None for c in decided]
               for verdict in _verdict_order({c.verdict for c in decided})}
     chart = svg.bar_chart(title, labels, series, "ratio", "cell", colours=VERDICT_COLOURS,
                           hline=(1.0, "no change"))
-    caption = "whiskers: half the 95% interval" + (f"; every bar: {shared}" if shared else "")
+    caption = "whiskers: the 95% interval" + (f"; every bar: {shared}" if shared else "")
     return figure(chart, caption)
 
 

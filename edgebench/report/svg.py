@@ -154,13 +154,14 @@ def _category_labels(categories: list[str], group_w: float) -> tuple[list[list[s
     return [wrap(c, group_w - 6) for c in categories], False
 
 
-def bar_chart(title: str, categories: list[str], series: dict[str, list[tuple[float, float] | None]],
+def bar_chart(title: str, categories: list[str], series: dict[str, list[tuple[float, ...] | None]],
               y_label: str, x_label: str = "", hline: tuple[float, str] | None = None,
               value_label=None, colours: dict[str, str] | None = None) -> str:
-    """Grouped bars: one group per category, one bar per series, each (value, error) or None;
+    """Grouped bars: one group per category, one bar per series, each (value, error), (value, below, above)
+    for an interval not centred on the value, or None;
     `hline` a labelled horizontal reference (e.g. the device's RAM), `value_label(value)` the text
     written over each bar, `colours` a series' colour (others take the palette's)."""
-    values = [v + (e or 0) for bars in series.values() for bar in bars if bar for v, e in [bar]]
+    values = [bar[0] + (bar[-1] or 0) for bars in series.values() for bar in bars if bar]
     headroom = 1.08 if value_label else 1.0  # room for the values written over the bars
     ticks = _nice_ticks(0, max([v * headroom for v in values] + ([hline[0]] if hline else []), default=1))
     top_tick = ticks[-1] or 1
@@ -196,19 +197,20 @@ def bar_chart(title: str, categories: list[str], series: dict[str, list[tuple[fl
     return "".join(parts)
 
 
-def _bar(x: float, bar_w: float, bar: tuple[float, float], y_of, axis_y: float, fill: str, what: str,
+def _bar(x: float, bar_w: float, bar: tuple[float, ...], y_of, axis_y: float, fill: str, what: str,
          value_label) -> list[str]:
-    value, error = bar
+    value, below, above = (bar[0], bar[1] or 0, bar[1] or 0) if len(bar) == 2 else bar
+    spread = f"± {above:.2g}" if below == above else f"[{value - below:.4g}, {value + above:.4g}]"
     parts = [f'<rect class="series" x="{x:.1f}" y="{y_of(value):.1f}" width="{bar_w * 0.92:.1f}" '
              f'height="{max(0.5, axis_y - y_of(value)):.1f}" fill="{fill}">'
-             f'<title>{escape(what)}: {value:.4g} ± {error or 0:.2g}</title></rect>']
+             f'<title>{escape(what)}: {value:.4g} {spread}</title></rect>']
     mid = x + bar_w * 0.46
-    if error:
-        parts.append(f'<path class="errorbar" d="M{mid:.1f} {y_of(value - error):.1f}V{y_of(value + error):.1f}'
-                     f'M{mid - 3:.1f} {y_of(value + error):.1f}h6M{mid - 3:.1f} {y_of(value - error):.1f}h6" '
-                     f'stroke="#222" fill="none"/>')
+    if below or above:
+        low, high = y_of(max(0.0, value - below)), y_of(value + above)  # a whisker stops at the axis
+        parts.append(f'<path class="errorbar" d="M{mid:.1f} {low:.1f}V{high:.1f}'
+                     f'M{mid - 3:.1f} {high:.1f}h6M{mid - 3:.1f} {low:.1f}h6" stroke="#222" fill="none"/>')
     if value_label:
-        parts.append(f'<text class="value" x="{mid:.1f}" y="{y_of(value + (error or 0)) - 4:.1f}" font-size="10" '
+        parts.append(f'<text class="value" x="{mid:.1f}" y="{y_of(value + above) - 4:.1f}" font-size="10" '
                      f'text-anchor="middle">{escape(value_label(value))}</text>')
     return parts
 
