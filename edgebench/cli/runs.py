@@ -51,9 +51,12 @@ def register(commands) -> None:
         "report", help="a self-contained HTML report with plots of one or more runs",
         description="Write one HTML file (inline SVG, no network) with each run's overview, t/s per model "
                     "and device, t/s against depth, peak memory against RAM, temperature and CPU frequency "
-                    "over time with throttled spans shaded, J/token; with two runs, the gate's verdicts.")
+                    "over time with throttled spans shaded, J/token; with two runs, the gate's verdicts; for an "
+                    "`ab` run, A against B per pair with its rounds and verdicts.")
     report.add_argument("runs", nargs="+", metavar="RUN", help="results/<run-id> directories, or run ids in --db")
-    report.add_argument("-o", "--output", required=True, type=Path, help="the HTML file to write")
+    report.add_argument("-o", "--output", type=Path,
+                        help="the HTML file to write (default: report.html in the first RUN's directory, or "
+                             "report-<run-id>.html in the current folder for a run id read from --db)")
     add_db_option(report, "to read runs from, and to draw the history of the runs' devices with change points")
     report.set_defaults(handler=cmd_report)
 
@@ -193,18 +196,28 @@ def cmd_show(args, console) -> int:
 def cmd_report(args, console) -> int:
     import tempfile
 
-    from edgebench.cli.outputs import check_output_file, write_output
+    from edgebench.cli.outputs import OutputError, check_output_file, write_output
     from edgebench.db.url import configured_db
     from edgebench.report.html import build_report
 
-    check_output_file(args.output, "report")
+    output = args.output or _default_report(args.runs[0])
+    try:
+        check_output_file(output, "report")
+    except OutputError as exc:
+        raise exc if args.output else OutputError(f"{exc} (give -o FILE to write it elsewhere)") from exc
     url = configured_db(args.db, default=False)
     with tempfile.TemporaryDirectory(prefix="edgebench-report-") as scratch:
         runs, history = _report_inputs(args.runs, url, Path(scratch))
         text = build_report(runs, history=history)
-    write_output(args.output, text, "report")
-    console.print(f"wrote {args.output} ({len(text) / 1024:.0f} KiB)")
+    write_output(output, text, "report")
+    console.print(f"wrote {output} ({len(text) / 1024:.0f} KiB)")
     return EXIT_OK
+
+
+def _default_report(first: str) -> Path:
+    """Beside the runs it shows: in the first run's directory; a run id from the database has none here,
+    so its report goes to the current folder."""
+    return Path(first) / "report.html" if Path(first).is_dir() else Path(f"report-{Path(first).name}.html")
 
 
 def _report_inputs(names: list[str], url, scratch: Path):

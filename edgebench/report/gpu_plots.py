@@ -5,13 +5,10 @@ as throttled shaded. A low clock alone is not shaded: an idle GPU clocks down wi
 from __future__ import annotations
 
 from edgebench.report import svg
+from edgebench.report.parts import figure, peaks_chart
 from edgebench.runner.telemetry.gpu import clock_ratio, gpu_temp, throttle_reasons, vram_total_mib
 
 MAX_CELL_TRACES = 24
-
-
-def _figure(chart: str) -> str:
-    return f'<div class="figure">{chart}</div>'
 
 
 def card_mib(run, device: str) -> float | None:
@@ -27,13 +24,10 @@ def vram_plot(run) -> list[str]:
     rows = [r for r in run.rows if r.get("peak_vram_mib")]
     figures = []
     for device in sorted({r["device"] for r in rows}):
-        mine = [r for r in rows if r["device"] == device]
-        models = sorted({r["model"] for r in mine})
-        peaks = [(max(r["peak_vram_mib"] for r in mine if r["model"] == m), 0.0) for m in models]
         card = card_mib(run, device)
-        figures.append(_figure(svg.bar_chart(f"{device}: peak VRAM per model", models, {"peak VRAM": peaks},
-                                             "MiB", "model",
-                                             hline=(card, f"GPU memory {card / 1024:.1f} GiB") if card else None)))
+        mine = [r for r in rows if r["device"] == device]
+        figures.append(figure(peaks_chart(f"{device}: peak VRAM per model", mine, "peak_vram_mib", "peak VRAM",
+                                          (card, f"GPU memory {card / 1024:.1f} GiB") if card else None)))
     return figures
 
 
@@ -58,7 +52,7 @@ def gpu_traces(run) -> list[str]:
             series["GPU clock % of max"] = clocks
         if series:
             shaded = svg.spans_where(records, start, _gpu_throttled)
-            figures.append(_figure(svg.line_chart(f"{cell}: GPU temperature and clock", series, "seconds", "°C / %",
+            figures.append(figure(svg.line_chart(f"{cell}: GPU temperature and clock", series, "seconds", "°C / %",
                                                   shaded=shaded, shade_label="throttled", y_min=0)))
     if len(by_cell) > MAX_CELL_TRACES:
         figures.append(f'<p class="note">{len(by_cell) - MAX_CELL_TRACES} more cells have GPU telemetry; '

@@ -5,7 +5,8 @@ model per device with error bars, t/s against depth, quality (KLD or PPL) agains
 with the best choices marked, peak memory against the device's
 RAM, temperature and CPU frequency over time per cell with throttled stretches shaded, on a
 GPU its VRAM against the card and its temperature and clock over time (gpu_plots.py),
-J/token where measured) and, for two runs, the gate's verdicts with their ratios.
+J/token where measured) and, for two runs, the gate's verdicts with their ratios; an `ab` run has
+A against B per pair instead of t/s per model (ab.py).
 Everything is inline (SVG, CSS): the file opens offline and can be mailed around.
 """
 
@@ -14,13 +15,17 @@ from __future__ import annotations
 import datetime as _dt
 from html import escape
 from pathlib import Path
+from statistics import median
 
 from edgebench import __version__
 from edgebench.compare.inputs import row_test
 from edgebench.report import svg
+from edgebench.report.ab import ab_section
 from edgebench.report.gpu_plots import gpu_section
+from edgebench.report.parts import figure as _figure
+from edgebench.report.parts import peaks_chart, ratio_chart, verdict_cell
 from edgebench.report.quality import quality_plots
-from edgebench.results.aggregate import run_rows
+from edgebench.results.aggregate import rows_with_attempts
 from edgebench.results.records import Telemetry
 from edgebench.results.store import read_device_probes, read_header, read_telemetry
 
@@ -41,7 +46,7 @@ body{font-family:system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#2
 h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;font-size:13px;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}
 th{background:#f4f4f4}.failed{color:#b00}.figure{margin:12px 0}.note{color:#666;font-size:13px}
-.regressed,.verdict-failed{color:#b00;font-weight:bold}.improved{color:#070}.inconclusive{color:#a60}
+.verdict{font-weight:bold}h4{font-size:14px;margin:20px 0 4px}
 """
 
 
@@ -52,22 +57,26 @@ def _table(header: list[str], rows: list[list]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _figure(chart: str, caption: str = "") -> str:
-    note = f'<div class="note">{escape(caption)}</div>' if caption else ""
-    return f'<div class="figure">{chart}{note}</div>'
-
-
 class RunData:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.header = read_header(self.path)
-        self.rows = run_rows(self.path)
+        found = rows_with_attempts(self.path)
+        self.rows = [row for _, row in found]
+        # the thread count each cell was given (None: auto), which a row, holding what the engine used, lacks
+        self._threads = {id(row): attempt.facts.n_threads for attempt, row in found}
         self.devices = {probe.device: probe for probe in read_device_probes(self.path)}
         self.telemetry = read_telemetry(self.path)
 
     @property
     def label(self) -> str:
         return f"{self.header.run_id} ({(self.header.profile or {}).get('name', '?')})"
+
+    def where(self, row: dict, rows: list[dict]) -> str:
+        """The row's device, and its thread count where `rows` measured that device at several."""
+        counts = {self._threads.get(id(r)) for r in rows if r["device"] == row["device"]}
+        threads = self._threads.get(id(row))
+        return row["device"] if len(counts) < 2 else f"{row['device']} t{threads or 'auto'}"
 
     def facts(self, device: str) -> dict:
         """What the device's probe found (nothing where the probe failed)."""
@@ -121,15 +130,16 @@ def speed_plots(run: RunData) -> list[str]:
         for test in sorted({r["test"] for r in rows}):
             chosen = [r for r in rows if r["test"] == test]
             models = sorted({r["model"] for r in chosen})
-            devices = sorted({r["device"] for r in chosen})
+            devices = sorted({run.where(r, chosen) for r in chosen})  # with the thread count, in a sweep
             series = {d: [next(((r["avg_ts"], r["stddev_ts"]) for r in chosen
-                                if r["device"] == d and r["model"] == m), None) for m in models] for d in devices}
+                                if run.where(r, chosen) == d and r["model"] == m), None) for m in models]
+                      for d in devices}
             unit = "items/s" if kind == "b" else "tokens/s"
             figures.append(_figure(svg.bar_chart(f"{test}: {unit} per model and device", models, series, unit,
                                                  "model (quant)"), "bars: mean; whiskers: ± one standard deviation"))
     deep = {}
     for r in measured:
-        deep.setdefault((r["device"], r["model"], _kind(r)), []).append((r["n_depth"] or 0, r["avg_ts"]))
+        deep.setdefault((run.where(r, measured), r["model"], _kind(r)), []).append((r["n_depth"] or 0, r["avg_ts"]))
     lines = {f"{d} {m} {k}": sorted(points) for (d, m, k), points in deep.items()
              if len({x for x, _ in points}) > 1}
     if lines:
@@ -146,13 +156,10 @@ def memory_plot(run: RunData) -> list[str]:
     rows = [r for r in run.rows if r["peak_rss_mib"]]
     figures = []
     for device in sorted({r["device"] for r in rows}):
-        mine = [r for r in rows if r["device"] == device]
-        models = sorted({r["model"] for r in mine})
-        peaks = [(max(r["peak_rss_mib"] for r in mine if r["model"] == m), 0.0) for m in models]
         ram = run.ram_mib(device)
-        figures.append(_figure(svg.bar_chart(f"{device}: peak memory per model", models, {"peak RSS": peaks},
-                                             "MiB", "model", hline=(ram, f"device RAM {ram / 1024:.1f} GiB")
-                                             if ram else None)))
+        mine = [r for r in rows if r["device"] == device]
+        figures.append(_figure(peaks_chart(f"{device}: peak memory per model", mine, "peak_rss_mib", "peak RSS",
+                                           (ram, f"device RAM {ram / 1024:.1f} GiB") if ram else None)))
     return figures
 
 
@@ -185,9 +192,15 @@ def energy_plot(run: RunData) -> list[str]:
     rows = [r for r in run.rows if r["j_per_token"]]
     if not rows:
         return ['<p class="note">No power source was readable on these devices: no energy figures.</p>']
-    labels = [f"{r['model']} {r['test']}" for r in rows]
-    devices = sorted({r["device"] for r in rows})
-    series = {d: [(r["j_per_token"], 0.0) if r["device"] == d else None for r in rows] for d in devices}
+    def what(row) -> str:
+        return f"{row['model']} {row['test']}"
+
+    def where(row) -> str:  # an `ab` run's variants are series of their own, their rounds one bar (the median)
+        return run.where(row, rows) + (f" {row['variant']}" if row.get("variant") else "")
+    labels = sorted({what(r) for r in rows})
+    series = {w: [(median(found), 0.0) if (found := [r["j_per_token"] for r in rows if where(r) == w
+                                                     and what(r) == label]) else None for label in labels]
+              for w in sorted({where(r) for r in rows})}
     return [_figure(svg.bar_chart("energy per token", labels, series, "J/token", "model and test"))]
 
 
@@ -197,36 +210,39 @@ def comparison(base: RunData, cand: RunData) -> str:
     from edgebench.compare.report import HEADER, table_rows
 
     report = compare_sides(load_side(base.path), load_side(cand.path))
-    rows = table_rows(report)
-    chart_rows = [c for c in report.comparisons if c.decision and c.metric == "ts"]
-    parts = [f"<h2>Comparison: {escape(cand.label)} against {escape(base.label)}</h2>"]
-    if chart_rows:
-        labels = [f"{c.label} {c.test}" for c in chart_rows]
-        series = {}
-        for verdict in ("regressed", "same", "improved", "inconclusive"):
-            series[verdict] = [(c.decision.ratio, (c.decision.ci_high - c.decision.ci_low) / 2)
-                               if c.verdict == verdict else None for c in chart_rows]
-        series = {k: v for k, v in series.items() if any(v)}
-        parts.append(_figure(svg.bar_chart("t/s ratio candidate / base, by verdict", labels, series, "ratio",
-                                           "cell"), "whiskers: half the 95% bootstrap interval"))
-    body = "".join(f'<tr>{"".join(f"<td>{escape(str(v))}</td>" for v in row[:-1])}'
-                   f'<td class="{escape(row[-1])}">{escape(row[-1])}</td></tr>' for row in rows)
+    parts = [f"<h2>Comparison: {escape(cand.label)} against {escape(base.label)}</h2>",
+             ratio_chart("t/s ratio candidate / base, by verdict", [c for c in report.comparisons if c.metric == "ts"])]
+    body = "".join(f'<tr>{"".join(f"<td>{escape(str(v))}</td>" for v in row[:-1])}{verdict_cell(row[-1])}</tr>'
+                   for row in table_rows(report))
     parts.append("<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in HEADER) + f"</tr>{body}</table>")
     return "".join(parts)
 
 
+def _history_title(series, history) -> str:
+    """The series' device, model, test and engine, and the settings in which it differs from another
+    series of those (threads, say): what tells the charts apart. The caption has all its settings."""
+    twins = [s for s in history if (s.device, s.model, s.test, s.engine) == (series.device, series.model,
+                                                                          series.test, series.engine)]
+    differ = [k for k, v in series.settings.items() if any(t.settings.get(k) != v for t in twins)]
+    shown = ", ".join(f"{k}={series.settings[k]}" for k in differ)
+    return f"{series.device} / {series.model} / {series.test} / {series.engine}" + (f" ({shown})" if shown else "")
+
+
 def history_plots(history) -> list[str]:
     """Each history series (db/history.py's Series: points in time order, change points) as a line over its
-    run index, a dashed line where a new level begins, labelled with its magnitude and p-value."""
+    runs, numbered from 1, a dashed line where a new level begins, labelled with its magnitude and p-value."""
     figures = []
     for series in history:
-        points = [(i, p.value) for i, p in enumerate(series.points)]
-        marks = [(c.index - 0.5, f"{c.magnitude:+.1%} p={c.p_value:.1g}") for c in series.changes]
-        chart = svg.line_chart(series.title, {series.metric.name: points}, f"run (by {series.x_axis})",
-                           f"{series.metric.name} ({series.metric.unit})", marks=marks)
+        points = [(i + 1, p.value) for i, p in enumerate(series.points)]
+        marks = [(c.index + 0.5, f"{c.magnitude:+.1%} p={c.p_value:.1g}") for c in series.changes]
+        chart = svg.line_chart(_history_title(series, history), {series.metric.name: points},
+                               f"run (by {series.x_axis})", f"{series.metric.name} ({series.metric.unit})",
+                               marks=marks, integer_x=True)
         first, last = series.points[0], series.points[-1]
-        figures.append(_figure(chart, f"{len(points)} runs from {escape(first.x_label)} to {escape(last.x_label)}; "
-                                      f"{len(series.changes)} change point(s) (E-divisive, Apache Otava)"))
+        settings = ", ".join(f"{k}={v}" for k, v in series.settings.items() if v is not None)
+        figures.append(_figure(chart, f"{len(points)} runs from {first.x_label} to {last.x_label}; "
+                                      f"{len(series.changes)} change point(s) (E-divisive, Apache Otava); "
+                                      f"settings: {settings or 'none recorded'}"))
     return figures
 
 
@@ -239,7 +255,7 @@ def build_report(run_dirs: list[Path], history=()) -> str:
              f"<h1>edgebench report</h1><p class=\"note\">edgebench {__version__}, written {when}</p>"]
     for run in runs:
         parts.append(overview(run))
-        parts.append("<h3>Speed</h3>" + "".join(speed_plots(run)))
+        parts.append(ab_section(run) if run.header.ab else "<h3>Speed</h3>" + "".join(speed_plots(run)))
         quality = quality_plots(run.rows)
         if quality:
             parts.append("<h3>Quality against speed</h3>" + "".join(_figure(c, note) for c, note in quality))
