@@ -115,6 +115,15 @@ def test_configured_with_the_engine_flags_llama_cpp_has_no_mtmd_common_tests_or_
     assert "libllama" in installs and "libmtmd" not in installs and "libllama-common" not in installs
 
 
+@pytest.mark.parametrize("wanted, isolated", [([], False), (["cmake>=3.21"], True)])
+def test_pip_builds_with_the_tools_here_only_when_none_lacks(tmp_path, wanted, isolated):
+    argv, env = wheel.wheel_command(tmp_path, flags="-DGGML_NATIVE=OFF", wanted=wanted)
+    assert argv[:4] == [sys.executable, "-m", "pip", "wheel"]
+    assert argv[-3:] == [f"llama-cpp-python=={wheel.LLAMA_CPP_PYTHON}", "-w", str(tmp_path)]
+    assert ("--no-build-isolation" not in argv) == isolated and "--no-deps" in argv
+    assert env == {"CMAKE_ARGS": wheel.build_cmake_args("-DGGML_NATIVE=OFF")}
+
+
 def _offline_env(tmp_path: Path, sdist: Path, **more: str) -> dict[str, str]:
     # pip as on a host without a package index: only the folder holding the sdist, no pip.conf
     return {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(sdist.parent),
