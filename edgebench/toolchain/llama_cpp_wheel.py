@@ -118,7 +118,7 @@ def build_wheel(version: str = LLAMA_CPP_PYTHON, flags: str | None = None, log=p
     argv, env = wheel_command(partial, version, flags, wanted)
     tools = "pip's isolated build environment" if wanted else "the build tools installed here"
     log(f"building llama-cpp-python {version} with CMAKE_ARGS={flags!r} and {tools} "
-        "(5-10 minutes the first time)")
+        "(about 8 minutes of CPU time: some 5 minutes on two idle cores)")
     done = subprocess.run(argv, env={**os.environ, **env})
     if done.returncode != 0:
         hint = f"; {build_tools.offline_hint(wanted)}" if wanted else ""
