@@ -9,10 +9,15 @@ def register(commands) -> None:
     install = commands.add_parser(
         "install-engine", help="build and install llama.cpp (llama-cpp-python) with flags that run here",
         description="Build llama-cpp-python once with portable flags (on x86-64: AVX2, no AVX-512, no AMX, "
-                    "because some VMs advertise instructions they cannot run) and install it. The wheel is "
-                    "cached per version and flags. Set CMAKE_ARGS to choose other flags (e.g. "
+                    "because some VMs advertise instructions they cannot run) and install it. Only the "
+                    "libraries the engine loads are built (no multimodal libmtmd, no llama.cpp common "
+                    "library), with the build tools installed here when there are (scikit-build-core, "
+                    "CMake: no package index needed for them), else in pip's isolated build environment. "
+                    "The wheel is cached per version and flags. Set CMAKE_ARGS to choose other flags (e.g. "
                     "-DGGML_CUDA=ON); --print-flags shows the ones that would be used.")
     install.add_argument("--print-flags", action="store_true", help="print the CMake flags and exit")
+    install.add_argument("--print-command", action="store_true",
+                         help="print the pip command that builds the engine and exit")
     install.set_defaults(handler=cmd_install_engine)
 
 
@@ -21,6 +26,10 @@ def cmd_install_engine(args, console) -> int:
 
     if args.print_flags:
         console.print(llama_cpp_wheel.cmake_args(), markup=False)
+        return EXIT_OK
+    if args.print_command:
+        # print(), not the console: a long command must stay one line that a shell can run
+        print(llama_cpp_wheel.shown_command())
         return EXIT_OK
     llama_cpp_wheel.install(log=lambda text: console.print(text, markup=False))
     return EXIT_OK
