@@ -6,6 +6,9 @@ sequence through the real runner at the end."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from test_plan import fake_tg_run, plan_json
@@ -136,3 +139,52 @@ def test_a_bandwidth_measured_on_memory_holds_for_larger_models(tmp_path, device
                        "--devices-dir", devices_dir, "--results", results)
     assert report["cells"][0]["tg_ts"] == pytest.approx(world_ts("qwen3.5-4b", "Q4_K_M", depth=0), rel=0.1)
     json.dumps(report)
+
+
+def fake_proc(root, load1: float):
+    """A /proc the runner reads steal and load from (the device's `telemetry: root:`): this shared machine's
+    own load must not decide which runs the test sees as disturbed."""
+    (root / "proc").mkdir(parents=True)
+    (root / "proc" / "loadavg").write_text(f"{load1:.2f} {load1:.2f} {load1:.2f} 1/100 4242\n")
+    (root / "proc" / "stat").write_text("cpu  100 0 0 1000 0 0 0 0 0 0\n")
+    return root
+
+
+@pytest.mark.llama
+def test_the_readme_sequence_through_the_runner_calibrates_on_what_each_run_can_tell(tmp_path):
+    """init, a bytes-bound run standing in for the quickstart, ci-smoke as shipped, ci-smoke again under
+    load, then plan: the newest undisturbed cell per model and test, each weighing on its own rate."""
+    def edgebench(*args, devices):
+        done = subprocess.run([sys.executable, "-m", "edgebench", *args, "--devices-dir", str(devices)],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    assert main(["init", str(tmp_path)]) == 0
+    for folder, load1 in (("quiet", 0.5), ("loaded", 99.0)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "box.yaml").write_text(
+            f"name: box\ntransport: local\nworkdir: {tmp_path / 'work'}\n"
+            f"telemetry: {{root: {fake_proc(tmp_path / f'{folder}-root', load1)}, sources: [load]}}\n")
+    (tmp_path / "profiles" / "large.yaml").write_text(
+        "models: ['synthetic:llama-3.2-1b@Q4_K_M?layers=1']\ntests: [tg16]\nrepetitions: 2\nwarmup: 1\n")
+    edgebench("run", "profiles/large.yaml", "-d", "box", devices=tmp_path / "quiet")
+    edgebench("run", "profiles/ci-smoke.yaml", "-d", "box", devices=tmp_path / "quiet")
+    edgebench("run", "profiles/ci-smoke.yaml", "-d", "box", devices=tmp_path / "loaded")
+    runs = sorted(p.name for p in (tmp_path / "results").iterdir())
+    report = json.loads(edgebench("plan", "--like", "qwen3.5-4b", "--layers", "8", "--quant", "Q4_K_M", "-d", "box",
+                                  "--json", devices=tmp_path / "quiet"))
+    (device,) = report["devices"]
+    cal = device["calibration"]
+    assert sorted((c["run"], c["test"], c["informs"]) for c in cal["tg"]) == [
+        (runs[0], "tg16", "bandwidth"), (runs[1], "tg32", "fixed work")]
+    assert [(c["run"], c["test"]) for c in cal["pp"]] == [(runs[1], "pp64")]
+    limit = f"{1.5 * os.cpu_count():g}"
+    assert sorted((i["run"], i["test"], i["reason"]) for i in cal["ignored"]) == [
+        (runs[2], test, f"disturbed: load 99.00 > {limit}") for test in ("pp64", "tg32")]
+    assert cal["rates_apart"] and cal["bandwidth_bytes_s"] < cal["fixed_work_bytes_s"]
+    (cell,) = report["cells"]
+    assert cell["tg_ts"] > 0
+    text = edgebench("plan", "--like", "qwen3.5-4b", "--layers", "8", "--quant", "Q4_K_M", "-d", "box",
+                     devices=tmp_path / "quiet")
+    assert f"ignored results/{runs[2]} " in text and "-> fixed work" in text and "-> bandwidth" in text
