@@ -26,6 +26,10 @@ QUIET = {"steal_pct": 0.4, "load1": 2.1, "n_cpus": 2}
 MEMORY, CACHE, FIXED = 15e9, 120e9, 40e9
 
 
+def tiny_ts() -> float:
+    return world_ts("tiny-qwen35", "Q8_0", depth=16, reads_rate=CACHE)
+
+
 def world_ts(preset: str, quant: str, layers: int | None = None, depth: int = 64, reads_rate: float = MEMORY):
     reads, fixed = token_cost(info_from_preset(preset, quant, layers), X86, depth)
     return 1 / (reads / reads_rate + fixed / FIXED)
@@ -44,7 +48,7 @@ def readme_sequence(results, smoke_runs: int = 3, smoke_host: dict = QUIET):
     fake_tg_run(results, "box", QUICKSTART, ts=world_ts("qwen3.5-0.8b", "Q4_K_M"), arch="x86_64", host=QUIET,
                 sha="aa")
     for _ in range(smoke_runs):
-        fake_tg_run(results, "box", SMOKE, ts=world_ts("tiny-qwen35", "Q8_0", depth=16, reads_rate=CACHE),
+        fake_tg_run(results, "box", SMOKE, ts=tiny_ts(),
                     arch="x86_64", n_gen=32, host=smoke_host, sha="bb")
 
 
@@ -88,12 +92,12 @@ def test_a_disturbed_run_calibrates_nothing_and_is_named(tmp_path, devices_dir, 
     results = tmp_path / "results"
     readme_sequence(results, smoke_runs=1)
     # measured again later, under load or steal: a third of the speed
-    fake_tg_run(results, "box", SMOKE, ts=world_ts("tiny-qwen35", "Q8_0", depth=16, reads_rate=CACHE) / 3, arch="x86_64",
+    fake_tg_run(results, "box", SMOKE, ts=tiny_ts() / 3, arch="x86_64",
                 n_gen=32, host=host, sha="bb")
     cal = calibrate(results)["box"]
     (ignored,) = cal.ignored
     assert ignored.reason == reason and ignored.test == "tg32"
-    assert [p.ts for p in cal.tg if p.test == "tg32"] == [pytest.approx(world_ts("tiny-qwen35", "Q8_0", depth=16, reads_rate=CACHE))]
+    assert [p.ts for p in cal.tg if p.test == "tg32"] == [pytest.approx(tiny_ts())]
     assert main(["plan", "--like", "qwen3.5-4b", "--quant", "Q4_K_M", "--layers", "8", "-d", "box",
                  "--devices-dir", str(devices_dir), "--results", str(results)]) == 0
     assert f"ignored results/{ignored.run} m tg32: {reason}" in capsys.readouterr().out
@@ -114,14 +118,15 @@ def test_fewer_threads_than_the_device_has_do_not_calibrate(tmp_path):
 def test_tiny_runs_alone_give_a_range_not_a_number(tmp_path, devices_dir, capsys):
     results = tmp_path / "results"
     for _ in range(2):
-        fake_tg_run(results, "box", SMOKE, ts=world_ts("tiny-qwen35", "Q8_0", depth=16, reads_rate=CACHE), arch="x86_64", n_gen=32,
+        fake_tg_run(results, "box", SMOKE, ts=tiny_ts(), arch="x86_64", n_gen=32,
                     host=QUIET, sha="bb")
     report = plan_json(capsys, "--like", "qwen3.5-4b", "--quant", "Q4_K_M", "--layers", "8", "-d", "box",
                        "--devices-dir", devices_dir, "--results", results)
     (cell,) = report["cells"]
     low, high = cell["tg_ts_range"]
     assert cell["tg_ts"] is None and low < world_ts("qwen3.5-4b", "Q4_K_M", 8, depth=0) < high
-    assert any("tg of qwen3.5-4b@Q4_K_M?layers=8 is a range: no stored run was bound by its reads" in n for n in cell["notes"])
+    expected = "tg of qwen3.5-4b@Q4_K_M?layers=8 is a range: no stored run was bound by its reads"
+    assert any(expected in n for n in cell["notes"])
     # the tiny model itself is what the runs measured: a number
     report = plan_json(capsys, "--like", "tiny-qwen35", "--quant", "Q8_0", "-d", "box",
                        "--devices-dir", devices_dir, "--results", results)

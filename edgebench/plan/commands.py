@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 from edgebench.errors import PlanError
+from edgebench.facts.stored import recall
 from edgebench.models.gguf_info import ModelInfo, info_from_preset, read_gguf
 from edgebench.plan import render
-from edgebench.facts.stored import recall
 from edgebench.plan.calibrate import Limits, calibrate
 from edgebench.plan.fit import device_budget, plan_cell, recommend
 from edgebench.plan.gpu_fit import gpu_budget, gpu_cell

@@ -11,8 +11,9 @@ for every architecture family synth writes (published shapes, depth cut so they 
    allocated and cleared, i.e. touched) against the plan's predicted peak RSS. Goal: max(10%, 100 MiB).
 3. Speed: tg64 of every architecture at depth 0 and at a deep context (sliding windows stop growing
    there, MoE reads only its active experts), predicted with the device calibrated on the other
-   architectures' tg64 runs (the median effective bandwidth: one rate for reads and fixed work, as `plan`
-   calibrates from runs of models alike in size) and measured. Goal: within +-20%. (tests/perf/speed_constants.py fits the cost constants.)
+   architectures' tg64 runs (the median effective bandwidth: one rate for reads and fixed work, as
+   `plan` calibrates from runs of models alike in size) and measured. Goal: within +-20%.
+   (tests/perf/speed_constants.py fits the cost constants.)
 4. The README's sequence: `run profiles/quickstart.yaml`, `run profiles/ci-smoke.yaml` (twice), then
    `plan --like qwen3.5-4b --layers 8 --quant Q4_K_M` on those results, against that model's measured tg128
    (each run's steal and load printed beside it). Goal: within +-25%.
