@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from edgebench.config.device import DeviceProfile
+from edgebench.facts.stored import StoredProbe
 from edgebench.models.gguf_info import ModelInfo
 from edgebench.plan.calibrate import Calibration, describe_probe
 from edgebench.plan.memory import Runtime, max_context, memory_items, total
@@ -54,7 +55,7 @@ class DeviceBudget:
 
 
 def device_budget(device: DeviceProfile, cal: Calibration | None, machine: dict | None = None,
-                  kept=None) -> DeviceBudget:
+                  kept: StoredProbe | None = None) -> DeviceBudget:
     """`machine`: facts probed just now, given when the device is this machine; `kept`: the last probe
     `devices check` kept (facts/stored.py). A profile's own facts still win (the user knows best); a
     live probe beats a stored one, and of the stored ones the newer wins: the probe in results may have
@@ -82,11 +83,11 @@ def device_budget(device: DeviceProfile, cal: Calibration | None, machine: dict 
                                cal.effective_flops if cal else None, cal, "pp")
     fit = cal.tg_fit if cal else None
     fixed = (Figure(fit.fixed_rate, f"calibrated from {sum(not p.bytes_bound for p in fit.points)} small "
-                                    f"model's tg cell(s)") if fit and fit.separate else Figure(None, "the bandwidth"))
+                                    "models' tg cell(s)") if fit and fit.separate else Figure(None, "the bandwidth"))
     return DeviceBudget(device.name, ram, reserve, bandwidth, flops, eta_tg, eta_pp, arch, cores, fixed, cal)
 
 
-def _stored_probe(cal: Calibration | None, kept) -> tuple[dict, str]:
+def _stored_probe(cal: Calibration | None, kept: StoredProbe | None) -> tuple[dict, str]:
     """The newer of the probe stored with a run and the one `devices check` kept, and where it is from."""
     in_run = (cal.probe_date or "", "run") if cal and cal.probe else None
     if kept is not None and (in_run is None or kept.date >= in_run[0]):
