@@ -187,7 +187,8 @@ def test_the_readme_sequence_through_the_runner_calibrates_on_what_each_run_can_
     limit = f"{1.5 * os.cpu_count():g}"
     assert sorted((i["run"], i["test"], i["reason"]) for i in cal["ignored"]) == [
         (runs[2], test, f"disturbed: load 99.00 > {limit}") for test in ("pp64", "tg32")]
-    assert cal["rates_apart"] and cal["bandwidth_bytes_s"] < cal["fixed_work_bytes_s"]
+    # two kinds of cell: each rate measured apart (how fast is this machine's business, not the test's)
+    assert cal["rates_apart"] and cal["bandwidth_bytes_s"] > 0 and cal["fixed_work_bytes_s"] > 0
     (cell,) = report["cells"]
     assert cell["tg_ts"] > 0
     text = edgebench("plan", "--like", "qwen3.5-4b", "--layers", "8", "--quant", "Q4_K_M", "-d", "box",

@@ -253,8 +253,9 @@ def main() -> int:
         parser.error(f"llama-fit-params is not at {args.llama_fit_params}: set EDGEBENCH_LLAMA_BENCH to the "
                      "llama-bench it was built beside, or give --llama-fit-params")
     work = args.results or Path(tempfile.mkdtemp(prefix="edgebench-plan-accuracy-"))
-    for spec in MODELS.values():
-        model(spec)
+    if args.only != "readme":
+        for spec in MODELS.values():
+            model(spec)
     ok = True
     if args.only in (None, "items"):
         ok &= items_report(args.llama_fit_params)
