@@ -194,3 +194,17 @@ def test_the_readme_sequence_through_the_runner_calibrates_on_what_each_run_can_
     text = edgebench("plan", "--like", "qwen3.5-4b", "--layers", "8", "--quant", "Q4_K_M", "-d", "box",
                      devices=tmp_path / "quiet")
     assert f"ignored results/{runs[2]} " in text and "-> fixed work" in text and "-> bandwidth" in text
+
+
+def test_a_plan_whose_every_run_was_disturbed_says_so(tmp_path, devices_dir, capsys):
+    results = tmp_path / "results"
+    loaded = {"steal_pct": 0.0, "load1": 8.0, "n_cpus": 2}
+    fake_tg_run(results, "box", QUICKSTART, ts=3.0, arch="x86_64", host=loaded, sha="aa")
+    fake_tg_run(results, "box", SMOKE, ts=300.0, arch="x86_64", n_gen=32, host=loaded, sha="bb")
+    report = plan_json(capsys, "--like", "qwen3.5-4b", "--quant", "Q4_K_M", "-d", "box",
+                       "--devices-dir", devices_dir, "--results", results)
+    (device,) = report["devices"]
+    assert device["effective_bandwidth_bytes_s"] == {
+        "value": None, "source": "unknown: no peak in profile and every stored cell ignored (listed below)"}
+    assert [i["reason"] for i in device["calibration"]["ignored"]] == ["disturbed: load 8.00 > 3"] * 2
+    assert report["cells"][0]["tg_ts"] is None

@@ -109,7 +109,8 @@ def _effective(peak_g: float | None, default_eta: float, where: str, measured: f
         return Figure(measured, source), eta
     if peak:
         return Figure(default_eta * peak, f"default eta x {where}"), Figure(default_eta, "default")
-    return Figure(None, "unknown: no peak in profile and no stored results"), Figure(default_eta, "default")
+    results = "every stored cell ignored (listed below)" if cal and cal.ignored else "no stored results"
+    return Figure(None, f"unknown: no peak in profile and {results}"), Figure(default_eta, "default")
 
 
 @dataclass
