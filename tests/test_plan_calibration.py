@@ -208,3 +208,6 @@ def test_a_plan_whose_every_run_was_disturbed_says_so(tmp_path, devices_dir, cap
         "value": None, "source": "unknown: no peak in profile and every stored cell ignored (listed below)"}
     assert [i["reason"] for i in device["calibration"]["ignored"]] == ["disturbed: load 8.00 > 3"] * 2
     assert report["cells"][0]["tg_ts"] is None
+    assert main(["plan", "--like", "qwen3.5-4b", "--quant", "Q4_K_M", "-d", "box", "--devices-dir", str(devices_dir),
+                 "--results", str(results)]) == 0
+    assert "box: no stored cell calibrates it:\n  ignored results/" in capsys.readouterr().out

@@ -18,8 +18,9 @@ def calibration_lines(budgets: list[DeviceBudget]) -> list[str]:
         cal = b.calibration
         if cal is None or not (cal.tg or cal.pp or cal.ignored):
             continue
-        lines.append(f"{b.name}: calibrated by {len(cal.tg) + len(cal.pp)} cell(s), the newest undisturbed one "
-                     f"per model and test:")
+        used = len(cal.tg) + len(cal.pp)
+        lines.append(f"{b.name}: calibrated by {used} cell(s), the newest undisturbed one per model and test:" if used
+                     else f"{b.name}: no stored cell calibrates it:")
         fit = cal.tg_fit
         for p in cal.tg:
             lines.append(f"  results/{p.run} {p.model} {p.test}: {_ts(p.ts)} t/s, {100 * p.reads_share:.0f}% of "
