@@ -47,6 +47,7 @@ def test_plan_uses_the_facts_devices_check_probed_with_their_date(sshd, tmp_path
 
 
 def test_the_newer_of_a_kept_probe_and_a_run_s_probe_wins(tmp_path, monkeypatch):
+    """The kept probe and the run's: whichever was taken last describes the device."""
     from edgebench.config.device import parse_device
     from edgebench.facts.stored import recall, remember
     from edgebench.plan.calibrate import Calibration
