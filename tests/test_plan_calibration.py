@@ -211,3 +211,20 @@ def test_a_plan_whose_every_run_was_disturbed_says_so(tmp_path, devices_dir, cap
     assert main(["plan", "--like", "qwen3.5-4b", "--quant", "Q4_K_M", "-d", "box", "--devices-dir", str(devices_dir),
                  "--results", str(results)]) == 0
     assert "box: no stored cell calibrates it:\n  ignored results/" in capsys.readouterr().out
+
+
+def test_a_tiny_run_faster_than_any_one_bandwidth_allows_still_does_not_swamp_it(tmp_path, devices_dir, capsys):
+    # rows recorded on this VM (tg32, both under a load near 6): the tiny model read its weights from a cache,
+    # so no two positive rates fit both; the fixed rate comes from it alone, the bandwidth from the 0.8B
+    results = tmp_path / "results"
+    fake_tg_run(results, "box", QUICKSTART, ts=1.11, arch="x86_64", n_gen=32, host=QUIET, sha="aa")
+    fake_tg_run(results, "box", SMOKE, ts=157.39, arch="x86_64", n_gen=32, host=QUIET, sha="bb")
+    fit = calibrate(results)["box"].tg_fit
+    assert fit.separate
+    quickstart = next(p for p in fit.points if p.bytes_bound)
+    # the 0.8B's own time is what the two rates give back
+    assert fit.ts(quickstart.reads, quickstart.fixed) == pytest.approx(1.11)
+    report = plan_json(capsys, "--like", "qwen3.5-4b", "--layers", "8", "--quant", "Q4_K_M", "-d", "box",
+                       "--devices-dir", devices_dir, "--results", results)
+    # measured there and then: 0.49 and 0.54 t/s; one rate over both runs said 3.8
+    assert 0.4 < report["cells"][0]["tg_ts"] < 1.0

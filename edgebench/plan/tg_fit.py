@@ -86,11 +86,15 @@ def fit_tg(points: list[TgPoint]) -> TgFit | None:
     """Both rates where runs of both kinds are there and agree with the model, else one rate for both."""
     if not points:
         return None
-    if any(p.bytes_bound for p in points) and not all(p.bytes_bound for p in points):
-        both = _two_rates(points)
+    large = [p for p in points if p.bytes_bound]
+    if large and len(large) < len(points):
+        both = _two_rates(points) or _in_turn(points)
         if both is not None:
             return TgFit(1.0 / both[0], 1.0 / both[1], tuple(points), True)
-    rate = _one_rate(points)
+        points_for_rate = large  # the small runs cannot speak for memory: they would swamp it
+    else:
+        points_for_rate = points
+    rate = _one_rate(points_for_rate)
     return TgFit(rate, rate, tuple(points), False)
 
 
@@ -106,6 +110,17 @@ def _two_rates(points: list[TgPoint]) -> tuple[float, float] | None:
         return None  # the runs' costs are all alike: no way to tell the two rates apart
     x, y = (su * svv - sv * suv) / det, (sv * suu - su * suv) / det
     return (x, y) if x > 0 and y > 0 else None
+
+
+def _in_turn(points: list[TgPoint]) -> tuple[float, float] | None:
+    """Where no two positive rates fit all runs (a tiny model read its weights from a cache, far faster
+    than the large runs read theirs from memory): the fixed rate from the small runs alone, their reads
+    taken as free, then the bandwidth from the large runs, less their fixed work at that rate."""
+    small = [p.fixed * p.ts for p in points if not p.bytes_bound]
+    y = sum(small) / sum(v * v for v in small)
+    large = [(p.reads * p.ts, p.fixed * p.ts) for p in points if p.bytes_bound]
+    x = sum(u * (1 - y * v) for u, v in large) / sum(u * u for u, _ in large)
+    return (x, y) if x > 0 else None
 
 
 def _one_rate(points: list[TgPoint]) -> float:
