@@ -12,3 +12,16 @@ def cache_root() -> Path:
     """$EDGEBENCH_CACHE, else ~/.cache/edgebench."""
     env = os.environ.get(CACHE_ENV)
     return Path(env).expanduser() if env else Path.home() / ".cache" / "edgebench"
+
+
+STATE_ENV = "EDGEBENCH_STATE"
+
+
+def state_root() -> Path:
+    """$EDGEBENCH_STATE, else $XDG_STATE_HOME/edgebench, else ~/.local/state/edgebench: what edgebench
+    learned and keeps between commands (a device's last probe)."""
+    env = os.environ.get(STATE_ENV)
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_STATE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".local" / "state") / "edgebench"

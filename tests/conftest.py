@@ -19,6 +19,12 @@ REPO = Path(__file__).resolve().parent.parent
 pytest_plugins = ["sshd_fixtures", "postgres_fixtures"]
 
 
+@pytest.fixture(autouse=True)
+def private_state(tmp_path_factory, monkeypatch):
+    """What a command keeps between commands (a device's last probe) stays with the test that made it."""
+    monkeypatch.setenv("EDGEBENCH_STATE", str(tmp_path_factory.mktemp("state")))
+
+
 def require(available: bool, what: str) -> None:
     if not available:
         missing(what)

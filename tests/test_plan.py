@@ -125,19 +125,22 @@ def test_recommends_the_highest_quality_quant_that_fits(capsys, devices_dir, tmp
     assert any("best quant that fits" in line for line in report["recommendations"])
 
 
-def fake_tg_run(root, device: str, spec: str, ts: float, depth: int = 0, arch: str = "aarch64"):
+def fake_tg_run(root, device: str, spec: str, ts: float, depth: int = 0, arch: str = "aarch64", n_gen: int = 128,
+                threads: int = 4, host: dict | None = None, sha: str = "cd"):
+    """A stored run of one generation cell, as the runner writes it: `host` is each sample's steal and load."""
+    test = f"tg{n_gen}"
+    cell = f"{device}/m/{test}/t{threads}"
     store = RunStore.create(root, profile={"name": "cal", "models": [
         {"name": "m", "path": None, "synthetic": f"synthetic:{spec}", "sha256": None}]},
-        devices={}, cells=[PlannedCell(f"{device}/m/tg128/t2")])
+        devices={}, cells=[PlannedCell(cell)])
     store.append(DeviceProbe(device=device, facts={"arch": arch, "memory": {"total_bytes": 4 * GIB}}))
-    cell = f"{device}/m/tg128/t2"
-    store.append(CellStart(cell=cell, model_sha256="cd" * 32, facts=CellFacts(
-        device=device, model="m", test="tg128", engine="llama.cpp", n_prompt=0, n_gen=128, n_depth=depth,
-        n_threads=4, engine_options={"type_k": "f16", "n_ubatch": 512})))
+    store.append(CellStart(cell=cell, model_sha256=sha * 32, facts=CellFacts(
+        device=device, model="m", test=test, engine="llama.cpp", n_prompt=0, n_gen=n_gen, n_depth=depth,
+        n_threads=threads, engine_options={"type_k": "f16", "n_ubatch": 512})))
     for rep in range(3):
-        store.append(Sample(cell=cell, rep=rep, ts=ts, n_tokens=128, t_ns=int(128 / ts * 1e9),
-                            window={"peak_rss_kb": 900_000}))
-    store.append(CellEnd.done(cell, 1, {"n_threads": 4}, None, False))
+        store.append(Sample(cell=cell, rep=rep, ts=ts, n_tokens=n_gen, t_ns=int(n_gen / ts * 1e9),
+                            window={"peak_rss_kb": 900_000}, host=host or {}))
+    store.append(CellEnd.done(cell, 1, {"n_threads": threads}, None, False))
     store.finish("complete", [])
     return store.path
 

@@ -72,6 +72,10 @@ def register(commands) -> None:
                       help="VRAM left free, as llama-fit-params' --fit-target (default 1024)")
     plan.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
                       help="results root to calibrate speed from (default: results/)")
+    plan.add_argument("--max-steal", type=float, metavar="PCT",
+                      help="a stored cell with more steal than this is disturbed and calibrates nothing (default 5)")
+    plan.add_argument("--max-load", type=float, metavar="L",
+                      help="... or with a higher 1-minute load (default 1.5 x the device's CPUs)")
     plan.add_argument("--json", action="store_true", help="print JSON")
     add_devices_dir(plan)
     plan.set_defaults(handler=cmd_plan)

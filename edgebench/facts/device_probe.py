@@ -31,9 +31,14 @@ def probe_with(transport, runner: str | None = None, timeout_s: float = PROBE_TI
 
 
 def probe_device(device, engine_self_test: bool = False) -> dict:
+    from edgebench.facts.stored import remember
+    from edgebench.results.records import now_iso
+
     with open_transport(device) as transport:
         runner = install_runner(transport)  # once, for the probe and the self-test
         facts = probe_with(transport, runner)
+        # kept, so a plan for this device knows its CPU and RAM without a profile's `facts:`
+        remember(device.name, facts["facts"], now_iso())
         if engine_self_test:
             from edgebench.facts.selftest import engines_to_test, self_test
             facts["self_test"] = self_test(transport, runner, engines_to_test(facts["runner"], device))

@@ -1,24 +1,71 @@
 """Efficiency factors measured from stored results.
 
-For every finished llama.cpp / llama-bench cell in a results root, the measured t/s times the
-roofline's cost per token (bytes for tg, FLOPs for pp) gives the effective bandwidth or FLOPS the
-device delivered. Their median per device replaces the default eta x profile figure; when the
-profile gives the peak, eta = effective / peak is reported too.
+For every finished llama.cpp / llama-bench cell in a results root, the measured t/s and the roofline's
+cost per token (bytes for tg, FLOPs for pp) say what the device delivers. A cell counts only when it
+can be trusted and is the latest word on what it measured: at most one per model and test (the newest),
+none taken while other work crowded the device or the hypervisor stole its time, none run on fewer
+threads than the device's other cells. Generation cells fit the bandwidth and the fixed-work rate
+(tg_fit.py); prompt cells give FLOPS, their median. What was used and what was left out is kept, so the
+plan can say which runs calibrated it.
 """
 
 from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from edgebench.errors import EdgebenchError
 from edgebench.models.gguf_info import ModelInfo, info_from_shape, read_gguf
 from edgebench.plan.memory import Runtime
-from edgebench.plan.speed import bytes_per_token, flops_per_token
+from edgebench.plan.speed import flops_per_token, token_cost
+from edgebench.plan.tg_fit import TgFit, TgPoint, fit_tg
 from edgebench.results.store import HEADER
 
 MEASURING_ENGINES = ("llama.cpp", "llama-bench")
+# a cell is disturbed when a sample saw more steal than this (the hypervisor ran another guest) ...
+MAX_STEAL_PCT = 5.0
+# ... or a 1-minute load above this many times the CPUs: the benchmark's own threads load each CPU
+# once, so beyond half a CPU of other work the cell measured a share of the device, not the device
+MAX_LOAD_PER_CPU = 1.5
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_steal_pct: float = MAX_STEAL_PCT
+    max_load: float | None = None   # None: MAX_LOAD_PER_CPU x the CPUs the runner saw
+
+    def why(self, samples) -> str | None:
+        """Why a cell's samples do not describe the device, or None when nothing disturbed them: `ab`'s
+        rule, with a lower default load (a plan wants the device's speed, not A against B)."""
+        from edgebench.run.disturbance import Disturbance
+
+        cpus = next((s.host.get("n_cpus") for s in samples if s.host and s.host.get("n_cpus")), None)
+        load = self.max_load if self.max_load is not None else (MAX_LOAD_PER_CPU * cpus if cpus else float("inf"))
+        reason = Disturbance(self.max_steal_pct, load).why(samples)
+        return reason and f"disturbed: {reason}"
+
+
+@dataclass(frozen=True)
+class Ignored:
+    run: str
+    model: str
+    test: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PpPoint:
+    """A prompt cell that calibrates a device: the FLOP/s it delivered."""
+
+    run: str
+    model: str
+    test: str
+    ts: float
+    flops: float
+    threads: int | None = None
+    started: str | None = None
 
 
 @dataclass
@@ -26,19 +73,28 @@ class Calibration:
     """What stored results say about one device."""
 
     device: str
-    tg_bandwidth: list[float] = field(default_factory=list)   # effective bytes/s, one per cell
-    pp_flops: list[float] = field(default_factory=list)       # effective FLOP/s, one per cell
-    runs: set[str] = field(default_factory=set)
+    tg: list[TgPoint] = field(default_factory=list)        # the cells that calibrate generation
+    pp: list[PpPoint] = field(default_factory=list)
+    ignored: list[Ignored] = field(default_factory=list)
     probe: dict | None = None       # the latest probed facts (devices.jsonl)
     probe_run: str | None = None
+    probe_date: str | None = None
+
+    @cached_property
+    def tg_fit(self) -> TgFit | None:
+        return fit_tg(self.tg)
+
+    @property
+    def runs(self) -> set[str]:
+        return {p.run for p in self.tg + self.pp}
 
     @property
     def effective_bandwidth(self) -> float | None:
-        return statistics.median(self.tg_bandwidth) if self.tg_bandwidth else None
+        return self.tg_fit.bandwidth if self.tg_fit else None
 
     @property
     def effective_flops(self) -> float | None:
-        return statistics.median(self.pp_flops) if self.pp_flops else None
+        return statistics.median(p.flops for p in self.pp) if self.pp else None
 
 
 def run_dirs(root: Path) -> list[Path]:
@@ -48,46 +104,91 @@ def run_dirs(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.glob(f"*/{HEADER}"))
 
 
-def calibrate(root: Path) -> dict[str, Calibration]:
+@dataclass
+class _Candidate:
+    point: TgPoint | PpPoint
+    kind: str                 # "tg" or "pp"
+    key: tuple                # model (sha256, else name) and test
+    disturbed: str | None
+
+
+def calibrate(root: Path, limits: Limits = Limits()) -> dict[str, Calibration]:
     """Per device name, everything the runs under `root` measured (unreadable runs are skipped:
     a plan should not fail because of an unrelated broken directory)."""
-    from edgebench.results.aggregate import run_rows
-    from edgebench.results.store import read_device_probes, read_header
-
     found: dict[str, Calibration] = {}
+    candidates: dict[str, list[_Candidate]] = {}
     model_cache: dict[str, ModelInfo | None] = {}
     for run in run_dirs(root):
-        try:
-            header = read_header(run)
-            rows = run_rows(run)
-            probes = read_device_probes(run)
-        except (EdgebenchError, OSError, ValueError, KeyError):
-            continue
-        arch = {}
-        for probe in probes:
-            if isinstance(probe.facts, dict):
-                cal = found.setdefault(probe.device, Calibration(probe.device))
-                cal.probe, cal.probe_run = probe.facts, run.name  # sorted by name = by time
-                arch[probe.device] = probe.facts.get("arch")
-        models = {m.get("name"): m for m in (header.profile or {}).get("models") or []}
-        for row in rows:
-            if row.get("status") != "done" or not row.get("avg_ts") or row.get("engine") not in MEASURING_ENGINES:
-                continue
-            info = _model_info(models.get(row.get("model")), row, model_cache)
-            if info is None:
-                continue
-            cal = found.setdefault(row["device"], Calibration(row["device"]))
-            # which weights were repacked, and so how fast they were read, depends on the CPU
-            cpu_arch = arch.get(row["device"]) or (cal.probe or {}).get("arch") or Runtime.cpu_arch
-            runtime = Runtime(kv_type=row.get("type_k") or "f16", cpu_arch=cpu_arch)
-            n_prompt, n_gen, depth = row.get("n_prompt") or 0, row.get("n_gen") or 0, row.get("n_depth") or 0
-            if n_gen and not n_prompt:
-                cal.tg_bandwidth.append(row["avg_ts"] * bytes_per_token(info, runtime, depth + n_gen // 2))
-                cal.runs.add(run.name)
-            elif n_prompt and not n_gen:
-                cal.pp_flops.append(row["avg_ts"] * flops_per_token(info, depth + n_prompt // 2))
-                cal.runs.add(run.name)
+        for device, candidate in _run_candidates(run, found, model_cache, limits):
+            candidates.setdefault(device, []).append(candidate)
+    for device, cells in candidates.items():
+        _choose(found.setdefault(device, Calibration(device)), cells)
     return found
+
+
+def _run_candidates(run: Path, found: dict, model_cache: dict, limits: Limits):
+    from edgebench.results.aggregate import rows_with_attempts
+    from edgebench.results.store import read_device_probes, read_header
+
+    try:
+        header = read_header(run)
+        rows = rows_with_attempts(run)
+        probes = read_device_probes(run)
+    except (EdgebenchError, OSError, ValueError, KeyError):
+        return
+    arch = {}
+    for probe in probes:
+        if isinstance(probe.facts, dict):
+            cal = found.setdefault(probe.device, Calibration(probe.device))
+            # sorted by name = by time
+            cal.probe, cal.probe_run, cal.probe_date = probe.facts, run.name, header.created
+            arch[probe.device] = probe.facts.get("arch")
+    models = {m.get("name"): m for m in (header.profile or {}).get("models") or []}
+    for attempt, row in rows:
+        if row.get("status") != "done" or not row.get("avg_ts") or row.get("engine") not in MEASURING_ENGINES:
+            continue
+        info = _model_info(models.get(row.get("model")), row, model_cache)
+        if info is None:
+            continue
+        cal = found.get(row["device"])
+        # which weights were repacked, and so how fast they were read, depends on the CPU
+        cpu_arch = arch.get(row["device"]) or ((cal.probe if cal else None) or {}).get("arch") or Runtime.cpu_arch
+        point = _point(run.name, row, info, Runtime(kv_type=row.get("type_k") or "f16", cpu_arch=cpu_arch))
+        if point is not None:
+            key = (row.get("model_sha256") or row.get("model"), row.get("test"))
+            yield row["device"], _Candidate(point[1], point[0], key, limits.why(attempt.samples))
+
+
+def _point(run: str, row: dict, info: ModelInfo, runtime: Runtime) -> tuple[str, TgPoint | PpPoint] | None:
+    n_prompt, n_gen, depth = row.get("n_prompt") or 0, row.get("n_gen") or 0, row.get("n_depth") or 0
+    common = dict(run=run, model=row.get("model") or "?", test=row.get("test") or "?", ts=row["avg_ts"],
+                  threads=row.get("n_threads"), started=row.get("test_time"))
+    if n_gen and not n_prompt:
+        reads, fixed = token_cost(info, runtime, depth + n_gen // 2)
+        return "tg", TgPoint(reads=reads, fixed=fixed, **common)
+    if n_prompt and not n_gen:
+        return "pp", PpPoint(flops=row["avg_ts"] * flops_per_token(info, depth + n_prompt // 2), **common)
+    return None
+
+
+def _choose(cal: Calibration, cells: list[_Candidate]) -> None:
+    """The newest undisturbed cell per model and test, on the device's most threads; the rest ignored
+    with the reason."""
+    most = max((c.point.threads for c in cells if c.point.threads), default=None)
+    newest: dict[tuple, _Candidate] = {}
+    for cell in sorted(cells, key=lambda c: (c.point.started or "", c.point.run)):
+        threads = cell.point.threads
+        if cell.disturbed or (most and threads and threads < most):
+            reason = cell.disturbed or f"{threads} threads, fewer than the {most} of the device's other cells"
+            cal.ignored.append(Ignored(cell.point.run, cell.point.model, cell.point.test, reason))
+            continue
+        older = newest.get(cell.key)
+        if older is not None:
+            cal.ignored.append(Ignored(older.point.run, older.point.model, older.point.test,
+                                       f"superseded by {cell.point.run}"))
+        newest[cell.key] = cell
+    for cell in newest.values():
+        (cal.tg if cell.kind == "tg" else cal.pp).append(cell.point)
 
 
 def _model_info(model: dict | None, row: dict, cache: dict) -> ModelInfo | None:

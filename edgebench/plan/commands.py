@@ -7,12 +7,14 @@ import sys
 from pathlib import Path
 
 from edgebench.errors import PlanError
+from edgebench.facts.stored import recall
 from edgebench.models.gguf_info import ModelInfo, info_from_preset, read_gguf
 from edgebench.plan import render
-from edgebench.plan.calibrate import calibrate
+from edgebench.plan.calibrate import Limits, calibrate
 from edgebench.plan.fit import device_budget, plan_cell, recommend
 from edgebench.plan.gpu_fit import gpu_budget, gpu_cell
 from edgebench.plan.memory import KV_TYPES
+from edgebench.plan.render_calibration import calibration_lines
 
 DEFAULT_CTX = (4096,)
 
@@ -104,6 +106,15 @@ def _gpu_budgets(args, devices, budgets) -> dict:
     return out
 
 
+def _limits(args) -> Limits:
+    """When a stored run was too disturbed to calibrate a plan (`--max-steal`, `--max-load`)."""
+    steal, load = getattr(args, "max_steal", None), getattr(args, "max_load", None)
+    for flag, value in (("--max-steal", steal), ("--max-load", load)):
+        if value is not None and not value >= 0:
+            raise PlanError(f"{flag} takes a number, 0 or more, not {value:g}")
+    return Limits(**({"max_steal_pct": steal} if steal is not None else {}), max_load=load)
+
+
 def cmd_plan(args, console) -> int:
     from edgebench.config import select_devices
     from edgebench.config.lookup import LOCAL, is_this_machine
@@ -115,8 +126,9 @@ def cmd_plan(args, console) -> int:
     models = models_for(args)
     # like `run`: this machine unless told otherwise, so a plan needs no device profile at all
     devices = select_devices(args.device or [LOCAL], args.devices_dir)
-    cals = calibrate(args.results)
-    budgets = [device_budget(d, cals.get(d.name), local_facts() if is_this_machine(d) else None)
+    cals = calibrate(args.results, _limits(args))
+    budgets = [device_budget(d, cals.get(d.name), local_facts() if is_this_machine(d) else None,
+                             None if is_this_machine(d) else recall(d.name))
                for d in devices]
     if args.n_cpu_moe < 0:
         raise PlanError(f"--n-cpu-moe takes a number of layers, 0 or more, not {args.n_cpu_moe}")
@@ -158,7 +170,7 @@ def cmd_plan(args, console) -> int:
         console.print()
     for line in render.recommendation_lines(cells):
         console.print(line)
-    for line in render.budget_lines(budgets) + render.gpu_budget_lines(gpus):
+    for line in render.budget_lines(budgets) + render.gpu_budget_lines(gpus) + calibration_lines(budgets):
         console.print(line)
     notes = sorted({n for c in cells for n in c.notes})
     for note in notes:

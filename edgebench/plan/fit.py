@@ -10,10 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from edgebench.config.device import DeviceProfile
+from edgebench.facts.stored import StoredProbe
 from edgebench.models.gguf_info import ModelInfo
 from edgebench.plan.calibrate import Calibration, describe_probe
 from edgebench.plan.memory import Runtime, max_context, memory_items, total
-from edgebench.plan.speed import DEFAULT_ETA_PP, DEFAULT_ETA_TG, pp_ts, tg_ts, weights_read_per_token
+from edgebench.plan.speed import DEFAULT_ETA_PP, DEFAULT_ETA_TG, pp_ts, tg_ts, token_cost, weights_read_per_token
+from edgebench.plan.tg_fit import CACHE_GAP, TgFit
 
 GIB = 1 << 30
 # without `reserve_gb`, leave this much for the OS and everything else on the device
@@ -38,6 +40,12 @@ class DeviceBudget:
     eta_pp: Figure
     cpu_arch: Figure
     cores: Figure
+    fixed_rate: Figure = Figure(None, "the bandwidth")   # bytes/s of a token's fixed work
+    calibration: Calibration | None = None
+
+    @property
+    def tg_fit(self) -> TgFit | None:
+        return self.calibration.tg_fit if self.calibration else None
 
     @property
     def usable(self) -> int | None:
@@ -46,13 +54,14 @@ class DeviceBudget:
         return int(self.ram.value - (self.reserve.value or 0))
 
 
-def device_budget(device: DeviceProfile, cal: Calibration | None, machine: dict | None = None) -> DeviceBudget:
-    """`machine`: facts probed just now, given when the device is this machine. A profile's own
-    facts still win (the user knows best); a live probe beats one stored in results, which may
-    have been copied from another controller's `local`."""
+def device_budget(device: DeviceProfile, cal: Calibration | None, machine: dict | None = None,
+                  kept: StoredProbe | None = None) -> DeviceBudget:
+    """`machine`: facts probed just now, given when the device is this machine; `kept`: the last probe
+    `devices check` kept (facts/stored.py). A profile's own facts still win (the user knows best); a
+    live probe beats a stored one, and of the stored ones the newer wins: the probe in results may have
+    been copied from another controller's `local`."""
     facts, where = device.facts, f"profile {device.source or device.name}"
-    stored = describe_probe(cal.probe if cal else None)
-    stored_where = f"probe in results/{cal.probe_run}" if cal and cal.probe_run else ""
+    stored, stored_where = _stored_probe(cal, kept)
 
     def probed(key: str) -> Figure | None:
         if machine and machine.get(key):
@@ -66,13 +75,27 @@ def device_budget(device: DeviceProfile, cal: Calibration | None, machine: dict 
     reserve = (Figure(facts.reserve_gb * GIB, where) if facts.reserve_gb is not None
                else Figure(DEFAULT_RESERVE_GB * GIB, "default"))
     # arm64 by default: edge devices are, and a wrong guess only shifts the repacked weights
-    arch = probed("arch") or Figure("aarch64", "default")  # type: ignore[arg-type]
+    arch = probed("arch") or Figure("aarch64", "default: run `edgebench devices check` to probe it")  # type: ignore
     cores = Figure(facts.cores, where) if facts.cores is not None else probed("cores") or Figure(None, "unknown")
     bandwidth, eta_tg = _effective(facts.mem_bandwidth_gbs, DEFAULT_ETA_TG, where,
                                    cal.effective_bandwidth if cal else None, cal, "tg")
     flops, eta_pp = _effective(facts.peak_gflops, DEFAULT_ETA_PP, where,
                                cal.effective_flops if cal else None, cal, "pp")
-    return DeviceBudget(device.name, ram, reserve, bandwidth, flops, eta_tg, eta_pp, arch, cores)
+    fit = cal.tg_fit if cal else None
+    fixed = (Figure(fit.fixed_rate, f"calibrated from {sum(not p.bytes_bound for p in fit.points)} small "
+                                    "models' tg cell(s)") if fit and fit.separate else Figure(None, "the bandwidth"))
+    return DeviceBudget(device.name, ram, reserve, bandwidth, flops, eta_tg, eta_pp, arch, cores, fixed, cal)
+
+
+def _stored_probe(cal: Calibration | None, kept: StoredProbe | None) -> tuple[dict, str]:
+    """The newer of the probe stored with a run and the one `devices check` kept, and where it is from."""
+    in_run = (cal.probe_date or "", "run") if cal and cal.probe else None
+    if kept is not None and (in_run is None or kept.date >= in_run[0]):
+        return describe_probe(kept.facts), f"devices check of {kept.date[:10]}"
+    if in_run is None:
+        return {}, ""
+    dated = f", {cal.probe_date[:10]}" if cal.probe_date else ""
+    return describe_probe(cal.probe), f"probe in results/{cal.probe_run}{dated}"
 
 
 def _effective(peak_g: float | None, default_eta: float, where: str, measured: float | None,
@@ -80,13 +103,14 @@ def _effective(peak_g: float | None, default_eta: float, where: str, measured: f
     """eta x peak: measured when results exist (eta then = measured / peak), else default x profile."""
     peak = peak_g * 1e9 if peak_g else None
     if measured:
-        n = len(cal.tg_bandwidth if kind == "tg" else cal.pp_flops)
+        n = len(cal.tg if kind == "tg" else cal.pp)
         source = f"calibrated from {n} {kind} cell(s) in {len(cal.runs)} run(s)"
         eta = Figure(measured / peak if peak else None, source if peak else "n/a (no peak in profile)")
         return Figure(measured, source), eta
     if peak:
         return Figure(default_eta * peak, f"default eta x {where}"), Figure(default_eta, "default")
-    return Figure(None, "unknown: no peak in profile and no stored results"), Figure(default_eta, "default")
+    results = "every stored cell ignored (listed below)" if cal and cal.ignored else "no stored results"
+    return Figure(None, f"unknown: no peak in profile and {results}"), Figure(default_eta, "default")
 
 
 @dataclass
@@ -102,6 +126,9 @@ class PlanCell:
     tg_ts: float | None        # at the start of the context
     tg_ts_full: float | None   # with the context full
     pp_ts: float | None
+    # where the stored runs measured no bandwidth for a token this large: (low, high) instead of tg_ts
+    tg_range: tuple[float, float] | None = None
+    tg_range_full: tuple[float, float] | None = None
     weights_read: float = 0.0   # weight bytes one generated token reads (MoE: active experts only)
     runtime: Runtime | None = None
     gpu: object = None          # gpu_fit.GpuCell where the device has a GPU
@@ -125,14 +152,30 @@ def plan_cell(info: ModelInfo, budget: DeviceBudget, n_ctx: int, kv_type: str, n
         notes.append(info.unknown_arch)
     if info.unrunnable:
         notes.append(info.unrunnable)
+    speeds = [_tg(info, runtime, budget, depth, notes) for depth in (0, n_ctx_eff)]
     return PlanCell(
         model=info, device=budget.name, n_ctx=n_ctx_eff, items=items, total_bytes=mem.at(n_ctx_eff),
         usable_bytes=usable, fits=None if usable is None else mem.at(n_ctx_eff) <= usable,
         max_ctx=None if usable is None else max_context(mem, usable, native),
-        tg_ts=tg_ts(info, runtime, budget.bandwidth.value, 0),
-        tg_ts_full=tg_ts(info, runtime, budget.bandwidth.value, n_ctx_eff),
+        tg_ts=speeds[0][0], tg_ts_full=speeds[1][0], tg_range=speeds[0][1], tg_range_full=speeds[1][1],
         pp_ts=pp_ts(info, budget.flops.value), weights_read=weights_read_per_token(info), runtime=runtime,
         notes=notes)
+
+
+def _tg(info: ModelInfo, runtime: Runtime, budget: DeviceBudget, depth: int, notes: list):
+    """(t/s, None), or (None, (low, high)) where the runs that calibrated the device read far less a token
+    than this model does: their bandwidth may be a cache's, and memory can be several times slower."""
+    fit = budget.tg_fit
+    if fit is None:
+        return tg_ts(info, runtime, budget.bandwidth.value, depth, budget.fixed_rate.value), None
+    reads, fixed = token_cost(info, runtime, depth)
+    if fit.covers(reads, fixed):
+        return fit.ts(reads, fixed), None
+    note = (f"{budget.name}: tg of {info.name} is a range: {fit.uncovered_reason(reads)}; the low end assumes "
+            f"memory {CACHE_GAP:g}x slower than that; a run of a model this size calibrates it")
+    if depth == 0:
+        notes.append(note)
+    return None, (fit.ts(reads, fixed, slower=CACHE_GAP), fit.ts(reads, fixed))
 
 
 def recommend(cells: list[PlanCell]) -> dict[tuple, PlanCell]:

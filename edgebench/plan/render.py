@@ -5,6 +5,7 @@ from __future__ import annotations
 from edgebench.models.gguf_info import ModelInfo, type_bpw
 from edgebench.plan.fit import DeviceBudget, PlanCell
 from edgebench.plan.memory import MIB, total
+from edgebench.plan.render_calibration import calibration_json
 
 GIB = 1 << 30
 
@@ -21,7 +22,9 @@ def ctx_text(n: int | None) -> str:
     return f"{n // 1024}K" if n and n % 1024 == 0 else str(n)
 
 
-def _ts(v: float | None) -> str:
+def _ts(v: float | None, between: tuple[float, float] | None = None) -> str:
+    if between is not None:
+        return f"{_ts(between[0])}–{_ts(between[1])}"
     return "?" if v is None else f"{v:.1f}" if v < 100 else f"{v:.0f}"
 
 
@@ -161,7 +164,7 @@ def plan_rows(cells: list[PlanCell]) -> list[list[str]]:
         rows.append([c.device, c.model.name, f"{c.model.bpw:.2f}", ctx_text(c.n_ctx), size(weights), size(kv),
                      size(state), size(c.total_bytes - weights - kv - state), size(c.total_bytes),
                      size(c.usable_bytes), fits, "?" if c.max_ctx is None else str(c.max_ctx),
-                     _ts(c.tg_ts), _ts(c.tg_ts_full), _ts(c.pp_ts)])
+                     _ts(c.tg_ts, c.tg_range), _ts(c.tg_ts_full, c.tg_range_full), _ts(c.pp_ts)])
     return rows
 
 
@@ -248,6 +251,9 @@ def cell_json(c: PlanCell) -> dict:
         "swa_full": c.runtime.swa_full if c.runtime else False,
         "n_cpu_moe": c.runtime.n_cpu_moe if c.runtime else 0,
         "tg_ts": c.tg_ts, "tg_ts_full_ctx": c.tg_ts_full, "pp512_ts": c.pp_ts,
+        # where the runs that calibrated the device cannot tell this model's tg: [low, high] instead
+        "tg_ts_range": list(c.tg_range) if c.tg_range else None,
+        "tg_ts_full_ctx_range": list(c.tg_range_full) if c.tg_range_full else None,
         "recommended": c.recommended, "notes": c.notes,
         "gpu": gpu_json(c) if c.gpu else None,
     }
@@ -259,7 +265,8 @@ def budget_json(b: DeviceBudget, gpu=None) -> dict:
     out = {"device": b.name, "ram_bytes": fig(b.ram), "reserve_bytes": fig(b.reserve),
            "usable_bytes": b.usable, "effective_bandwidth_bytes_s": fig(b.bandwidth),
            "effective_flops": fig(b.flops), "eta_tg": fig(b.eta_tg), "eta_pp": fig(b.eta_pp),
-           "cpu_arch": fig(b.cpu_arch), "cores": fig(b.cores)}
+           "cpu_arch": fig(b.cpu_arch), "cores": fig(b.cores), "fixed_work_rate_bytes_s": fig(b.fixed_rate),
+           "calibration": calibration_json(b.calibration)}
     if gpu is not None:
         out["gpu"] = {"vram_bytes": fig(gpu.vram), "unified": gpu.unified, "runtime_bytes": fig(gpu.runtime),
                       "effective_bandwidth_bytes_s": fig(gpu.bandwidth), "margin_bytes": gpu.margin}

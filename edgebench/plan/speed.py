@@ -81,19 +81,26 @@ def bytes_read_per_token(info: ModelInfo, runtime: Runtime, depth: int) -> float
     return weights_read_per_token(info) + kv + 2 * recurrent_state_bytes(info)
 
 
-def bytes_per_token(info: ModelInfo, runtime: Runtime, depth: int) -> float:
-    """A generated token's cost on the CPU in bytes at the calibrated bandwidth: what it reads, with
-    repacked weights at their share, plus the fixed costs above (per layer, per recurrent state
-    element, per cache cell, per query head and attended position)."""
-    cost = bytes_read_per_token(info, runtime, depth)
-    cost -= (1 - REPACKED_WEIGHT_COST) * repacked_read_per_token(info, runtime.cpu_arch)
-    cost += LAYER_BYTES * len(info.layers)
+def token_cost(info: ModelInfo, runtime: Runtime, depth: int) -> tuple[float, float]:
+    """A generated token's cost on the CPU in bytes at the calibrated rates, in two parts: (reads, fixed
+    work). Reads: what it reads, with repacked weights at their share. Fixed work: the costs above (per
+    layer, per recurrent state element, per cache cell, per query head and attended position), which
+    a small model's run measures where a large one's reads hide them."""
+    reads = bytes_read_per_token(info, runtime, depth)
+    reads -= (1 - REPACKED_WEIGHT_COST) * repacked_read_per_token(info, runtime.cpu_arch)
+    fixed = LAYER_BYTES * len(info.layers)
     # the matrix state is in the bytes read above (2 x 4 bytes an element): add the rest of its work
-    cost += sum(layer.s_size for layer in info.layers) * (STATE_ELEMENT_BYTES - 2 * STATE_BYTES)
+    fixed += sum(layer.s_size for layer in info.layers) * (STATE_ELEMENT_BYTES - 2 * STATE_BYTES)
     attention = [layer for layer in info.layers if layer.attention]
-    cost += CACHE_CELL_BYTES * cache_cells(attention, depth)
-    cost += HEAD_POSITION_BYTES * sum(attended(layer, depth) * layer.n_head for layer in attention)
-    return cost
+    fixed += CACHE_CELL_BYTES * cache_cells(attention, depth)
+    fixed += HEAD_POSITION_BYTES * sum(attended(layer, depth) * layer.n_head for layer in attention)
+    return reads, fixed
+
+
+def bytes_per_token(info: ModelInfo, runtime: Runtime, depth: int) -> float:
+    """A generated token's whole cost in bytes, where reads and fixed work go at one rate (as the
+    constants were fitted)."""
+    return sum(token_cost(info, runtime, depth))
 
 
 def cache_cells(attention, depth: int) -> int:
@@ -125,11 +132,14 @@ def flops_per_token(info: ModelInfo, depth: int) -> float:
     return 2 * params + attention
 
 
-def tg_ts(info: ModelInfo, runtime: Runtime, effective_bandwidth: float | None, depth: int) -> float | None:
-    """Generation t/s at `depth` tokens of context, given eta x bandwidth in bytes/s."""
+def tg_ts(info: ModelInfo, runtime: Runtime, effective_bandwidth: float | None, depth: int,
+          fixed_rate: float | None = None) -> float | None:
+    """Generation t/s at `depth` tokens of context, given eta x bandwidth in bytes/s for the reads and
+    the rate of the fixed work (the bandwidth, where no run measured it apart)."""
     if not effective_bandwidth:
         return None
-    return effective_bandwidth / bytes_per_token(info, runtime, depth)
+    reads, fixed = token_cost(info, runtime, depth)
+    return 1.0 / (reads / effective_bandwidth + fixed / (fixed_rate or effective_bandwidth))
 
 
 def pp_ts(info: ModelInfo, effective_flops: float | None, n_prompt: int = 512, depth: int = 0) -> float | None:

@@ -2,7 +2,7 @@
 """How close `edgebench plan` comes to what llama.cpp allocates, what the process uses and how fast it runs,
 for every architecture family synth writes (published shapes, depth cut so they fit this machine).
 
-    python tests/perf/plan_accuracy.py [--results DIR] [--reps 3] [--rounds 3] [--only items|rss|speed]
+    python tests/perf/plan_accuracy.py [--results DIR] [--reps 3] [--rounds 3] [--only items|rss|speed|readme]
 
 1. Items: the plan's weights, KV (full and sliding-window), recurrent state, output and compute buffer
    against llama.cpp's own accounting (tests/llama_accounting.py: the sizes llama.cpp logs as it
@@ -11,8 +11,12 @@ for every architecture family synth writes (published shapes, depth cut so they 
    allocated and cleared, i.e. touched) against the plan's predicted peak RSS. Goal: max(10%, 100 MiB).
 3. Speed: tg64 of every architecture at depth 0 and at a deep context (sliding windows stop growing
    there, MoE reads only its active experts), predicted with the device calibrated on the other
-   architectures' tg64 runs (the median effective bandwidth, as `plan` calibrates from stored
-   results) and measured. Goal: within +-20%. (tests/perf/speed_constants.py fits the cost constants.)
+   architectures' tg64 runs (the median effective bandwidth: one rate for reads and fixed work, as
+   `plan` calibrates from runs of models alike in size) and measured. Goal: within +-20%.
+   (tests/perf/speed_constants.py fits the cost constants.)
+4. The README's sequence: `run profiles/quickstart.yaml`, `run profiles/ci-smoke.yaml` (twice), then
+   `plan --like qwen3.5-4b --layers 8 --quant Q4_K_M` on those results, against that model's measured tg128
+   (each run's steal and load printed beside it). Goal: within +-25%.
 """
 
 from __future__ import annotations
@@ -137,7 +141,7 @@ def rss_report(work: Path) -> bool:
 def speed_report(work: Path, reps: int, rounds: int) -> bool:
     """tg64 and tg64@d8192 of each architecture, predicted from the other architectures' tg64: the
     device's effective bandwidth is calibrated on their stored results (the median over their cells,
-    as `plan` calibrates), so no architecture is predicted from its own measurement.
+    one rate for reads and fixed work), so no architecture is predicted from its own measurement.
 
     The architectures run in turn, `rounds` times, and each cell's t/s is the median over the rounds:
     this VM's speed drifts by 15% or more over minutes, and architectures measured minutes apart
@@ -179,12 +183,68 @@ def speed_report(work: Path, reps: int, rounds: int) -> bool:
     return ok
 
 
+def readme_report(work: Path, reps: int) -> bool:
+    """What a user who followed the README gets: the plan of a model twice the quickstart's bytes, from the
+    quickstart and ci-smoke runs, against a run of that model. On a shared machine every run may be
+    disturbed: the plan is also shown with the disturbance limits lifted, and each run's steal and load."""
+    root = work / "readme"
+    root.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "edgebench", "init", str(root)], check=True, stdout=subprocess.DEVNULL)
+    for profile in ("quickstart", "ci-smoke", "ci-smoke"):
+        subprocess.run([sys.executable, "-m", "edgebench", "run", f"profiles/{profile}.yaml"], cwd=root, check=True,
+                       stdout=subprocess.DEVNULL)
+    measured = edgebench_run(work / "readme-measured", ["qwen3.5-4b@Q4_K_M?layers=8"], ["tg128"], {}, reps)
+    for run in sorted(p for p in (root / "results").iterdir() if p.is_dir()) + [
+            next(p for p in (work / "readme-measured").iterdir() if p.is_dir())]:
+        print(f"{run.name}: " + "; ".join(_disturbance(run)))
+    (row,) = measured
+    ok = True
+    for label, limits in (("default limits", []), ("limits lifted", ["--max-load", "1000", "--max-steal", "100"])):
+        ok &= _readme_plan(root, label, limits, row["avg_ts"])
+    return ok
+
+
+def _readme_plan(root: Path, label: str, limits: list[str], measured: float) -> bool:
+    import json
+    args = [sys.executable, "-m", "edgebench", "plan", "--like", "qwen3.5-4b", "--layers", "8", "--quant", "Q4_K_M",
+            *limits]
+    planned = subprocess.run(args, cwd=root, check=True, capture_output=True, text=True).stdout
+    (cell,) = json.loads(subprocess.run(args + ["--json"], cwd=root, check=True, capture_output=True,
+                                        text=True).stdout)["cells"]
+    print(f"\n### The README's sequence, plan with {label}\n")
+    print("\n".join(line for line in planned.splitlines() if line.startswith(("local:", "  ", "note:"))))
+    if cell["tg_ts"] is None and cell["tg_ts_range"] is None:
+        print(f"\nno prediction (no run calibrates it), measured {measured:.2f} t/s\n")
+        return False
+    if cell["tg_ts"] is None:
+        low, high = cell["tg_ts_range"]
+        print(f"\npredicted {low:.1f}–{high:.1f} t/s (a range), measured {measured:.2f} t/s\n")
+        return low <= measured <= high
+    error = (cell["tg_ts"] - measured) / measured
+    print(f"\npredicted {cell['tg_ts']:.2f} t/s, measured {measured:.2f} t/s: {100 * error:+.1f}% "
+          f"({'within' if abs(error) <= 0.25 else 'NOT within'} ±25%)\n")
+    return abs(error) <= 0.25
+
+
+def _disturbance(run: Path) -> list[str]:
+    """Each cell's t/s with the highest steal and load its samples saw."""
+    from edgebench.results.aggregate import rows_with_attempts
+    out = []
+    for attempt, row in rows_with_attempts(run):
+        hosts = [s.host for s in attempt.samples if s.host]
+        steal = max((h.get("steal_pct") or 0 for h in hosts), default=0)
+        load = max((h.get("load1") or 0 for h in hosts), default=0)
+        out.append(f"{row['model']} {row['test']} {row['avg_ts'] or 0:.2f} t/s (steal <= {steal:.1f}%, "
+                   f"load <= {load:.2f})")
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, help="where to keep the runs (default: a temporary directory)")
     parser.add_argument("--reps", type=int, default=3, help="repetitions of each speed run (default 3)")
     parser.add_argument("--rounds", type=int, default=3, help="speed rounds, every architecture in each (default 3)")
-    parser.add_argument("--only", choices=("items", "rss", "speed"), help="one part only")
+    parser.add_argument("--only", choices=("items", "rss", "speed", "readme"), help="one part only")
     parser.add_argument("--llama-fit-params", default=str(Path(os.environ.get("EDGEBENCH_LLAMA_BENCH") or
                         "llama-bench").with_name("llama-fit-params")),
                         help="llama.cpp's llama-fit-params (default: beside $EDGEBENCH_LLAMA_BENCH)")
@@ -193,8 +253,9 @@ def main() -> int:
         parser.error(f"llama-fit-params is not at {args.llama_fit_params}: set EDGEBENCH_LLAMA_BENCH to the "
                      "llama-bench it was built beside, or give --llama-fit-params")
     work = args.results or Path(tempfile.mkdtemp(prefix="edgebench-plan-accuracy-"))
-    for spec in MODELS.values():
-        model(spec)
+    if args.only != "readme":
+        for spec in MODELS.values():
+            model(spec)
     ok = True
     if args.only in (None, "items"):
         ok &= items_report(args.llama_fit_params)
@@ -202,6 +263,8 @@ def main() -> int:
         ok &= rss_report(work)
     if args.only in (None, "speed"):
         ok &= speed_report(work, args.reps, args.rounds)
+    if args.only in (None, "readme"):
+        ok &= readme_report(work, args.reps)
     print(f"runs kept in {work}")
     return 0 if ok else 1
 
