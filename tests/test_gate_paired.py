@@ -98,6 +98,33 @@ def test_inconclusive_at_the_budget_says_the_smallest_effect_the_noise_allows():
     assert "with 80% power" in found.reason
 
 
+@pytest.mark.parametrize("speedup", [2.0, 20.0])
+def test_a_large_improvement_is_never_same_it_runs_on_to_improved(speedup):
+    # issue 24: "same" that only ruled out "worse" fired at 7 rounds (p 2**-7 <= 0.01) before "improved" could
+    # reach its per-look 0.0025: a B twice (sleep engine) or twenty times (threads) faster was called the same
+    a, b = rounds(15, 1 / speedup, 0.01, seed=6)
+    first = decide_paired(a[:7], b[:7], True, 0.03)
+    assert first.verdict == "unknown" and first.reason.startswith("not worse so far")
+    assert decide_paired(a[:9], b[:9], True, 0.03).verdict == "improved"
+    # the mirror image: A the faster one
+    assert decide_paired(b[:7], a[:7], True, 0.03).verdict == "unknown"
+    assert decide_paired(b[:9], a[:9], True, 0.03).verdict == "regressed"
+
+
+def test_same_needs_both_one_sided_tests_and_not_worse_is_the_verdict_where_only_one_holds():
+    # B 2.5% faster, noise 2%: "worse by 3%" is ruled out early, "better by 3%" is not, nor is a gain beyond
+    # 3% shown: run on, and at the end of the budget, not worse
+    a, b = rounds(15, 1 / 1.025, 0.02, seed=0)
+    assert [decide_paired(a[:n], b[:n], True, 0.03).verdict for n in (7, 9, 11, 13)] == ["unknown"] * 4
+    found = decide_paired(a, b, True, 0.03)
+    assert found.verdict == "not worse" and "a change of 3% or more worse is ruled out" in found.reason
+    # a pair stopped short of its budget (failed rounds) is judged as it stands
+    short = decide_paired(a[:11], b[:11], True, 0.03, final=True)
+    assert short.verdict == "not worse" and short.reason.startswith("stopped after 11 of 15 rounds")
+    # a same-sized loss is no pass: it stays open, then inconclusive
+    assert decide_paired(b, a, True, 0.03).verdict == "inconclusive"
+
+
 def test_paired_samples_must_pair():
     with pytest.raises(ValueError, match="one value per round"):
         decide_paired([1, 2, 3], [1, 2], True, 0.03)

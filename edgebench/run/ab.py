@@ -199,9 +199,9 @@ class AbRun:
             pair.flagged.append(f"round {round_no} ({why}; {then})")
         pair.rounds = round_no
 
-    def comparisons(self, pair: Pair):
+    def comparisons(self, pair: Pair, final: bool | None = None):
         a, b = pair.side("A"), pair.side("B")
-        return compare_rounds(pair.label, pair.a.test, a, b, self.thresholds, self.plan) if a else []
+        return compare_rounds(pair.label, pair.a.test, a, b, self.thresholds, self.plan, final=final) if a else []
 
     def unsettled(self, pair: Pair) -> bool:
         found = self.comparisons(pair)
@@ -210,28 +210,14 @@ class AbRun:
     def report(self, device: str) -> GateReport:
         report = GateReport(base="A", cand="B", alpha=self.plan.alpha)
         for pair in self.pairs[device]:
-            found = self.comparisons(pair)
+            # a pair stops at its budget, or short of it when rounds failed to measure or the device went down:
+            # either way no more rounds come, so a metric still open is "not worse" or inconclusive now
+            found = self.comparisons(pair, final=True)
             if found:
-                # a pair the budget ran out on while a metric was still open is inconclusive there
-                report.comparisons.extend(_final(c) for c in found)
+                report.comparisons.extend(found)
             else:
                 report.base_unmeasured.append(pair.label)
             if pair.flagged:
                 report.disturbed[pair.label] = list(pair.flagged)
         return report
 
-
-def _final(comparison):
-    """A metric still "unknown" when its pair stopped (rounds that failed to measure left it short of the
-    budget, or the device went down) has no verdict: it is inconclusive, and says what the noise allowed."""
-    if comparison.verdict != "unknown":
-        return comparison
-    from dataclasses import replace
-
-    decision = comparison.decision
-    reason = f"{decision.reason}; no more rounds were measured"
-    if decision.detectable is not None:
-        reason += (f"; with this device's noise the budget detects a change of {decision.detectable * 100:.1f}% "
-                   f"with 80% power")
-    return replace(comparison, verdict="inconclusive", decision=replace(decision, verdict="inconclusive",
-                                                                        reason=reason))
