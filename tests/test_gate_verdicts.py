@@ -14,8 +14,9 @@ import pytest
 from test_compare import ab, fake_run, gate, model_file, noisy, write_profile
 
 SAMPLES = Path(__file__).parent / "perf" / "samples"
-SLEEP_1000 = ("tests: [tg20]\nwarmup: 0\nengine: {name: sleep, simulate_ts: 1000}\ntelemetry: {enabled: false}\n"
-              "thresholds: {peak_rss: 50%}\n")
+# 100 ms a repetition: a wake-up late by a few ms on a loaded machine cannot turn a ratio of 2 around
+SLEEP_200 = ("tests: [tg20]\nwarmup: 0\nengine: {name: sleep, simulate_ts: 200}\ntelemetry: {enabled: false}\n"
+             "thresholds: {peak_rss: 50%}\n")
 QUIET = ("--max-cpu-wait", "100", "--max-steal", "100")  # this shared VM's load must not repeat rounds here
 
 
@@ -26,12 +27,12 @@ def ts_of(tmp_path: Path, name: str = "ab.json") -> dict:
 
 @pytest.mark.parametrize("variant, verdict, code", [("--b", "improved", 0), ("--a", "regressed", 1)])
 def test_ab_calls_a_twice_faster_variant_improved_or_regressed_never_same(tmp_path, variant, verdict, code):
-    # the sleep engine's ratio is 2.000 to the third digit: "same" used to fire at the first look (7 rounds),
-    # before "improved" could reach its per-look alpha at 9
-    profile = write_profile(tmp_path / "p.yaml", model_file(tmp_path / "m.bin"), SLEEP_1000)
-    assert ab(tmp_path, profile, variant, "engine.simulate_ts=2000", *QUIET) == code
+    # issue 24, measured with the sleep engine: 200 against 400 t/s, ratio 1.997 [1.996, 1.998], was "same" at
+    # the first look (7 rounds), before "improved" could reach its per-look alpha (at 9 rounds at the earliest)
+    profile = write_profile(tmp_path / "p.yaml", model_file(tmp_path / "m.bin"), SLEEP_200)
+    assert ab(tmp_path, profile, variant, "engine.simulate_ts=400", *QUIET) == code
     ts = ts_of(tmp_path)
-    assert ts["verdict"] == verdict and ts["decision"]["rounds"] == 9
+    assert ts["verdict"] == verdict and ts["decision"]["rounds"] >= 9
     assert ts["decision"]["ratio"] == pytest.approx(2.0 if verdict == "improved" else 0.5, rel=0.1)
 
 

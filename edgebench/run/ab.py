@@ -7,7 +7,7 @@ with one timed repetition after the warm-up. A round is the unit of evidence:
 its B against its A (compare/paired.py). The rounds are looked at after
 `first` and then every `step` rounds; a pair stops as soon as it is settled
 (different or same) and at the round budget at the latest. A round that steal
-time or load disturbed (run/disturbance.py) is measured again. Every device of
+time or other runnable tasks disturbed (run/disturbance.py) is measured again after a cool-off. Every device of
 a fleet runs its own A/B, up to `parallel` at a time, and gets its own verdict.
 """
 
@@ -195,8 +195,14 @@ class AbRun:
                 break
             # still disturbed after every repeat: the disturbance lasts, it is the device's state now, and the
             # pairing within the round is what protects the verdict from it
-            then = "measured again" if repeat < self.repeat_disturbed else "kept, still disturbed"
+            again = repeat < self.repeat_disturbed
+            wait = self.disturbance.cool_off_s
+            then = (f"measured again after {wait:g} s" if wait else "measured again") if again else \
+                "kept, still disturbed"
             pair.flagged.append(f"round {round_no} ({why}; {then})")
+            # the burst that disturbed it may still be on: measured again at once, it would be disturbed again
+            if again and self.run.cancel.wait(wait):
+                break
         pair.rounds = round_no
 
     def comparisons(self, pair: Pair, final: bool | None = None):
