@@ -85,3 +85,28 @@ def test_compare_of_the_same_numbers_is_same_both_ways(tmp_path):
     base = fake_run(tmp_path / "r", {"tg128": noisy(20, 7, 1)})
     assert gate(base, base, "--json", tmp_path / "g.json") == 0
     assert ts_of(tmp_path, "g.json")["decision"]["reason"].startswith("no change beyond the 5% threshold either way")
+
+
+@pytest.fixture(scope="module")
+def much_bigger_model(llama_cpp, tmp_path_factory) -> Path:
+    """A real GGUF about 30 times the tiny model's weights per token (an LFM2-350M cut to 3 layers, its whole
+    65,536-token output head kept), written as a user would, with `edgebench synth`."""
+    from edgebench.cli import main
+
+    folder = tmp_path_factory.mktemp("bigger")
+    assert main(["synth", "--like", "lfm2-350m", "--quant", "Q8_0", "--layers", "3", "-o", str(folder)]) == 0
+    (path,) = folder.glob("*.gguf")
+    return path
+
+
+@pytest.mark.parametrize("bigger, verdict, code", [("b", "regressed", 1), ("a", "improved", 0)])
+def test_ab_with_a_much_bigger_model_on_one_side_is_regressed_or_improved_never_same(tmp_path, tiny_qwen35,
+                                                                                  much_bigger_model, bigger,
+                                                                                  verdict, code):
+    # issue 24: real llama.cpp, a change of this size in either direction; "same" fired at the first look
+    profile = write_profile(tmp_path / "p.yaml", tiny_qwen35, "tests: [tg16]\nwarmup: 1\nengine: {threads: 1}\n"
+                            "telemetry: {enabled: false}\n")
+    assert ab(tmp_path, profile, f"--{bigger}-model", str(much_bigger_model), *QUIET) == code
+    ts = ts_of(tmp_path)
+    assert ts["verdict"] == verdict and ts["decision"]["rounds"] >= 9
+    assert (ts["decision"]["ratio"] < 0.5) if verdict == "regressed" else (ts["decision"]["ratio"] > 2)
