@@ -37,8 +37,9 @@ def register(commands) -> None:
         "compare", help="regression gate: a candidate run against a base run (or llama-bench output)",
         description="Match the cells of two runs (device, model, test, threads, engine settings) and judge "
                     "each metric: regressed when a one-sided exact Mann-Whitney test gives p <= 0.01 AND the "
-                    "Hodges-Lehmann shift is at least the threshold. Exit 0 no regression, 1 regression, "
-                    "2 inconclusive, 3 error. Inputs: run directories or llama-bench json/jsonl files.")
+                    "Hodges-Lehmann shift is at least the threshold and twice the runs' own noise; same when the "
+                    "95% interval of the ratio lies within the threshold both ways, not worse when only a loss is "
+                    "ruled out. Exit 0 no regression, 1 regression, 2 inconclusive, 3 error. Inputs: run directories or llama-bench json/jsonl files.")
     compare.add_argument("runs", nargs="+", type=Path, metavar="RUN",
                          help="BASE CANDIDATE, or only CANDIDATE with --baseline")
     compare.add_argument("--baseline", metavar="NAME", help="use the saved baseline NAME as the base")
@@ -72,9 +73,9 @@ def register(commands) -> None:
                     help="the round budget: looks every 2 rounds until settled or this many (default 15)")
     ab.add_argument("--max-steal", type=float, default=5.0, metavar="PCT",
                     help="a round with more steal time than this is disturbed (default 5)")
-    ab.add_argument("--max-cpu-wait", type=float, default=50.0, metavar="PCT",
+    ab.add_argument("--max-cpu-wait", type=float, default=10.0, metavar="PCT",
                     help="a round where a benchmark thread waited for a CPU (other runnable tasks held it) more "
-                         "than this share of the repetition is disturbed (default 50)")
+                         "than this share of the repetition is disturbed (default 10)")
     ab.add_argument("--max-load", type=float, metavar="LOAD",
                     help="a round with a higher 1-minute load average is disturbed (default: not judged; it "
                          "lags a round by a minute)")
