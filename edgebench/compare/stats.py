@@ -200,8 +200,10 @@ def _change(ratio: float, worse: bool) -> str:
 
 
 def run_noise(log_values: Sequence[float]) -> float:
-    """The spread of one run's log values (sample standard deviation; 0 for a single value)."""
-    return float(np.std(log_values, ddof=1)) if len(log_values) > 1 else 0.0
+    """The spread of one run's log values: the median absolute deviation scaled to a standard deviation, so
+    one stray repetition of a quiet run does not hide a real change (0 for a single value)."""
+    x = np.asarray(log_values, dtype=float)
+    return 1.4826 * float(np.median(np.abs(x - np.median(x)))) if len(x) > 1 else 0.0
 
 
 def decide(base: Sequence[float], cand: Sequence[float], higher_is_better: bool, threshold: float,
@@ -210,7 +212,7 @@ def decide(base: Sequence[float], cand: Sequence[float], higher_is_better: bool,
 
     Regressed: the one-sided exact Mann-Whitney p toward worse is <= alpha AND the Hodges-Lehmann shift of
     log(metric) is at least log(1 + threshold) toward worse, AND at least NOISE_MULTIPLE times the larger
-    run's own spread (sd of its log values): the two sides are separate runs, and a loaded device moves a whole
+    run's own spread (run_noise of its log values): the two sides are separate runs, and a loaded device moves a whole
     run by about as much as it spreads the samples within one, an offset no test of the samples can tell from
     a change. Improved: the same toward better. A significant shift inside that noise is inconclusive. Then
     by the 95% bootstrap CI of the ratio: inconclusive if it reaches a change toward worse of threshold size
