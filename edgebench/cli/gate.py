@@ -38,8 +38,9 @@ def register(commands) -> None:
         description="Match the cells of two runs (device, model, test, threads, engine settings) and judge "
                     "each metric: regressed when a one-sided exact Mann-Whitney test gives p <= 0.01 AND the "
                     "Hodges-Lehmann shift is at least the threshold and twice the runs' own noise; same when the "
-                    "95% interval of the ratio lies within the threshold both ways, not worse when only a loss is "
-                    "ruled out. Exit 0 no regression, 1 regression, 2 inconclusive, 3 error. Inputs: run directories or llama-bench json/jsonl files.")
+                    "95% interval of the ratio lies within the threshold both ways, not worse when only a loss "
+                    "is ruled out. Exit 0 no regression, 1 regression, 2 inconclusive, 3 error. Inputs: run "
+                    "directories or llama-bench json/jsonl files.")
     compare.add_argument("runs", nargs="+", type=Path, metavar="RUN",
                          help="BASE CANDIDATE, or only CANDIDATE with --baseline")
     compare.add_argument("--baseline", metavar="NAME", help="use the saved baseline NAME as the base")
@@ -56,8 +57,8 @@ def register(commands) -> None:
                     "over the looks AND the estimate beyond the threshold), same (a change of the threshold "
                     "ruled out both ways), or runs more, up to --max-rounds, where a metric only shown not worse "
                     "is 'not worse' (a pass). A round disturbed by steal time or by other runnable tasks is "
-                    "measured again after --cool-off. Each device gets its own verdict; exit 0 ok, 1 any regression, 3 any "
-                    "device not judged, 2 any inconclusive.")
+                    "measured again after --cool-off. Each device gets its own verdict; exit 0 ok, 1 any "
+                    "regression, 3 any device not judged, 2 any inconclusive.")
     ab.add_argument("profile", type=Path, help="benchmark profile")
     for variant in ("a", "b"):
         ab.add_argument(f"--{variant}", action="append", default=[], metavar="KEY=VALUE",

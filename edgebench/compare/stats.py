@@ -274,5 +274,5 @@ def decide(base: Sequence[float], cand: Sequence[float], higher_is_better: bool,
     return result("same", f"no change beyond the {thr} threshold either way ({ci}, p={p_value:.2g})")
 
 
-__all__ = ["ALPHA", "BOOTSTRAP_ROUNDS", "EXACT_MAX_TOTAL", "NOISE_MULTIPLE", "Decision", "run_noise", "bootstrap_ci", "decide", "hodges_lehmann",
-           "mann_whitney_greater", "min_one_sided_p"]
+__all__ = ["ALPHA", "BOOTSTRAP_ROUNDS", "EXACT_MAX_TOTAL", "NOISE_MULTIPLE", "Decision", "bootstrap_ci", "decide",
+           "hodges_lehmann", "mann_whitney_greater", "min_one_sided_p", "run_noise"]
