@@ -328,7 +328,8 @@ def test_ab_flags_and_repeats_a_disturbed_round_and_reads_steal_and_load_with_ev
     report = json.loads((tmp_path / "ab.json").read_text())
     [flags] = report["disturbed"].values()
     assert [f.split(" (")[0] for f in flags] == ["round 1", "round 1", "round 2", "round 2", "round 3", "round 3"]
-    assert "load" in flags[0] and flags[0].endswith("measured again)") and flags[1].endswith("kept, still disturbed)")
+    assert "load" in flags[0] and flags[0].endswith("measured again after 5 s)")
+    assert flags[1].endswith("kept, still disturbed)")
     assert "disturbed: local/tg20" in capsys.readouterr().out
 
 

@@ -37,8 +37,10 @@ def register(commands) -> None:
         "compare", help="regression gate: a candidate run against a base run (or llama-bench output)",
         description="Match the cells of two runs (device, model, test, threads, engine settings) and judge "
                     "each metric: regressed when a one-sided exact Mann-Whitney test gives p <= 0.01 AND the "
-                    "Hodges-Lehmann shift is at least the threshold. Exit 0 no regression, 1 regression, "
-                    "2 inconclusive, 3 error. Inputs: run directories or llama-bench json/jsonl files.")
+                    "Hodges-Lehmann shift is at least the threshold and twice the runs' own noise; same when the "
+                    "95% interval of the ratio lies within the threshold both ways, not worse when only a loss "
+                    "is ruled out. Exit 0 no regression, 1 regression, 2 inconclusive, 3 error. Inputs: run "
+                    "directories or llama-bench json/jsonl files.")
     compare.add_argument("runs", nargs="+", type=Path, metavar="RUN",
                          help="BASE CANDIDATE, or only CANDIDATE with --baseline")
     compare.add_argument("--baseline", metavar="NAME", help="use the saved baseline NAME as the base")
@@ -53,9 +55,10 @@ def register(commands) -> None:
                     "pairs its A with its B: after --rounds and then every 2 rounds a one-sided Wilcoxon "
                     "signed-rank test of the rounds' log(B/A) decides regressed / improved (p <= alpha split "
                     "over the looks AND the estimate beyond the threshold), same (a change of the threshold "
-                    "ruled out), or runs more, up to --max-rounds. A round disturbed by steal time or load is "
-                    "measured again. Each device gets its own verdict; exit 0 ok, 1 any regression, 3 any "
-                    "device not judged, 2 any inconclusive.")
+                    "ruled out both ways), or runs more, up to --max-rounds, where a metric only shown not worse "
+                    "is 'not worse' (a pass). A round disturbed by steal time or by other runnable tasks is "
+                    "measured again after --cool-off. Each device gets its own verdict; exit 0 ok, 1 any "
+                    "regression, 3 any device not judged, 2 any inconclusive.")
     ab.add_argument("profile", type=Path, help="benchmark profile")
     for variant in ("a", "b"):
         ab.add_argument(f"--{variant}", action="append", default=[], metavar="KEY=VALUE",
@@ -71,8 +74,14 @@ def register(commands) -> None:
                     help="the round budget: looks every 2 rounds until settled or this many (default 15)")
     ab.add_argument("--max-steal", type=float, default=5.0, metavar="PCT",
                     help="a round with more steal time than this is disturbed (default 5)")
+    ab.add_argument("--max-cpu-wait", type=float, default=10.0, metavar="PCT",
+                    help="a round where a benchmark thread waited for a CPU (other runnable tasks held it) more "
+                         "than this share of the repetition is disturbed (default 10)")
     ab.add_argument("--max-load", type=float, metavar="LOAD",
-                    help="a round with a higher 1-minute load average is disturbed (default: 2 x the CPUs)")
+                    help="a round with a higher 1-minute load average is disturbed (default: not judged; it "
+                         "lags a round by a minute)")
+    ab.add_argument("--cool-off", type=float, default=5.0, metavar="SECONDS",
+                    help="wait this long before measuring a disturbed round again (default 5)")
     ab.add_argument("--repeat-disturbed", type=int, default=1, metavar="N",
                     help="measure a disturbed round again up to N times; one still disturbed is kept, flagged "
                          "(default 1)")
@@ -185,7 +194,7 @@ def _ab_settings(args):
         raise EdgebenchError("--repeat-disturbed is a count of repeats: give 0 or more")
     try:
         return (SequentialPlan(first=args.rounds, last=max(args.rounds, args.max_rounds)),
-                Disturbance(args.max_steal, args.max_load))
+                Disturbance(args.max_steal, args.max_cpu_wait, args.max_load, args.cool_off))
     except ValueError as exc:
         raise EdgebenchError(str(exc)) from exc
 

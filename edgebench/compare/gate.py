@@ -1,6 +1,9 @@
 """Base against candidate: match cells, decide each metric, and say what the exit code is.
 
-Exit codes: 0 no regression; 1 a regression (or a cell the candidate failed to
+Verdicts: regressed, improved, same (equal within the threshold both ways), not worse (a change of the
+threshold toward worse is ruled out, one toward better is not), inconclusive, and failed.
+
+Exit codes: 0 no regression (improved, same, not worse); 1 a regression (or a cell the candidate failed to
 measure where the base did); 2 inconclusive, unless told to count that as a
 pass or a failure; 3 the gate could not run: nothing was compared (or, raised
 elsewhere, the harness itself failed).
@@ -98,9 +101,10 @@ def compare_cell(base: MeasuredCell, cand: MeasuredCell, thresholds: dict, alpha
 
 
 def compare_rounds(label: str, test, base_rounds: dict, cand_rounds: dict, thresholds: dict,
-                   plan: SequentialPlan, seed: int = 0) -> list[Comparison]:
+                   plan: SequentialPlan, seed: int = 0, final: bool | None = None) -> list[Comparison]:
     """Paired comparisons of an A/B pair: `base_rounds` and `cand_rounds` map a round number to its sample;
-    a metric is judged over the rounds where both sides have it."""
+    a metric is judged over the rounds where both sides have it. `final`: no more rounds come (see
+    decide_paired)."""
     found = []
     rounds = sorted(set(base_rounds) & set(cand_rounds))
     for name, metric in METRICS.items():
@@ -110,7 +114,7 @@ def compare_rounds(label: str, test, base_rounds: dict, cand_rounds: dict, thres
             continue
         a, b = [p[0] for p in pairs], [p[1] for p in pairs]
         threshold = threshold_for(thresholds, name, test.name, test.kind)
-        decision = decide_paired(a, b, metric.higher_is_better, threshold, plan, seed=seed)
+        decision = decide_paired(a, b, metric.higher_is_better, threshold, plan, seed=seed, final=final)
         found.append(Comparison(label, test.name, name, metric.unit, threshold, median(a), median(b), decision,
                                 decision.verdict))
     return found

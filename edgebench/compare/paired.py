@@ -7,11 +7,18 @@ its log ratio d = log(B) - log(A). The rule, per metric, with "worse" the metric
 - regressed: a one-sided Wilcoxon signed-rank test of the rounds' d toward worse gives p <= the look's alpha
   AND the Hodges-Lehmann estimate of d (the median of the Walsh averages) is at least log(1 + threshold);
   improved, the same toward better;
-- same: a one-sided Wilcoxon test rejects "worse by the threshold or more" (d shifted by the threshold) at
-  the look's same-alpha. This is Pinpoint's "same" made exact: the p-value of the plain test at which "same"
-  is reached falls as the noise shrinks against the threshold and as n grows;
+- same: equivalence within the threshold both ways, two one-sided tests (TOST): a one-sided Wilcoxon test
+  rejects "worse by the threshold or more" (d shifted by the threshold) AND one rejects "better by the
+  threshold or more", each at the look's same-alpha. This is Pinpoint's "same" made exact: the p-value of the
+  plain test at which "same" is reached falls as the noise shrinks against the threshold and as n grows;
+- not worse: only the first of the two holds (B may be much better, not yet significantly beyond the
+  threshold): run more, since "improved" or "same" may still come; at the last round of the budget, not worse
+  (a pass, like same);
 - otherwise unknown: run more rounds; at the last round of the budget, inconclusive, with the smallest
   effect this device's measured noise could have shown within the budget.
+
+A "same" that only ruled out "worse" would fire at the first look, before "improved" can reach its stricter
+per-look alpha: a B twenty times faster would be called the same.
 
 Looking after every few rounds multiplies the chances of a false alarm, so the alpha is split evenly over the
 looks that can reject at all (Bonferroni): at 7, 9, ..., 15 rounds and alpha 0.01, 7 rounds can never reach
@@ -153,14 +160,17 @@ DEFAULT_PLAN = SequentialPlan()
 
 
 def decide_paired(base, cand, higher_is_better: bool, threshold: float, plan: SequentialPlan = DEFAULT_PLAN,
-                  seed: int = 0, interval: bool = True) -> Decision:
+                  seed: int = 0, interval: bool = True, final: bool | None = None) -> Decision:
     """Verdict after the rounds so far: "regressed", "improved", "same", "unknown" (run more: the budget has
-    rounds left) or "inconclusive" (the budget is spent). `base[i]` and `cand[i]` are round i's A and B.
-    `interval=False` skips the bootstrap (the verdict does not use it; a simulation of many gates can)."""
+    rounds left), or, once no more rounds come, "not worse" or "inconclusive". `base[i]` and `cand[i]` are
+    round i's A and B. `final` says no more rounds come (default: when the budget is spent); a pair stopped
+    short of it (rounds that failed, a device gone) is judged final too. `interval=False` skips the bootstrap
+    (the verdict does not use it; a simulation of many gates can)."""
     if not threshold >= 0 or not math.isfinite(threshold):
         raise ValueError(f"threshold must be a fraction >= 0 (e.g. 0.03), got {threshold!r}")
     d = log_ratios(base, cand)
     n = len(d)
+    final = n >= plan.budget if final is None else final
     worse = -d if higher_is_better else d  # > 0: B is worse than A
     delta = math.log1p(threshold)
     estimate = hodges_lehmann_one_sample(d)
@@ -168,7 +178,8 @@ def decide_paired(base, cand, higher_is_better: bool, threshold: float, plan: Se
     ratio = math.exp(estimate)
     ci_low, ci_high = ratio_interval(d, seed) if interval else (ratio, ratio)
     p_worse, p_better = signed_rank_p(worse, "greater"), signed_rank_p(worse, "less")
-    p_same = signed_rank_p(worse - delta, "less") if n else 1.0
+    # the two one-sided tests of equivalence: "worse by delta or more" and "better by delta or more" rejected
+    p_not_worse, p_not_better = signed_rank_p(worse - delta, "less"), signed_rank_p(worse + delta, "greater")
     alpha, same_alpha = plan.alpha_per_look, plan.same_alpha_per_look
     sd = noise_sd(d)
     detectable = detectable_effect(sd, plan.budget, alpha)
@@ -186,13 +197,23 @@ def decide_paired(base, cand, higher_is_better: bool, threshold: float, plan: Se
     if p_better <= alpha and -worse_estimate >= delta - _EPS:
         return result("improved", p_better, f"{change} (better) in {n} paired rounds, signed-rank "
                                             f"p={p_better:.2g} <= {alpha:.2g} and beyond the {thr} threshold ({ci})")
-    if p_same <= same_alpha:
-        return result("same", p_same, f"a change of {thr} or more worse is ruled out after {n} paired rounds "
+    not_worse = p_not_worse <= same_alpha
+    if not_worse and p_not_better <= same_alpha:
+        p_same = max(p_not_worse, p_not_better)
+        return result("same", p_same, f"within {thr} both ways after {n} paired rounds: a change of {thr} or more "
+                                      f"worse and one of {thr} or more better are both ruled out "
                                       f"(p={p_same:.2g} <= {same_alpha:.2g}; {ci})")
-    if n < plan.budget:
-        return result("unknown", min(p_worse, p_better), f"not settled after {n} of {plan.budget} rounds ({ci})")
-    return result("inconclusive", min(p_worse, p_better), _inconclusive_reason(n, sd, detectable, alpha, threshold,
-                                                                               ci))
+    if not final:
+        so_far = "not worse so far, " if not_worse else ""
+        return result("unknown", min(p_worse, p_better), f"{so_far}not settled after {n} of {plan.budget} rounds "
+                                                         f"({ci})")
+    stopped = "" if n >= plan.budget else f"stopped after {n} of {plan.budget} rounds: "
+    if not_worse:
+        return result("not worse", p_not_worse, f"{stopped}{change}: a change of {thr} or more worse is ruled out "
+                                                f"(p={p_not_worse:.2g} <= {same_alpha:.2g}), but neither a gain "
+                                                f"beyond the threshold nor one within it is shown ({ci})")
+    return result("inconclusive", min(p_worse, p_better),
+                  stopped + _inconclusive_reason(n, sd, detectable, alpha, threshold, ci))
 
 
 def _inconclusive_reason(n: int, sd: float, detectable: float | None, alpha: float, threshold: float, ci: str) -> str:

@@ -10,7 +10,10 @@ from edgebench.compare.gate import GateReport
 from edgebench.results.export import markdown_table
 
 HEADER = ["cell", "metric", "base", "candidate", "ratio [95% CI]", "p", "threshold", "verdict"]
+# every verdict, in the order the summary counts them
+VERDICTS = ("regressed", "failed", "inconclusive", "improved", "same", "not worse")
 _MARK = {"regressed": "❌ regressed", "failed": "❌ failed", "improved": "✅ improved", "same": "same",
+         "not worse": "not worse",
          "inconclusive": "⚠️ inconclusive"}
 
 
@@ -33,7 +36,7 @@ def summary_line(report: GateReport) -> str:
     why = report.nothing_compared()
     if why:
         return f"0 comparisons: nothing was compared: {why}"
-    counts = ", ".join(f"{report.count(v)} {v}" for v in ("regressed", "failed", "inconclusive", "improved", "same")
+    counts = ", ".join(f"{report.count(v)} {v}" for v in VERDICTS
                        if report.count(v))
     return f"{len(report.comparisons)} comparisons: {counts or 'none'}"
 
@@ -76,9 +79,11 @@ def to_markdown(report: GateReport) -> str:
     paired = any(c.decision and c.decision.method == "paired" for c in report.comparisons)
     lines += ["", f"Rule: one-sided Wilcoxon signed-rank test of each round's log(B/A), alpha {report.alpha} split "
                   f"over the looks, and a Hodges-Lehmann estimate of at least the threshold; same when a change "
-                  f"of the threshold is ruled out; ratio = B / A with a 95% bootstrap interval." if paired else
+                  f"of the threshold is ruled out both ways, not worse when only toward worse; ratio = B / A with "
+                  f"a 95% bootstrap interval." if paired else
               f"Rule: one-sided exact Mann-Whitney p ≤ {report.alpha} and a Hodges-Lehmann shift of at least "
-              f"the threshold; ratio = candidate / base with a 95% bootstrap interval."]
+              f"the threshold; same when the 95% bootstrap interval of the ratio lies within the threshold both "
+              f"ways, not worse when only on the worse side; ratio = candidate / base."]
     return "\n".join(lines) + "\n"
 
 

@@ -1,9 +1,11 @@
 """Statistics of the regression gate: is a candidate's metric worse, better or the same as the base's?
 
 The default rule (see ``decide``): one-sided exact Mann-Whitney U test p <= ``ALPHA`` AND a Hodges-Lehmann
-shift of log(metric) of at least ``log(1 + threshold)``. The ratio candidate/base is reported with a 95%
-percentile-bootstrap confidence interval. Where the samples are too few for the test to ever reach alpha,
-or where the interval still allows a regression of threshold size, the verdict is "inconclusive".
+shift of log(metric) of at least ``log(1 + threshold)`` and of twice the runs' own noise. The ratio
+candidate/base is reported with a 95% percentile-bootstrap confidence interval. Where the samples are too few
+for the test to ever reach alpha, where the shift is within the noise, or where the interval still allows a
+regression of threshold size, the verdict is "inconclusive"; "same" needs the interval within the threshold
+both ways, and one that reaches only a gain of threshold size is "not worse".
 
 The test and the interval are scipy.stats' (`mannwhitneyu`, `bootstrap`) where scipy has them: the exact
 no-ties distribution, the tie-corrected normal approximation, the percentile bootstrap. One part stays here:
@@ -25,6 +27,9 @@ BOOTSTRAP_ROUNDS = 2000
 # the exact null distribution is used up to this many values in both samples together (n + m); above it,
 # the normal approximation with tie and continuity correction (at n + m > 50 the two differ by ~0.001)
 EXACT_MAX_TOTAL = 50
+# a shift of log(metric) between two runs counts only beyond this many times the runs' own spread (the sd of
+# a run's log values): see decide
+NOISE_MULTIPLE = 2.0
 # slack for comparing a shift of logs with log(1 + threshold): a value scaled by exactly the threshold counts
 _EPS = 1e-12
 
@@ -172,7 +177,8 @@ def _percentile_bootstrap(x, y, statistic, vectorized: bool, rounds: int, level:
 
 @dataclass(frozen=True)
 class Decision:
-    verdict: str  # "improved" | "same" | "regressed" | "inconclusive"
+    # "improved" | "same" | "not worse" | "regressed" | "inconclusive" (paired, while rounds remain: "unknown")
+    verdict: str
     ratio: float  # candidate / base, as exp(Hodges-Lehmann shift of log values); > 1 means the metric grew
     ci_low: float  # 95% bootstrap CI of that ratio
     ci_high: float
@@ -184,7 +190,8 @@ class Decision:
     rounds: int | None = None  # paired: the rounds judged
     # paired: the smallest change (a fraction) the measured noise lets the round budget detect with 80% power
     detectable: float | None = None
-    noise: float | None = None  # paired: the sd of the per-round log ratio, as a fraction
+    # paired: the sd of the per-round log ratio; unpaired: the larger run's sd of log values; as a fraction
+    noise: float | None = None
 
 
 def _change(ratio: float, worse: bool) -> str:
@@ -192,14 +199,25 @@ def _change(ratio: float, worse: bool) -> str:
     return f"{abs(ratio - 1) * 100:.1f}% {'higher' if ratio > 1 else 'lower'} ({'worse' if worse else 'better'})"
 
 
+def run_noise(log_values: Sequence[float]) -> float:
+    """The spread of one run's log values: the median absolute deviation scaled to a standard deviation, so
+    one stray repetition of a quiet run does not hide a real change (0 for a single value)."""
+    x = np.asarray(log_values, dtype=float)
+    return 1.4826 * float(np.median(np.abs(x - np.median(x)))) if len(x) > 1 else 0.0
+
+
 def decide(base: Sequence[float], cand: Sequence[float], higher_is_better: bool, threshold: float,
            alpha: float = ALPHA, seed: int = 0) -> Decision:
-    """Verdict for one cell and metric: "improved", "same", "regressed" or "inconclusive".
+    """Verdict for one cell and metric: "improved", "same", "not worse", "regressed" or "inconclusive".
 
     Regressed: the one-sided exact Mann-Whitney p toward worse is <= alpha AND the Hodges-Lehmann shift of
-    log(metric) is at least log(1 + threshold) toward worse. Improved: the same toward better. Otherwise
-    "inconclusive" if the 95% bootstrap CI of the ratio reaches a change toward worse of threshold size (more
-    runs would settle it), else "same". Too few samples for the exact test to ever reach alpha: "inconclusive".
+    log(metric) is at least log(1 + threshold) toward worse, AND at least NOISE_MULTIPLE times the larger
+    run's own spread (run_noise of its log values): the two sides are separate runs, and a loaded device moves a whole
+    run by about as much as it spreads the samples within one, an offset no test of the samples can tell from
+    a change. Improved: the same toward better. A significant shift inside that noise is inconclusive. Then
+    by the 95% bootstrap CI of the ratio: inconclusive if it reaches a change toward worse of threshold size
+    (more runs would settle it), else "same" if it stays within the threshold toward better too, else "not
+    worse". Too few samples for the exact test to ever reach alpha: "inconclusive".
     """
     base_v = _positive(base, "base")
     cand_v = _positive(cand, "candidate")
@@ -219,32 +237,42 @@ def decide(base: Sequence[float], cand: Sequence[float], higher_is_better: bool,
     p_worse, p_better = (p_down, p_up) if higher_is_better else (p_up, p_down)
     worse_shift = -shift if higher_is_better else shift  # > 0: the candidate is worse
     worst_in_ci = -lo if higher_is_better else hi  # the worse end of the CI, as a worse shift
+    best_in_ci = hi if higher_is_better else -lo  # the better end, as a better shift
     delta = math.log1p(threshold)
+    noise = max(run_noise(log_base), run_noise(log_cand))
     p_value = p_worse if worse_shift >= 0 else p_better
     thr = f"{threshold * 100:g}%"
     ci = f"95% CI of the ratio {ci_low:.3f}-{ci_high:.3f}"
     sizes = f"n={n} per side" if n == m else f"n={n} base, {m} candidate"
 
     def result(verdict: str, reason: str) -> Decision:
-        return Decision(verdict, ratio, ci_low, ci_high, p_value, n, m, reason)
+        return Decision(verdict, ratio, ci_low, ci_high, p_value, n, m, reason, noise=math.expm1(noise))
 
     if min_one_sided_p(n, m) > alpha:
         return result("inconclusive", f"{sizes}: the exact test cannot reach p <= {alpha:g} "
                                       f"(smallest possible p {min_one_sided_p(n, m):.3g}); add runs")
-    if p_worse <= alpha and worse_shift >= delta - _EPS:
-        return result("regressed", f"{_change(ratio, True)}, p={p_worse:.2g} <= {alpha:g} and beyond the "
-                                   f"{thr} threshold ({ci})")
-    if p_better <= alpha and -worse_shift >= delta - _EPS:
-        return result("improved", f"{_change(ratio, False)}, p={p_better:.2g} <= {alpha:g} and beyond the "
-                                  f"{thr} threshold ({ci})")
+    significant = (p_worse <= alpha and worse_shift >= delta - _EPS) or (p_better <= alpha
+                                                                          and -worse_shift >= delta - _EPS)
+    if significant and abs(shift) < NOISE_MULTIPLE * noise:
+        return result("inconclusive", f"{_change(ratio, worse_shift > 0)}, p={p_value:.2g}, but within "
+                                      f"{NOISE_MULTIPLE:g}x the runs' own noise ({math.expm1(noise) * 100:.1f}% "
+                                      f"sd): a run-to-run offset that size is likely; measure on a quiet "
+                                      f"device, or interleave with `edgebench ab`")
+    if significant:
+        verdict = "regressed" if worse_shift > 0 else "improved"
+        return result(verdict, f"{_change(ratio, worse_shift > 0)}, p={p_value:.2g} <= {alpha:g} and beyond the "
+                               f"{thr} threshold ({ci})")
     if worst_in_ci >= delta - _EPS:
         return result("inconclusive", f"a change {thr} or more worse is not ruled out "
                                       f"({ci}, p={p_value:.2g}); more runs would settle it")
+    if best_in_ci >= delta - _EPS:
+        return result("not worse", f"a change {thr} or more worse is ruled out, one {thr} or more better is "
+                                   f"not ({ci}, p={p_value:.2g})")
     if min(p_worse, p_better) <= alpha:
         return result("same", f"significant (p={min(p_worse, p_better):.2g}) but {_change(ratio, worse_shift > 0)} "
                               f"is within the {thr} threshold")
-    return result("same", f"no change beyond the {thr} threshold ({ci}, p={p_value:.2g})")
+    return result("same", f"no change beyond the {thr} threshold either way ({ci}, p={p_value:.2g})")
 
 
-__all__ = ["ALPHA", "BOOTSTRAP_ROUNDS", "EXACT_MAX_TOTAL", "Decision", "bootstrap_ci", "decide", "hodges_lehmann",
-           "mann_whitney_greater", "min_one_sided_p"]
+__all__ = ["ALPHA", "BOOTSTRAP_ROUNDS", "EXACT_MAX_TOTAL", "NOISE_MULTIPLE", "Decision", "bootstrap_ci", "decide",
+           "hodges_lehmann", "mann_whitney_greater", "min_one_sided_p", "run_noise"]

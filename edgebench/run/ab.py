@@ -7,7 +7,7 @@ with one timed repetition after the warm-up. A round is the unit of evidence:
 its B against its A (compare/paired.py). The rounds are looked at after
 `first` and then every `step` rounds; a pair stops as soon as it is settled
 (different or same) and at the round budget at the latest. A round that steal
-time or load disturbed (run/disturbance.py) is measured again. Every device of
+time or other runnable tasks disturbed (run/disturbance.py) is measured again after a cool-off. Every device of
 a fleet runs its own A/B, up to `parallel` at a time, and gets its own verdict.
 """
 
@@ -195,13 +195,19 @@ class AbRun:
                 break
             # still disturbed after every repeat: the disturbance lasts, it is the device's state now, and the
             # pairing within the round is what protects the verdict from it
-            then = "measured again" if repeat < self.repeat_disturbed else "kept, still disturbed"
+            again = repeat < self.repeat_disturbed
+            wait = self.disturbance.cool_off_s
+            then = (f"measured again after {wait:g} s" if wait else "measured again") if again else \
+                "kept, still disturbed"
             pair.flagged.append(f"round {round_no} ({why}; {then})")
+            # the burst that disturbed it may still be on: measured again at once, it would be disturbed again
+            if again and self.run.cancel.wait(wait):
+                break
         pair.rounds = round_no
 
-    def comparisons(self, pair: Pair):
+    def comparisons(self, pair: Pair, final: bool | None = None):
         a, b = pair.side("A"), pair.side("B")
-        return compare_rounds(pair.label, pair.a.test, a, b, self.thresholds, self.plan) if a else []
+        return compare_rounds(pair.label, pair.a.test, a, b, self.thresholds, self.plan, final=final) if a else []
 
     def unsettled(self, pair: Pair) -> bool:
         found = self.comparisons(pair)
@@ -210,28 +216,14 @@ class AbRun:
     def report(self, device: str) -> GateReport:
         report = GateReport(base="A", cand="B", alpha=self.plan.alpha)
         for pair in self.pairs[device]:
-            found = self.comparisons(pair)
+            # a pair stops at its budget, or short of it when rounds failed to measure or the device went down:
+            # either way no more rounds come, so a metric still open is "not worse" or inconclusive now
+            found = self.comparisons(pair, final=True)
             if found:
-                # a pair the budget ran out on while a metric was still open is inconclusive there
-                report.comparisons.extend(_final(c) for c in found)
+                report.comparisons.extend(found)
             else:
                 report.base_unmeasured.append(pair.label)
             if pair.flagged:
                 report.disturbed[pair.label] = list(pair.flagged)
         return report
 
-
-def _final(comparison):
-    """A metric still "unknown" when its pair stopped (rounds that failed to measure left it short of the
-    budget, or the device went down) has no verdict: it is inconclusive, and says what the noise allowed."""
-    if comparison.verdict != "unknown":
-        return comparison
-    from dataclasses import replace
-
-    decision = comparison.decision
-    reason = f"{decision.reason}; no more rounds were measured"
-    if decision.detectable is not None:
-        reason += (f"; with this device's noise the budget detects a change of {decision.detectable * 100:.1f}% "
-                   f"with 80% power")
-    return replace(comparison, verdict="inconclusive", decision=replace(decision, verdict="inconclusive",
-                                                                        reason=reason))

@@ -77,8 +77,12 @@ def run_job(job, emit):
              telemetry=sampler.availability() if sampler else {})
         if sampler:
             sampler.start()
-        mark = sampler.snapshot if sampler else (lambda: None)
-        host = Interference(telemetry.get("root") or "/")
+        host = Interference(telemetry.get("root") or "/", engine.engine_pid)
+
+        def mark():
+            host.mark()
+            if sampler:
+                sampler.snapshot()
         if test.quality:
             _run_quality(engine, job, test, emit, mark, sampler, limits)
         for m in () if test.quality else engine.measure(test, job["repetitions"], job["warmup"], mark):

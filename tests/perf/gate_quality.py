@@ -8,15 +8,17 @@ Rules compared (both as `edgebench ab` runs them: rounds of A and B back to back
   Hodges-Lehmann shift of at least the threshold (compare/stats.py decide), judged after 7 rounds, then 2 more
   at a time while inconclusive, up to 15;
 - new, paired and sequential: each round's log(B/A), one-sided Wilcoxon signed-rank test with alpha split over
-  the looks at 7, 9, ..., 15 rounds, same when a change of the threshold is ruled out, stopping at the first
-  look that settles it (compare/paired.py decide_paired).
+  the looks at 7, 9, ..., 15 rounds, same when a change of the threshold is ruled out both ways (TOST), not
+  worse at the budget when only toward worse, stopping at the first look that settles it (compare/paired.py
+  decide_paired).
 
 1. Collects real samples (unless --load): repetitions of each test of a synthetic model through the local
    runner, in jobs of --chunk repetitions, the tests alternating. A round of an A/B takes two consecutive
    samples of a test; a window of 15 rounds takes 30.
 2. A/A: --comparisons random windows, B = A's own noise; a "regressed" or "improved" verdict is a false alarm
-   (goal <= 1%).
-3. Power: the same windows with B's t/s divided by 1.05 and 1.10 (real noise, known slowdown).
+   (goal <= 1%); the shares called same, not worse and inconclusive too.
+3. Power: the same windows with B's t/s divided by 1.05 and 1.10 (real noise, known slowdown), and multiplied
+   by 1.10 (a known 10% improvement: how often it is called improved, and how often, wrongly, same).
 4. Mean rounds used, and the smallest slowdown detected with 80% power within the 15-round budget
    (searched on a grid of 1% steps up to 50%).
 
@@ -56,6 +58,7 @@ KIND_THRESHOLDS = {"tg": 0.03, "pp": 0.05, "pp+tg": 0.05}
 PLAN = SequentialPlan()  # looks at 7, 9, 11, 13, 15 rounds
 OLD_LOOKS = PLAN.looks  # the old ab added 2 rounds at a time while inconclusive, up to 15
 SLOWDOWNS = (1.05, 1.10)
+SPEEDUP = 1 / 1.10  # B's t/s divided by this: 10% faster
 EFFECTS = [1 + k / 100 for k in range(1, 51)]
 GOAL_AA, GOAL_POWER = 0.01, 0.80
 
@@ -133,7 +136,7 @@ RULES = {"old: unpaired MWU": old_rule, "new: paired sequential": new_rule}
 
 
 def rates(rule, values, starts, threshold, slowdown=1.0) -> dict:
-    counts = {"regressed": 0, "improved": 0, "inconclusive": 0, "same": 0}
+    counts = {"regressed": 0, "improved": 0, "inconclusive": 0, "same": 0, "not worse": 0}
     rounds = []
     for start in starts:
         verdict, used = rule(values, start, threshold, slowdown)
@@ -205,9 +208,10 @@ def main() -> int:
     rng = random.Random(args.seed)
     window = 2 * PLAN.budget
     print(f"\n{args.comparisons} windows of {window} consecutive samples per test; looks at {PLAN.looks} rounds\n")
-    print("| test | threshold | rule | A/A false alarms | A/A inconclusive | power at 5% | power at 10% "
-          "| mean rounds (A/A, 5%, 10%) | smallest effect at 80% power |")
-    print("|---|---:|---|---:|---:|---:|---:|---|---:|")
+    print("| test | threshold | rule | A/A false alarms | A/A same | A/A not worse | A/A inconclusive | power at 5% "
+          "| power at 10% | 10% faster: improved | 10% faster: same | mean rounds (A/A, 5%, 10%) "
+          "| smallest effect at 80% power |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     all_met = True
     for name, values in samples.items():
         if len(values) < window:
@@ -217,13 +221,15 @@ def main() -> int:
         starts = [rng.randrange(len(values) - window + 1) for _ in range(args.comparisons)]
         for label, rule in RULES.items():
             aa = rates(rule, values, starts, threshold)
-            power = {s: rates(rule, values, starts, threshold, s) for s in SLOWDOWNS}
+            power = {s: rates(rule, values, starts, threshold, s) for s in SLOWDOWNS + (SPEEDUP,)}
             smallest = smallest_detected(rule, values, starts[:max(50, args.comparisons // 3)], threshold)
             alarms = aa["regressed"] + aa["improved"]
             if label.startswith("new"):
                 all_met &= alarms <= GOAL_AA
-            print(f"| {name} | {threshold:.0%} | {label} | {pct(alarms)} | {pct(aa['inconclusive'])} "
+            print(f"| {name} | {threshold:.0%} | {label} | {pct(alarms)} | {pct(aa['same'])} "
+                  f"| {pct(aa['not worse'])} | {pct(aa['inconclusive'])} "
                   f"| {pct(power[1.05]['regressed'])} | {pct(power[1.10]['regressed'])} "
+                  f"| {pct(power[SPEEDUP]['improved'])} | {pct(power[SPEEDUP]['same'])} "
                   f"| {aa['rounds']:.1f}, {power[1.05]['rounds']:.1f}, {power[1.10]['rounds']:.1f} | {pct(smallest)} |")
     for name, values in samples.items():
         print(f"\n{name}: {describe(values)}")
