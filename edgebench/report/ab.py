@@ -7,7 +7,7 @@ over the rounds both measured, a metric still open at the last round being incon
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from html import escape
 
 from edgebench.compare.gate import Comparison, GateReport, compare_rounds
@@ -68,16 +68,10 @@ def read_pairs(path, design) -> list[Pair]:
     thresholds = design.thresholds or (design.variants.get("B") or {}).get("thresholds") or {}
     for pair in pairs.values():
         a, b = pair.side("A"), pair.side("B")
-        found = compare_rounds(pair.label, parse_test(pair.test), a, b, thresholds, plan) if a else []
-        pair.comparisons = [_final(c) for c in found]
+        # the run is over: a metric still open is "not worse" or inconclusive, as `ab` said at its end
+        pair.comparisons = compare_rounds(pair.label, parse_test(pair.test), a, b, thresholds, plan,
+                                          final=True) if a else []
     return list(pairs.values())
-
-
-def _final(comparison: Comparison) -> Comparison:
-    """Still "unknown" at the run's last round: nothing more was measured, so it is inconclusive."""
-    if comparison.verdict != "unknown":
-        return comparison
-    return replace(comparison, verdict="inconclusive", decision=replace(comparison.decision, verdict="inconclusive"))
 
 
 def _flat(data, prefix: str = "") -> dict:

@@ -11,7 +11,6 @@ import contextlib
 import io
 import json
 import os
-from dataclasses import replace
 from pathlib import Path
 
 from edgebench.cli import main
@@ -125,13 +124,11 @@ def ab_gate_text(run_dir: Path) -> str:
         label = _pair_label(a, b)
         # round -> the round's timed sample, per variant: ab pairs the A and B of each round
         sides = [{facts[c]["round"]: samples[c][-1] for c in cells[v] if samples.get(c)} for v in ("A", "B")]
-        found = compare_rounds(label, parse_test(a["test"]), *sides, thresholds, plan) if sides[0] else []
+        # the rounds the run stopped at, judged as the run's last look (final): still open there is "not worse"
+        # or inconclusive, as `ab` says at its end
+        found = compare_rounds(label, parse_test(a["test"]), *sides, thresholds, plan, final=True) if sides[0] else []
         if found:
-            # the rounds the run stopped at, judged as the run's last look: still open there is inconclusive
-            report.comparisons.extend(c if c.verdict != "unknown" else
-                                      replace(c, verdict="inconclusive",
-                                              decision=replace(c.decision, verdict="inconclusive"))
-                                      for c in found)
+            report.comparisons.extend(found)
         else:
             report.base_unmeasured.append(label)
     report.device_codes = {name: report.exit_code() for name in meta["devices"]}
