@@ -302,7 +302,7 @@ def test_ab_looks_every_two_rounds_and_stops_when_settled_or_at_the_budget(tmp_p
     profile = write_profile(tmp_path / "p.yaml", tiny_qwen35, "tests: [tg20]\nwarmup: 0\n"
                             "engine: {name: sleep, simulate_ts: 1000}\ntelemetry: {enabled: false}\n")
     ab(tmp_path, profile, "--b", "engine.simulate_ts=500", "--rounds", str(first), "--max-rounds", str(max_rounds),
-       "--max-load", "1000", "--max-steal", "100")
+       "--max-load", "1000", "--max-steal", "100", "--max-cpu-wait", "100")
     run_dir = next((tmp_path / "results").iterdir())
     labels = {json.loads(line)["cell"].split(":")[0] for line in (run_dir / "samples.jsonl").read_text().splitlines()}
     rounds = 9 if verdict == "regressed" else max_rounds

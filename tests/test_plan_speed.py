@@ -92,7 +92,8 @@ def test_a_real_run_calibrates_the_plan_on_the_probed_cpu(tmp_path, local_device
     (row,) = map(json.loads, capsys.readouterr().out.splitlines())
     assert main(["plan", str(tiny_llama), "-d", "testbox", "--devices-dir", str(local_device_file.parent),
                  "--results", str(results), "--ctx", "4096", "--json",
-                 "--max-load", "1000", "--max-steal", "100"]) == 0  # this shared VM's load must not decide
+                 # this shared VM's load must not decide
+                 "--max-load", "1000", "--max-steal", "100", "--max-cpu-wait", "100"]) == 0
     report = json.loads(capsys.readouterr().out)
     (device,) = report["devices"]
     assert device["effective_bandwidth_bytes_s"]["source"].startswith("calibrated from 1 tg cell"), device

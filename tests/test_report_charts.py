@@ -31,7 +31,8 @@ from edgebench.compare.stats import Decision
 from edgebench.report.quality import quality_plots
 from edgebench.results.aggregate import run_rows
 
-QUIET = ("--max-load", "1000", "--max-steal", "100")  # this shared VM's load must not repeat rounds here
+# this shared VM's load must not repeat rounds here
+QUIET = ("--max-load", "1000", "--max-steal", "100", "--max-cpu-wait", "100")
 SVG = "{http://www.w3.org/2000/svg}"
 MODELS = ("qwen3.5-0.8b@Q4_K_M", "qwen3.5-0.8b@Q4_K_S")  # alike for their first 17 characters
 

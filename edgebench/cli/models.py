@@ -76,6 +76,9 @@ def register(commands) -> None:
                       help="a stored cell with more steal than this is disturbed and calibrates nothing (default 5)")
     plan.add_argument("--max-load", type=float, metavar="L",
                       help="... or with a higher 1-minute load (default 1.5 x the device's CPUs)")
+    plan.add_argument("--max-cpu-wait", type=float, metavar="PCT",
+                      help="... or whose benchmark thread waited for a CPU longer than this share of a repetition "
+                           "(default 10, as ab)")
     plan.add_argument("--json", action="store_true", help="print JSON")
     add_devices_dir(plan)
     plan.set_defaults(handler=cmd_plan)

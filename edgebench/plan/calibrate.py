@@ -35,6 +35,7 @@ MAX_LOAD_PER_CPU = 1.5
 class Limits:
     max_steal_pct: float = MAX_STEAL_PCT
     max_load: float | None = None   # None: MAX_LOAD_PER_CPU x the CPUs the runner saw
+    max_cpu_wait_pct: float | None = None  # None: ab's default (run/disturbance.py)
 
     def why(self, samples) -> str | None:
         """Why a cell's samples do not describe the device, or None when nothing disturbed them: `ab`'s
@@ -43,7 +44,8 @@ class Limits:
 
         cpus = next((s.host.get("n_cpus") for s in samples if s.host and s.host.get("n_cpus")), None)
         load = self.max_load if self.max_load is not None else (MAX_LOAD_PER_CPU * cpus if cpus else float("inf"))
-        reason = Disturbance(self.max_steal_pct, load).why(samples)
+        wait = {} if self.max_cpu_wait_pct is None else {"max_cpu_wait_pct": self.max_cpu_wait_pct}
+        reason = Disturbance(max_steal_pct=self.max_steal_pct, max_load=load, **wait).why(samples)
         return reason and f"disturbed: {reason}"
 
 

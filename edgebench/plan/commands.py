@@ -107,12 +107,13 @@ def _gpu_budgets(args, devices, budgets) -> dict:
 
 
 def _limits(args) -> Limits:
-    """When a stored run was too disturbed to calibrate a plan (`--max-steal`, `--max-load`)."""
+    """When a stored run was too disturbed to calibrate a plan (`--max-steal`, `--max-load`, `--max-cpu-wait`)."""
     steal, load = getattr(args, "max_steal", None), getattr(args, "max_load", None)
-    for flag, value in (("--max-steal", steal), ("--max-load", load)):
+    wait = getattr(args, "max_cpu_wait", None)
+    for flag, value in (("--max-steal", steal), ("--max-load", load), ("--max-cpu-wait", wait)):
         if value is not None and not value >= 0:
             raise PlanError(f"{flag} takes a number, 0 or more, not {value:g}")
-    return Limits(**({"max_steal_pct": steal} if steal is not None else {}), max_load=load)
+    return Limits(**({"max_steal_pct": steal} if steal is not None else {}), max_load=load, max_cpu_wait_pct=wait)
 
 
 def cmd_plan(args, console) -> int:
