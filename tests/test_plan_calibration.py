@@ -1,7 +1,7 @@
 """Which stored runs calibrate a plan's speed, and what each tells (plan/calibrate.py, plan/tg_fit.py):
-one cell per model and test, the newest undisturbed; a large model's run measures the bandwidth, a tiny
-model's the fixed work; beyond what the runs measured, a range. On recorded rows here; the README's own
-sequence through the real runner at the end."""
+one cell per model and test, the newest undisturbed; a run bound by its reads sets the rate, a tiny model's
+run (in the caches, with narrow layers) is only listed; beyond what the runs measured, a range. On recorded
+rows here; the README's own sequence through the real runner at the end."""
 
 from __future__ import annotations
 
@@ -22,17 +22,18 @@ from edgebench.plan.speed import token_cost
 X86 = Runtime(cpu_arch="x86_64")
 QUICKSTART, SMOKE = "qwen3.5-0.8b@Q4_K_M", "tiny-qwen35@Q8_0"
 QUIET = {"steal_pct": 0.4, "load1": 2.1, "n_cpus": 2}
-# a device where memory gives 15 GB/s, its caches 120 GB/s and the fixed work goes at 40 GB/s
-MEMORY, CACHE, FIXED = 15e9, 120e9, 40e9
+# a device whose memory gives 15 GB/s to a token's cost (reads and fixed work, as the constants price them);
+# a tiny model runs 3.2 times faster than that rate says (measured on this VM: its weights sit in the caches
+# and its narrow layers cost less than the per-layer constant)
+MEMORY, TINY_FASTER = 15e9, 3.2
 
 
 def tiny_ts() -> float:
-    return world_ts("tiny-qwen35", "Q8_0", depth=16, reads_rate=CACHE)
+    return TINY_FASTER * world_ts("tiny-qwen35", "Q8_0", depth=16)
 
 
-def world_ts(preset: str, quant: str, layers: int | None = None, depth: int = 64, reads_rate: float = MEMORY):
-    reads, fixed = token_cost(info_from_preset(preset, quant, layers), X86, depth)
-    return 1 / (reads / reads_rate + fixed / FIXED)
+def world_ts(preset: str, quant: str, layers: int | None = None, depth: int = 64):
+    return MEMORY / sum(token_cost(info_from_preset(preset, quant, layers), X86, depth))
 
 
 @pytest.fixture
@@ -52,16 +53,15 @@ def readme_sequence(results, smoke_runs: int = 3, smoke_host: dict = QUIET):
                     arch="x86_64", n_gen=32, host=smoke_host, sha="bb")
 
 
-def test_tiny_runs_measure_the_fixed_work_and_do_not_swamp_the_bandwidth(tmp_path, devices_dir, capsys):
+def test_the_run_bound_by_its_reads_sets_the_rate_and_tiny_runs_do_not_swamp_it(tmp_path, devices_dir, capsys):
     results = tmp_path / "results"
     readme_sequence(results)
     cal = calibrate(results)["box"]
     # one cell per model and test: the two older ci-smoke runs are superseded by the newest
     assert sorted(p.test for p in cal.tg) == ["tg128", "tg32"]
     assert [i.reason.startswith("superseded by") for i in cal.ignored] == [True, True]
-    informs = {p.test: p.informs for p in cal.tg}
-    assert informs == {"tg128": "bandwidth", "tg32": "fixed work"}
-    assert cal.tg_fit.separate and cal.tg_fit.bandwidth == pytest.approx(MEMORY, rel=0.15)
+    fit = cal.tg_fit
+    assert [p.test for p in fit.used] == ["tg128"] and fit.bandwidth == pytest.approx(MEMORY, rel=0.01)
 
     report = plan_json(capsys, "--like", "qwen3.5-4b", "--layers", "8", "--quant", "Q4_K_M", "-d", "box",
                        "--devices-dir", devices_dir, "--results", results)
@@ -73,14 +73,14 @@ def test_tiny_runs_measure_the_fixed_work_and_do_not_swamp_the_bandwidth(tmp_pat
     assert one_rate > 1.5 * cell["tg_ts"]
     (device,) = report["devices"]
     used = device["calibration"]["tg"]
-    assert {(u["test"], u["informs"]) for u in used} == {("tg128", "bandwidth"), ("tg32", "fixed work")}
+    assert {(u["test"], u["used"]) for u in used} == {("tg128", True), ("tg32", False)}
     assert len(device["calibration"]["ignored"]) == 2
 
     assert main(["plan", "--like", "qwen3.5-4b", "--layers", "8", "--quant", "Q4_K_M", "-d", "box",
                  "--devices-dir", str(devices_dir), "--results", str(results)]) == 0
     out = capsys.readouterr().out
     assert "box: calibrated by 2 cell(s), the newest undisturbed one per model and test:" in out
-    assert "% of its cost reads -> bandwidth" in out and "% of its cost reads -> fixed work" in out
+    assert "% of its cost reads -> the rate" in out and "% of its cost reads -> listed only: a small model" in out
     assert "ignored 2 older cell(s) of a model and test measured again later: m tg32 x2" in out
 
 
@@ -158,7 +158,7 @@ def fake_proc(root, load1: float):
 @pytest.mark.llama
 def test_the_readme_sequence_through_the_runner_calibrates_on_what_each_run_can_tell(tmp_path):
     """init, a bytes-bound run standing in for the quickstart, ci-smoke as shipped, ci-smoke again under
-    load, then plan: the newest undisturbed cell per model and test, each weighing on its own rate."""
+    load, then plan: the newest undisturbed cell per model and test; the run bound by its reads sets the rate."""
     def edgebench(*args, devices):
         done = subprocess.run([sys.executable, "-m", "edgebench", *args, "--devices-dir", str(devices)],
                               cwd=tmp_path, capture_output=True, text=True, timeout=600)
@@ -181,19 +181,19 @@ def test_the_readme_sequence_through_the_runner_calibrates_on_what_each_run_can_
                                   "--json", devices=tmp_path / "quiet"))
     (device,) = report["devices"]
     cal = device["calibration"]
-    assert sorted((c["run"], c["test"], c["informs"]) for c in cal["tg"]) == [
-        (runs[0], "tg16", "bandwidth"), (runs[1], "tg32", "fixed work")]
+    assert sorted((c["run"], c["test"], c["used"]) for c in cal["tg"]) == [
+        (runs[0], "tg16", True), (runs[1], "tg32", False)]
     assert [(c["run"], c["test"]) for c in cal["pp"]] == [(runs[1], "pp64")]
     limit = f"{1.5 * os.cpu_count():g}"
     assert sorted((i["run"], i["test"], i["reason"]) for i in cal["ignored"]) == [
         (runs[2], test, f"disturbed: load 99.00 > {limit}") for test in ("pp64", "tg32")]
-    # two kinds of cell: each rate measured apart (how fast is this machine's business, not the test's)
-    assert cal["rates_apart"] and cal["bandwidth_bytes_s"] > 0 and cal["fixed_work_bytes_s"] > 0
+    # how fast is this machine's business, not the test's
+    assert cal["bandwidth_bytes_s"] > 0 and cal["fixed_work_bytes_s"] == cal["bandwidth_bytes_s"]
     (cell,) = report["cells"]
     assert cell["tg_ts"] > 0
     text = edgebench("plan", "--like", "qwen3.5-4b", "--layers", "8", "--quant", "Q4_K_M", "-d", "box",
                      devices=tmp_path / "quiet")
-    assert f"ignored results/{runs[2]} " in text and "-> fixed work" in text and "-> bandwidth" in text
+    assert f"ignored results/{runs[2]} " in text and "-> listed only" in text and "-> the rate" in text
 
 
 def test_a_plan_whose_every_run_was_disturbed_says_so(tmp_path, devices_dir, capsys):
@@ -213,18 +213,17 @@ def test_a_plan_whose_every_run_was_disturbed_says_so(tmp_path, devices_dir, cap
     assert "box: no stored cell calibrates it:\n  ignored results/" in capsys.readouterr().out
 
 
-def test_a_tiny_run_faster_than_any_one_bandwidth_allows_still_does_not_swamp_it(tmp_path, devices_dir, capsys):
-    # rows recorded on this VM (tg32, both under a load near 6): the tiny model read its weights from a cache,
-    # so no two positive rates fit both; the fixed rate comes from it alone, the bandwidth from the 0.8B
+def test_the_readme_sequence_measured_here_predicts_the_8_layer_model(tmp_path, devices_dir, capsys):
+    # rows recorded on this VM, quiet (tests/perf/plan_accuracy.py --only readme): the quickstart's tg128 at
+    # 17.40 t/s and ci-smoke's tg32 at 1584 t/s; the 8-layer Qwen3.5-4B then measured 12.40 t/s. Two rates
+    # fitted to both runs said 9.2 (-26%: the tiny run made the 0.8B's fixed work nearly free); one rate over
+    # both runs, as before this rule, said far more
     results = tmp_path / "results"
-    fake_tg_run(results, "box", QUICKSTART, ts=1.11, arch="x86_64", n_gen=32, host=QUIET, sha="aa")
-    fake_tg_run(results, "box", SMOKE, ts=157.39, arch="x86_64", n_gen=32, host=QUIET, sha="bb")
+    fake_tg_run(results, "box", QUICKSTART, ts=17.40, arch="x86_64", n_gen=128, host=QUIET, sha="aa")
+    fake_tg_run(results, "box", SMOKE, ts=1583.61, arch="x86_64", n_gen=32, host=QUIET, sha="bb")
     fit = calibrate(results)["box"].tg_fit
-    assert fit.separate
     quickstart = next(p for p in fit.points if p.bytes_bound)
-    # the 0.8B's own time is what the two rates give back
-    assert fit.ts(quickstart.reads, quickstart.fixed) == pytest.approx(1.11)
+    assert fit.used == (quickstart,) and fit.ts(quickstart.reads, quickstart.fixed) == pytest.approx(17.40)
     report = plan_json(capsys, "--like", "qwen3.5-4b", "--layers", "8", "--quant", "Q4_K_M", "-d", "box",
                        "--devices-dir", devices_dir, "--results", results)
-    # measured there and then: 0.49 and 0.54 t/s; one rate over both runs said 3.8
-    assert 0.4 < report["cells"][0]["tg_ts"] < 1.0
+    assert report["cells"][0]["tg_ts"] == pytest.approx(12.40, rel=0.25)

@@ -40,7 +40,6 @@ class DeviceBudget:
     eta_pp: Figure
     cpu_arch: Figure
     cores: Figure
-    fixed_rate: Figure = Figure(None, "the bandwidth")   # bytes/s of a token's fixed work
     calibration: Calibration | None = None
 
     @property
@@ -81,10 +80,7 @@ def device_budget(device: DeviceProfile, cal: Calibration | None, machine: dict 
                                    cal.effective_bandwidth if cal else None, cal, "tg")
     flops, eta_pp = _effective(facts.peak_gflops, DEFAULT_ETA_PP, where,
                                cal.effective_flops if cal else None, cal, "pp")
-    fit = cal.tg_fit if cal else None
-    fixed = (Figure(fit.fixed_rate, f"calibrated from {sum(not p.bytes_bound for p in fit.points)} small "
-                                    "models' tg cell(s)") if fit and fit.separate else Figure(None, "the bandwidth"))
-    return DeviceBudget(device.name, ram, reserve, bandwidth, flops, eta_tg, eta_pp, arch, cores, fixed, cal)
+    return DeviceBudget(device.name, ram, reserve, bandwidth, flops, eta_tg, eta_pp, arch, cores, cal)
 
 
 def _stored_probe(cal: Calibration | None, kept: StoredProbe | None) -> tuple[dict, str]:
@@ -167,7 +163,7 @@ def _tg(info: ModelInfo, runtime: Runtime, budget: DeviceBudget, depth: int, not
     than this model does: their bandwidth may be a cache's, and memory can be several times slower."""
     fit = budget.tg_fit
     if fit is None:
-        return tg_ts(info, runtime, budget.bandwidth.value, depth, budget.fixed_rate.value), None
+        return tg_ts(info, runtime, budget.bandwidth.value, depth), None
     reads, fixed = token_cost(info, runtime, depth)
     if fit.covers(reads, fixed):
         return fit.ts(reads, fixed), None

@@ -265,7 +265,7 @@ def budget_json(b: DeviceBudget, gpu=None) -> dict:
     out = {"device": b.name, "ram_bytes": fig(b.ram), "reserve_bytes": fig(b.reserve),
            "usable_bytes": b.usable, "effective_bandwidth_bytes_s": fig(b.bandwidth),
            "effective_flops": fig(b.flops), "eta_tg": fig(b.eta_tg), "eta_pp": fig(b.eta_pp),
-           "cpu_arch": fig(b.cpu_arch), "cores": fig(b.cores), "fixed_work_rate_bytes_s": fig(b.fixed_rate),
+           "cpu_arch": fig(b.cpu_arch), "cores": fig(b.cores),
            "calibration": calibration_json(b.calibration)}
     if gpu is not None:
         out["gpu"] = {"vram_bytes": fig(gpu.vram), "unified": gpu.unified, "runtime_bytes": fig(gpu.runtime),

@@ -24,13 +24,12 @@ def calibration_lines(budgets: list[DeviceBudget]) -> list[str]:
         fit = cal.tg_fit
         for p in cal.tg:
             lines.append(f"  results/{p.run} {p.model} {p.test}: {_ts(p.ts)} t/s, {100 * p.reads_share:.0f}% of "
-                         f"its cost reads -> {p.informs if fit and fit.separate else 'bandwidth and fixed work'}")
+                         f"its cost reads -> {fit.role(p)}")
         for p in cal.pp:
             lines.append(f"  results/{p.run} {p.model} {p.test}: {_ts(p.ts)} t/s -> FLOPS")
         if fit is not None:
-            fixed = (f"fixed work {fit.fixed_rate / 1e9:.1f} GB/s" if fit.separate
-                     else "fixed work at the same rate (no runs of both a small and a large model to tell them apart)")
-            lines.append(f"  tg: reads {fit.bandwidth / 1e9:.1f} GB/s, {fixed}")
+            lines.append(f"  tg: {fit.bandwidth / 1e9:.1f} GB/s, for reads and fixed work alike (the fixed work's "
+                         f"constants were fitted so)")
         lines.extend(_ignored_lines(cal))
     return lines
 
@@ -51,11 +50,10 @@ def calibration_json(cal: Calibration | None) -> dict | None:
     fit = cal.tg_fit
     return {
         "tg": [{"run": p.run, "model": p.model, "test": p.test, "ts": p.ts, "reads_bytes": p.reads,
-                "fixed_work_bytes": p.fixed, "informs": p.informs if fit and fit.separate else "both"}
+                "fixed_work_bytes": p.fixed, "used": p in fit.used, "role": fit.role(p)}
                for p in cal.tg],
         "pp": [{"run": p.run, "model": p.model, "test": p.test, "ts": p.ts, "flops": p.flops} for p in cal.pp],
         "bandwidth_bytes_s": fit.bandwidth if fit else None,
         "fixed_work_bytes_s": fit.fixed_rate if fit else None,
-        "rates_apart": bool(fit and fit.separate),
         "ignored": [{"run": i.run, "model": i.model, "test": i.test, "reason": i.reason} for i in cal.ignored],
     }

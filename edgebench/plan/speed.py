@@ -132,14 +132,12 @@ def flops_per_token(info: ModelInfo, depth: int) -> float:
     return 2 * params + attention
 
 
-def tg_ts(info: ModelInfo, runtime: Runtime, effective_bandwidth: float | None, depth: int,
-          fixed_rate: float | None = None) -> float | None:
-    """Generation t/s at `depth` tokens of context, given eta x bandwidth in bytes/s for the reads and
-    the rate of the fixed work (the bandwidth, where no run measured it apart)."""
+def tg_ts(info: ModelInfo, runtime: Runtime, effective_bandwidth: float | None, depth: int) -> float | None:
+    """Generation t/s at `depth` tokens of context, given eta x bandwidth in bytes/s for the reads and the
+    fixed work alike (its constants were fitted so)."""
     if not effective_bandwidth:
         return None
-    reads, fixed = token_cost(info, runtime, depth)
-    return 1.0 / (reads / effective_bandwidth + fixed / (fixed_rate or effective_bandwidth))
+    return effective_bandwidth / sum(token_cost(info, runtime, depth))
 
 
 def pp_ts(info: ModelInfo, effective_flops: float | None, n_prompt: int = 512, depth: int = 0) -> float | None:

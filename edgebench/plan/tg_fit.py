@@ -1,15 +1,19 @@
-"""Generation speed from stored runs: the two rates a token's time is made of, and how far they reach.
+"""Generation speed from stored runs: the rate a token's cost goes at, and how far it reaches.
 
 A generated token costs its reads (weights, KV, state) and its fixed work (per layer, per state element,
-per cache cell: speed.token_cost), each in bytes. Its time is reads / bandwidth + fixed work / fixed rate.
-A large model's run is bound by its reads, so it measures the bandwidth; a tiny model's run, whose few
-MB of weights sit in the CPU's caches and whose per-layer work dwarfs them, measures the fixed rate and
-says next to nothing about the memory. Taking each run's t/s x its whole cost as "the bandwidth" (one
-rate for both) lets a handful of tiny runs claim a bandwidth many times the memory's.
+per cache cell: speed.token_cost), each in bytes. The fixed work's constants were fitted with the reads
+at one rate, on 36 cells of six architectures (tests/perf/speed_constants.py), so one rate prices both.
 
-So the two rates are fitted together, least squares on relative error, and each run weighs on the rate
-its own cost is made of. Where no run was bound by reads of the size asked about, the bandwidth is an
-extrapolation and the plan gives a range, not a number.
+Which runs can measure that rate: a run bound by its reads (a model of some hundred MB) can. A tiny
+model's run cannot. Its few MB of weights sit in the CPU's caches, and its narrow layers cost less fixed
+work than the per-layer constant, which holds for real widths. On this 2-core Xeon, tiny-qwen35's tg32
+ran 3.2x faster than the rate of the quickstart's 0.8B run predicts for it. Fitting a second rate to
+such runs made the 0.8B's fixed work nearly free: it predicted the README's 8-layer Qwen3.5-4B at -26%.
+One rate from the 0.8B alone gives +10%.
+
+So when a run bound by its reads is there, those runs alone set the rate, and small runs are only listed.
+Where only small runs are there, they set it. Then the bandwidth for a model much larger than theirs is
+an extrapolation, and the plan gives a range, not a number.
 """
 
 from __future__ import annotations
@@ -43,25 +47,30 @@ class TgPoint:
         return self.reads >= self.fixed
 
     @property
-    def informs(self) -> str:
-        return "bandwidth" if self.bytes_bound else "fixed work"
-
-    @property
     def reads_share(self) -> float:
         return self.reads / (self.reads + self.fixed)
 
 
 @dataclass(frozen=True)
 class TgFit:
-    bandwidth: float          # bytes/s of reads
-    fixed_rate: float         # bytes/s of fixed work
+    bandwidth: float          # bytes/s, of reads and fixed work alike
     points: tuple[TgPoint, ...]
-    separate: bool            # both rates were measured apart (else one rate serves both)
+    used: tuple[TgPoint, ...]  # the points that set the rate
+
+    @property
+    def fixed_rate(self) -> float:
+        return self.bandwidth
 
     @property
     def measured_reads(self) -> float:
         """The largest reads per token of a run bound by its reads (0: no such run)."""
         return max((p.reads for p in self.points if p.bytes_bound), default=0.0)
+
+    def role(self, point: TgPoint) -> str:
+        """What a point told this fit."""
+        if point not in self.used:
+            return "listed only: a small model, in the caches (a run bound by its reads sets the rate)"
+        return "the rate" if point.bytes_bound else "the rate (small models only: a range beyond their size)"
 
     def covers(self, reads: float, fixed: float) -> bool:
         """Whether the runs measured a bandwidth for a token of this cost, rather than one read from a cache."""
@@ -71,7 +80,7 @@ class TgFit:
         return measured >= MEMORY_BOUND_READS or reads <= EXTRAPOLATION * measured
 
     def ts(self, reads: float, fixed: float, slower: float = 1.0) -> float:
-        return 1.0 / (reads * slower / self.bandwidth + fixed / self.fixed_rate)
+        return 1.0 / ((reads * slower + fixed) / self.bandwidth)
 
     def uncovered_reason(self, reads: float) -> str:
         measured = self.measured_reads
@@ -83,48 +92,16 @@ class TgFit:
 
 
 def fit_tg(points: list[TgPoint]) -> TgFit | None:
-    """Both rates where runs of both kinds are there and agree with the model, else one rate for both."""
+    """One rate, from the runs bound by their reads where there are any, else from the small ones."""
     if not points:
         return None
-    large = [p for p in points if p.bytes_bound]
-    if large and len(large) < len(points):
-        both = _two_rates(points) or _in_turn(points)
-        if both is not None:
-            return TgFit(1.0 / both[0], 1.0 / both[1], tuple(points), True)
-        points_for_rate = large  # the small runs cannot speak for memory: they would swamp it
-    else:
-        points_for_rate = points
-    rate = _one_rate(points_for_rate)
-    return TgFit(rate, rate, tuple(points), False)
-
-
-def _two_rates(points: list[TgPoint]) -> tuple[float, float] | None:
-    """Seconds per byte of reads and of fixed work: least squares of each run's predicted / measured
-    time - 1, so that a run counts by its relative error whatever its speed."""
-    u = [p.reads * p.ts for p in points]
-    v = [p.fixed * p.ts for p in points]
-    suu, svv, suv = sum(a * a for a in u), sum(b * b for b in v), sum(a * b for a, b in zip(u, v))
-    su, sv = sum(u), sum(v)
-    det = suu * svv - suv * suv
-    if det <= 1e-9 * suu * svv:
-        return None  # the runs' costs are all alike: no way to tell the two rates apart
-    x, y = (su * svv - sv * suv) / det, (sv * suu - su * suv) / det
-    return (x, y) if x > 0 and y > 0 else None
-
-
-def _in_turn(points: list[TgPoint]) -> tuple[float, float] | None:
-    """Where no two positive rates fit all runs (a tiny model read its weights from a cache, far faster
-    than the large runs read theirs from memory): the fixed rate from the small runs alone, their reads
-    taken as free, then the bandwidth from the large runs, less their fixed work at that rate."""
-    small = [p.fixed * p.ts for p in points if not p.bytes_bound]
-    y = sum(small) / sum(v * v for v in small)
-    large = [(p.reads * p.ts, p.fixed * p.ts) for p in points if p.bytes_bound]
-    x = sum(u * (1 - y * v) for u, v in large) / sum(u * u for u, _ in large)
-    return (x, y) if x > 0 else None
+    used = [p for p in points if p.bytes_bound] or points
+    return TgFit(_one_rate(used), tuple(points), tuple(used))
 
 
 def _one_rate(points: list[TgPoint]) -> float:
-    """Bytes/s for reads and fixed work alike: least squares of the relative error, as above."""
+    """Bytes/s for reads and fixed work alike: least squares of each run's relative error, so that a run
+    counts by its relative error whatever its speed."""
     c = [(p.reads + p.fixed) * p.ts for p in points]
     return sum(x * x for x in c) / sum(c)
 
