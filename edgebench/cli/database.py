@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgebench.cli.common import EXIT_FAILED_CELLS, EXIT_OK, add_db_option, add_results_root
+from edgebench.cli.common import EXIT_ERROR, EXIT_FAILED_CELLS, EXIT_OK, add_db_option, add_results_root
 from edgebench.errors import EdgebenchError
 
 NEWEST = 5
@@ -45,18 +45,33 @@ def register(commands) -> None:
 
 
 def cmd_db_load(args, console) -> int:
+    from rich.markup import escape
+
     from edgebench.db.connection import opened
     from edgebench.db.load import load_run
     from edgebench.db.url import configured_db
+    from edgebench.errors import ResultsError
 
     url = configured_db(args.db, args.results)
-    missing = [str(p) for p in args.runs if not (p / "run.json").is_file()]
-    if missing:
-        raise EdgebenchError(f"not a run directory (no run.json): {', '.join(missing)}")
+    runs = [p for p in args.runs if (p / "run.json").is_file()]
+    for path in args.runs:
+        if path not in runs:  # `db load results/*/` also names results/baselines/
+            console.print(f"skipped {escape(str(path))}: not a run directory (no run.json)")
+    if not runs:
+        raise EdgebenchError(f"nothing to load: no run directory among {', '.join(map(str, args.runs))}")
+    failed = []
     with opened(url) as db:
-        for path in args.runs:
-            run_id, cells = load_run(db, path)
-            console.print(f"loaded {path} ({run_id}, {cells} cells) into {url}")
+        for path in runs:
+            try:
+                run_id, cells = load_run(db, path)
+            except ResultsError as exc:  # one broken run directory does not keep the others out
+                failed.append(path)
+                console.print(f"[red]not loaded[/] {escape(str(path))}: {escape(str(exc))}")
+                continue
+            console.print(f"loaded {escape(str(path))} ({run_id}, {cells} cells) into {url}")
+    if failed:
+        console.print(f"[red]{len(failed)} of {len(runs)} run directories not loaded[/]")
+        return EXIT_ERROR
     return EXIT_OK
 
 
@@ -66,16 +81,20 @@ def cmd_history(args, console) -> int:
     from edgebench.cli.ui import print_table
     from edgebench.compare.changepoints import regressions_among_newest
     from edgebench.db.connection import opened
-    from edgebench.db.history import read_series
+    from edgebench.db.history import check_choice, read_series, why_no_series
     from edgebench.db.url import configured_db
 
     if args.newest < 1:
         raise EdgebenchError("--newest is a count of points: give 1 or more")
+    check_choice(args.metric, args.point)
     url = configured_db(args.db, args.results)
-    with opened(url) as db:
+    with opened(url, create=False) as db:
         series = read_series(db, args.metric, args.device, args.model, args.test, args.point)
-    if not series:
-        console.print(f"no {args.metric} history in {url} for that selection")
+        why = None if series else why_no_series(db, args.metric, args.device, args.model, args.test)
+    if why and args.fail_on_regression:  # a gate that judged nothing must not pass
+        raise EdgebenchError(f"no {args.metric} history to judge: {why}")
+    if why:
+        console.print(f"no {args.metric} history: {escape(why)}")
         return EXIT_OK
     failing = []
     for s in series:
