@@ -183,6 +183,17 @@ def test_db_load_of_a_whole_results_folder_skips_what_is_not_a_run_and_loads_the
     assert "nothing to load: no run directory among" in capsys.readouterr().err
 
 
+def test_a_run_directory_that_cannot_be_read_is_reported_and_the_others_are_loaded(results_root, tmp_path, capsys):
+    url, broken = f"sqlite:///{tmp_path / 'b.sqlite'}", tmp_path / "broken"
+    broken.mkdir()
+    (broken / "run.json").write_text("{")
+    shard = shard_dirs(results_root)[0]
+    assert main(["db", "load", str(broken), str(shard), "--db", url]) == EXIT_ERROR
+    out = capsys.readouterr().out
+    assert f"not loaded {broken}: {broken / 'run.json'} is not valid JSON" in out and "1 of 2 run" in out
+    assert db_query(url, "SELECT run_id FROM runs") == [(shard.name,)]
+
+
 def test_a_merged_run_loaded_beside_its_shards_is_one_point_per_measurement(results_root, tmp_path, capsys):
     from edgebench.db.history import read_series
 
