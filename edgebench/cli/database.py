@@ -17,7 +17,8 @@ def register(commands) -> None:
     actions = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     load = actions.add_parser("load", help="load run directories (loading one twice changes nothing)",
                               description="Load each run directory into the database, replacing an earlier "
-                                          "load of the same run, so loading twice changes nothing.")
+                                          "load of the same run, so loading twice changes nothing. A folder "
+                                          "that is not a run (results/baselines/) is skipped with a note.")
     load.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="results/<run-id> directories")
     add_db_option(load, "to load into, else SQLite under the results root")
     add_results_root(load, "holding the default SQLite database")
@@ -27,7 +28,8 @@ def register(commands) -> None:
         "history", help="a metric's history per device, model, test and engine settings, with change points",
         description="Every series of a metric in the database (keyed by device, model hash, test and engine "
                     "settings; the engine build commit on the x-axis where known, else time), with its change "
-                    "points from E-divisive means (Apache Otava): where, how much, and the p-value.")
+                    "points from E-divisive means (Apache Otava, the edgebench[history] extra): where, how "
+                    "much, and the p-value.")
     history.add_argument("-d", "--device", metavar="NAME", help="only this device")
     history.add_argument("--model", metavar="M", help="only this model (name, file name or sha256 prefix)")
     history.add_argument("--test", metavar="T", help="only this test, e.g. tg128")
@@ -36,7 +38,8 @@ def register(commands) -> None:
                          help="a run's point: the median of its repetitions (default) or the best one, which a "
                               "shared machine's passing load did not slow")
     history.add_argument("--fail-on-regression", action="store_true",
-                         help="exit 1 when a regression change point lies among the newest N points")
+                         help="exit 1 when a regression change point lies among the newest N points, "
+                              "3 when no series matched")
     history.add_argument("--newest", type=int, default=NEWEST, metavar="N",
                          help=f"how many of the newest points --fail-on-regression looks at (default {NEWEST})")
     add_db_option(history, "to read, else SQLite under the results root")
