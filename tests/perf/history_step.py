@@ -85,8 +85,9 @@ def main_script() -> int:
     base = Path(tempfile.mkdtemp(prefix="edgebench-history-"))
     runs = measure(base, model, args.runs)
     speeds = {run: best_ts(run) for run in runs}
-    undisturbed = statistics.quantiles(speeds.values(), n=10)[-1]
+    undisturbed = statistics.quantiles(speeds.values(), n=10, method="inclusive")[-1]
     quiet = [run for run in runs if abs(speeds[run] / undisturbed - 1) <= args.quiet][:args.points]
+    print("best t/s of each run:", " ".join(f"{v:.1f}" for v in speeds.values()))
     print(f"{len(quiet)} of {len(runs)} runs within {args.quiet:.0%} of the undisturbed {undisturbed:.1f} t/s")
     if len(quiet) < 4:
         print("too few quiet runs to look for a step: the machine was busy")
