@@ -140,3 +140,107 @@ def test_a_run_is_in_the_database_cell_by_cell_while_it_goes(tmp_path, tiny_qwen
     assert seen == [0, 1, 2] and feed.error is None
     with opened(url) as db:
         assert db.query("SELECT status FROM runs") == [("complete",)]
+
+
+SLEEP_PROFILE = ("tests: [tg10]\nrepetitions: 2\nwarmup: 0\nengine: {name: sleep, simulate_ts: 1000}\n"
+                 "telemetry: {enabled: false}\n")
+
+
+@pytest.fixture(scope="module")
+def results_root(tmp_path_factory) -> Path:
+    """A results root as the README's `db load results/*/` meets it: two shards of one run on two local
+    devices (the sleep engine times real sleeps: no llama.cpp needed), the run merged from them, and a saved
+    baseline under baselines/."""
+    base = tmp_path_factory.mktemp("shards")
+    model, devices, results = base / "m.gguf", base / "devices", base / "results"
+    assert main(["synth", "--like", "tiny-qwen35", "-o", str(model)]) == EXIT_OK
+    devices.mkdir()
+    for i in (0, 1):
+        (devices / f"dev{i}.yaml").write_text(f"name: dev{i}\ntransport: local\nworkdir: {base / f'work{i}'}\n")
+    (base / "p.yaml").write_text(f"models: [{json.dumps(str(model))}]\n{SLEEP_PROFILE}")
+    for shard in ("1/2", "2/2"):
+        assert main(["run", str(base / "p.yaml"), "-d", "dev0", "-d", "dev1", "--devices-dir", str(devices),
+                     "--shard", shard, "-o", str(results)]) == EXIT_OK
+    shards = sorted(results.iterdir())
+    assert main(["merge", *map(str, shards), "-o", str(results / "merged")]) == EXIT_OK
+    assert main(["baseline", "save", str(shards[0]), "--name", "main", "-o", str(results)]) == EXIT_OK
+    return results
+
+
+def shard_dirs(results: Path) -> list[Path]:
+    return sorted(p for p in results.iterdir() if p.name not in ("merged", "baselines"))
+
+
+def test_db_load_of_a_whole_results_folder_skips_what_is_not_a_run_and_loads_the_rest(results_root, tmp_path,
+                                                                                     capsys):
+    url = f"sqlite:///{tmp_path / 'all.sqlite'}"
+    every_folder = [f"{p}/" for p in sorted(results_root.iterdir())]  # what the shell makes of results/*/
+    assert main(["db", "load", *every_folder, "--db", url]) == EXIT_OK
+    assert f"skipped {results_root / 'baselines'}: not a run directory (no run.json)" in capsys.readouterr().out
+    assert sorted(run_id for (run_id,) in db_query(url, "SELECT run_id FROM runs")) == sorted(
+        [p.name for p in shard_dirs(results_root)] + ["merged"])
+    assert main(["db", "load", str(results_root / "baselines"), "--db", url]) == EXIT_ERROR
+    assert "nothing to load: no run directory among" in capsys.readouterr().err
+
+
+def test_a_run_directory_that_cannot_be_read_is_reported_and_the_others_are_loaded(results_root, tmp_path, capsys):
+    url, broken = f"sqlite:///{tmp_path / 'b.sqlite'}", tmp_path / "broken"
+    broken.mkdir()
+    (broken / "run.json").write_text("{")
+    shard = shard_dirs(results_root)[0]
+    assert main(["db", "load", str(broken), str(shard), "--db", url]) == EXIT_ERROR
+    out = capsys.readouterr().out
+    assert f"not loaded {broken}: {broken / 'run.json'} is not valid JSON" in out and "1 of 2 run" in out
+    assert db_query(url, "SELECT run_id FROM runs") == [(shard.name,)]
+
+
+def test_a_merged_run_loaded_beside_its_shards_is_one_point_per_measurement(results_root, tmp_path, capsys):
+    from edgebench.db.history import read_series
+
+    url = f"sqlite:///{tmp_path / 'h.sqlite'}"
+    shards = shard_dirs(results_root)
+    assert main(["db", "load", *map(str, shards), str(results_root / "merged"), "--db", url]) == EXIT_OK
+    with opened(parse_db_url(url)) as db:
+        series = read_series(db, "ts")
+    assert sorted((s.device, len(s.points)) for s in series) == [("dev0", 1), ("dev1", 1)]
+    # the point keeps the shard that measured it, and the time its cell started
+    assert {s.points[0].run_id for s in series} == {p.name for p in shards}
+    capsys.readouterr()
+    assert main(["history", "--db", url]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert out.count("by time, 1 runs") == 2 and "merged" not in out
+
+
+def test_baseline_list_lists_the_baselines_kept_in_the_database(results_root, tmp_path, capsys):
+    url, results = f"sqlite:///{tmp_path / 'b.sqlite'}", tmp_path / "results"
+    shard = shard_dirs(results_root)[0]
+    assert main(["baseline", "save", str(shard), "--name", "nightly", "-o", str(results), "--db", url]) == EXIT_OK
+    (results / "baselines" / "nightly").rename(tmp_path / "gone")  # only the database has it now
+    capsys.readouterr()
+    assert main(["baseline", "list", "-o", str(results), "--db", url]) == EXIT_OK
+    (line,) = [row for row in capsys.readouterr().out.splitlines() if "nightly" in row]
+    assert shard.name in line and "dev0" in line and str(parse_db_url(url)) in line
+
+
+@pytest.mark.parametrize("command", [
+    ["history", "--db", "{db}"],
+    ["history", "-o", "{root}"],
+    ["baseline", "list", "-o", "{root}", "--db", "{db}"],
+    ["compare", "--baseline", "main", "{run}", "-o", "{root}", "--db", "{db}"],
+    ["report", "{run}", "-o", "{root}/r.html", "--db", "{db}"],
+])
+def test_reading_commands_refuse_a_database_that_does_not_exist_and_create_none(results_root, tmp_path, command,
+                                                                                capsys):
+    root = tmp_path / "results"
+    root.mkdir()
+    missing = tmp_path / "typo.sqlite" if "--db" in command else root / "edgebench.sqlite"
+    args = [a.format(db=missing, root=root, run=shard_dirs(results_root)[0]) for a in command]
+    assert main(args) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert f"no database {missing}: the file does not exist" in err and len(err.strip().splitlines()) == 1
+    assert not missing.exists()
+
+
+def db_query(url: str, sql: str) -> list[tuple]:
+    with opened(parse_db_url(url)) as db:
+        return db.query(sql)

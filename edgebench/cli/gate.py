@@ -103,6 +103,7 @@ def register(commands) -> None:
     save.set_defaults(handler=cmd_baseline_save)
     listed = baseline_commands.add_parser("list", help="list saved baselines")
     add_results_root(listed, "holding baselines/")
+    add_db_option(listed, "whose baselines (saved with `baseline save --db`) are listed too")
     listed.set_defaults(handler=cmd_baseline_list)
 
 
@@ -207,7 +208,7 @@ def _compare_to_db_baseline(args, console, url, thresholds) -> int:
     from edgebench.db.connection import opened
     from edgebench.db.runs import baseline_run, has_run, materialize
 
-    with opened(url) as db, tempfile.TemporaryDirectory(prefix="edgebench-baseline-") as scratch:
+    with opened(url, create=False) as db, tempfile.TemporaryDirectory(prefix="edgebench-baseline-") as scratch:
         run_id = baseline_run(db, args.baseline) or (args.baseline if has_run(db, args.baseline) else None)
         if run_id is None:
             raise EdgebenchError(f"no baseline or run {args.baseline!r} in the database {url} (save one with "
@@ -286,9 +287,19 @@ def cmd_baseline_save(args, console) -> int:
 
 def cmd_baseline_list(args, console) -> int:
     from edgebench.cli.ui import print_table
-    from edgebench.compare.baselines import list_baselines
+    from edgebench.compare.baselines import DIRECTORY, list_baselines
+    from edgebench.db.url import configured_db
 
+    folder = str(Path(args.results) / DIRECTORY)
     rows = [[name, header.run_id or "", (header.profile or {}).get("name", ""), header.created or "",
-             ", ".join(sorted(header.devices or {}))] for name, header in list_baselines(args.results)]
-    print_table(console, ["name", "run", "profile", "created", "devices"], rows)
+             ", ".join(sorted(header.devices or {})), folder] for name, header in list_baselines(args.results)]
+    url = configured_db(args.db, default=False)
+    if url is not None:
+        from edgebench.db import runs
+        from edgebench.db.connection import opened
+
+        with opened(url, create=False) as db:
+            rows += [[name, run_id, profile or "", created or "", ", ".join(devices), str(url)]
+                     for name, run_id, profile, created, devices in runs.list_baselines(db)]
+    print_table(console, ["name", "run", "profile", "created", "devices", "kept in"], rows)
     return EXIT_OK

@@ -234,7 +234,7 @@ def _report_inputs(names: list[str], url, scratch: Path):
     from edgebench.db.history import read_series
     from edgebench.db.runs import materialize
 
-    with opened(url) as db:
+    with opened(url, create=False) as db:
         runs = [Path(n) if Path(n).is_dir() else materialize(db, n, scratch) for n in names]
         devices = sorted({d for run in runs for d in (read_header(run).devices or {})})
         history = [s for device in devices for s in read_series(db, "ts", device=device)]

@@ -1,5 +1,7 @@
 """Steps in a history series: E-divisive means as Apache Otava implements it (`compute_change_points`,
-Fleming et al., ICPE 2023), used as a dependency, never copied.
+Fleming et al., ICPE 2023), used as a dependency, never copied. Otava is an extra (`edgebench[history]`):
+it brings a cloud data-warehouse client and pins of numpy and scipy with it, which a core install that never
+reads a history should not carry.
 
 A change point is the first point of a new level. Its magnitude is the relative change of the mean
 (after / before - 1) and its p-value Otava's t-test between the two sides; it is a regression when the
@@ -11,10 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from edgebench.errors import EdgebenchError
+
 # Otava's defaults for a nightly series: a window wide enough for a project's history, a strict p-value
 WINDOW = 50
 MAX_PVALUE = 0.001
 MIN_POINTS = 4  # fewer points than this cannot show a step with a level on each side
+MISSING = ("change points need Apache Otava, which edgebench installs as an extra: "
+           "pip install 'edgebench[history]'")
 
 
 @dataclass(frozen=True)
@@ -29,9 +35,12 @@ class ChangePoint:
 
 def change_points(values: Sequence[float], higher_is_better: bool, max_pvalue: float = MAX_PVALUE,
                   min_magnitude: float = 0.0, window: int = WINDOW) -> list[ChangePoint]:
+    try:  # before the length check: a series too short today must not hide a missing part until tomorrow
+        from otava.analysis import compute_change_points
+    except ImportError as exc:
+        raise EdgebenchError(MISSING) from exc
     if len(values) < MIN_POINTS:
         return []
-    from otava.analysis import compute_change_points
 
     found, _weak = compute_change_points([float(v) for v in values], window_len=window, max_pvalue=max_pvalue,
                                          min_magnitude=min_magnitude)

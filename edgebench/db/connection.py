@@ -51,8 +51,9 @@ class Database:
         self.raw.close()
 
 
-def connect(url: DbUrl) -> Database:
-    """Open the database and make sure its tables exist."""
+def connect(url: DbUrl, create: bool = True) -> Database:
+    """Open the database and make sure its tables exist. A command that only reads passes create=False: a
+    SQLite file that is not there is then a mistyped path, not a new empty database to report nothing from."""
     from edgebench.db.schema import create_tables
 
     if url.kind == "postgresql":
@@ -67,6 +68,9 @@ def connect(url: DbUrl) -> Database:
             raise EdgebenchError(f"cannot connect to the database {url.target}: {one_line}") from exc
     else:
         path = Path(url.target)
+        if not create and not path.is_file():
+            raise EdgebenchError(f"no database {path}: the file does not exist (a mistyped path? "
+                                 f"`edgebench db load RUN_DIR...` creates it)")
         if not path.parent.is_dir():
             raise EdgebenchError(f"database {path}: the folder {path.parent} does not exist")
         try:
@@ -85,8 +89,8 @@ def connect(url: DbUrl) -> Database:
 
 
 @contextmanager
-def opened(url: DbUrl):
-    db = connect(url)
+def opened(url: DbUrl, create: bool = True):
+    db = connect(url, create)
     try:
         yield db
     finally:

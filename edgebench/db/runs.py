@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from edgebench.errors import EdgebenchError
@@ -32,3 +33,14 @@ def save_baseline(db, name: str, run_id: str) -> None:
 def baseline_run(db, name: str) -> str | None:
     found = db.query("SELECT run_id FROM baselines WHERE name = ?", (name,))
     return found[0][0] if found else None
+
+
+def list_baselines(db) -> list[tuple[str, str, str | None, str | None, list[str]]]:
+    """Each named baseline: name, run_id, the run's profile name, when it was created, and its devices."""
+    found = []
+    for name, run_id, profile, created, header in db.query(
+            "SELECT b.name, b.run_id, r.profile_name, r.created, r.header FROM baselines b "
+            "LEFT JOIN runs r ON r.run_id = b.run_id ORDER BY b.name"):
+        devices = sorted((json.loads(header).get("devices") or {}) if header else {})
+        found.append((name, run_id, profile, created, devices))
+    return found
