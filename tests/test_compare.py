@@ -262,13 +262,16 @@ def ab(tmp_path, profile, *args):
     return main(["ab", str(profile), "-o", str(tmp_path / "results"), "--json", str(tmp_path / "ab.json"), *args])
 
 
-def test_ab_of_two_threads_against_one_reports_a_regression(tmp_path, tiny_qwen35):
+def test_ab_of_two_threads_against_one_interleaves_the_variants_and_records_their_threads(tmp_path, tiny_qwen35):
+    # which of 2 threads and 1 is faster depends on what else the machine runs (on a loaded 2-core VM one
+    # thread can win): the verdict on real large changes is tests/test_gate_verdicts.py's, by model size
     profile = write_profile(tmp_path / "p.yaml", tiny_qwen35, "tests: [pp512]\nwarmup: 1\nengine: {threads: 2}\n"
                             "telemetry: {enabled: false}\n")
-    assert ab(tmp_path, profile, "--b", "engine.threads=1", "--rounds", "7") == 1
+    code = ab(tmp_path, profile, "--b", "engine.threads=1", "--rounds", "7", "--max-cpu-wait", "100",
+              "--max-steal", "100")  # a disturbed round measured again would break the order asserted below
     report = json.loads((tmp_path / "ab.json").read_text())
     ts = next(c for c in report["comparisons"] if c["metric"] == "ts")
-    assert ts["verdict"] == "regressed" and ts["decision"]["ratio"] < 0.9
+    assert code == {"regressed": 1, "inconclusive": 2}.get(ts["verdict"], 0) and ts["decision"]["rounds"] >= 7
     run_dir = next((tmp_path / "results").iterdir())
     cells = [json.loads(line) for line in (run_dir / "cells.jsonl").read_text().splitlines()]
     started = [c["cell"].split(":")[0] for c in cells if c["state"] == "started"]

@@ -110,9 +110,9 @@ def test_a_cooling_device_is_waited_for_and_the_wait_is_recorded(tmp_path, tiny_
     temp = thermal_tree(tmp_path / "sys-root", 70)
     stop = threading.Event()
 
-    def cool():  # the device cools by itself over real time
-        celsius = 70.0
-        while not stop.wait(0.05) and celsius > 30:
+    def cool():  # the device cools by itself over real time: 4.5 s to the target, which a loaded machine's
+        celsius = 70.0  # start-up (runner install, first probe) must not use up before the first cell waits
+        while not stop.wait(0.3) and celsius > 30:
             celsius -= 1.0
             set_temp(temp, celsius)
     cooler = threading.Thread(target=cool, daemon=True)
