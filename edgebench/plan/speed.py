@@ -137,7 +137,7 @@ def tg_ts(info: ModelInfo, runtime: Runtime, effective_bandwidth: float | None, 
     fixed work alike (its constants were fitted so)."""
     if not effective_bandwidth:
         return None
-    return effective_bandwidth / sum(token_cost(info, runtime, depth))
+    return effective_bandwidth / bytes_per_token(info, runtime, depth)
 
 
 def pp_ts(info: ModelInfo, effective_flops: float | None, n_prompt: int = 512, depth: int = 0) -> float | None:

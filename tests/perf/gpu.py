@@ -13,12 +13,14 @@ through LLAMA_CPP_LIB_PATH, which llama-cpp-python honours. Prints, and writes a
    within each speed mode, the ratio of the tools' medians. Goal: within ±3%.
    `--speed-recorded tests/perf/data/h200-gpu-speed.json` repeats the comparison on a recorded run.
 2. tg128 t/s with telemetry on against off (nvidia_smi included). Goal: < 1% apart.
-3. The engine process's peak VRAM (the nvidia_smi source's `peak_vram_mib`, tg128) at n_gpu_layers 0,
-   half and all x n_ctx 4096 and 32768, for a Qwen3.5 and a Llama synthetic model, with llama.cpp's
-   own buffers (its log's `<buffer type> <kind> buffer size` lines) and `llama-fit-params
-   --fit-print on`'s estimate per device, and the offload planner's prediction (plan/offload.py).
-   Goal: within max(10%, 256 MiB). `--predict-recorded tests/perf/data/h200-vram.json` compares the
-   planner with a recorded run where there is no GPU.
+3. VRAM at n_gpu_layers 0, half and all x n_ctx 4096 and 32768, for gemma-3-1b, qwen3-30b-a3b (4 layers)
+   and lfm2-1.2b (`--vram-models`): each of the planner's items (plan/offload.py) against llama.cpp's own
+   buffers on the card (its log's `CUDA0 model/KV/RS/compute buffer size` lines), goal 2% or 8 MiB; the
+   plan's total against the true peak the engine measured (runner/engines/gpu_memory.py), goal
+   max(10%, 256 MiB); the runtime's own cost as that peak less llama.cpp's buffers; nvidia-smi's sampled
+   peak and `llama-fit-params --fit-print on` beside them. `--vram-recorded gpu-vram.json` prints the
+   table again from a recorded run; `--predict-recorded tests/perf/data/h200-vram.json` compares the
+   planner with the older H200 run (no GPU needed for either).
 4. Per-repetition t/s samples of pp512 and tg128 through edgebench's runner (--sample-reps), for
    the statistical gate's tests (llama-bench's own are taken with `-r 30 -o json`).
 """
@@ -52,13 +54,7 @@ ALL_LAYERS = 99
 
 def predicted_vram_mib(model, n_gpu_layers, n_ctx):
     """The planner's VRAM for the engine process at these settings (edgebench/plan/offload.py)."""
-    from edgebench.models.gguf_info import read_gguf
-    from edgebench.plan.memory import MIB, Runtime
-    from edgebench.plan.offload import gpu_plan
-
-    ngl = -1 if n_gpu_layers == ALL_LAYERS else n_gpu_layers
-    plan = gpu_plan(read_gguf(model), Runtime(cpu_arch="x86_64"), ngl, None)
-    return round(plan.vram_at(n_ctx) / MIB)
+    return round(planned_items(model, n_gpu_layers, n_ctx)[1])
 
 
 def predict_recorded(path: Path) -> list:
