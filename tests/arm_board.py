@@ -235,18 +235,176 @@ def build_image(log=print) -> Path:
     return out
 
 
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _keygen(path: Path, comment: str) -> None:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)], check=True)
+
+
+def _fingerprint(public_key: Path) -> str:
+    out = subprocess.run(["ssh-keygen", "-lf", str(public_key)], check=True, capture_output=True, text=True).stdout
+    return out.split()[1]
+
+
+def _banner(port: int, timeout: float = 2.0) -> bool:
+    """True once sshd answers with its version line (the guest's sshd, not qemu's forwarder alone)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            return sock.recv(64).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+@dataclass
+class Board:
+    """One boot of the board: its SSH address, keys and the qemu process. Stop it with stop()."""
+
+    workdir: Path
+    image: Path = field(default_factory=image_dir)
+    cpus: int = CPUS
+    memory_mib: int = MEMORY_MIB
+    port: int = 0
+    process: subprocess.Popen | None = None
+    boot_s: float | None = None
+
+    @property
+    def identity(self) -> Path:
+        return self.workdir / "id_ed25519"
+
+    @property
+    def host_key(self) -> Path:
+        return self.workdir / "seed" / "ssh_host_ed25519_key.pub"
+
+    @property
+    def fingerprint(self) -> str:
+        return _fingerprint(self.host_key)
+
+    @property
+    def console_log(self) -> Path:
+        return self.workdir / "console.log"
+
+    def device_yaml(self, name: str = "board") -> str:
+        """A device profile for this boot; trust its host key with `edgebench devices trust`."""
+        return (f"name: {name}\ntransport: ssh\nclass: sbc\nhost: 127.0.0.1\nport: {self.port}\n"
+                f"user: root\nidentity: {self.identity}\n")
+
+    def _seed(self) -> Path:
+        seed = self.workdir / "seed"
+        seed.mkdir(parents=True, exist_ok=True)
+        _keygen(self.identity, "edgebench-board-client")
+        _keygen(seed / "ssh_host_ed25519_key", "edgebench-board-host")
+        shutil.copy(self.identity.with_suffix(".pub"), seed / "authorized_keys")
+        disk = self.workdir / "seed.img"
+        subprocess.run(["truncate", "-s", "8M", str(disk)], check=True)
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(seed), str(disk)], check=True)
+        return disk
+
+    def command(self, seed: Path, overlay: Path) -> list[str]:
+        return [
+            "qemu-system-aarch64", "-M", "virt", "-cpu", CPU_MODEL, "-smp", str(self.cpus), "-m", str(self.memory_mib),
+            "-display", "none", "-monitor", "none", "-serial", f"file:{self.console_log}",
+            "-kernel", str(self.image / "vmlinuz"), "-initrd", str(self.image / "initrd.img"),
+            "-append", "root=/dev/vda rw console=ttyAMA0 quiet",
+            "-drive", f"file={overlay},if=none,format=qcow2,id=root",
+            "-device", "virtio-blk-device,drive=root",
+            "-drive", f"file={seed},if=none,format=raw,id=seed,readonly=on",
+            "-device", "virtio-blk-device,drive=seed",
+            "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{self.port}-:22",
+            "-device", "virtio-net-device,netdev=net0",
+        ]
+
+    def start(self, timeout_s: float = 600, log=print) -> Board:
+        packages = missing_tools()
+        if packages:
+            raise BoardError(f"the emulated board needs these packages: apt-get install {' '.join(packages)}")
+        self.image = build_image(log)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        seed = self._seed()
+        overlay = self.workdir / "overlay.qcow2"
+        # every boot writes to its own overlay: the cached image stays as built
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(self.image / "board.img"),
+                        str(overlay)], check=True)
+        self.port = self.port or _free_port()
+        started = time.monotonic()
+        self.process = subprocess.Popen(self.command(seed, overlay), stdin=subprocess.DEVNULL,
+                                        stdout=open(self.workdir / "qemu.log", "w"), stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        while not _banner(self.port):
+            if self.process.poll() is not None:
+                raise BoardError(f"qemu exited with {self.process.returncode}; see {self.workdir / 'qemu.log'}")
+            if time.monotonic() - started > timeout_s:
+                self.stop()
+                raise BoardError(f"the board's sshd did not answer within {timeout_s:.0f} s; its console: "
+                                 f"{self.console_log}")
+            time.sleep(2)
+        self.boot_s = time.monotonic() - started
+        log(f"board up in {self.boot_s:.0f} s: ssh -p {self.port} -i {self.identity} root@127.0.0.1")
+        return self
+
+    def ssh(self, command: str, timeout_s: float = 120, check: bool = True) -> subprocess.CompletedProcess:
+        """A command on the board through the openssh client, for fixtures and tests (edgebench uses paramiko)."""
+        known = self.workdir / "known_hosts"
+        known.write_text(f"[127.0.0.1]:{self.port} {self.host_key.read_text().split(' ', 2)[0]} "
+                         f"{self.host_key.read_text().split(' ', 2)[1]}\n")
+        argv = ["ssh", "-p", str(self.port), "-i", str(self.identity), "-o", f"UserKnownHostsFile={known}",
+                "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "root@127.0.0.1", command]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=check)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        overlay = self.workdir / "overlay.qcow2"
+        if overlay.exists():
+            overlay.unlink()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("build", help="build the board's image (cached by its recipe)")
+    start = sub.add_parser("start", help="boot the board and keep it up until Ctrl-C")
+    start.add_argument("--dir", type=Path, default=None, help="where this boot's keys and logs go "
+                       "(default: a new temporary directory)")
+    start.add_argument("--port", type=int, default=0, help="the loopback port for its sshd (default: a free one)")
+    start.add_argument("--name", default="board", help="the device name in the printed profile")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
             print(build_image())
+        elif args.command == "start":
+            return _start(args)
     except BoardError as exc:
         print(f"arm_board: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _start(args) -> int:
+    board = Board(args.dir or Path(tempfile.mkdtemp(prefix="edgebench-board-")), port=args.port)
+    board.start(log=lambda text: print(text, file=sys.stderr))
+    try:
+        profile = Path.cwd() / "devices" / f"{args.name}.yaml"
+        print(f"# a device profile for it (e.g. save as {profile}):\n{board.device_yaml(args.name)}")
+        print(f"# then trust its host key:\nedgebench devices trust {args.name} --fingerprint {board.fingerprint}")
+        print("# the board runs until Ctrl-C", flush=True)
+        while board.process.poll() is None:
+            time.sleep(1)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        board.stop()
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
-"""`edgebench install-engine`: llama.cpp built with flags that run on this machine."""
+"""`edgebench install-engine`: llama.cpp built with flags that run on this machine, or (`-d DEVICE`)
+built for a device and installed in its workdir."""
 
 from __future__ import annotations
 
-from edgebench.cli.common import EXIT_OK
+from pathlib import Path
+
+from edgebench.cli.common import EXIT_OK, add_devices_dir
 
 
 def register(commands) -> None:
@@ -18,11 +21,26 @@ def register(commands) -> None:
     install.add_argument("--print-flags", action="store_true", help="print the CMake flags and exit")
     install.add_argument("--print-command", action="store_true",
                          help="print the pip command that builds the engine and exit")
+    install.add_argument("-d", "--device", metavar="DEVICE",
+                         help="build llama.cpp for this device (its architecture, OS, C library and CPU features, "
+                              "from its probe) on this machine, and install llama-bench, llama-perplexity, "
+                              "llama-fit-params and the libraries in the device's workdir")
+    install.add_argument("--source", type=Path, metavar="DIR",
+                         help="with -d: a llama.cpp checkout to build (default: the llama.cpp that the engine "
+                              "pins, vendored in llama-cpp-python's source)")
+    add_devices_dir(install)
     install.set_defaults(handler=cmd_install_engine)
 
 
 def cmd_install_engine(args, console) -> int:
     from edgebench.toolchain import llama_cpp_wheel
+
+    if args.device:
+        from edgebench.cli.device_engine import install_on_device
+        return install_on_device(args, console)
+    if args.source:
+        from edgebench.errors import EdgebenchError
+        raise EdgebenchError("--source goes with -d DEVICE: this machine's engine is llama-cpp-python's own build")
 
     if args.print_flags:
         console.print(llama_cpp_wheel.cmake_args(), markup=False)

@@ -15,7 +15,8 @@ from edgebench.transport.runner_session import run_runner
 
 MODEL_SPEC = "tiny-llama@Q4_K_M"
 TESTS = (TestSpec(n_prompt=64), TestSpec(n_gen=16))
-TIMEOUT_S = 120
+# generous: an emulated or slow board takes seconds to start Python and load even a tiny model
+TIMEOUT_S = 300
 
 
 def _job(engine: str, model_path: str, test: TestSpec, device) -> dict:
@@ -24,13 +25,11 @@ def _job(engine: str, model_path: str, test: TestSpec, device) -> dict:
 
 
 def engines_to_test(runner_capabilities: dict, device) -> list[str]:
-    """The llama.cpp engines this device could run: in-process when its Python has llama-cpp-python,
-    llama-bench when a binary is configured."""
+    """The llama.cpp engines this device could run, as its runner found them: in-process when its Python
+    has llama-cpp-python or an installed engine brought the bindings, llama-bench when a binary is
+    configured, installed (install-engine -d) or on PATH."""
     found = (runner_capabilities or {}).get("engines") or {}
-    engines = ["llama.cpp"] if found.get("llama.cpp") == "ok" else []
-    if device.llama_bench:
-        engines.append("llama-bench")
-    return engines
+    return [engine for engine in ("llama.cpp", "llama-bench") if found.get(engine) == "ok"]
 
 
 def self_test(transport, runner: str, engines: list[str], progress=None) -> dict:

@@ -227,9 +227,11 @@ def _from_spec(spec) -> ModelInfo | None:
 
 
 def describe_probe(probe: dict | None) -> dict:
-    """The probed facts a plan uses: total RAM, CPU architecture, physical cores."""
+    """The probed facts a plan uses: total RAM, CPU architecture and features, physical cores."""
     if not probe:
         return {}
     memory, cpu = probe.get("memory") or {}, probe.get("cpu") or {}
+    features = cpu.get("features")
     return {"ram_bytes": memory.get("total_bytes"), "arch": probe.get("arch"),
-            "cores": cpu.get("physical_cores")}
+            "cores": cpu.get("physical_cores"),
+            "cpu_features": tuple(sorted(k for k, v in features.items() if v)) if isinstance(features, dict) else None}

@@ -41,6 +41,8 @@ class DeviceBudget:
     cpu_arch: Figure
     cores: Figure
     calibration: Calibration | None = None
+    # the probed CPU features (cpuinfo names): which weights llama.cpp repacks there
+    cpu_features: Figure | None = None
 
     @property
     def tg_fit(self) -> TgFit | None:
@@ -80,7 +82,8 @@ def device_budget(device: DeviceProfile, cal: Calibration | None, machine: dict 
                                    cal.effective_bandwidth if cal else None, cal, "tg")
     flops, eta_pp = _effective(facts.peak_gflops, DEFAULT_ETA_PP, where,
                                cal.effective_flops if cal else None, cal, "pp")
-    return DeviceBudget(device.name, ram, reserve, bandwidth, flops, eta_tg, eta_pp, arch, cores, cal)
+    return DeviceBudget(device.name, ram, reserve, bandwidth, flops, eta_tg, eta_pp, arch, cores, cal,
+                        probed("cpu_features"))
 
 
 def _stored_probe(cal: Calibration | None, kept: StoredProbe | None) -> tuple[dict, str]:
@@ -134,7 +137,9 @@ class PlanCell:
 
 def plan_cell(info: ModelInfo, budget: DeviceBudget, n_ctx: int, kv_type: str, n_ubatch: int = 512,
               use_mmap: bool = True, swa_full: bool = False, n_cpu_moe: int = 0) -> PlanCell:
+    features = frozenset(budget.cpu_features.value) if budget.cpu_features else None
     runtime = Runtime(kv_type=kv_type, n_ubatch=n_ubatch, use_mmap=use_mmap, cpu_arch=budget.cpu_arch.value,
+                      cpu_features=features,
                       swa_full=swa_full, n_cpu_moe=n_cpu_moe)
     items = memory_items(info, runtime)
     mem = total(items)

@@ -51,12 +51,26 @@ RESERVE_LOGITS_EMBD, RESERVE_FF, RESERVE_FF_EMBD = 3, 3, 2
 # the mask; llama-3.2, gemma3, qwen3moe and lfm2 stay at the logits' figure once that is the larger).
 MASKS_ALIVE_AT_LOGITS = {"qwen35", "qwen35moe", "qwen3next", "deepseek2"}
 
-# Types the CPU backend repacks into an interleaved anonymous copy at load time (ggml-cpu
-# repack.cpp): the mapped original stays in the page cache and, once read, in RSS as well.
-REPACK_TYPES = {
-    "x86_64": {"Q4_0", "Q4_K", "IQ4_NL"},                         # AVX2
-    "aarch64": {"Q4_0", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "Q8_0"},  # NEON dotprod / i8mm
-}
+# Types the CPU backend repacks into an interleaved anonymous copy at load time, with the row count
+# each layout needs (ggml-cpu repack.cpp, ggml_repack_get_optimal_repack_type): the mapped original
+# stays in the page cache and, once read, in RSS as well. Which layouts exist depends on the CPU
+# features the build and the CPU both have (ggml_cpu_has_*: compiled in AND found at run time).
+REPACK_X86_AVX2 = {"Q4_0": 8, "Q4_K": 8, "IQ4_NL": 8, "MXFP4": 8}
+# NEON with dotprod (4x4, 8x4) or i8mm (4x8, 8x8): the same types either way, only the layout differs
+REPACK_ARM_DOTPROD = {"Q4_0": 4, "Q4_K": 8, "Q5_K": 8, "Q6_K": 8, "IQ4_NL": 4, "MXFP4": 4, "Q8_0": 4, "Q1_0": 4}
+# what a probed CPU without the features the kernels need repacks: nothing
+REPACK_NONE: dict = {}
+
+
+def repack_rules(cpu_arch: str, features=None) -> dict:
+    """type -> rows multiple that llama.cpp repacks on this CPU. `features`: the probed CPU features
+    (cpuinfo names); None when unknown, then an edge device's usual ones (AVX2, or Arm dotprod)."""
+    family = _arch_family(cpu_arch)
+    if family == "x86_64":
+        return REPACK_X86_AVX2 if features is None or "avx2" in features else REPACK_NONE
+    if features is None or {"asimddp", "i8mm"} & set(features):
+        return REPACK_ARM_DOTPROD
+    return REPACK_NONE  # a Cortex-A72 (Pi 4) or A53: plain NEON has no repacked kernels
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,7 @@ class Runtime:
     n_ubatch: int = 512
     use_mmap: bool = True
     cpu_arch: str = "aarch64"      # decides which weights llama.cpp repacks; edge devices are arm64
+    cpu_features: frozenset | None = None  # ... with these CPU features (None: unknown, the usual ones)
     n_seq: int = 1
     # llama-bench's and llama-server's default; llama.cpp's library default is true
     swa_full: bool = False
@@ -151,29 +166,30 @@ def expert_bytes_split(info: ModelInfo, n_cpu_moe: int) -> tuple[int, int]:
     return sum(moe[:n_cpu_moe]), sum(moe[n_cpu_moe:])
 
 
-def _repacked(t, types) -> bool:
-    return t.type in types and t.rows % 8 == 0 and t.name != "token_embd.weight" and t.name.startswith("blk.")
+def _repacked(t, rules: dict) -> bool:
+    multiple = rules.get(t.type)
+    return bool(multiple) and t.rows % multiple == 0 and t.name != "token_embd.weight" and t.name.startswith("blk.")
 
 
-def repacks(cpu_arch: str):
-    """A test of whether llama.cpp's CPU backend on `cpu_arch` repacks a tensor."""
-    types = REPACK_TYPES.get(_arch_family(cpu_arch), set())
-    return lambda tensor: _repacked(tensor, types)
+def repacks(cpu_arch: str, features=None):
+    """A test of whether llama.cpp's CPU backend on `cpu_arch` (with `features`) repacks a tensor."""
+    rules = repack_rules(cpu_arch, features)
+    return lambda tensor: _repacked(tensor, rules)
 
 
-def repacked_bytes(info: ModelInfo, cpu_arch: str, experts: bool = False) -> int:
+def repacked_bytes(info: ModelInfo, cpu_arch: str, experts: bool = False, features=None) -> int:
     """The interleaved copy llama.cpp's CPU backend makes of matmul weights of repackable types
     (with `experts`: of the routed-expert tensors only)."""
-    repacked = repacks(cpu_arch)
+    repacked = repacks(cpu_arch, features)
     return sum(t.n_bytes for t in info.tensors if repacked(t) and (not experts or "_exps" in t.name))
 
 
-def mapped_original_bytes(info: ModelInfo, cpu_arch: str) -> int:
+def mapped_original_bytes(info: ModelInfo, cpu_arch: str, features=None) -> int:
     """File pages of repacked tensors that stay mapped once loaded. llama.cpp maps the file, reads every
     tensor through the mapping, then unmaps what lies outside the span of the tensors used in place
     (llama-model-loader.cpp, unmap_fragment): a repacked tensor inside that span leaves its pages in RSS,
     one before or after it does not."""
-    repacked = repacks(cpu_arch)
+    repacked = repacks(cpu_arch, features)
     in_place = [i for i, t in enumerate(info.tensors) if not repacked(t)]
     if not in_place:
         return 0
@@ -189,8 +205,8 @@ def _arch_family(arch: str) -> str:
 
 
 def memory_items(info: ModelInfo, runtime: Runtime) -> list[MemoryItem]:
-    repack = repacked_bytes(info, runtime.cpu_arch)
-    expert_repack = repacked_bytes(info, runtime.cpu_arch, experts=True)
+    repack = repacked_bytes(info, runtime.cpu_arch, features=runtime.cpu_features)
+    expert_repack = repacked_bytes(info, runtime.cpu_arch, experts=True, features=runtime.cpu_features)
     weights_note = "mapped file, used in place" if runtime.use_mmap else "read into memory"
     cpu_experts, other_experts = expert_bytes_split(info, runtime.n_cpu_moe)
     experts = cpu_experts + other_experts
@@ -215,8 +231,9 @@ def memory_items(info: ModelInfo, runtime: Runtime) -> list[MemoryItem]:
                    f"CPU backend's interleaved copy ({_arch_family(runtime.cpu_arch)} kernels)"),
         # with mmap the repacked tensors' file pages were read once to repack them; those inside the
         # mapped span stay in RSS
-        MemoryItem("mapped originals", mapped_original_bytes(info, runtime.cpu_arch) if runtime.use_mmap else 0,
-                   0.0, "file pages read for repacking: in RSS, reclaimable", reclaimable=True),
+        MemoryItem("mapped originals",
+                   mapped_original_bytes(info, runtime.cpu_arch, runtime.cpu_features) if runtime.use_mmap else 0, 0.0,
+                   "file pages read for repacking: in RSS, reclaimable", reclaimable=True),
         MemoryItem("KV cache", 0, kv_bytes_per_token(info, runtime.kv_type, sliding=False) * runtime.n_seq,
                    f"{len(full_layers)} full-attention layers of {info.n_layer}, {runtime.kv_type}"
                    + (", MLA compressed K only" if info.is_mla else "")),

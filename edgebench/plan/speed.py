@@ -22,7 +22,7 @@ DEFAULT_ETA_PP = 0.3
 # and 8192 of six architectures at two depths each (llama, gemma3, qwen3moe, deepseek2, lfm2,
 # qwen35; 36 cells on a 2-core x86 VM, each the median of five interleaved passes because the VM's
 # speed drifts: tests/perf/data/speed-cells-xeon2.jsonl):
-# - a weight the CPU backend repacked into its interleaved layout (memory.REPACK_TYPES) is multiplied
+# - a weight the CPU backend repacked into its interleaved layout (memory.repack_rules) is multiplied
 #   by a faster kernel: it costs this share of its bytes;
 REPACKED_WEIGHT_COST = 0.68
 # - every layer runs a dozen or more graph nodes, each a fork and join of the threads: a fixed cost
@@ -52,9 +52,9 @@ def weights_read_per_token(info: ModelInfo) -> float:
     return total
 
 
-def repacked_read_per_token(info: ModelInfo, cpu_arch: str) -> float:
+def repacked_read_per_token(info: ModelInfo, cpu_arch: str, features=None) -> float:
     """The share of `weights_read_per_token` in tensors llama.cpp repacks on `cpu_arch`."""
-    repacked = repacks(cpu_arch)
+    repacked = repacks(cpu_arch, features)
     by_index = {layer.index: layer for layer in info.layers}
     total = 0.0
     for tensor in info.tensors:
@@ -87,7 +87,7 @@ def token_cost(info: ModelInfo, runtime: Runtime, depth: int) -> tuple[float, fl
     layer, per recurrent state element, per cache cell, per query head and attended position), which
     a small model's run measures where a large one's reads hide them."""
     reads = bytes_read_per_token(info, runtime, depth)
-    reads -= (1 - REPACKED_WEIGHT_COST) * repacked_read_per_token(info, runtime.cpu_arch)
+    reads -= (1 - REPACKED_WEIGHT_COST) * repacked_read_per_token(info, runtime.cpu_arch, runtime.cpu_features)
     fixed = LAYER_BYTES * len(info.layers)
     # the matrix state is in the bytes read above (2 x 4 bytes an element): add the rest of its work
     fixed += sum(layer.s_size for layer in info.layers) * (STATE_ELEMENT_BYTES - 2 * STATE_BYTES)

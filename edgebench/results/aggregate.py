@@ -35,7 +35,8 @@ QUALITY_FIELDS = QualityScores.ROW_FIELDS
 # what edgebench adds: where it ran, latency, quality, then telemetry (last: a new source's columns are
 # appended there, so existing exports keep their layout)
 EDGEBENCH_FIELDS = (
-    "device", "device_class", "engine", "engine_version", "system_info", "swa_full", "model", "model_sha256", "test",
+    "device", "device_class", "engine", "engine_version", "system_info", "build_flags", "build_target", "swa_full",
+    "model", "model_sha256", "test",
     "variant", "round", "status", "error", "batch", "attempt", "cooldown_s", "start_temp_c", "n_samples",
     "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "ttft_ms", "stddev_ttft_ms", "samples_ttft_ns",
 ) + QUALITY_FIELDS + TELEMETRY_FIELDS
@@ -99,6 +100,8 @@ def cell_row(attempt: CellAttempt) -> dict:
         "test_time": start and start.started,
         "device": facts.device, "device_class": facts.device_class, "engine": facts.engine,
         "engine_version": info.get("engine_version"), "system_info": info.get("system_info"),
+        # set when the engine is one `install-engine -d` built (runner/engines/installed.py)
+        "build_flags": info.get("build_flags"), "build_target": info.get("build_target"),
         "model": facts.model,
         "model_sha256": start and start.model_sha256, "test": facts.test,
         "variant": facts.variant, "round": facts.round,

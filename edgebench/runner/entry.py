@@ -3,6 +3,7 @@
     python3 runner.pyz run | capabilities | cooldown ...   # JSON-lines events (main.py)
     python3 runner.pyz store ...                           # the model store's device side (device_store.py)
     python3 runner.pyz lock ...                            # the device lock's holder (device_lock.py)
+    python3 runner.pyz engine install ...                  # an engine install-engine -d pushed (engine_unpack.py)
 
 The event modes load engines and telemetry (tens of milliseconds, more on a
 small board); the helper modes the controller runs around them need a few
@@ -23,5 +24,8 @@ def main(argv=None):
     if mode == "lock":
         from .device_lock import main as lock
         return lock(argv[1:])
+    if mode == "engine":
+        from .engine_unpack import main as engine
+        return engine(argv[1:])
     from .main import main as events
     return events(argv)

@@ -100,11 +100,13 @@ def push_model(transport, local_path: str, sha256: str, progress=None, extra_fil
 class RemoteStore:
     """The controller's half of the store on one device, over any transport's primitives."""
 
-    def __init__(self, transport, runner: str):
-        self.transport, self.runner = transport, runner
+    def __init__(self, transport, runner: str, area: str = "models", evict: bool = True):
+        """`area`: the folder under the workdir; `evict`: whether the device's max_cache_gb applies there
+        (models; not the engines, which a model must never push out)."""
+        self.transport, self.runner, self.area = transport, runner, area
         self.device = transport.device.name
         max_cache_gb = transport.device.max_cache_gb
-        self.max_cache_bytes = int(max_cache_gb * 2**30) if max_cache_gb else None
+        self.max_cache_bytes = int(max_cache_gb * 2**30) if max_cache_gb and evict else None
 
     def _argv(self, command: str, *args) -> list[str]:
         return helper_argv(self.transport, self.runner, "store", command, *args)
@@ -133,7 +135,7 @@ class RemoteStore:
 
     def push(self, local: Path, sha256: str, progress=None) -> PushResult:
         name, size = local.name, local.stat().st_size
-        directory = self.transport.workdir_path("models", sha256)
+        directory = self.transport.workdir_path(self.area, sha256)
         final = posixpath.join(directory, name)
         state = self._ask("survey", directory, name)
         if _stored(state, sha256):

@@ -18,6 +18,7 @@ import time
 from ..crashes import StderrTail, explain
 from ..protocol import RunnerFailure
 from ..quality.measure import job_quality
+from . import installed
 from . import llama_settings as llama
 from .base import Engine, Measurement
 from .build_info import system_info_beside
@@ -30,7 +31,8 @@ DECLARATION = EngineDeclaration(
     doc="a llama-bench binary on the device, run and parsed",
     options=(THREADS, llama.N_BATCH, llama.N_UBATCH, llama.TYPE_K, llama.TYPE_V, llama.FLASH_ATTN_OPTION,
              llama.N_GPU_LAYERS, llama.N_CPU_MOE, llama.REPACK,
-             Option("binary", "text", None, "the llama-bench binary; default: the device's llama_bench",
+             Option("binary", "text", None, "the llama-bench binary; default: the device's llama_bench, else the "
+                   "one `edgebench install-engine -d` installed, else llama-bench on PATH",
                     device_setting="llama_bench"),
              Option("perplexity_binary", "text", None, "the llama-perplexity binary that runs ppl tests; default: "
                     "the device's llama_perplexity, else the one beside llama-bench",
@@ -58,19 +60,21 @@ class LlamaBenchEngine(Engine):
     @staticmethod
     def missing(options=None):
         """The binary comes with the job (the device's `llama_bench`, or the profile's engine.binary);
-        without one, llama-bench on PATH."""
-        configured = (options or {}).get("binary")
-        binary = configured or shutil.which("llama-bench")
+        without one, the installed engine's (installed.py), else llama-bench on PATH."""
+        binary = LlamaBenchEngine.binary_for(options or {})
         if not binary:
             return ("no llama-bench binary: none is configured (llama_bench in the device profile, or "
-                    "engine.binary in the benchmark profile) and none is on PATH")
+                    "engine.binary in the benchmark profile), none is installed (edgebench install-engine "
+                    "-d DEVICE) and none is on PATH")
         if not os.path.isfile(binary) or not os.access(binary, os.X_OK):
             return "llama-bench binary %s is not an executable file" % binary
+        if binary == installed.tool("llama-bench"):
+            return installed.unusable()
         return None
 
     @staticmethod
     def binary_for(options):
-        return options.get("binary") or shutil.which("llama-bench")
+        return options.get("binary") or installed.tool("llama-bench") or shutil.which("llama-bench")
 
     def __init__(self):
         self.proc = None
@@ -86,7 +90,10 @@ class LlamaBenchEngine(Engine):
         self.binary = binary
         self.model_path = model_path
         self.options = dict(options)
-        return {"engine_version": "llama-bench " + binary, "system_info": system_info_beside(binary)}
+        info = {"engine_version": "llama-bench " + binary, "system_info": system_info_beside(binary)}
+        if binary == installed.tool("llama-bench"):
+            info.update(installed.build_fields())
+        return info
 
     def command(self, test, repetitions, warmup):
         opts = self.options

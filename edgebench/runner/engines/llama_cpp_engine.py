@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import importlib
 import importlib.util
+import os
 import random
 import re
 import sys
@@ -19,6 +20,7 @@ import types
 from ..protocol import RunnerFailure
 from ..quality.measure import measure_quality
 from . import ggml_devices as devices
+from . import installed
 from . import llama_settings as llama
 from .base import Engine, Measurement
 from .declaration import THREADS, EngineDeclaration, Option
@@ -86,6 +88,7 @@ def _low_level():
     if _IN_CONTROLLER:
         return importlib.import_module("llama_cpp.llama_cpp")
     if "llama_cpp" not in sys.modules:
+        _use_installed_bindings()
         spec = importlib.util.find_spec("llama_cpp")
         if spec is None or not spec.submodule_search_locations:
             raise ImportError("llama-cpp-python is not installed")
@@ -94,6 +97,32 @@ def _low_level():
         package.__file__ = spec.origin
         sys.modules["llama_cpp"] = package
     return importlib.import_module("llama_cpp.llama_cpp")
+
+
+def _use_installed_bindings():
+    """Put the bindings `install-engine -d` pushed (installed.py) first on the path, with their build's
+    libraries; a Python without typing_extensions gets the one name the bindings take from it."""
+    python, lib = installed.bindings()
+    if python is None:
+        return
+    sys.path.insert(0, python)
+    os.environ["LLAMA_CPP_LIB_PATH"] = lib
+    if importlib.util.find_spec("typing_extensions") is None:
+        import typing
+        shim = types.ModuleType("typing_extensions")
+        shim.TypeAlias = getattr(typing, "TypeAlias", object)  # Python 3.10+; only an annotation before
+        sys.modules["typing_extensions"] = shim
+
+
+def _build_of(L) -> dict:
+    """The row's build fields: the installed build's (install-engine -d) when its bindings are loaded."""
+    python, _ = installed.bindings()
+    if python and (getattr(L, "__file__", "") or "").startswith(python + os.sep):
+        found = installed.manifest() or {}
+        return {"build_commit": found.get("build_commit") or "unknown", "build_number": found.get("build_number") or 0,
+                "engine_version": "llama-cpp-python %s (installed build)" % found.get("llama_cpp_python"),
+                **installed.build_fields()}
+    return {"build_commit": "unknown", "build_number": 0, "engine_version": "llama-cpp-python " + _package_version()}
 
 
 def _package_version():
@@ -121,10 +150,13 @@ class LlamaCppEngine(Engine):
 
     @staticmethod
     def missing(options=None):
-        if importlib.util.find_spec("llama_cpp") is None:
+        python, why_not = installed.bindings()
+        if python is None and importlib.util.find_spec("llama_cpp") is None:
+            if why_not:  # an engine was installed, but only for llama-bench
+                return "only the llama-bench engine is installed here: %s" % why_not
             return ("llama-cpp-python is not installed (on the controller: edgebench install-engine; "
-                    "on a device: pip install llama-cpp-python)")
-        return None
+                    "on a device: edgebench install-engine -d DEVICE)")
+        return installed.unusable() if python else None
 
     def __init__(self):
         self.L = None
@@ -173,9 +205,7 @@ class LlamaCppEngine(Engine):
         desc = ctypes.create_string_buffer(256)
         L.llama_model_desc(self.model, desc, ctypes.sizeof(desc))
         return {
-            "build_commit": "unknown",
-            "build_number": 0,
-            "engine_version": "llama-cpp-python " + _package_version(),
+            **_build_of(L),
             "cpu_info": cpu_model_name(),
             "gpu_info": devices.gpu_info(),
             "backends": devices.backends(),

@@ -1,0 +1,53 @@
+"""`edgebench install-engine -d DEVICE`: probe the device, build llama.cpp for it here, install it there."""
+
+from __future__ import annotations
+
+import time
+
+from edgebench.cli.common import EXIT_OK
+from edgebench.errors import EdgebenchError
+
+
+def _check_libc(target, manifest: dict) -> None:
+    """A build linked against a newer glibc than the device's fails in its loader; say so before pushing."""
+    needed, have = manifest.get("glibc_needed"), target.libc_version
+    if target.libc != "glibc" or not needed or not have:
+        return
+    if tuple(int(p) for p in needed.split(".")) > tuple(int(p) for p in have.split(".")):
+        raise EdgebenchError(f"the device's C library (glibc {have}) is older than the glibc {needed} this build "
+                             f"needs: build with a toolchain for that glibc (toolchain_file in the device profile)")
+
+
+def install_on_device(args, console) -> int:
+    from edgebench.config import find_device
+    from edgebench.facts.device_probe import probe_with
+    from edgebench.facts.stored import remember
+    from edgebench.results.records import now_iso
+    from edgebench.toolchain.device_build import build_engine
+    from edgebench.toolchain.target import target_from_probe
+    from edgebench.transport import open_transport
+    from edgebench.transport.engine_push import install_engine
+
+    def say(text: str) -> None:
+        console.print(text, markup=False)
+
+    device = find_device(args.device, args.devices_dir)
+    with open_transport(device) as transport:
+        probe = probe_with(transport)
+        remember(device.name, probe["facts"], now_iso())
+        target = target_from_probe(probe["facts"])
+        say(f"{device.name}: {target.describe()}")
+        started = time.monotonic()
+        build = build_engine(target, source=args.source, toolchain_file=device.toolchain_file, log=say)
+        say(f"build {build.key} ready in {time.monotonic() - started:.0f} s: {build.directory}")
+        _check_libc(target, build.manifest)
+        started = time.monotonic()
+        installed = install_engine(transport, build)
+        pushed = installed.archive
+        sent = "already there" if pushed.skipped else f"{pushed.sent_bytes / 1e6:.1f} MB sent"
+        say(f"installed on {device.name} in {time.monotonic() - started:.0f} s ({sent}): {installed.path}")
+    engines = "llama-bench" + (" and llama.cpp (in-process)" if installed.bindings else "")
+    say(f"engines: {engines}")
+    if not installed.bindings:
+        say(f"in-process engine not offered: {installed.build.get('in_process_unavailable')}")
+    return EXIT_OK

@@ -1,0 +1,113 @@
+"""The device side of `edgebench install-engine -d`: unpack a pushed engine archive and switch to it.
+
+    python3 runner.pyz engine install ARCHIVE WORKDIR KEY
+
+The archive (pushed through the model store: content-addressed, verified, resumable) holds bin/,
+maybe python/, and build.json. It is unpacked into <workdir>/engines/.KEY.partial, its llama-bench is
+started once (`--help`) so that a library the device lacks or a C library too old for the build is
+found now and not in the first cell, and only then is it renamed to engines/KEY and the link
+<workdir>/engine switched to it. A failure leaves the previous engine in place and nothing half-made.
+
+Prints one JSON line: {"path": ..., "build": {...}} or, on failure, one line on stderr and exit 1
+(5 when the build cannot start here: the JSON line then says why, under "cannot_run").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+
+EXIT_FAILED, EXIT_USAGE, EXIT_CANNOT_RUN = 1, 2, 5
+LINK = "engine"
+ENGINES = "engines"
+
+
+class UnpackFailure(Exception):
+    def __init__(self, message, code=EXIT_FAILED):
+        Exception.__init__(self, message)
+        self.code = code
+
+
+def _safe_members(archive):
+    """Our own archive, but a truncated or foreign file must not write outside the destination."""
+    for member in archive.getmembers():
+        parts = member.name.split("/")
+        if member.name.startswith("/") or ".." in parts or not (member.isfile() or member.isdir()):
+            raise UnpackFailure("the engine archive holds an unexpected entry %r" % member.name)
+        yield member
+
+
+def _extract(archive_path, destination):
+    try:
+        with tarfile.open(archive_path) as archive:
+            for member in _safe_members(archive):
+                archive.extract(member, destination)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise UnpackFailure("cannot unpack the engine archive %s: %s" % (archive_path, exc))
+
+
+def starts(folder):
+    """None when the build's llama-bench starts here, else what the loader or the CPU said."""
+    binary = os.path.join(folder, "bin", "llama-bench")
+    env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}  # the build's own RPATH decides
+    try:
+        done = subprocess.run([binary, "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True, env=env, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return "cannot start llama-bench: %s" % exc
+    if done.returncode == 0:
+        return None
+    lines = [line.strip() for line in (done.stderr or done.stdout).splitlines() if line.strip()]
+    reason = lines[-1] if lines else "no output"
+    return ("exit %d: %s" % (done.returncode, reason)) if done.returncode > 0 else \
+        ("signal %d: %s" % (-done.returncode, reason))
+
+
+def point(link, target):
+    """Switch `link` to `target` in one rename: a runner starting meanwhile sees the old engine or the new."""
+    temporary = link + ".new"
+    if os.path.lexists(temporary):
+        os.remove(temporary)
+    os.symlink(target, temporary)
+    os.replace(temporary, link)
+
+
+def install(archive_path, workdir, key):
+    engines = os.path.join(workdir, ENGINES)
+    final = os.path.join(engines, key)
+    partial = os.path.join(engines, "." + key + ".partial")
+    os.makedirs(engines, exist_ok=True)
+    if not os.path.isfile(os.path.join(final, "build.json")):
+        shutil.rmtree(partial, ignore_errors=True)
+        _extract(archive_path, partial)
+        for name in os.listdir(os.path.join(partial, "bin")):
+            os.chmod(os.path.join(partial, "bin", name), 0o755)
+        problem = starts(partial)
+        if problem:
+            shutil.rmtree(partial, ignore_errors=True)
+            return {"cannot_run": problem}, EXIT_CANNOT_RUN
+        shutil.rmtree(final, ignore_errors=True)
+        os.rename(partial, final)
+    point(os.path.join(workdir, LINK), os.path.join(ENGINES, key))
+    with open(os.path.join(final, "build.json")) as f:
+        return {"path": final, "build": json.load(f)}, 0
+
+
+def main(argv):
+    if len(argv) != 4 or argv[0] != "install":
+        sys.stderr.write("edgebench: usage: engine install ARCHIVE WORKDIR KEY\n")
+        return EXIT_USAGE
+    try:
+        report, code = install(*argv[1:])
+    except UnpackFailure as failure:
+        sys.stderr.write("edgebench: %s\n" % failure)
+        return failure.code
+    except OSError as exc:
+        sys.stderr.write("edgebench: cannot install the engine: %s\n" % exc)
+        return EXIT_FAILED
+    sys.stdout.write(json.dumps(report) + "\n")
+    return code

@@ -1,0 +1,110 @@
+"""Put a llama.cpp built for a device (toolchain/device_build.py) on it: `edgebench install-engine -d`.
+
+The build travels as one archive (bin/, python/ when the bindings fit it, build.json) through the
+model store, so it is content-addressed, verified and resumable like a model, and a second device of
+the same kind reuses the archive made for the first. The device unpacks it, checks that its
+llama-bench starts there, and only then switches `<workdir>/engine` to it (runner/engine_unpack.py);
+the runner finds it there (runner/engines/installed.py).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgebench.errors import EdgebenchError, TransportError
+from edgebench.file_hashes import sha256_file
+from edgebench.transport.commands import helper_argv, run_to_end
+from edgebench.transport.remote_store import PushResult, RemoteStore, install_runner
+
+# the parts of llama-cpp-python the in-process runner imports (its package __init__ is never run there)
+BINDING_FILES = ("llama_cpp.py", "_ctypes_extensions.py", "_ggml.py")
+ENGINE_STORE = "engine-files"  # beside models/: never evicted to make room for a model
+_EXIT_CANNOT_RUN = 5  # engine_unpack.EXIT_CANNOT_RUN
+
+
+class EngineCannotRun(EdgebenchError):
+    """The build does not start on the device; nothing was switched."""
+
+
+@dataclass(frozen=True)
+class InstalledEngine:
+    path: str
+    archive: PushResult
+    build: dict
+    bindings: bool
+
+
+def bindings_folder(version: str | None) -> tuple[Path | None, str | None]:
+    """This controller's llama-cpp-python package when it binds the build (same version), else why not."""
+    if not version:
+        return None, ("the source is not the llama.cpp that llama-cpp-python pins, so its bindings would not "
+                      "match; the llama-bench engine runs it")
+    spec = importlib.util.find_spec("llama_cpp")
+    if spec is None or not spec.submodule_search_locations:
+        return None, "llama-cpp-python is not installed on the controller (edgebench install-engine)"
+    from importlib.metadata import version as installed_version
+    have = installed_version("llama_cpp_python")
+    if have != version:
+        return None, f"the controller's llama-cpp-python is {have}, the build is llama.cpp of {version}"
+    return Path(list(spec.submodule_search_locations)[0]), None
+
+
+def _add(archive: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
+    # fixed owner and time: the same build makes the same archive, so a second device skips nothing twice
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime, info.uid, info.gid = len(data), mode, 0, 0, 0
+    archive.addfile(info, io.BytesIO(data))
+
+
+def engine_archive(build) -> tuple[Path, bool]:
+    """The build's archive (made once beside it) and whether it carries the Python bindings."""
+    manifest = dict(build.manifest)
+    bindings, why_not = bindings_folder(manifest.get("llama_cpp_python"))
+    manifest["in_process_unavailable"] = why_not
+    path = build.directory / ("engine.tar" if bindings else "engine-bench-only.tar")
+    if path.exists():
+        return path, bindings is not None
+    partial = path.with_suffix(".partial")
+    with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as archive:
+        for file in sorted((build.directory / "bin").iterdir()):
+            _add(archive, f"bin/{file.name}", file.read_bytes(), 0o755)
+        for name in BINDING_FILES if bindings else ():
+            _add(archive, f"python/llama_cpp/{name}", (bindings / name).read_bytes())
+        if bindings:
+            _add(archive, "python/llama_cpp/__init__.py", b"")  # the runner imports llama_cpp.llama_cpp alone
+        _add(archive, "build.json", (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+    partial.rename(path)
+    return path, bindings is not None
+
+
+def install_engine(transport, build, progress=None) -> InstalledEngine:
+    """Push the build's archive and install it on the device; raises EngineCannotRun when it does not start."""
+    archive, bindings = engine_archive(build)
+    runner = install_runner(transport)
+    store = RemoteStore(transport, runner, area=ENGINE_STORE, evict=False)
+    pushed = store.push(archive, sha256_file(archive), progress=progress)
+    argv = helper_argv(transport, runner, "engine", "install", pushed.path, transport.workdir_path(), build.key)
+    code, out, err = run_to_end(transport, argv, "the engine's install", timeout_s=600)
+    report = _last_json(out)
+    name = transport.device.name
+    if code == _EXIT_CANNOT_RUN:
+        raise EngineCannotRun(f"{name}: the engine built for {build.manifest['target']['triple']} does not start "
+                              f"there ({report.get('cannot_run')}); the previous engine, if any, stays")
+    if code != 0 or "path" not in report:
+        raise TransportError(f"{name}: installing the engine failed (exit {code}): {(err or out).strip()[-400:]}")
+    return InstalledEngine(report["path"], pushed, report["build"], bindings)
+
+
+def _last_json(out: str) -> dict:
+    for line in reversed(out.strip().splitlines()):
+        try:
+            found = json.loads(line)
+        except ValueError:
+            continue
+        return found if isinstance(found, dict) else {}
+    return {}
