@@ -7,6 +7,8 @@ its in-process engine), so a user sees the same words whichever engine crashed.
 import re
 from collections import deque
 
+# Linux's number, named here because a Windows controller's signal module has no SIGKILL
+SIGKILL = 9
 _TRY_BUILD = ("try `engine.repack: false` in the profile, or an engine built without native flags "
               "(`edgebench install-engine`)")
 _MEANINGS = {
@@ -88,6 +90,12 @@ class StderrTail:
 
     def cause(self):
         return main_cause("\n".join(line for _, line in self.causes))
+
+
+def killed_child(name, pid, code):
+    """What a failure carries about a child engine that SIGKILL ended, for the runner to ask the kernel
+    whether its out-of-memory killer did it (main.py); nothing for any other end."""
+    return {"killed": {"process": name, "pid": pid}} if code == -SIGKILL else {}
 
 
 def explain(signal_number, stderr_text="", engine=True):

@@ -18,11 +18,13 @@ import traceback
 
 from . import PROTOCOL_VERSION, RUNNER_VERSION
 from .cooldown import cool_down
+from .crashes import SIGKILL
 from .engines import available as engines_available
 from .engines import load_engine
 from .interference import Interference
 from .job import parse_job, parse_json_object, source_options
 from .modelfile import check_model_file
+from .oom_kills import kill_of, read_kernel_log, why_killed
 from .protocol import Emitter, RunnerFailure
 from .telemetry import Sampler, summarize_window
 from .telemetry.memory import own_rss_kb
@@ -90,6 +92,8 @@ def run_job(job, emit):
                                       **limits) if sampler else {}
             emit("sample", rep=m.rep, t_ns=m.t_ns, ts=n_tokens * 1e9 / m.t_ns, ttft_ns=m.ttft_ns,
                  window=window, host=host.reading())
+    except RunnerFailure as failure:
+        raise _oom_said(failure, sampler.records if sampler else ())
     finally:
         if sampler:
             sampler.stop()
@@ -97,6 +101,16 @@ def run_job(job, emit):
         engine.close()
     emit("done", ok=True, info=late, peak_rss_kb=own_rss_kb("VmHWM") if not engine.engine_pid() else None,
          sampler_cpu_s=sampler.cpu_s if sampler else None, sampler_wall_s=sampler.wall_s if sampler else None)
+
+
+def _oom_said(failure, records):
+    """A child engine that SIGKILL ended, said as the kernel's out-of-memory kill where its log (or, short
+    of it, the memory at the last sample) shows one; any other failure as it is."""
+    killed = failure.details.pop("killed", None)
+    why = killed and why_killed(kill_of(read_kernel_log(), killed["pid"]), records)
+    if not why:
+        return failure
+    return RunnerFailure("oom", "%s died from signal %d: %s" % (killed["process"], SIGKILL, why), **failure.details)
 
 
 def _run_quality(engine, job, test, emit, mark, sampler, limits):

@@ -13,13 +13,15 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from edgebench.errors import RunnerError, RunnerTimeout
+from edgebench.errors import RunnerError, RunnerTimeout, TransportError
 from edgebench.runner import PROTOCOL_VERSION
-from edgebench.runner.crashes import StderrTail, explain, in_engine, main_cause
+from edgebench.runner.crashes import SIGKILL, StderrTail, explain, in_engine, main_cause
+from edgebench.runner.oom_kills import KERNEL_LOG_COMMAND, KERNEL_LOG_TIMEOUT_S, kill_of, why_killed
 from edgebench.runner.protocol import EVENTS
 from edgebench.transport.commands import POLL_S, Lines, TextOutput
 
 STDERR_TAIL_LINES = 30
+TELEMETRY_KEPT = 5
 EventHandler = Callable[[dict], None]
 
 
@@ -31,6 +33,7 @@ class RunnerExit:
     signal: int | None = None
     stderr_tail: str = ""
     cause: str | None = None  # the stderr line that says why, even if it scrolled out of the tail
+    oom: str | None = None  # why a SIGKILL was the kernel's out-of-memory killer, where it was
 
 
 class EventStream:
@@ -41,6 +44,7 @@ class EventStream:
         self.hello: dict | None = None
         self.last_error: dict | None = None
         self.done: dict | None = None
+        self.telemetry: list[dict] = []  # the last few samples: the memory a runner killed by SIGKILL held
         self.stderr = StderrTail(STDERR_TAIL_LINES)
         self._stderr_lines = Lines()
 
@@ -49,12 +53,12 @@ class EventStream:
         for line in self._stderr_lines.feed(text):
             self.stderr.add(line)
 
-    def ended(self, exit_code: int | None, signal: int | None = None) -> RunnerExit:
+    def ended(self, exit_code: int | None, signal: int | None = None, oom: str | None = None) -> RunnerExit:
         rest = self._stderr_lines.rest()
         if rest:
             self.stderr.add(rest)
         return RunnerExit(exit_code=exit_code, signal=signal, stderr_tail=self.stderr.text(),
-                          cause=self.stderr.cause())
+                          cause=self.stderr.cause(), oom=oom)
 
     @property
     def pid(self) -> int | None:
@@ -81,6 +85,8 @@ class EventStream:
             self.last_error = event
         elif kind == "done":
             self.done = event
+        elif kind == "telemetry":
+            self.telemetry = self.telemetry[-(TELEMETRY_KEPT - 1):] + [dict(event)]
         self.on_event(event)
 
     @staticmethod
@@ -128,7 +134,20 @@ def run_runner(transport, runner: str, mode: str, job: dict | None, timeout_s: f
         raise
     finally:
         process.close()
-    return conclude(stream, stream.ended(code, signal=signal))
+    return conclude(stream, stream.ended(code, signal=signal, oom=oom_explanation(transport, stream, signal)))
+
+
+def oom_explanation(transport, stream: EventStream, signal: int | None) -> str | None:
+    """Why the runner died by SIGKILL, when it was the kernel's out-of-memory killer: the device's kernel
+    log, read through the transport, names the runner's pid (from its hello), or else the memory it
+    last reported was at its limit. None for any other end (a runner's own error comes as its event)."""
+    if signal != SIGKILL or stream.last_error is not None or stream.pid is None:
+        return None
+    try:
+        _code, log, _err = transport.run_shell(KERNEL_LOG_COMMAND, timeout_s=KERNEL_LOG_TIMEOUT_S)
+    except TransportError:
+        log = ""  # the device is gone too: the memory it last reported is all there is
+    return why_killed(kill_of(log, stream.pid), stream.telemetry)
 
 
 def conclude(stream: EventStream, ended: RunnerExit) -> dict:
@@ -146,6 +165,9 @@ def conclude(stream: EventStream, ended: RunnerExit) -> dict:
                           exit_code=ended.exit_code, signal=ended.signal,
                           stderr_tail="\n".join(text for text in (child, tail) if text),
                           cause=main_cause(child) or cause)
+    if ended.oom:
+        raise RunnerError(f"runner died from signal {ended.signal}: {ended.oom}", kind="oom",
+                          exit_code=ended.exit_code, signal=ended.signal, stderr_tail=tail, cause=cause)
     if ended.signal:
         # the runner enables faulthandler, so a fault inside an engine shows the engine's frames
         why = explain(ended.signal, tail, engine=in_engine(tail))

@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 
-from ..crashes import StderrTail, explain
+from ..crashes import StderrTail, explain, killed_child
 from ..protocol import RunnerFailure
 from ..quality.measure import job_quality
 from . import installed
@@ -160,7 +160,8 @@ class LlamaBenchEngine(Engine):
             why = explain(-code, text) if code < 0 else None
             message = ("llama-bench died from signal %d: %s" % (-code, why) if why else
                        "llama-bench exited with code %s" % code)
-            raise RunnerFailure("engine", message, exit_code=code, stderr_tail=text)
+            raise RunnerFailure("engine", message, exit_code=code, stderr_tail=text,
+                                **killed_child("llama-bench", self.proc.pid, code))
         self.info.update({k: row[k] for k in INFO_FIELDS if k in row})
         samples = [int(ns) for ns in row.get("samples_ns", [])]
         end = arrived

@@ -20,7 +20,7 @@ import re
 import subprocess
 import threading
 
-from ..crashes import StderrTail, explain
+from ..crashes import StderrTail, explain, killed_child
 from ..protocol import RunnerFailure
 from ..quality.reference_file import scored_per_chunk
 
@@ -95,7 +95,7 @@ class _Pass:
 
 
 def _one_pass(cmd: list, mark) -> tuple:
-    """(_Pass, exit code, stderr tail) of one run of llama-perplexity."""
+    """(_Pass, exit code, stderr tail, pid) of one run of llama-perplexity."""
     tail = StderrTail(TAIL_LINES)
     try:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
@@ -113,7 +113,7 @@ def _one_pass(cmd: list, mark) -> tuple:
             proc.kill()
             proc.wait()
     drain.join(timeout=5)
-    return found, code, tail.text()
+    return found, code, tail.text(), proc.pid
 
 
 def measure_perplexity(binary: str, model_path: str, quality: dict, options: dict, mark):
@@ -123,11 +123,11 @@ def measure_perplexity(binary: str, model_path: str, quality: dict, options: dic
                             "llama_perplexity in the device profile)" % binary)
     cmd = command(binary, model_path, quality["text"], quality["n_ctx"], quality["chunks"], options)
     for _ in range(PASS_TRIES):
-        found, code, tail = _one_pass(cmd, mark)
+        found, code, tail, pid = _one_pass(cmd, mark)
         if code < 0:
             why = explain(-code, tail)
             raise RunnerFailure("engine", "llama-perplexity died from signal %d%s" % (-code, ": " + why if why else ""),
-                                exit_code=code, stderr_tail=tail)
+                                exit_code=code, stderr_tail=tail, **killed_child("llama-perplexity", pid, code))
         if found.complete():
             elapsed_ns = int((found.ended_us - found.began_us) * 1000)
             return elapsed_ns, found.n_chunk * found.n_ctx, found.summary()
