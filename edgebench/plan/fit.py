@@ -145,10 +145,13 @@ def plan_cell(info: ModelInfo, budget: DeviceBudget, n_ctx: int, kv_type: str, n
     mem = total(items)
     usable = budget.usable
     native = info.context_length or 0
-    n_ctx_eff = min(n_ctx, native) if native else n_ctx
+    # a longer context than the model was trained for is planned as asked: llama.cpp allocates it (with
+    # a warning), and a benchmark's deep cell or a user's RoPE scaling does run it
+    n_ctx_eff = n_ctx
     notes = []
-    if n_ctx_eff < n_ctx:
-        notes.append(f"{info.name} was trained for {native} tokens; context capped there")
+    if native and n_ctx > native:
+        notes.append(f"{info.name} was trained for {native} tokens; {n_ctx} is beyond that (llama.cpp runs it, "
+                     f"quality may suffer)")
     if info.unknown_arch:
         notes.append(info.unknown_arch)
     if info.unrunnable:
