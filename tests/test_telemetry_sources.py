@@ -109,7 +109,7 @@ def test_availability_per_device(device):
     # a fixture device has no nvidia-smi or tegrastats, whatever the machine running the tests has
     availability = Sampler(root(device), pid=PID, nvidia_smi="/nonexistent/nvidia-smi",
                            tegrastats="/nonexistent/tegrastats").availability()
-    assert list(availability) == ["memory", "thermal", "cpufreq", "load", "battery", "rapl", "ina3221",
+    assert list(availability) == ["memory", "affinity", "thermal", "cpufreq", "load", "battery", "rapl", "ina3221",
                                   "extra_power", "nvidia_smi", "devfreq_gpu", "tegrastats", "kgsl"]
     assert {name for name, state in availability.items() if state == "ok"} == EXPECTED[device]
     for name, state in availability.items():

@@ -34,7 +34,7 @@ def test_no_records_gives_nones_not_zeros():
     assert summary == {
         "n_records": 0, "duration_s": None, "max_temp_c": None, "min_freq_ratio": None,
         "throttled": None, "throttle_reasons": None, "energy_j": None, "energy_source": None,
-        "avg_power_w": None, "j_per_token": None, "peak_rss_kb": None, "max_rss_kb": None,
+        "avg_power_w": None, "j_per_token": None, "peak_rss_kb": None, "max_rss_kb": None, "engine_cpus": None,
         "peak_vram_mib": None, "max_vram_used_mib": None, "vram_total_mib": None, "max_gpu_temp_c": None,
         "min_gpu_clock_ratio": None, "gpu_util_pct": None, "gpu_power_w": None, "gpu_energy_j": None,
         "gpu_j_per_token": None,

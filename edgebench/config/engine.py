@@ -27,6 +27,7 @@ from edgebench.config.fields import (
     reject_unknown,
 )
 from edgebench.runner import engines
+from edgebench.runner.engines.cpu_mask import NO_MASK, canonical, is_mask
 from edgebench.runner.engines.declaration import EngineDeclaration, Option
 
 DEFAULT_ENGINE = "llama.cpp"
@@ -94,6 +95,9 @@ def read_engine(value: dict, where: Where) -> EngineOptions:
     reject_unknown(where, value, allowed)
     options = {o.name: read_value(where.child(o.name), value[o.name], *reader(o))
                for o in declared.options if value.get(o.name) is not None}
+    if options.get("cores", "all") != "all" and options.get("cpu_mask", NO_MASK) != NO_MASK:
+        raise where.child("cpu_mask").error(f"cores: {options['cores']} and cpu_mask both choose the CPUs; "
+                                            "give one of them")
     return EngineOptions(name, options)
 
 
@@ -121,7 +125,13 @@ def reader(option: Option) -> tuple[Types, Check | None, Convert | None]:
     if kind in ("int", "float"):
         return (int if kind == "int" else float), _bounds(option), None
     if kind == "bool":
-        return bool, None, None
+        if not option.aliases:
+            return bool, None, None
+        # llama-bench writes its booleans 0/1 (--cpu-strict 1): an option may take those too
+        return (bool, int), None, lambda v, where: _alias(option, v, where)
+    if kind == "mask":
+        # an unquoted 0xF0 is a YAML number; either way one spelling (0xf0) is kept
+        return (str, int), None, _mask
     if kind == "text":
         return str, not_blank, None
     if kind == "choice":
@@ -138,6 +148,25 @@ def reader(option: Option) -> tuple[Types, Check | None, Convert | None]:
         return (int, list), None, lambda v, where: (items(v, where) if isinstance(v, list) else
                                                     (read_value(where, v, int, _bounds(option)),))
     raise ValueError(f"option {option.name} has an unknown kind {kind!r}")
+
+
+def _alias(option: Option, value: Any, where: Where) -> Any:
+    if isinstance(value, bool):
+        return value
+    aliases = dict(option.aliases)
+    if value in aliases:
+        return aliases[value]
+    raise where.error(f"expected true or false (or {' or '.join(str(k) for k in aliases)}), got {value!r}")
+
+
+def _mask(value: Any, where: Where) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise where.error(f"a CPU mask cannot be negative, got {value}")
+        return "0x%x" % value
+    if not is_mask(value.strip()):
+        raise where.error(f"expected a hex CPU mask like 0xF0 (bit n: CPU n), got {value!r}")
+    return canonical(value.strip())
 
 
 def _bounds(option: Option) -> Check | None:

@@ -1,11 +1,12 @@
-"""The CPU: model, core counts, big.LITTLE clusters, SIMD features, max frequency per policy."""
+"""The CPU: model, core counts, big.LITTLE clusters (cpu_clusters.py), SIMD features, max frequency per
+policy."""
 
 from __future__ import annotations
 
 import re
 
-from . import cpu_parts
 from .base import denied, fact, key_values, unavailable
+from .cpu_clusters import group, split_sysfs
 
 # The SIMD features llama.cpp-style kernels dispatch on. `flags` is x86's line,
 # `Features` arm64's; asimddp is the dot-product extension ("dotprod").
@@ -15,13 +16,23 @@ FEATURES_OF_INTEREST = {
 }
 
 
+# `root` is empty on a device; a test points it at a fixture tree (tests/fixtures/sysfs/). echo, not printf,
+# for the sysfs lines: mksh has no printf builtin. A file that is absent prints nothing (not a core of that
+# kind of kernel); one that cannot be read prints cat's complaint, which the parser turns into "unavailable".
 @fact("cpu", """
 n=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null)
 printf 'nproc=%s\\n' "$n"
-cat /proc/cpuinfo
-""")
+for d in "$root"/sys/devices/system/cpu/cpu[0-9]*; do
+  [ -d "$d" ] || continue
+  for f in "$d/cpu_capacity" "$d/cpufreq/cpuinfo_max_freq"; do
+    [ -e "$f" ] && echo "sysfs ${d##*/} ${f##*/} $(cat "$f" 2>&1)"
+  done
+done
+cat "$root"/proc/cpuinfo
+""", argument="root")
 def parse_cpu(stdout: str, exit_code: int) -> dict:
-    first, _, cpuinfo = stdout.partition("\n")
+    first, _, rest = stdout.partition("\n")
+    sysfs, cpuinfo = split_sysfs(rest)
     online = first.partition("=")[2].strip()
     blocks = _blocks(cpuinfo)
     processors = [b for b in blocks if "processor" in b]
@@ -31,7 +42,7 @@ def parse_cpu(stdout: str, exit_code: int) -> dict:
         raise ValueError("no processor entries in /proc/cpuinfo")
 
     isa, features = _features(processors)
-    clusters = _clusters(processors)
+    clusters = group(processors, sysfs)
     return {
         "model": _model(processors, board, clusters),
         "isa": isa,
@@ -56,32 +67,8 @@ def _features(processors: list[dict]) -> tuple[str | None, dict[str, bool]]:
     return None, {}
 
 
-def _clusters(processors: list[dict]) -> list[dict] | None:
-    """Cores grouped by core type, in CPU order; None where cpuinfo has no part ids (x86)."""
-    if "CPU part" not in processors[0]:
-        return None
-    groups: dict[tuple, dict] = {}
-    for index, p in enumerate(processors):
-        implementer = _int(p.get("CPU implementer"))
-        part = _int(p.get("CPU part"))
-        if part is None:
-            raise ValueError(f"unreadable CPU part {p.get('CPU part')!r}")
-        cpu = _int(p.get("processor"))
-        group = groups.setdefault((implementer, part), {
-            "part": f"{part:#05x}",
-            "implementer": f"{implementer:#04x}" if implementer is not None else None,
-            "name": cpu_parts.core_name(implementer, part),
-            "description": cpu_parts.describe(implementer, part),
-            "count": 0,
-            "cpus": [],
-        })
-        group["count"] += 1
-        group["cpus"].append(cpu if cpu is not None else index)
-    return list(groups.values())
-
-
 def _model(processors: list[dict], board: dict, clusters: list[dict] | None) -> str | None:
-    if clusters is None:
+    if clusters is None or clusters[0]["part"] is None:
         return processors[0].get("model name") or None
     # the board line wins (Pi: "Raspberry Pi 5 Model B Rev 1.0"), then the SoC name,
     # then what the part ids say
@@ -95,13 +82,6 @@ def _physical_cores(processors: list[dict]) -> int:
     if all("core id" in p for p in processors):
         return len({(p.get("physical id"), p["core id"]) for p in processors})
     return len(processors)  # ARM cores run one thread each
-
-
-def _int(text: str | None) -> int | None:
-    try:
-        return int(text, 0) if text else None
-    except ValueError:
-        return None
 
 
 @fact("cpufreq_max_khz", """

@@ -51,7 +51,8 @@ def fact_script(workdir: str, *, python: str = "python3", nonce: str | None = No
         "LC_ALL=C; export LC_ALL",
         f"echo '{MARKER} {VERSION} {nonce}'",
     ]
-    arguments = {"workdir": workdir, "python": python}
+    # root: the filesystem root the cpu fact reads below; empty on a device (tests point it at a fixture tree)
+    arguments = {"workdir": workdir, "python": python, "root": ""}
     for fact in FACTS.values():
         command = fact.command_for(arguments[fact.argument]) if fact.argument else fact.command
         lines += [

@@ -17,6 +17,7 @@ from itertools import groupby
 from edgebench.config.fields import to_plain
 from edgebench.errors import DiskFullError, EdgebenchError, RunnerError
 from edgebench.facts.device_probe import PROBE_TIMEOUT_S, probe_with
+from edgebench.facts.stored import recall
 from edgebench.models.resolve import resolve_model
 from edgebench.results.records import (
     CellEnd,
@@ -31,6 +32,7 @@ from edgebench.results.records import (
     Telemetry,
 )
 from edgebench.run.cells import Cell
+from edgebench.run.cores import CoresError, place_on_cores
 from edgebench.runner.telemetry.thermal import hottest
 from edgebench.transport import open_transport
 from edgebench.transport.device_lock import DeviceLock
@@ -81,8 +83,16 @@ def engine_options(engine, device) -> dict:
     return options
 
 
-def cell_job(profile, cell: Cell, model_path: str, quality: dict | None = None) -> dict:
-    engine, device = profile.engine, cell.device
+def placed_options(engine, cell: Cell, cpu=None) -> tuple[dict, int | None]:
+    """The engine options and thread count the cell runs with: `cores:` made a cpu_mask from the device's
+    `cpu` fact (run/cores.py)."""
+    return place_on_cores(engine_options(engine, cell.device), cell.threads, cpu, cell.device.name)
+
+
+def cell_job(profile, cell: Cell, model_path: str, quality: dict | None = None, cpu=None) -> dict:
+    """`cpu`: the device's probed cpu fact, which `cores:` needs."""
+    engine = profile.engine
+    options, threads = placed_options(engine, cell, cpu)
     job = {
         "engine": engine.name,
         "model_path": model_path,
@@ -90,10 +100,10 @@ def cell_job(profile, cell: Cell, model_path: str, quality: dict | None = None) 
                  "batch": cell.test.batch, "quality": cell.test.quality},
         "repetitions": profile.repetitions,
         "warmup": profile.warmup,
-        "engine_options": {**engine_options(engine, device), "threads": cell.threads},
+        "engine_options": {**options, "threads": threads},
         "telemetry": {"enabled": profile.telemetry.enabled, "interval_s": profile.telemetry.interval_s,
-                      **_sensor_paths(device)},
-        "limits": {"max_temp_c": device.limits.max_temp_c},
+                      **_sensor_paths(cell.device)},
+        "limits": {"max_temp_c": cell.device.limits.max_temp_c},
     }
     if quality is not None:
         job["quality"] = quality
@@ -114,18 +124,22 @@ def cooldown_job(device, options) -> dict:
             "min_battery_pct": device.limits.min_battery_pct}
 
 
-def cell_facts(profile, cell: Cell) -> CellFacts:
+def cell_facts(profile, cell: Cell, cpu=None) -> CellFacts:
     return CellFacts(variant=cell.variant, round=cell.round, device=cell.device.name,
                      device_class=cell.device.device_class,
                      engine=profile.engine.name, model=cell.model.name, test=cell.test.name,
                      n_prompt=cell.test.n_prompt, n_gen=cell.test.n_gen, n_depth=cell.test.n_depth,
                      batch=cell.test.batch,
-                     n_threads=cell.threads, engine_options=_facts(profile.engine, cell.device))
+                     n_threads=cell.threads, engine_options=_facts(profile.engine, cell, cpu))
 
 
-def _facts(engine, device) -> dict:
-    """The options the engine records with each cell, in the order it declares them."""
-    options = engine_options(engine, device)
+def _facts(engine, cell: Cell, cpu) -> dict:
+    """The options the engine records with each cell, in the order it declares them; a cell whose `cores:`
+    could not be placed (it fails saying so) records them as the profile gives them."""
+    try:
+        options, _ = placed_options(engine, cell, cpu)
+    except CoresError:
+        options = engine_options(engine, cell.device)
     return {name: options[name] for name in engine.declaration.facts}
 
 
@@ -169,6 +183,7 @@ class DeviceWorker:
         self.lock = None
         self.runner = None
         self.probed = False
+        self.cpu = None  # the probe's cpu fact, for `cores:` (run/cores.py)
         self.down: EdgebenchError | None = None  # set when the device stays unreachable
         self.models: dict[object, object] = {}  # model reference -> LocalModel
         self.placed: dict[object, str] = {}  # LocalModel -> its path on the device
@@ -197,7 +212,9 @@ class DeviceWorker:
                          on_wait=lambda holder: self.state(f"{WAITING_FOR_LOCK} ({holder})"))
             self.transport, self.lock, self.runner = transport, lock, runner
             if not self.probed:
-                self.store.append(self.probe(transport))
+                probe = self.probe(transport)
+                self.store.append(probe)
+                self.cpu = self.cpu_fact(probe)
                 self.probed = True
         except BaseException:
             self.disconnect(transport)
@@ -215,6 +232,13 @@ class DeviceWorker:
                                error={"kind": error.kind, "message": str(error)})
         return DeviceProbe(device=found["device"], transport=found["transport"], facts=found["facts"],
                            runner=found["runner"])
+
+    def cpu_fact(self, probe: DeviceProbe):
+        """The run's probe's cpu fact; where that probe failed, the one `devices check` kept."""
+        if probe.facts is not None:
+            return probe.facts.get("cpu")
+        stored = recall(self.device.name)
+        return stored.facts.get("cpu") if stored else None
 
     def disconnect(self, transport=None) -> None:
         transport = transport or self.transport
@@ -328,6 +352,7 @@ class DeviceWorker:
         profile = self.run.profile_for(cell)
         try:
             quality = self.quality_job(profile, cell, model)
+            placed_options(profile.engine, cell, self.cpu)  # a cell `cores:` cannot place fails here
         except EdgebenchError as error:
             self.fail(cell, error, self.run.next_attempt(cell))
             return None
@@ -336,14 +361,14 @@ class DeviceWorker:
             try:
                 self.connect()
                 waited = self.cool_down(cooldown)
-                self.store.append(CellStart(cell=cell.id, attempt=attempt, facts=cell_facts(profile, cell),
+                self.store.append(CellStart(cell=cell.id, attempt=attempt, facts=cell_facts(profile, cell, self.cpu),
                                             model_filename=model.path.name, model_sha256=model.sha256,
                                             model_bytes=model.size, cooldown=waited, rerun_of=rerun_of))
                 self.observer.cell_started(cell)
                 self.state(f"measuring {cell.id}")
                 recorder = CellRecorder(self.run, cell, attempt)
-                done = run_runner(self.transport, self.runner, "run", cell_job(profile, cell, remote, quality),
-                                  profile.timeout_s, recorder)
+                job = cell_job(profile, cell, remote, quality, self.cpu)
+                done = run_runner(self.transport, self.runner, "run", job, profile.timeout_s, recorder)
             except DiskFullError:
                 raise  # nothing more can be recorded: stop the run rather than fail every cell
             except KeyboardInterrupt:
@@ -407,7 +432,8 @@ class DeviceWorker:
             details = replace(details, exit_code=error.exit_code, signal=error.signal, stderr_tail=error.stderr_tail,
                               cause=error.cause)
         # a cell can fail before it starts (device unreachable, model missing): say what it was
-        self.store.append(CellEnd.failed(cell.id, attempt, cell_facts(self.run.profile_for(cell), cell), details))
+        self.store.append(CellEnd.failed(cell.id, attempt, cell_facts(self.run.profile_for(cell), cell, self.cpu),
+                                              details))
         if final:
             self.run.failed(cell, error)
             self.observer.cell_finished(cell, str(error))

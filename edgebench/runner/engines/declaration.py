@@ -30,6 +30,7 @@ KINDS = {
     "bool": "true or false",
     "text": "a non-empty string",
     "choice": "one of `choices`, in any case",
+    "mask": "a hex CPU mask, like 0xF0 (bit n: CPU n)",
     "texts": "a non-empty list of distinct non-empty strings",
     "sizes": "a mapping of names to positive integers",
     "counts": "a positive integer, or a list of distinct ones that makes a sweep",

@@ -22,6 +22,7 @@ from . import installed
 from . import llama_settings as llama
 from .base import Engine, Measurement
 from .build_info import system_info_beside
+from .cpu_mask import NO_MASK
 from .declaration import THREADS, EngineDeclaration, Option
 from .llama_perplexity import measure_perplexity, perplexity_binary
 from .llama_settings import FLASH_ATTN
@@ -30,15 +31,16 @@ DECLARATION = EngineDeclaration(
     name="llama-bench",
     doc="a llama-bench binary on the device, run and parsed",
     options=(THREADS, llama.N_BATCH, llama.N_UBATCH, llama.TYPE_K, llama.TYPE_V, llama.FLASH_ATTN_OPTION,
-             llama.N_GPU_LAYERS, llama.N_CPU_MOE, llama.REPACK,
+             llama.N_GPU_LAYERS, llama.N_CPU_MOE, llama.REPACK) + llama.CPU_OPTIONS + (
              Option("binary", "text", None, "the llama-bench binary; default: the device's llama_bench, else the "
-                   "one `edgebench install-engine -d` installed, else llama-bench on PATH",
+                    "one `edgebench install-engine -d` installed, else llama-bench on PATH",
                     device_setting="llama_bench"),
              Option("perplexity_binary", "text", None, "the llama-perplexity binary that runs ppl tests; default: "
                     "the device's llama_perplexity, else the one beside llama-bench",
                     device_setting="llama_perplexity")),
     test_kinds=("pp", "tg", "pp+tg", "ppl"),
-    facts=("n_batch", "n_ubatch", "type_k", "type_v", "flash_attn", "n_gpu_layers", "n_cpu_moe", "repack", "binary"),
+    facts=("n_batch", "n_ubatch", "type_k", "type_v", "flash_attn", "n_gpu_layers", "n_cpu_moe", "repack",
+           "binary") + llama.CPU_FACTS,
     compare_keys=llama.COMPARE_KEYS,
     row_fields=llama.row_fields,
     refused_kinds=(("kld", "llama-perplexity needs its full-distribution base file for it (about 2 bytes per "
@@ -116,6 +118,10 @@ class LlamaBenchEngine(Engine):
         if not opts.get("repack", True):
             # only when asked: builds older than the option reject it
             cmd += ["--repack", "0"]
+        if opts.get("cpu_mask", NO_MASK) != NO_MASK:
+            cmd += ["-C", opts["cpu_mask"]]
+        if opts.get("cpu_strict"):
+            cmd += ["--cpu-strict", "1"]
         if not warmup:
             cmd.append("--no-warmup")
         return cmd

@@ -37,10 +37,10 @@ DECLARATION = EngineDeclaration(
              Option("n_ctx", "int", 0, "context size; 0: n_prompt + n_gen + n_depth, as llama-bench", at_least=0),
              llama.N_BATCH, llama.N_UBATCH, llama.TYPE_K, llama.TYPE_V, llama.FLASH_ATTN_OPTION, llama.N_GPU_LAYERS,
              Option("use_mmap", "bool", True, "map the model file instead of reading it"),
-             llama.REPACK, llama.N_CPU_MOE, llama.SWA_FULL),
+             llama.REPACK, llama.N_CPU_MOE, llama.SWA_FULL) + llama.CPU_OPTIONS,
     test_kinds=("pp", "tg", "pp+tg", "ppl", "kld"),
     facts=("n_ctx", "n_batch", "n_ubatch", "type_k", "type_v", "flash_attn", "n_gpu_layers", "use_mmap", "repack",
-           "n_cpu_moe", "swa_full"),
+           "n_cpu_moe", "swa_full") + llama.CPU_FACTS,
     compare_keys=llama.COMPARE_KEYS,
     row_fields=llama.row_fields,
 )
@@ -313,7 +313,8 @@ class LlamaCppEngine(Engine):
             raise RunnerFailure("engine", "llama.cpp could not create a context of %d tokens "
                                 "(out of memory?)" % cparams.n_ctx)
         self.device_memory.read("context")
-        self.threadpool.attach(L, self.ctx, self.n_threads)
+        self.threadpool.attach(L, self.ctx, self.n_threads, opts.get("cpu_mask") or "0x0",
+                               bool(opts.get("cpu_strict")))
         self.n_batch = cparams.n_batch
         self.n_ctx = cparams.n_ctx
         self._depth_state = None

@@ -4,6 +4,7 @@ controller reads them through the engines' declarations, so each is defined once
 
 from __future__ import annotations
 
+from .cpu_mask import NO_MASK
 from .declaration import Option
 
 # KV cache types a profile may name (in the order messages list them) -> llama.cpp's ggml_type
@@ -33,11 +34,22 @@ N_CPU_MOE = Option("n_cpu_moe", "int", 0, "keep the MoE expert weights of the fi
 # hard-codes it), llama-server and llama-cli do; the library's own default is true, a full-size cache
 SWA_FULL = Option("swa_full", "bool", False, "full-size cache for sliding-window layers (llama-server's "
                   "--swa-full; llama-bench always uses false)")
+# where the threads run: llama-bench's -C/--cpu-mask and --cpu-strict (ggml's threadpool cpumask and
+# strict_cpu). `cores` asks the controller for a mask from the device's probe instead (run/cores.py)
+CPU_MASK = Option("cpu_mask", "mask", NO_MASK, "CPUs the threads may run on, as a hex mask (0xF0: CPUs 4-7; "
+                  "llama-bench's -C); 0x0: wherever the OS puts them")
+CPU_STRICT = Option("cpu_strict", "bool", False, "one CPU of the mask per thread, in turn (llama-bench's "
+                    "--cpu-strict)", aliases=((0, False), (1, True)))
+CORES = Option("cores", "choice", "all", "fastest: the device's fastest core cluster (from its probe) as the "
+               "cpu_mask, and as many threads as it has cores unless threads is set", choices=("all", "fastest"))
+CPU_OPTIONS = (CPU_MASK, CPU_STRICT, CORES)
 
 # the system info is llama.cpp's CPU feature and build string (`AVX512 = 1 | AMX_INT8 = 0 | REPACK = 1`):
 # two builds that differ in it run different kernels
 COMPARE_KEYS = ("n_batch", "n_ubatch", "type_k", "type_v", "flash_attn", "n_gpu_layers", "n_cpu_moe", "repack",
-                "swa_full", "system_info")
+                "swa_full", "cpu_mask", "cpu_strict", "system_info")
+# the cell facts they record: `cores` is not one, the mask it became is
+CPU_FACTS = ("cpu_mask", "cpu_strict")
 
 
 def row_fields(facts: dict) -> dict:
@@ -51,4 +63,6 @@ def row_fields(facts: dict) -> dict:
         "repack": bool(facts.get("repack", True)),
         "n_cpu_moe": int(facts.get("n_cpu_moe") or 0),
         "swa_full": bool(facts.get("swa_full", False)),
+        "cpu_mask": facts.get("cpu_mask") or NO_MASK,
+        "cpu_strict": bool(facts.get("cpu_strict", False)),
     }
