@@ -161,3 +161,18 @@ def test_ab_and_compare_on_the_board(board_work):
     compared = edgebench("compare", *runs, cwd=work, env=env)
     assert compared.returncode in (0, 2), compared.stdout + compared.stderr  # the same build: no regression
     assert "pp32" in compared.stdout and "board" in compared.stdout
+
+
+@pytest.mark.parametrize("engine", ["llama.cpp", "llama-bench"])
+def test_cpu_mask_pins_the_engines_threads_on_the_board(board_work, engine):
+    work, env, _ = board_work
+    # the board's last core; warm-up 1: an OpenMP llama-bench pins its threads from its second graph on
+    text = (f"models: [{MODEL}]\ntests: [tg4]\nrepetitions: 2\nwarmup: 1\ntimeout_s: 900\n"
+            f"telemetry: {{interval_s: 0.2}}\nengine: {{name: {engine}, threads: 2, cpu_mask: 0x8, cpu_strict: 1}}\n")
+    done, run = board_run(work, env, f"mask-{engine.replace('.', '')}", text)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (row,) = run_rows(run)
+    assert (row["cpu_mask"], row["cpu_strict"], row["status"]) == ("0x8", True, "done")
+    samples = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines() if line.strip()]
+    seen = {s["window"]["engine_cpus"] for s in samples if s["window"].get("engine_cpus") is not None}
+    assert seen == {"0x8"}, seen

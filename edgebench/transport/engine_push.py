@@ -93,7 +93,7 @@ def install_engine(transport, build, progress=None) -> InstalledEngine:
     report = _last_json(out)
     name = transport.device.name
     if code == _EXIT_CANNOT_RUN:
-        raise EngineCannotRun(f"{name}: the engine built for {build.manifest['target']['triple']} does not start "
+        raise EngineCannotRun(f"{name}: the engine built for {build.manifest.get('triple')} does not start "
                               f"there ({report.get('cannot_run')}); the previous engine, if any, stays")
     if code != 0 or "path" not in report:
         raise TransportError(f"{name}: installing the engine failed (exit {code}): {(err or out).strip()[-400:]}")

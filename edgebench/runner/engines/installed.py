@@ -76,11 +76,11 @@ def bindings() -> tuple:
 def build_fields() -> dict:
     """What rows record about the installed build (empty when none is installed)."""
     found = manifest() or {}
-    target = found.get("target") or {}
-    return {key: value for key, value in (
-        ("build_flags", " ".join(found.get("cmake_flags") or ()) or None),
-        ("build_target", target.get("triple") if isinstance(target, dict) else None),
-    ) if value}
+    # the CPU's flags (GGML_CPU_ARM_ARCH, GGML_AVX2, ...), not the build's fixed ones (shared libraries, no curl)
+    cpu_flags = [flag for flag in found.get("cmake_flags") or ()
+                 if flag.startswith("-DGGML_") and not flag.startswith("-DGGML_CCACHE")]
+    return {key: value for key, value in (("build_flags", " ".join(cpu_flags) or None),
+                                          ("build_target", found.get("triple"))) if value}
 
 
 def _cpu_features() -> Optional[set]:
