@@ -15,9 +15,13 @@ from edgebench.runner.engines.gpu_memory import WITH_CONTEXT, WITHOUT_CONTEXT, D
 from edgebench.runner.telemetry.gpu import SAMPLED
 
 MIB = 1024 * 1024
-H200 = json.loads((Path(__file__).parent / "perf" / "data" / "h200-vram.json").read_text())["rows"]
+DATA = Path(__file__).parent / "perf" / "data"
+H200 = json.loads((DATA / "h200-vram.json").read_text())["rows"]
 # an H200 as NVML and as CUDA count it (CUDA leaves out what the driver reserves)
 NVML_TOTAL, CUDA_TOTAL = 143771 * MIB, 143156 * MIB
+# the engine's own readings on an H100 (tests/perf/gpu.py --parts vram), and that card as NVML counts it
+H100 = json.loads((DATA / "h100-vram.json").read_text())["rows"]
+H100_NVML_TOTAL = 81559 * MIB
 
 
 def stages_of(row: dict) -> dict:
@@ -68,13 +72,13 @@ def test_without_nvml_the_peak_leaves_out_the_context_and_says_so():
 
 def test_a_card_is_matched_to_nvml_only_when_it_cannot_be_another():
     gib = 1024 * MIB
-    # CUDA's total leaves out what the driver reserves: an H100 is 81090 MiB to CUDA and 81559 to NVML
-    assert nvml.match({0: (80 * gib, 81559 * MIB)}, {"CUDA0": 81090 * MIB}) == {"CUDA0": 80 * gib}
+    # CUDA's total leaves out what the driver reserves: an H100 is 81079 MiB to CUDA and 81559 to NVML (h100-vram.json)
+    assert nvml.match({0: (80 * gib, 81559 * MIB)}, {"CUDA0": 81079 * MIB}) == {"CUDA0": 80 * gib}
     # two cards of one size: which NVML index is which CUDA device cannot be told from the size
     two = {0: (80 * gib, 81559 * MIB), 1: (70 * gib, 81559 * MIB)}
-    assert nvml.match(two, {"CUDA0": 81090 * MIB, "CUDA1": 81090 * MIB}) == {}
+    assert nvml.match(two, {"CUDA0": 81079 * MIB, "CUDA1": 81079 * MIB}) == {}
     assert nvml.match({0: (10 * gib, 24 * gib), 1: (70 * gib, 81559 * MIB)},
-                      {"CUDA0": 81090 * MIB, "CUDA1": 23 * gib}) == {"CUDA0": 70 * gib}
+                      {"CUDA0": 81079 * MIB, "CUDA1": 23 * gib}) == {"CUDA0": 70 * gib}
 
 
 def test_rows_take_the_engines_peak_and_keep_the_sample_beside_it(tmp_path):
@@ -107,3 +111,41 @@ def test_the_sampled_method_is_named_only_where_a_sample_was_taken():
     from edgebench.runner.telemetry.gpu import peak_vram_method
     assert peak_vram_method(Windows([{"peak_vram_mib": 1488}], 128)) == SAMPLED
     assert peak_vram_method(Windows([{"peak_vram_mib": None}], 128)) is None
+
+
+def recorded(row: dict) -> dict:
+    """One H100 setting's recorded engine readings (MiB in use on the card at each stage) as the free memory
+    the engine read, and NVML's free memory before the process."""
+    device = row["device_memory"]["CUDA0"]
+    total = device["total_mib"] * MIB
+    return {"nvml_before": {"0": [device["before_free_mib"] * MIB, H100_NVML_TOTAL]},
+            "readings": [[stage, {"CUDA0": [round(total - used * MIB), round(total)]}]
+                         for stage, used in device["readings"]]}
+
+
+@pytest.mark.parametrize("row", H100, ids=lambda r: f"{r['model']}-ngl{r['n_gpu_layers']}-{r['n_ctx']}")
+def test_an_h100_runs_readings_give_its_true_peak(row):
+    (device,) = replay(recorded(row)).values()
+    assert device["method"] == WITH_CONTEXT and device["total_mib"] == 81079.0  # CUDA's total on an H100
+    assert device["peak_mib"] == pytest.approx(row["true_peak_mib"], abs=0.2)
+    stages = dict(device["readings"])
+    # the CUDA context alone, made by the first reading: 527 MiB
+    assert stages["start"] == pytest.approx(526.8, abs=0.2)
+    # the peak is reached only after the repetitions: llama.cpp's pool, cuBLAS workspace and CUDA graphs
+    assert stages["run"] == max(stages.values())
+    # nvidia-smi's process listing shows 8.8 MiB less than the card lost (17 settings of 18 read exactly that;
+    # LFM2 at ngl 8 and 32K read 12.8 less), so its sample is never above the true peak
+    assert row["sampled_mib"] <= row["true_peak_mib"] - 8.6
+
+
+def test_after_tg128_with_layers_on_an_h100_the_runtime_holds_598_mib_beyond_llama_cpps_buffers():
+    """The planner's GPU_RUNTIME_BYTES, from the true peak less llama.cpp's CUDA0 buffers; without a layer
+    on the card no graph runs there in tg and it stays near the context alone."""
+    from edgebench.plan.offload import GPU_RUNTIME_BYTES
+    runtime = {}
+    for row in H100:
+        buffers = sum(mib for key, mib in {**row["model_buffers_mib"], **row["context_buffers_mib"]}.items()
+                      if key.split(" ")[0] == "CUDA0")
+        runtime.setdefault(row["n_gpu_layers"] > 0, []).append(row["true_peak_mib"] - buffers)
+    assert len(runtime[True]) == 12 and all(abs(r - GPU_RUNTIME_BYTES / MIB) <= 8 for r in runtime[True])
+    assert len(runtime[False]) == 6 and all(527 <= r <= 534 for r in runtime[False])

@@ -46,3 +46,16 @@ def test_the_recorded_h200_run_meets_the_goal():
     rows = {r["test"]: r for r in gpu.speed_rows(recorded["jobs"])}
     assert all(abs(r["ratio"] - 1) <= gpu.SPEED_GOAL for r in rows.values())
     assert {(j["clock"] or {}).get("sm_mhz") for j in recorded["jobs"]} == {1980.0}
+
+
+def test_the_vram_table_counts_the_cards_buffers_not_pinned_host_memory(capsys):
+    """llama.cpp names pinned host buffers CUDA_Host: they are not VRAM (an H100's recording)."""
+    recorded = PERF / "data" / "h100-vram.json"
+    row = next(r for r in gpu.recorded_rows(recorded) if r["model"].startswith("lfm2") and r["n_gpu_layers"] == 99
+               and r["n_ctx"] == 32768)
+    assert "CUDA_Host compute" in row["context_buffers_mib"]
+    assert gpu.card_buffers(row) == {"model": 694.76, "KV": 384.0, "RS": 0.16, "compute": 136.0}
+    rows = gpu.vram_recorded(recorded)  # the plan from the models' presets: no model is built
+    assert len(rows) == 18 and "| gemma-3-1b@Q4_K_M | 99 | 4096 |" in capsys.readouterr().out
+    full = [r for r in rows if r["n_gpu_layers"] == gpu.ALL_LAYERS]
+    assert all(r["met"] for r in full if not r["model"].startswith("qwen3-30b"))

@@ -1,5 +1,6 @@
 """GPU offload planning: llama.cpp's placement rules, checked against llama.cpp's own buffers and the VRAM
-an engine process used on a real H200 (tests/perf/data/h200-vram.json, recorded by tests/perf/gpu.py)."""
+an engine process used on a real H200 and H100 (tests/perf/data/h200-vram.json, h100-vram.json, recorded by
+tests/perf/gpu.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,15 @@ from edgebench.plan.memory import MIB, Runtime
 from edgebench.plan.offload import cpu_share_of_reads, gpu_plan, max_gpu_context, max_gpu_layers, split
 
 H200 = json.loads((Path(__file__).parent / "perf" / "data" / "h200-vram.json").read_text())
+H100 = json.loads((Path(__file__).parent / "perf" / "data" / "h100-vram.json").read_text())
+# what the planner does not know yet, seen on the H100 (strict: a fix makes these pass, then drop them)
+FLASH_ATTN_OFF = ("llama.cpp's auto flash attention resolves to off for LFM2 with some layers offloaded: the "
+                  "compute buffer then holds the attention scores (fit_print_flash_attn: 2226 MiB at 32K, 136 "
+                  "with -fa on), the planner assumes flash attention")
+MOE_COMPUTE = "qwen3moe's GPU compute buffer is 342-345 MiB where the planner says 309 (301 at full offload, 32K)"
+H100_MISSES = {("lfm2-1.2b@Q4_K_M", 8, 4096): FLASH_ATTN_OFF, ("lfm2-1.2b@Q4_K_M", 8, 32768): FLASH_ATTN_OFF,
+               **{("qwen3-30b-a3b@Q4_K_M?layers=4", ngl, ctx): MOE_COMPUTE
+                  for ngl, ctx in ((2, 4096), (2, 32768), (99, 4096))}}
 
 
 def preset(text: str):
@@ -31,20 +41,44 @@ def test_ngl_offloads_the_last_layers_and_then_the_output():
     assert split(info, 9).gpu_layers == set(range(8)) and split(info, -1) .all and split(info, 99).all
 
 
-@pytest.mark.parametrize("row", H200["rows"], ids=lambda r: f"{r['model']}-ngl{r['n_gpu_layers']}-{r['n_ctx']}")
-def test_the_gpu_side_matches_llama_cpp_and_the_measured_vram(row):
+def check_against_a_card(row: dict, measured_mib: float) -> dict:
+    """The plan of one recorded setting: each GPU item against llama.cpp's CUDA0 buffers (2% or 8 MiB), the
+    total against the process's measured VRAM (max(10%, 256 MiB)). Returns the planned items, in MiB."""
     info = preset(row["model"])
-    plan = gpu_plan(info, Runtime(cpu_arch="x86_64"), row["n_gpu_layers"], 140 << 30)
+    plan = gpu_plan(info, Runtime(cpu_arch="x86_64"), row["n_gpu_layers"], 80 << 30)
     mine = {i.name: i.allocated(row["n_ctx"]) / MIB for i in plan.gpu}
     theirs = {**row["model_buffers_mib"], **row["context_buffers_mib"]}
-    # llama.cpp's CUDA0 buffers, item by item: 2% or 8 MiB
     for item, key in (("GPU weights", "CUDA0"), ("GPU KV cache", "CUDA0 KV"), ("GPU recurrent state", "CUDA0 RS"),
                       ("GPU compute buffer", "CUDA0 compute")):
         actual = theirs.get(key, 0.0)
         assert abs(mine[item] - actual) <= max(0.02 * actual, 8.0), (item, mine[item], actual)
-    # the engine process's VRAM as nvidia-smi reported it: the goal is max(10%, 256 MiB)
-    predicted, measured = plan.vram_at(row["n_ctx"]) / MIB, row["measured_mib"]
-    assert abs(predicted - measured) <= max(0.10 * measured, 256), (predicted, measured)
+    predicted = plan.vram_at(row["n_ctx"]) / MIB
+    assert abs(predicted - measured_mib) <= max(0.10 * measured_mib, 256), (predicted, measured_mib)
+    return mine
+
+
+@pytest.mark.parametrize("row", H200["rows"], ids=lambda r: f"{r['model']}-ngl{r['n_gpu_layers']}-{r['n_ctx']}")
+def test_the_gpu_side_matches_llama_cpp_and_the_measured_vram(row):
+    # the engine process's VRAM as nvidia-smi reported it
+    check_against_a_card(row, row["measured_mib"])
+
+
+def h100_rows():
+    for row in H100["rows"]:
+        reason = H100_MISSES.get((row["model"], row["n_gpu_layers"], row["n_ctx"]))
+        yield pytest.param(row, id=f"{row['model']}-ngl{row['n_gpu_layers']}-{row['n_ctx']}",
+                           marks=[pytest.mark.xfail(strict=True, reason=reason)] if reason else [])
+
+
+@pytest.mark.parametrize("row", h100_rows())
+def test_the_gpu_side_matches_llama_cpp_and_the_true_peak_on_an_h100(row):
+    """tests/perf/data/h100-vram.json: the engine's true peak (NVML before the process less its lowest
+    free memory), not a sample; gemma-3-1b (sliding window), qwen3-30b-a3b (MoE, 4 layers), lfm2-1.2b."""
+    mine = check_against_a_card(row, row["true_peak_mib"])
+    if row["n_gpu_layers"]:  # the runtime: what the process held beyond llama.cpp's CUDA0 buffers
+        buffers = {**row["model_buffers_mib"], **row["context_buffers_mib"]}
+        runtime = row["true_peak_mib"] - sum(v for k, v in buffers.items() if k.split(" ")[0] == "CUDA0")
+        assert abs(mine["GPU runtime"] - runtime) <= 8.0, (mine["GPU runtime"], runtime)
 
 
 def test_experts_of_the_first_layers_stay_on_the_cpu_with_n_cpu_moe():

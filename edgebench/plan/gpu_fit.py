@@ -50,7 +50,7 @@ def gpu_budget(device: DeviceProfile, machine: dict | None, vram_gb: float | Non
     else:
         return None
     runtime = (Figure(gpu.runtime_mib * MIB, where) if gpu.runtime_mib is not None
-               else Figure(GPU_RUNTIME_BYTES, "measured on CUDA (H200), plan/offload.py"))
+               else Figure(GPU_RUNTIME_BYTES, "measured on CUDA (H100, H200), plan/offload.py"))
     bandwidth = (Figure(DEFAULT_ETA_TG * gpu.mem_bandwidth_gbs * 1e9, f"default eta x {where}")
                  if gpu.mem_bandwidth_gbs else Figure(None, "unknown: set gpu.mem_bandwidth_gbs"))
     return GpuBudget(vram, bool(gpu.unified if unified is None else unified), runtime, bandwidth,

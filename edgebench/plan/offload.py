@@ -9,10 +9,14 @@ The rules are llama.cpp's (src/llama-model.cpp load_tensors, src/llama-context.c
 - each layer's KV cache and recurrent state follow the layer (offload_kqv, llama.cpp's default);
 - the GPU backend reserves its own compute buffer: the worst-case graph as on the CPU, and with no layer
   offloaded still the output matmul, which llama.cpp runs on the GPU with the weight copied in (op offload);
-- the GPU runtime's own fixed cost (CUDA context, cuBLAS workspace) is not one of llama.cpp's buffers. It
-  was measured: the engine process's VRAM (nvidia-smi) less llama.cpp's GPU buffers, 518-590 MiB over 12
-  settings on an H200 with CUDA 12 (tests/perf/data/h200-vram.json). A device profile can set its own
-  (`gpu.runtime_mib`) for another stack.
+- the GPU runtime's own fixed cost (CUDA context, cuBLAS workspace, llama.cpp's pool and CUDA graphs) is not
+  one of llama.cpp's buffers. It was measured as the engine's true peak (NVML's free memory before the
+  process less the lowest free memory it read) less llama.cpp's CUDA0 buffers, on an H100 with CUDA 13
+  (tests/perf/data/h100-vram.json): the CUDA context alone is 527 MiB; after tg128 with layers on the card
+  596-603 MiB over 12 settings of three models, after pp512 614-616 MiB; with no layer offloaded 529-533
+  after tg128 and 624-653 after pp512. An H200's tg128 runs (tests/perf/data/h200-vram.json, nvidia-smi's
+  process listing, which shows 9 MiB less than the card loses on the H100) read 589 with layers offloaded,
+  598 with those 9 MiB. A device profile can set its own (`gpu.runtime_mib`) for another stack.
 On a unified-memory device (Jetson, Apple silicon) both sides draw on the one pool of RAM.
 """
 
@@ -32,9 +36,9 @@ from edgebench.plan.memory import (
     total,
 )
 
-# measured on an H200 (see the module docstring): the median of the engine process's VRAM beyond
-# llama.cpp's own buffers
-GPU_RUNTIME_BYTES = 556 * MIB
+# measured on an H100 and an H200 (see the module docstring): the engine process's VRAM beyond llama.cpp's
+# own buffers after tg128 with layers on the card (was 556, the median of nvidia-smi samples of tg16 runs)
+GPU_RUNTIME_BYTES = 598 * MIB
 # llama-fit-params' default --fit-target: what is left free on the card
 DEFAULT_MARGIN_BYTES = 1024 * MIB
 STATE_BYTES = 4

@@ -18,9 +18,11 @@ through LLAMA_CPP_LIB_PATH, which llama-cpp-python honours. Prints, and writes a
    buffers on the card (its log's `CUDA0 model/KV/RS/compute buffer size` lines), goal 2% or 8 MiB; the
    plan's total against the true peak the engine measured (runner/engines/gpu_memory.py), goal
    max(10%, 256 MiB); the runtime's own cost as that peak less llama.cpp's buffers; nvidia-smi's sampled
-   peak and `llama-fit-params --fit-print on` beside them. `--vram-recorded gpu-vram.json` prints the
-   table again from a recorded run; `--predict-recorded tests/perf/data/h200-vram.json` compares the
-   planner with the older H200 run (no GPU needed for either).
+   peak and `llama-fit-params --fit-print on` beside them (`--parts vram` needs no --llama-bench).
+   `--vram-recorded gpu-vram.json` (or the gpu-vram.jsonl written setting by setting) prints the table
+   again from a recorded run, the plan computed here from the models' presets:
+   `--vram-recorded tests/perf/data/h100-vram.json` is an H100's. `--predict-recorded
+   tests/perf/data/h200-vram.json` compares the planner with the older H200 run (no GPU needed for either).
 4. Per-repetition t/s samples of pp512 and tg128 through edgebench's runner (--sample-reps), for
    the statistical gate's tests (llama-bench's own are taken with `-r 30 -o json`).
 """
@@ -63,8 +65,7 @@ def predict_recorded(path: Path) -> list:
     print("| model | n_gpu_layers | n_ctx | measured peak VRAM MiB | predicted MiB | error | within max(10%, 256 MiB) |"
           "\n|---|---:|---:|---:|---:|---:|---|")
     for r in rows:
-        model = Path(cached_synthetic(parse_synth_spec(r["model"])))
-        r["predicted_mib"] = predicted_vram_mib(model, r["n_gpu_layers"], r["n_ctx"])
+        r["predicted_mib"] = predicted_vram_mib(preset_info(r["model"]), r["n_gpu_layers"], r["n_ctx"])
         error = r["predicted_mib"] - r["measured_mib"]
         r["met"] = abs(error) <= max(0.10 * r["measured_mib"], 256)
         print(f"| {r['model']} | {r['n_gpu_layers']} | {r['n_ctx']} | {r['measured_mib']:.0f} | {r['predicted_mib']} | "
@@ -240,23 +241,33 @@ ITEM_GOAL_MIB, ITEM_GOAL = 8, 0.02
 TOTAL_GOAL_MIB, TOTAL_GOAL = 256, 0.10
 
 
+def preset_info(spec):
+    """A synthetic spec's ModelInfo from its preset: what its built file reads as, without building it."""
+    from edgebench.models.gguf_info import info_from_preset
+    parsed = parse_synth_spec(spec)
+    return info_from_preset(parsed.preset, parsed.quant, parsed.layers)
+
+
 def planned_items(model, n_gpu_layers, n_ctx):
-    """The planner's VRAM items in MiB (edgebench/plan/offload.py), by name, and their total."""
-    from edgebench.models.gguf_info import read_gguf
+    """The planner's VRAM items in MiB (edgebench/plan/offload.py), by name, and their total. `model`: a GGUF
+    path or a ModelInfo."""
+    from edgebench.models.gguf_info import ModelInfo, read_gguf
     from edgebench.plan.memory import MIB, Runtime
     from edgebench.plan.offload import gpu_plan
 
     ngl = -1 if n_gpu_layers == ALL_LAYERS else n_gpu_layers
-    plan = gpu_plan(read_gguf(model), Runtime(cpu_arch="x86_64"), ngl, None)
+    info = model if isinstance(model, ModelInfo) else read_gguf(model)
+    plan = gpu_plan(info, Runtime(cpu_arch="x86_64"), ngl, None)
     return {i.name: i.allocated(n_ctx) / MIB for i in plan.gpu}, plan.vram_at(n_ctx) / MIB
 
 
 def card_buffers(row):
-    """llama.cpp's own buffers on the card, in MiB, by kind: model, KV, RS, compute."""
+    """llama.cpp's own buffers on the card, in MiB, by kind: model, KV, RS, compute. `CUDA0`, `CUDA1`, ...
+    are the card's; `CUDA_Host` is pinned host memory, not VRAM."""
     found = {}
     for key, mib in list((row["model_buffers_mib"] or {}).items()) + list((row["context_buffers_mib"] or {}).items()):
         where, _, kind = key.partition(" ")
-        if where.startswith("CUDA"):
+        if where.startswith("CUDA") and where[4:].isdigit():
             found[kind or "model"] = found.get(kind or "model", 0.0) + mib
     return found
 
@@ -325,15 +336,41 @@ def vram(args, transport, runner):
                 print(f"{spec} ngl={ngl} n_ctx={n_ctx}: true peak {row['true_peak_mib']} MiB, sampled "
                       f"{row['sampled_mib']} MiB, plan {total:.0f} MiB", flush=True)
     print_vram(rows)
-    return rows
+    return {"how": VRAM_HOW, "card": card(), "rows": rows}
+
+
+VRAM_HOW = ("tests/perf/gpu.py --parts vram: per setting one runner process, tg128 x 3 (warm-up 1), telemetry "
+            "every 0.1 s; true_peak_mib = the engine's device_memory (NVML free before the process less the "
+            "lowest ggml_backend_dev_memory free at start/model/context/run); sampled_mib = nvidia-smi's "
+            "per-process peak; model/context_buffers_mib = llama.cpp's log lines '<buft> <kind> buffer size'; "
+            "fit_print_mib = llama-fit-params -ngl N -c C --fit-print on; planned_mib = plan/offload.py when run")
+
+
+def card():
+    """The card as nvidia-smi names it, its driver and memory."""
+    try:
+        line = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+                              capture_output=True, text=True, timeout=30).stdout.strip().splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return None
+    return dict(zip(("name", "driver", "memory_total"), (p.strip() for p in line.split(","))))
+
+
+def recorded_rows(path: Path) -> list:
+    """The rows of a recorded VRAM run: gpu-vram.json ({"rows": [...]}, or an older bare list) or the
+    gpu-vram.jsonl written row by row."""
+    text = path.read_text()
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    data = json.loads(text)
+    return data["rows"] if isinstance(data, dict) else data
 
 
 def vram_recorded(path: Path) -> list:
     """The table again from a recorded run, with the plan computed here (no GPU needed)."""
-    rows = json.loads(path.read_text())["rows"]
+    rows = recorded_rows(path)
     for r in rows:
-        model = Path(cached_synthetic(parse_synth_spec(r["model"])))
-        r["planned_mib"], r["plan_total_mib"] = planned_items(model, r["n_gpu_layers"], r["n_ctx"])
+        r["planned_mib"], r["plan_total_mib"] = planned_items(preset_info(r["model"]), r["n_gpu_layers"], r["n_ctx"])
         judge(r)
     print_vram(rows)
     return rows
@@ -355,7 +392,7 @@ def main() -> int:
                              "tests/perf/data/h200-vram.json); needs no GPU")
     parser.add_argument("--speed-recorded", type=Path, metavar="JSON",
                         help="only compare the speeds a GPU run recorded (e.g. tests/perf/data/h200-gpu-speed.json)")
-    parser.add_argument("--llama-bench", help="llama-bench binary of the same build")
+    parser.add_argument("--llama-bench", help="llama-bench binary of the same build (speed and cost)")
     parser.add_argument("--fit-params", help="llama-fit-params binary of the same build")
     parser.add_argument("--out", type=Path, default=Path("gpu-out"), help="folder for the JSON results")
     parser.add_argument("--threads", type=int, default=8)
@@ -366,7 +403,8 @@ def main() -> int:
     parser.add_argument("--models", default=",".join(MODELS), help="synthetic specs; the first is the speed model")
     parser.add_argument("--vram-models", default=",".join(VRAM_MODELS), help="synthetic specs of the VRAM table")
     parser.add_argument("--vram-recorded", type=Path, metavar="JSON",
-                        help="only print the VRAM table of a recorded run (gpu-vram.json), the plan computed here")
+                        help="only print the VRAM table of a recorded run (gpu-vram.json or gpu-vram.jsonl, "
+                             "e.g. tests/perf/data/h100-vram.json), the plan computed here")
     args = parser.parse_args()
     if args.predict_recorded:
         return 0 if all(r["met"] for r in predict_recorded(args.predict_recorded)) else 1
@@ -374,13 +412,14 @@ def main() -> int:
         return 0 if all(r["met"] for r in vram_recorded(args.vram_recorded)) else 1
     if args.speed_recorded:
         return 0 if all(r["met"] for r in speed_rows(json.loads(args.speed_recorded.read_text())["jobs"])) else 1
-    if not args.llama_bench:
-        parser.error("--llama-bench is required to measure")
+    parts = args.parts.split(",")
+    if not args.llama_bench and {"speed", "cost"} & set(parts):
+        parser.error("--llama-bench is required to measure speed and cost")
     args.out.mkdir(parents=True, exist_ok=True)
     transport = local_transport()
     runner = install_runner(transport)
-    model = Path(cached_synthetic(parse_synth_spec(args.models.split(",")[0])))
-    parts = args.parts.split(",")
+    model = Path(cached_synthetic(parse_synth_spec(args.models.split(",")[0]))) \
+        if {"speed", "cost", "samples"} & set(parts) else None
     steps = (("speed", "gpu-speed.json", lambda: speed(args, transport, runner, model)),
              ("cost", "gpu-telemetry-cost.json", lambda: telemetry_cost(args, transport, runner, model)),
              ("vram", "gpu-vram.json", lambda: vram(args, transport, runner)),

@@ -48,7 +48,7 @@ def free_memory() -> Optional[Dict[int, Tuple[int, int]]]:
         lib.nvmlShutdown()
 
 
-# CUDA's total leaves out memory the driver reserves, which NVML's counts (an H100: 81090 against 81559 MiB)
+# CUDA's total leaves out memory the driver reserves, which NVML's counts (an H100: 81079 against 81559 MiB)
 _SAME_CARD = 0.02
 
 
