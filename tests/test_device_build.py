@@ -57,6 +57,19 @@ def test_the_board_build_holds_aarch64_tools_that_find_their_libraries_beside_th
     assert all(not (built.bin / n).is_symlink() for n in names)
 
 
+def test_the_board_builds_llama_bench_runs_from_a_copy_under_qemu(board_build, tmp_path):
+    built, _ = board_build
+    qemu = shutil.which("qemu-aarch64-static")
+    if qemu is None:
+        missing("qemu-aarch64-static (apt-get install qemu-user-static)")
+    elsewhere = shutil.copytree(built.bin, tmp_path / "copied")
+    # only the C library comes from the sysroot (-L); llama.cpp's libraries and libgomp from beside it
+    done = subprocess.run([qemu, "-L", "/usr/aarch64-linux-gnu", str(elsewhere / "llama-bench"), "--help"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "usage:" in done.stdout + done.stderr
+
+
 def test_the_board_builds_manifest(board_build):
     built, _ = board_build
     manifest = built.manifest
@@ -109,6 +122,51 @@ def fake_source(folder: Path, cmake: str, files: dict[str, str] | None = None) -
     for name, text in (files or {}).items():
         (folder / name).write_text(text)
     return folder
+
+
+OPENMP_PROJECT = """\
+cmake_minimum_required(VERSION 3.14)
+project(openmp_tools C)
+find_package(OpenMP REQUIRED)
+set(CMAKE_RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bin)
+set(CMAKE_LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bin)
+add_library(work SHARED work.c)
+set_target_properties(work PROPERTIES VERSION 0.1 SOVERSION 0)
+target_link_libraries(work PRIVATE OpenMP::OpenMP_C)
+foreach(tool llama-bench llama-perplexity llama-fit-params)
+  add_executable(${tool} main.c)
+  target_link_libraries(${tool} PRIVATE work)
+endforeach()
+"""
+OPENMP_WORK = """int work(void) {
+  int sum = 0;
+#pragma omp parallel for reduction(+:sum)
+  for (int i = 0; i < 8; i++) sum += i;
+  return sum;
+}
+"""
+
+
+def test_a_small_openmp_project_gets_its_runtime_and_runs_from_anywhere(tmp_path, private_cache):
+    """The collection rules on a project that builds in seconds: a versioned library of its own, the
+    cross compiler's libgomp (its path is in no CMakeCache.txt), $ORIGIN, then a run under qemu-user
+    from another folder."""
+    need_cross_tools()
+    source = fake_source(tmp_path / "openmp", OPENMP_PROJECT,
+                         {"work.c": OPENMP_WORK,
+                          "main.c": "int work(void);\nint main(void) { return work() != 28; }\n"})
+    built = build_engine(BOARD, source=source, log=lambda text: None)
+    assert set(built.files) == {*TOOLS, "libwork.so.0", "libgomp.so.1"}
+    assert read_elf(built.bin / "libwork.so.0").needed[0] == "libgomp.so.1"
+    assert (built.manifest["llama_cpp_python"], built.manifest["build_commit"]) == (None, None)
+    assert built.manifest["source"]["description"] == f"llama.cpp source {source}"
+    elsewhere = shutil.copytree(built.bin, tmp_path / "elsewhere")
+    qemu = shutil.which("qemu-aarch64-static")
+    if qemu is None:
+        missing("qemu-aarch64-static (apt-get install qemu-user-static)")
+    # -L: the C library from the cross compiler's sysroot; libwork and libgomp from beside the binary
+    done = subprocess.run([qemu, "-L", "/usr/aarch64-linux-gnu", str(elsewhere / "llama-bench")])
+    assert done.returncode == 0
 
 
 def test_a_compile_error_is_one_sentence_with_the_log_and_leaves_nothing_cached(tmp_path, private_cache):

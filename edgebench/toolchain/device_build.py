@@ -110,7 +110,7 @@ def build_engine(target: BuildTarget, *, source: Path | None = None, toolchain_f
         started = time.monotonic()
         build_dir = _compile(identity.path, work, flags, compiler, log_path)
         out = work / "engine"
-        files = collect(build_dir, out / "bin", _cache_value(build_dir, "CMAKE_C_COMPILER"), target.os)
+        files = collect(build_dir, out / "bin", c_compiler(build_dir, compiler), target.os)
         # the in-process engine (llama-cpp-python) runs this same llama.cpp only for the vendored source
         pinned = LLAMA_CPP_PYTHON if source is None else None
         manifest = _manifest(key, identity, pinned, flags, target, compiler, build_dir, out / "bin", files,
@@ -173,8 +173,8 @@ def last_error(log_text: str) -> str:
 
 def collect(build_dir: Path, out: Path, c_compiler: str | None, target_os: str) -> dict[str, Path]:
     """Copy the tools into `out` and, following their NEEDED entries, every library they need that the
-    build made or the compiler ships (under the name they ask for); whatever else they need must be in
-    the device's base system. Returns name -> source file."""
+    build made or the compiler links from its own library path, such as its OpenMP runtime (under the name
+    they ask for); whatever else they need must be in the device's base system. Returns name -> source file."""
     made = {path.name: path for path in build_dir.rglob("lib*.so*") if path.is_file()}
     base_system = BASE_SYSTEM[target_os]
     out.mkdir(parents=True)
@@ -195,13 +195,14 @@ def collect(build_dir: Path, out: Path, c_compiler: str | None, target_os: str) 
             found = made.get(needed) or runtime_library(c_compiler, needed)
             if found is None:
                 raise EdgebenchError(f"{name} needs {needed}, which neither the build made nor the compiler "
-                                     "ships, and a device's base system does not have it")
+                                     "can link, and a device's base system does not have it")
             wanted.append((needed, found, name))
     return collected
 
 
 def runtime_library(c_compiler: str | None, name: str) -> Path | None:
-    """Where the compiler keeps its runtime library `name` (libgomp.so.1, ...); None if it has none."""
+    """Where the compiler finds library `name` (its runtime libgomp.so.1; for a cross compiler, its
+    sysroot's libraries); None where it finds none."""
     if not c_compiler:
         return None
     try:
@@ -230,7 +231,7 @@ def _manifest(key: str, identity: SourceIdentity, pinned: str | None, flags: tup
         "target": asdict(target),
         "triple": target.triple,
         "compiler": compiler.description,
-        "compiler_version": _compiler_version(_cache_value(build_dir, "CMAKE_C_COMPILER")),
+        "compiler_version": _compiler_version(c_compiler(build_dir, compiler)),
         "toolchain_file": str(compiler.toolchain_file) if compiler.toolchain_file else None,
         "machine": sorted({info.machine for info in infos.values()}),
         # the newest C (and C++) library versions the files need: a device's must be at least these
@@ -253,12 +254,16 @@ def build_info(build_dir: Path) -> tuple[str | None, int | None]:
     return (commit[1] if commit else None), (int(number[1]) if number else None)
 
 
-def _cache_value(build_dir: Path, name: str) -> str | None:
-    cache = build_dir / "CMakeCache.txt"
-    if not cache.is_file():
-        return None
-    found = re.search(rf"^{re.escape(name)}:\w+=(.*)$", cache.read_text(), re.MULTILINE)
-    return found[1].strip() if found else None
+def c_compiler(build_dir: Path, compiler: Compiler) -> str | None:
+    """The C compiler the build used: the one edgebench chose, else what CMake found (a toolchain file's
+    compiler is not in CMakeCache.txt; CMake records it in CMakeFiles/<version>/CMakeCCompiler.cmake)."""
+    if compiler.c_compiler:
+        return compiler.c_compiler
+    for recorded in sorted(build_dir.glob("CMakeFiles/*/CMakeCCompiler.cmake")):
+        found = re.search(r'^set\(CMAKE_C_COMPILER "([^"]+)"\)', recorded.read_text(), re.MULTILINE)
+        if found:
+            return found[1]
+    return None
 
 
 def _compiler_version(c_compiler: str | None) -> str | None:
