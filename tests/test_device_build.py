@@ -78,11 +78,13 @@ def test_the_board_builds_manifest(board_build):
     assert manifest["key"] == built.key
     assert manifest["source"]["description"] == "llama.cpp vendored in llama-cpp-python 0.3.36"
     assert manifest["llama_cpp_python"] == "0.3.36"
-    # the sdist carries no git history, so llama.cpp's CMake records what it records without one
-    assert (manifest["build_commit"], manifest["build_number"]) == ("unknown", 0)
+    # what llama.cpp's cmake/build-info.cmake records: the sdist has no .git, so "unknown" and 0, unless a
+    # git repository encloses the unpacked source (then its HEAD and commit count)
+    assert (manifest["build_commit"], manifest["build_number"]) == _git_build_info(Path(manifest["source"]["path"]))
     assert "-DGGML_NATIVE=OFF" in manifest["cmake_flags"] and BOARD_ARCH in manifest["cmake_flags"]
     assert "-DBUILD_SHARED_LIBS=ON" in manifest["cmake_flags"] and "-DLLAMA_CURL=OFF" in manifest["cmake_flags"]
-    assert manifest["target"] == asdict(BOARD) and manifest["triple"] == "aarch64-linux-gnu"
+    assert manifest["target"] == {**asdict(BOARD), "features": list(BOARD.features)}  # as JSON keeps it
+    assert manifest["triple"] == "aarch64-linux-gnu"
     assert manifest["machine"] == ["AArch64"]
     assert manifest["compiler"] == "Debian's aarch64-linux-gnu cross gcc"
     assert manifest["compiler_version"].startswith("aarch64-linux-gnu-gcc")
@@ -226,6 +228,14 @@ def test_a_git_checkout_is_known_by_its_commit_and_its_uncommitted_changes(tmp_p
     assert identify(source).identity != edited.identity  # an untracked file counts too
     # the same files outside git are known by their content
     assert identify(source, use_git=False).identity.startswith("content ")
+
+
+def _git_build_info(source: Path) -> tuple[str, int]:
+    def git(*args: str) -> str | None:
+        done = subprocess.run(["git", "-C", str(source), *args], capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else None
+    commit, count = git("rev-parse", "--short", "HEAD"), git("rev-list", "--count", "HEAD")
+    return commit or "unknown", int(count) if count else 0
 
 
 def _unversioned(name: str) -> str:
