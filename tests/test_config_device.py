@@ -339,3 +339,12 @@ def test_a_bad_gpu_setting_through_the_cli_is_one_sentence(tmp_path, monkeypatch
     assert f"{path.relative_to(tmp_path)}:3: gpu.vram_gb: must be greater than 0" in err or \
         f"{path}:3: gpu.vram_gb: must be greater than 0" in err
     assert "Traceback" not in err
+
+
+def test_toolchain_file_is_kept_as_written_and_must_be_an_absolute_cmake_file(tmp_path):
+    ndk = "~/android-ndk-r27/build/cmake/android.toolchain.cmake"
+    assert load_device(write(tmp_path, f"name: phone\ntoolchain_file: {ndk}\n")).toolchain_file == ndk
+    assert load_device(write(tmp_path, "name: phone\n")).toolchain_file is None
+    err, path = device_error(tmp_path, "name: phone\ntags: [android]\ntoolchain_file: ndk/android.toolchain.cmake\n")
+    assert_at(err, path, 3, "toolchain_file", "absolute path (or ~/...) of a CMake toolchain file ending in .cmake",
+              "'ndk/android.toolchain.cmake'")

@@ -30,6 +30,10 @@ FIXTURES = Path(__file__).parent / "fixtures" / "fact_script"
 NOT_TERMUX = {"is_termux": False, "prefix": None, "version": None}
 ARM_NO_SVE = {"asimd": True, "asimdhp": True, "asimddp": True, "fphp": True, "i8mm": False, "bf16": False,
               "sve": False, "sve2": False}
+# AVX2 with FMA, F16C and BMI2, no AVX-VNNI, no AVX-512
+X86_AVX2 = {"sse4_2": True, "avx": True, "avx2": True, "bmi2": True, "fma": True, "f16c": True, "avx_vnni": False,
+            **dict.fromkeys(("avx512f", "avx512cd", "avx512vl", "avx512dq", "avx512bw", "avx512vbmi", "avx512_vnni",
+                             "avx512_bf16"), False)}
 NO_TOOLS = dict.fromkeys(("sha256sum", "shasum", "llama-bench", "nvidia-smi", "tegrastats", "vcgencmd",
                           "termux-battery-status", "df"))
 TERMUX = "/data/data/com.termux/files/usr"
@@ -58,6 +62,7 @@ EXPECTED = {
         "python": {"path": "/usr/bin/python3", "version": "3.11.2", "at_least_3_8": True},
         "tools": {**NO_TOOLS, "sha256sum": "/usr/bin/sha256sum", "shasum": "/usr/bin/shasum",
                   "llama-bench": "/usr/local/bin/llama-bench", "vcgencmd": "/usr/bin/vcgencmd", "df": "/usr/bin/df"},
+        "libc": {"name": "glibc", "version": "2.36"},
         "gpu": None,
         # 0x50000: under-voltage and throttling have happened since boot, neither is happening now
         "throttled": {"raw": "0x50000", "under_voltage": False, "arm_freq_capped": False, "throttled": False,
@@ -87,6 +92,7 @@ EXPECTED = {
         "python": {"path": f"{TERMUX}/bin/python3", "version": "3.12.4", "at_least_3_8": True},
         "tools": {**NO_TOOLS, "sha256sum": f"{TERMUX}/bin/sha256sum", "llama-bench": f"{TERMUX}/bin/llama-bench",
                   "termux-battery-status": f"{TERMUX}/bin/termux-battery-status", "df": f"{TERMUX}/bin/df"},
+        "libc": {"name": "bionic", "version": "34"},
         "gpu": None,
         "throttled": None,
     },
@@ -106,6 +112,7 @@ EXPECTED = {
         "python": {"path": "/usr/bin/python3", "version": "3.8.10", "at_least_3_8": True},
         "tools": {**NO_TOOLS, "sha256sum": "/usr/bin/sha256sum", "shasum": "/usr/bin/shasum",
                   "tegrastats": "/usr/bin/tegrastats", "df": "/usr/bin/df"},
+        "libc": {"name": "glibc", "version": "2.31"},
         "gpu": {"jetson": {"l4t": "35.4.1", "board": "t186ref",
                            "raw": "# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64, "
                                   "DATE: Tue Aug  1 19:57:35 UTC 2023"},
@@ -122,8 +129,7 @@ EXPECTED = {
         # 6 P-cores with two threads each + 8 E-cores
         "cpu": {"model": "13th Gen Intel(R) Core(TM) i7-13700H", "isa": "x86", "logical_cores": 20,
                 "physical_cores": 14, "online_cores": 20, "clusters": None,
-                "features": {"avx": True, "avx2": True, "fma": True, "f16c": True, "avx512f": False,
-                             "avx_vnni": True}},
+                "features": {**X86_AVX2, "avx_vnni": True}},
         # glob order is policy0 policy1 policy10 ...; the value is in numeric order
         "cpufreq_max_khz": {**{f"policy{n}": 5000000 for n in range(12)},
                             **{f"policy{n}": 3700000 for n in range(12, 20)}},
@@ -135,6 +141,7 @@ EXPECTED = {
         "tools": {**NO_TOOLS, "sha256sum": "/usr/bin/sha256sum", "shasum": "/usr/bin/shasum",
                   "llama-bench": "/home/alex/.local/bin/llama-bench", "nvidia-smi": "/usr/bin/nvidia-smi",
                   "df": "/usr/bin/df"},
+        "libc": {"name": "glibc", "version": "2.39"},
         "gpu": {"jetson": None, "nvidia": [{"index": 0, "name": "NVIDIA GeForce RTX 4060 Laptop GPU",
                                             "uuid": "GPU-3c8e2f4a-91b7-5d06-a2e4-7f1b9c0d6e58"}]},
         "throttled": None,
@@ -149,14 +156,14 @@ EXPECTED = {
         "selinux": None,
         "cpu": {"model": "AMD EPYC", "isa": "x86", "logical_cores": 2, "physical_cores": 2, "online_cores": 2,
                 "clusters": None,
-                "features": {"avx": True, "avx2": True, "fma": True, "f16c": True, "avx512f": False,
-                             "avx_vnni": False}},
+                "features": X86_AVX2},
         "cpufreq_max_khz": None,  # a VM has no cpufreq policies
         "memory": {"total_bytes": 24684096 * KIB, "available_bytes": 23774752 * KIB, "swap_total_bytes": 0},
         "disk": {"path": "/root", "workdir_exists": False, "filesystem": "/dev/vda", "mount": "/",
                  "total_bytes": 264212084 * KIB, "used_bytes": 25300888 * KIB, "available_bytes": 81090024 * KIB},
         "python": {"path": "/root/.pyenv/versions/3.11.7/bin/python3", "version": "3.11.7", "at_least_3_8": True},
         "tools": {**NO_TOOLS, "sha256sum": "/usr/bin/sha256sum", "shasum": "/usr/bin/shasum", "df": "/usr/bin/df"},
+        "libc": {"name": "glibc", "version": "2.36"},
         "gpu": None,
         "throttled": None,
     },
@@ -264,6 +271,26 @@ def test_os_release_quoting_and_android_without_model():
     props = "source=getprop\nro.build.version.release=13\nro.build.version.sdk=\nro.product.model=\n"
     assert FACTS["os"].parse(props, 0) == {"id": "android", "name": "Android 13", "version_id": "13", "sdk": None,
                                            "model": None, "manufacturer": None}
+
+
+@pytest.mark.parametrize("output,expected", [
+    ("glibc 2.36\n", {"name": "glibc", "version": "2.36"}),  # getconf GNU_LIBC_VERSION, Debian 12
+    # ldd --version where getconf is missing: Debian's, then upstream's first line
+    ("ldd (Debian GLIBC 2.36-9+deb12u14) 2.36\nCopyright (C) 2022 Free Software Foundation, Inc.\n",
+     {"name": "glibc", "version": "2.36"}),
+    ("ldd (GNU libc) 2.39\nCopyright (C) 2024 Free Software Foundation, Inc.\n", {"name": "glibc", "version": "2.39"}),
+    # Alpine's /lib/ld-musl-aarch64.so.1 run with no arguments
+    ("musl libc (aarch64)\nVersion 1.2.5\n", {"name": "musl", "version": "1.2.5"}),
+    ("bionic api=34\n", {"name": "bionic", "version": "34"}),
+    ("bionic api=\n", {"name": "bionic", "version": None}),
+])
+def test_libc_outputs(output, expected):
+    assert FACTS["libc"].parse(output, 0) == expected
+
+
+def test_libc_that_is_not_recognised_is_unavailable():
+    assert FACTS["libc"].parse("uClibc 0.9.33\n", 0) == "unavailable: unparseable output (unknown C library line " \
+                                                         "'uClibc 0.9.33')"
 
 
 def test_termux_detected_from_home_when_prefix_was_not_passed_on():

@@ -35,6 +35,10 @@ NAME_RULE = matches(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}",
 # these end up as ssh arguments: a leading '-' would be read as an option (`-oProxyCommand=...`)
 SSH_WORD = matches(r"[^\s-]\S*", "must be a single word that does not start with '-'")
 
+# read on the controller, whatever directory a command runs from: so absolute (or from ~)
+TOOLCHAIN_FILE = matches(r"[/~]\S*\.cmake",
+                         "must be the absolute path (or ~/...) of a CMake toolchain file ending in .cmake")
+
 _NO_SECRETS = ("passwords never go in files: use an SSH key (`identity:` or ~/.ssh/config) "
                "or ssh-agent")
 FORBIDDEN = {"password": _NO_SECRETS, "passphrase": _NO_SECRETS}
@@ -99,6 +103,9 @@ class DeviceProfile:
     llama_bench: str | None = setting(**_optional_text)
     # None: the llama-perplexity beside llama_bench (one build), which the llama-bench engine's ppl tests run
     llama_perplexity: str | None = setting(**_optional_text)
+    # a CMake toolchain file that builds llama.cpp for this device (the Android NDK's
+    # build/cmake/android.toolchain.cmake); None: Debian's cross gcc, or this machine's compiler for its arch
+    toolchain_file: str | None = setting(None, str, check=TOOLCHAIN_FILE)
 
     facts: DeviceFacts = section(DeviceFacts)
     gpu: DeviceGpu = section(DeviceGpu)

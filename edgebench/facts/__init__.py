@@ -12,7 +12,7 @@ Each fact (system.py, cpu.py, memory.py, ...) is a constant sh command and a pur
 """
 
 # Importing the fact modules registers them; this order is the probe's order.
-from . import system, cpu, memory, disk, software, gpu, throttle  # noqa: F401  isort: skip
+from . import system, cpu, memory, disk, software, libc, gpu, throttle  # noqa: F401  isort: skip
 from .base import FACTS, Fact, fact, is_unavailable, unavailable
 from .disk import shell_path
 from .script import FactOutputError, fact_command, fact_script, parse_fact_output

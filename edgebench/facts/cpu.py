@@ -8,10 +8,12 @@ import re
 from .base import denied, fact, key_values, unavailable
 from .cpu_clusters import group, split_sysfs
 
-# The SIMD features llama.cpp-style kernels dispatch on. `flags` is x86's line,
-# `Features` arm64's; asimddp is the dot-product extension ("dotprod").
+# The SIMD features llama.cpp-style kernels dispatch on, and so the ones a build for the device switches
+# on (edgebench/toolchain/target.py). `flags` is x86's line, `Features` arm64's; asimddp is the
+# dot-product extension ("dotprod"). ggml's GGML_AVX512 needs all of f, cd, vl, dq and bw.
 FEATURES_OF_INTEREST = {
-    "flags": ("x86", ("avx", "avx2", "fma", "f16c", "avx512f", "avx_vnni")),
+    "flags": ("x86", ("sse4_2", "avx", "avx2", "bmi2", "fma", "f16c", "avx_vnni", "avx512f", "avx512cd",
+                      "avx512vl", "avx512dq", "avx512bw", "avx512vbmi", "avx512_vnni", "avx512_bf16")),
     "Features": ("arm", ("asimd", "asimdhp", "asimddp", "fphp", "i8mm", "bf16", "sve", "sve2")),
 }
 

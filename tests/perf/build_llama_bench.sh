@@ -13,7 +13,6 @@ version=$(python -c "import importlib.metadata as m; print(m.version('llama_cpp_
 flags=$(python -m edgebench.toolchain.llama_cpp_wheel --cmake-args)
 key=$(python -m edgebench.toolchain.llama_cpp_wheel --key)
 cache=${EDGEBENCH_CACHE:-$HOME/.cache/edgebench}
-src="$cache/llama.cpp-$version/src"
 build="$cache/llama.cpp-$version/build-$key"
 target=${1:-llama-bench}
 binary="$build/bin/$target"
@@ -21,14 +20,10 @@ tools="llama-bench llama-fit-params llama-perplexity"
 built=yes
 for tool in $tools $target; do [ -x "$build/bin/$tool" ] || built=no; done
 if [ "$built" = yes ]; then echo "$binary"; exit 0; fi
-if [ ! -d "$src" ]; then
-  mkdir -p "$cache/llama.cpp-$version"
-  pip download --quiet --no-deps --no-binary :all: "llama-cpp-python==$version" -d "$cache/llama.cpp-$version/sdist" >&2
-  tar -xzf "$cache/llama.cpp-$version/sdist/llama_cpp_python-$version.tar.gz" -C "$cache/llama.cpp-$version"
-  mv "$cache/llama.cpp-$version/llama_cpp_python-$version" "$src"
-fi
+# the sdist's vendored llama.cpp, fetched and unpacked once (the same folder device builds use)
+src=$(python -m edgebench.toolchain.llama_cpp_source --version "$version")
 # shellcheck disable=SC2086  # the flags are several words
-cmake -S "$src/vendor/llama.cpp" -B "$build" -DCMAKE_BUILD_TYPE=Release \
+cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release \
   -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
   -DBUILD_SHARED_LIBS=ON $flags >&2
 # shellcheck disable=SC2086  # one target per word
