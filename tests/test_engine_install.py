@@ -17,8 +17,8 @@ from edgebench.runner.engines import installed
 from edgebench.toolchain.device_build import EngineBuild
 from edgebench.transport.engine_push import EngineCannotRun, install_engine
 from edgebench.transport.local import LocalTransport
-from edgebench.transport.runner_session import run_runner
 from edgebench.transport.remote_store import install_runner
+from edgebench.transport.runner_session import run_runner
 
 pytestmark = pytest.mark.llama
 
