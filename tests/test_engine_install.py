@@ -61,15 +61,20 @@ def test_an_installed_engine_is_the_runners_llama_bench(tmp_path, device, llama_
     assert capabilities(device)["engines"]["llama-bench"] == "ok"  # no binary configured: the installed one
 
 
-def test_an_engine_that_cannot_start_is_refused_and_the_previous_one_stays(tmp_path, device, llama_bench_binary):
+def test_a_build_for_another_machine_is_refused_and_the_previous_engine_stays(tmp_path, device, llama_bench_binary):
+    from test_device_build import BOARD, need_cross_tools
+
+    from edgebench.toolchain.device_build import build_engine
+
+    need_cross_tools()
     install_engine(device, build_of(tmp_path, llama_bench_binary, "good"))
-    broken = build_of(tmp_path, llama_bench_binary, "broken", leave_out=("libllama.so.0", "libllama.so"))
+    board = build_engine(BOARD, log=lambda text: None)  # the Arm board's build (cached; test_device_build.py)
     with pytest.raises(EngineCannotRun) as refused:
-        install_engine(device, broken)
+        install_engine(device, board)
     message = str(refused.value)
-    assert "does not start there" in message and "libllama.so.0" in message and "previous engine" in message
+    assert "the engine built for aarch64-linux-gnu does not start there" in message and "previous engine" in message
     assert (tmp_path / "device" / "engine").resolve().name == "good"
-    assert not (tmp_path / "device" / "engines" / "broken").exists()
+    assert not (tmp_path / "device" / "engines" / board.key).exists()
     assert not list((tmp_path / "device" / "engines").glob(".*partial"))
 
 
