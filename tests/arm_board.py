@@ -23,6 +23,7 @@ Facts and gotchas behind the recipe: ../shared/reference/arm-board.md.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import hashlib
 import json
 import os
@@ -53,7 +54,7 @@ BASE = {
 }
 # Bump when the configuration written into the root filesystem (configure_rootfs) changes: the
 # image's key is the base's and this, so a new configuration makes a new image in seconds.
-CONFIG_VERSION = 1
+CONFIG_VERSION = 2
 
 # The board's size: 4 cores and 2 GiB like a small SBC; "-cpu max" advertises the features
 # phones and Pis have (asimddp, i8mm, sve, bf16), which decide llama.cpp's build flags.
@@ -66,8 +67,9 @@ SEED_UNIT = """\
 Description=Install the SSH keys from the edgebench seed disk
 Before=ssh.service
 DefaultDependencies=no
-After=local-fs.target
-ConditionPathExists=/dev/vdb
+# by its label: qemu's virtio-mmio disks are numbered in the reverse order of the command line
+Requires=dev-disk-by\\x2dlabel-edgebench\\x2dseed.device
+After=local-fs.target dev-disk-by\\x2dlabel-edgebench\\x2dseed.device
 
 [Service]
 Type=oneshot
@@ -82,7 +84,7 @@ SEED_SCRIPT = """\
 # Copy the keys from the seed disk (made per boot by tests/arm_board.py) into place.
 set -e
 mkdir -p /run/seed
-mount -o ro /dev/vdb /run/seed
+mount -o ro LABEL=edgebench-seed /run/seed
 install -d -m 700 /root/.ssh
 install -m 600 /run/seed/authorized_keys /root/.ssh/authorized_keys
 install -m 600 /run/seed/ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key
@@ -162,7 +164,7 @@ def configure_rootfs(root: Path) -> None:
     """What the board needs beyond its packages; versioned by CONFIG_VERSION."""
     _write(root / "etc/hostname", "edgebench-board\n")
     _write(root / "etc/hosts", "127.0.0.1 localhost\n127.0.1.1 edgebench-board\n")
-    _write(root / "etc/fstab", "/dev/vda / ext4 rw,relatime 0 1\n")
+    _write(root / "etc/fstab", "LABEL=board / ext4 rw,relatime 0 1\n")
     _write(root / "etc/systemd/network/20-wired.network", NETWORK)
     _write(root / "etc/ssh/sshd_config.d/edgebench.conf", SSHD_CONFIG)
     _write(root / "etc/systemd/system/edgebench-seed.service", SEED_UNIT)
@@ -236,6 +238,15 @@ def build_image(log=print) -> Path:
 
 
 
+def _die_with_parent() -> None:
+    # a test process killed hard (SIGKILL, OOM) takes its board with it instead of leaving qemu running;
+    # the signal follows the thread that started it, so boards start from the main thread
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -302,7 +313,7 @@ class Board:
         shutil.copy(self.identity.with_suffix(".pub"), seed / "authorized_keys")
         disk = self.workdir / "seed.img"
         subprocess.run(["truncate", "-s", "8M", str(disk)], check=True)
-        subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(seed), str(disk)], check=True)
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "edgebench-seed", "-d", str(seed), str(disk)], check=True)
         return disk
 
     def command(self, seed: Path, overlay: Path) -> list[str]:
@@ -310,7 +321,7 @@ class Board:
             "qemu-system-aarch64", "-M", "virt", "-cpu", CPU_MODEL, "-smp", str(self.cpus), "-m", str(self.memory_mib),
             "-display", "none", "-monitor", "none", "-serial", f"file:{self.console_log}",
             "-kernel", str(self.image / "vmlinuz"), "-initrd", str(self.image / "initrd.img"),
-            "-append", "root=/dev/vda rw console=ttyAMA0 quiet",
+            "-append", "root=LABEL=board rw console=ttyAMA0 quiet",
             "-drive", f"file={overlay},if=none,format=qcow2,id=root",
             "-device", "virtio-blk-device,drive=root",
             "-drive", f"file={seed},if=none,format=raw,id=seed,readonly=on",
@@ -332,9 +343,10 @@ class Board:
                         str(overlay)], check=True)
         self.port = self.port or _free_port()
         started = time.monotonic()
-        self.process = subprocess.Popen(self.command(seed, overlay), stdin=subprocess.DEVNULL,
-                                        stdout=open(self.workdir / "qemu.log", "w"), stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        with open(self.workdir / "qemu.log", "w") as qemu_log:
+            self.process = subprocess.Popen(self.command(seed, overlay), stdin=subprocess.DEVNULL, stdout=qemu_log,
+                                            stderr=subprocess.STDOUT, start_new_session=True,
+                                            preexec_fn=_die_with_parent)
         while not _banner(self.port):
             if self.process.poll() is not None:
                 raise BoardError(f"qemu exited with {self.process.returncode}; see {self.workdir / 'qemu.log'}")
@@ -390,7 +402,12 @@ def main(argv=None) -> int:
     return 0
 
 
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt  # `kill` stops the board as Ctrl-C does, through _start's finally
+
+
 def _start(args) -> int:
+    signal.signal(signal.SIGTERM, _interrupted)
     board = Board(args.dir or Path(tempfile.mkdtemp(prefix="edgebench-board-")), port=args.port)
     board.start(log=lambda text: print(text, file=sys.stderr))
     try:

@@ -36,7 +36,9 @@ def _safe_members(archive):
     """Our own archive, but a truncated or foreign file must not write outside the destination."""
     for member in archive.getmembers():
         parts = member.name.split("/")
-        if member.name.startswith("/") or ".." in parts or not (member.isfile() or member.isdir()):
+        # a link may only name a file beside it (libllama.so -> libllama.so.0)
+        local_link = member.issym() and "/" not in member.linkname and member.linkname not in ("", ".", "..")
+        if member.name.startswith("/") or ".." in parts or not (member.isfile() or member.isdir() or local_link):
             raise UnpackFailure("the engine archive holds an unexpected entry %r" % member.name)
         yield member
 
@@ -85,7 +87,8 @@ def install(archive_path, workdir, key):
         shutil.rmtree(partial, ignore_errors=True)
         _extract(archive_path, partial)
         for name in os.listdir(os.path.join(partial, "bin")):
-            os.chmod(os.path.join(partial, "bin", name), 0o755)
+            if not os.path.islink(os.path.join(partial, "bin", name)):
+                os.chmod(os.path.join(partial, "bin", name), 0o755)
         problem = starts(partial)
         if problem:
             shutil.rmtree(partial, ignore_errors=True)

@@ -73,6 +73,11 @@ def engine_archive(build) -> tuple[Path, bool]:
     with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as archive:
         for file in sorted((build.directory / "bin").iterdir()):
             _add(archive, f"bin/{file.name}", file.read_bytes(), 0o755)
+            # libllama.so beside libllama.so.0: the names loaders look for (llama-cpp-python, ggml_libs.py)
+            if ".so." in file.name:
+                alias = tarfile.TarInfo(f"bin/{file.name.split('.so.')[0]}.so")
+                alias.type, alias.linkname, alias.mtime = tarfile.SYMTYPE, file.name, 0
+                archive.addfile(alias)
         for name in BINDING_FILES if bindings else ():
             _add(archive, f"python/llama_cpp/{name}", (bindings / name).read_bytes())
         if bindings:
@@ -87,8 +92,12 @@ def install_engine(transport, build, progress=None) -> InstalledEngine:
     archive, bindings = engine_archive(build)
     runner = install_runner(transport)
     store = RemoteStore(transport, runner, area=ENGINE_STORE, evict=False)
-    pushed = store.push(archive, sha256_file(archive), progress=progress)
-    argv = helper_argv(transport, runner, "engine", "install", pushed.path, transport.workdir_path(), build.key)
+    sha256 = sha256_file(archive)
+    pushed = store.push(archive, sha256, progress=progress)
+    # named by the build and by what was pushed: another archive of one build (with or without the bindings)
+    # is installed beside it, never mistaken for it
+    folder = f"{build.key}-{sha256[:8]}"
+    argv = helper_argv(transport, runner, "engine", "install", pushed.path, transport.workdir_path(), folder)
     code, out, err = run_to_end(transport, argv, "the engine's install", timeout_s=600)
     report = _last_json(out)
     name = transport.device.name
