@@ -233,6 +233,10 @@ def build_image(log=print) -> Path:
     subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "board", "-d", str(root), str(work / "board.img")], check=True)
     shutil.rmtree(root)
     work.rename(out)
+    # an image of an older configuration is never booted again: its 6 GB go
+    for stale in out.parent.glob("image-*"):
+        if stale != out and not stale.name.startswith(out.name):
+            shutil.rmtree(stale, ignore_errors=True)
     log(f"board image made: {out}")
     return out
 
@@ -384,7 +388,10 @@ class Board:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("build", help="build the board's image (cached by its recipe)")
+    build = sub.add_parser("build", help="build the board's image (cached by its recipe)")
+    build.add_argument("--engine", action="store_true",
+                       help="also cross-build the board's llama.cpp (what `install-engine -d` builds for it; cached), "
+                            "so that no test waits for a cold build")
     start = sub.add_parser("start", help="boot the board and keep it up until Ctrl-C")
     start.add_argument("--dir", type=Path, default=None, help="where this boot's keys and logs go "
                        "(default: a new temporary directory)")
@@ -394,12 +401,23 @@ def main(argv=None) -> int:
     try:
         if args.command == "build":
             print(build_image())
+            if args.engine:
+                print(build_board_engine().directory)
         elif args.command == "start":
             return _start(args)
     except BoardError as exc:
         print(f"arm_board: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def build_board_engine():
+    """The llama.cpp build for the board's CPU, as `install-engine -d` makes it from the board's probe: the
+    probe of `-cpu max` is the one tests/test_engine_target.py keeps (BOARD_FEATURES)."""
+    from test_device_build import BOARD
+
+    from edgebench.toolchain.device_build import build_engine
+    return build_engine(BOARD, log=lambda text: print(text, file=sys.stderr))
 
 
 def _interrupted(signum, frame):

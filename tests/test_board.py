@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -184,3 +185,39 @@ def test_cpu_mask_pins_the_engines_threads_on_the_board(board_work, engine):
     samples = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines() if line.strip()]
     seen = {s["window"]["engine_cpus"] for s in samples if s["window"].get("engine_cpus") is not None}
     assert seen == {"0x8"}, seen
+
+
+def test_the_plan_matches_llama_cpps_own_accounting_run_on_the_board(board_work, arm_board_session):
+    """Every memory item against llama-fit-params cross-built and run on the board (Arm repacks other types
+    than x86: Q6_K and Q8_0 too), and the measured peak RSS against the plan's: tests/perf/board.py's check."""
+    sys.path.insert(0, str(Path(__file__).parent / "perf"))
+    from board import memory
+
+    work, env, _ = board_work
+    edgebench("devices", "check", "board", "--no-self-test", cwd=work, env=env)  # the probe the plan reads
+    assert memory(work, env, arm_board_session, MODEL, 512, 2)
+
+
+def test_a_build_whose_runtime_library_the_board_lacks_is_refused_and_the_engine_stays(board_work, arm_board_session,
+                                                                                      tmp_path, monkeypatch):
+    """Measured on this board before install-engine pushed it: `libgomp.so.1: cannot open shared object file`.
+    The same build without it is refused in one sentence naming the library; nothing is switched."""
+    from test_device_build import BOARD
+
+    from edgebench.config import find_device
+    from edgebench.toolchain.device_build import EngineBuild, build_engine
+    from edgebench.transport import open_transport
+    from edgebench.transport.engine_push import EngineCannotRun, install_engine
+
+    work, env, _ = board_work
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    built = build_engine(BOARD, log=lambda text: None)
+    copy = tmp_path / "no-openmp"
+    shutil.copytree(built.directory, copy, ignore=shutil.ignore_patterns("libgomp*", "engine*.tar"))
+    manifest = {**built.manifest, "key": "no-openmp"}
+    before = arm_board_session.ssh("readlink /root/.cache/edgebench/engine").stdout.strip()
+    with open_transport(find_device("board", str(work / "devices"))) as transport:
+        with pytest.raises(EngineCannotRun, match=r"does not start there \(.*libgomp\.so\.1: cannot open shared"):
+            install_engine(transport, EngineBuild(copy, "no-openmp", manifest["files"], manifest))
+    assert arm_board_session.ssh("readlink /root/.cache/edgebench/engine").stdout.strip() == before
