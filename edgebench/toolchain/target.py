@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgebench.errors import EdgebenchError
-from edgebench.facts.base import is_unavailable
 
 # what `uname -m` may say, and the name edgebench builds under
 ARCH_NAMES = {"aarch64": "aarch64", "arm64": "aarch64", "armv7l": "armv7l", "armv8l": "armv7l",
@@ -109,7 +108,8 @@ class BuildTarget:
 def target_from_probe(facts: dict[str, Any]) -> BuildTarget:
     """The build target of a probed device (`devices check`'s facts: arch, kernel, os, termux, libc, cpu)."""
     raw_arch = facts.get("arch")
-    if not isinstance(raw_arch, str) or is_unavailable(raw_arch):
+    # a fact the probe could not read is "unavailable: why" (facts/base.py), never an architecture
+    if not isinstance(raw_arch, str) or raw_arch.startswith("unavailable:"):
         raise EdgebenchError(f"edgebench cannot build llama.cpp for a device whose architecture its probe did not "
                              f"read ({raw_arch}): it builds for {SUPPORTED}")
     arch = ARCH_NAMES.get(raw_arch.lower())
