@@ -213,7 +213,7 @@ def test_the_jobs_carry_every_setting_the_runner_knows(tmp_path, tree):
     ({"extra_power_paths": [5]}, "job.telemetry.extra_power_paths[0] must be a device path or an object"),
     ({"extra_thermal_paths": {"skin": 5}}, "job.telemetry.extra_thermal_paths.skin must map a name"),
     ({"extra_thermal_paths": [""]}, "job.telemetry.extra_thermal_paths[0] must be a device path"),
-    ({"sources": ["gpu"]}, 'job.telemetry.sources[0] must be one of memory, thermal'),
+    ({"sources": ["gpu"]}, 'job.telemetry.sources[0] must be one of memory, affinity, thermal'),
     ({"sources": []}, "job.telemetry.sources must be a non-empty list"),
     ({"sources": ["load", "load"]}, "job.telemetry.sources[1] repeats a source"),
     ({"interval_s": 0}, "job.telemetry.interval_s must be a positive number"),
