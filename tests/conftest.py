@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,14 @@ REPO = Path(__file__).resolve().parent.parent
 # Real OpenSSH servers for the SSH tests (tests/sshd_fixtures.py), real PostgreSQL servers, and the
 # emulated Arm board (tests/board_fixtures.py).
 pytest_plugins = ["sshd_fixtures", "postgres_fixtures", "board_fixtures"]
+
+
+def pytest_configure(config):
+    # a suite started in the background (nohup, `cmd &` in a script) inherits SIGINT ignored, and so would
+    # every controller a test starts (an ignored signal stays ignored across exec): the tests that press
+    # Ctrl-C need it delivered. A handler, unlike SIG_IGN, is reset to the default in each child.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
