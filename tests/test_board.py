@@ -169,7 +169,8 @@ def test_ab_and_compare_on_the_board(board_work):
         assert done.returncode == 0, done.stdout + done.stderr
         runs.append(run)
     compared = edgebench("compare", *runs, cwd=work, env=env)
-    assert compared.returncode in (0, 2), compared.stdout + compared.stderr  # the same build: no regression
+    # judged, not refused (3): emulation's run-to-run spread (±20%) may call either verdict on the same build
+    assert compared.returncode in (0, 1, 2), compared.stdout + compared.stderr
     assert "pp32" in compared.stdout and "board" in compared.stdout
 
 
