@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from statistics import median
 
 TESTS = (("pp64", 64, 0), ("tg16", 0, 16))
 # as many threads as this host has cores for the board's 4 vCPUs: more only adds the scheduler's noise
@@ -32,6 +31,8 @@ MEMORY_MODEL = "synthetic:qwen3.5-0.8b@Q4_K_M?layers=4"
 MIB = 2**20
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import print_paired_ratios  # noqa: E402
 
 
 def edgebench(work: Path, env: dict, *args, timeout: float = 3600) -> subprocess.CompletedProcess:
@@ -80,16 +81,7 @@ def speed(work: Path, env: dict, model: str, rounds: int, reps: int) -> bool:
         print(f"round {round_no + 1}: " + ", ".join(f"{n} edgebench {ours[n][-1]:.2f} / llama-bench "
                                                     f"{theirs[n][-1]:.2f} t/s" for n in names), flush=True)
     print(f"\nspeed on the board, model {model}, {THREADS} threads, {rounds} interleaved rounds x {reps} reps\n")
-    print("| test | edgebench t/s | llama-bench t/s | paired ratio | per-round ratios | goal ±5% |")
-    print("|---|---:|---:|---:|---|---|")
-    ok = True
-    for name in names:
-        ratios = [a / b for a, b in zip(ours[name], theirs[name])]
-        ratio = median(ratios)
-        met = abs(ratio - 1) <= SPEED_GOAL
-        ok &= met
-        print(f"| {name} | {median(ours[name]):.2f} | {median(theirs[name]):.2f} | {ratio:.3f} | "
-              f"{', '.join(f'{r:.3f}' for r in ratios)} | {'met' if met else 'MISSED'} |")
+    ok = print_paired_ratios(names, ours, theirs, SPEED_GOAL)
     return ok
 
 
@@ -106,7 +98,7 @@ def fit_params_on_board(board, remote_model: str, n_ctx: int) -> dict:
 
 def planned(work: Path, env: dict, model_file: Path, n_ctx: int) -> dict:
     plan = json.loads(edgebench(work, env, "plan", model_file, "-d", "board", "--ctx", n_ctx, "--json").stdout)
-    cell = plan["cells"][0] if "cells" in plan else plan[0]
+    cell = plan["cells"][0]
     allocated = cell["memory_allocated"]
 
     def mib(*names):

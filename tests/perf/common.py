@@ -70,3 +70,20 @@ def run_llama_bench(binary, model, n_prompt, n_gen, threads, reps, extra=()):
 
 def median(values):
     return statistics.median(values)
+
+
+def print_paired_ratios(names, ours: dict, theirs: dict, goal: float) -> bool:
+    """The table of edgebench against llama-bench per test; True when every paired ratio is within `goal`.
+    The ratio is the median of each round's paired ratio: the two tools ran back to back, so the
+    machine's drift between rounds (large on shared VMs) cancels out of it."""
+    print(f"| test | edgebench t/s | llama-bench t/s | paired ratio | per-round ratios | goal ±{goal:.0%} |")
+    print("|---|---:|---:|---:|---|---|")
+    ok = True
+    for name in names:
+        ratios = [a / b for a, b in zip(ours[name], theirs[name])]
+        ratio = median(ratios)
+        met = abs(ratio - 1) <= goal
+        ok &= met
+        print(f"| {name} | {median(ours[name]):.2f} | {median(theirs[name]):.2f} | {ratio:.3f} | "
+              f"{', '.join(f'{r:.3f}' for r in ratios)} | {'met' if met else 'MISSED'} |")
+    return ok

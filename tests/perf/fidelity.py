@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from common import add_model_args, local_transport, median, model_path, run_edgebench, run_llama_bench
+from common import add_model_args, local_transport, model_path, print_paired_ratios, run_edgebench, run_llama_bench
 
 from edgebench.transport.remote_store import install_runner
 
@@ -45,18 +45,7 @@ def main() -> int:
             print(f"round {round_no + 1}: {name}: edgebench {ours[name][-1]:.2f} t/s, "
                   f"llama-bench {theirs[name][-1]:.2f} t/s", flush=True)
     print(f"\nmodel {model.name}, {args.threads} threads, {args.rounds} interleaved rounds x {args.reps} reps\n")
-    # the ratio is the median of each round's paired ratio: the two tools ran back to back, so
-    # the machine's drift between rounds (large on shared VMs) cancels out of it
-    print("| test | edgebench t/s | llama-bench t/s | paired ratio | per-round ratios | goal ±3% |")
-    print("|---|---:|---:|---:|---|---|")
-    ok = True
-    for name, *_ in TESTS:
-        ratios = [a / b for a, b in zip(ours[name], theirs[name])]
-        ratio = median(ratios)
-        met = abs(ratio - 1) <= GOAL
-        ok &= met
-        print(f"| {name} | {median(ours[name]):.2f} | {median(theirs[name]):.2f} | {ratio:.3f} | "
-              f"{', '.join(f'{r:.3f}' for r in ratios)} | {'met' if met else 'MISSED'} |")
+    ok = print_paired_ratios([name for name, *_ in TESTS], ours, theirs, GOAL)
     return 0 if ok else 1
 
 
