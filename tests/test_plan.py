@@ -12,7 +12,7 @@ from edgebench.errors import ModelFileError
 from edgebench.models.gguf_info import info_from_preset, read_gguf
 from edgebench.models.synth.shapes import PRESETS
 from edgebench.plan.calibrate import calibrate
-from edgebench.plan.memory import MIB, Affine, Runtime, max_context, padded
+from edgebench.plan.memory import MIB, Affine, Runtime, max_context, memory_items, padded
 from edgebench.plan.speed import bytes_per_token
 from edgebench.results.header import PlannedCell
 from edgebench.results.records import CellEnd, CellFacts, CellStart, DeviceProbe, Sample
@@ -113,10 +113,10 @@ def test_solved_max_context_equals_brute_force():
 
 
 def test_recommends_the_highest_quality_quant_that_fits(capsys, devices_dir, tmp_path):
-    report = plan_json(capsys, "--like", "qwen3.5-4b", "--quant", "Q3_K_S,Q4_K_M,Q8_0", "--ctx", "4096,65536",
+    report = plan_json(capsys, "--like", "qwen3.5-4b", "--quant", "Q3_K_S,Q4_K_M,Q8_0", "--ctx", "4096,32768",
                        "-d", "phone", "--devices-dir", devices_dir, "--results", tmp_path / "none")
     cells = report["cells"]
-    for n_ctx in (4096, 65536):
+    for n_ctx in (4096, 32768):
         group = [c for c in cells if c["n_ctx"] == n_ctx]
         fitting = [c for c in group if c["fits"]]
         best = max(fitting, key=lambda c: c["bpw"])
@@ -290,3 +290,29 @@ def test_only_repacked_tensors_inside_the_mapped_span_stay_in_rss():
     assert mapped_original_bytes(inside, "x86_64") == 1000  # the tail tensor's pages were unmapped
     assert mapped_original_bytes(inside, "aarch64") == 1000
     assert mapped_original_bytes(replace(info, tensors=(q4k("blk.0.a", 5), embd, norm)), "x86_64") == 0
+
+
+def test_the_output_matmul_gets_its_own_repacked_copy_where_the_cpu_repacks_its_type():
+    """llama.cpp creates the output layer's weight with the output layer's buffer types; on an Arm CPU with
+    dotprod a Q6_K table is repacked (measured on the emulated board: "repack tensor token_embd.weight with
+    q6_K_8x8", CPU_REPACK 246.9 MiB of which 198.9 the tied table), on x86 with AVX2 Q6_K is not."""
+    from dataclasses import replace
+
+    from edgebench.models.gguf_info import TensorInfo
+    from edgebench.plan.memory import output_copy_bytes, repacked_bytes
+
+    dotprod = frozenset({"asimd", "asimddp"})
+    info = info_from_preset("tiny-llama", "Q8_0")
+    embd = TensorInfo("token_embd.weight", "Q6_K", 1, 5000, 256)
+    layer = TensorInfo("blk.0.ffn_up.weight", "Q4_K", 1, 1000, 256)
+    tied = replace(info, tensors=(embd, layer), tied_embeddings=True)
+    assert output_copy_bytes(tied, "aarch64", dotprod) == 5000
+    assert output_copy_bytes(tied, "aarch64", frozenset({"asimd"})) == 0   # plain NEON repacks nothing
+    assert output_copy_bytes(tied, "x86_64", frozenset({"avx2"})) == 0     # no Q6_K layout for AVX2
+    assert repacked_bytes(tied, "aarch64", features=dotprod) == 1000       # the lookup table stays mapped
+    untied = replace(info, tensors=(embd, layer, TensorInfo("output.weight", "Q6_K", 1, 4000, 256)),
+                     tied_embeddings=False)
+    assert output_copy_bytes(untied, "aarch64", dotprod) == 0
+    assert repacked_bytes(untied, "aarch64", features=dotprod) == 5000     # the output's own weight is repacked
+    rss = {i.name: i.at(512) for i in memory_items(tied, Runtime(cpu_arch="aarch64", cpu_features=dotprod))}
+    assert rss["repacked weights"] == 6000 and rss["weights"] == tied.weight_bytes - 1000

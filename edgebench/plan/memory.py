@@ -166,9 +166,15 @@ def expert_bytes_split(info: ModelInfo, n_cpu_moe: int) -> tuple[int, int]:
     return sum(moe[:n_cpu_moe]), sum(moe[n_cpu_moe:])
 
 
-def _repacked(t, rules: dict) -> bool:
+def _repackable(t, rules: dict) -> bool:
     multiple = rules.get(t.type)
-    return bool(multiple) and t.rows % multiple == 0 and t.name != "token_embd.weight" and t.name.startswith("blk.")
+    return bool(multiple) and t.rows % multiple == 0
+
+
+def _repacked(t, rules: dict) -> bool:
+    # every matrix a matmul multiplies (the layers' and the output's); token_embd is only looked up (GET_ROWS),
+    # which the repacked buffer cannot serve, so llama.cpp keeps it in the mapped file
+    return _repackable(t, rules) and (t.name.startswith("blk.") or t.name == "output.weight")
 
 
 def repacks(cpu_arch: str, features=None):
@@ -182,6 +188,18 @@ def repacked_bytes(info: ModelInfo, cpu_arch: str, experts: bool = False, featur
     (with `experts`: of the routed-expert tensors only)."""
     repacked = repacks(cpu_arch, features)
     return sum(t.n_bytes for t in info.tensors if repacked(t) and (not experts or "_exps" in t.name))
+
+
+def output_copy_bytes(info: ModelInfo, cpu_arch: str, features=None) -> int:
+    """With tied embeddings the output layer multiplies by token_embd. llama.cpp creates that tensor a
+    second time for the output layer (TENSOR_DUPLICATED) with the output layer's buffer types, so where
+    the CPU repacks its type the output gets an interleaved copy of the whole table (measured on the Arm
+    board: a Q6_K token_embd of 198.9 MiB, "repack tensor token_embd.weight with q6_K_8x8"), while the
+    lookup keeps using the mapped original."""
+    if not info.tied_embeddings:
+        return 0
+    embd = next((t for t in info.tensors if t.name == "token_embd.weight"), None)
+    return embd.n_bytes if embd is not None and _repackable(embd, repack_rules(cpu_arch, features)) else 0
 
 
 def mapped_original_bytes(info: ModelInfo, cpu_arch: str, features=None) -> int:
@@ -206,6 +224,7 @@ def _arch_family(arch: str) -> str:
 
 def memory_items(info: ModelInfo, runtime: Runtime) -> list[MemoryItem]:
     repack = repacked_bytes(info, runtime.cpu_arch, features=runtime.cpu_features)
+    output_copy = output_copy_bytes(info, runtime.cpu_arch, runtime.cpu_features)
     expert_repack = repacked_bytes(info, runtime.cpu_arch, experts=True, features=runtime.cpu_features)
     weights_note = "mapped file, used in place" if runtime.use_mmap else "read into memory"
     cpu_experts, other_experts = expert_bytes_split(info, runtime.n_cpu_moe)
@@ -227,8 +246,9 @@ def memory_items(info: ModelInfo, runtime: Runtime) -> list[MemoryItem]:
             + (f"; n_cpu_moe {runtime.n_cpu_moe}: {_mib(cpu_experts)} of them stay in host memory"
                if runtime.n_cpu_moe else "")))
     items += [
-        MemoryItem("repacked weights", repack, 0.0,
-                   f"CPU backend's interleaved copy ({_arch_family(runtime.cpu_arch)} kernels)"),
+        MemoryItem("repacked weights", repack + output_copy, 0.0,
+                   f"CPU backend's interleaved copy ({_arch_family(runtime.cpu_arch)} kernels)"
+                   + (f", {_mib(output_copy)} of it the output's copy of the tied embeddings" if output_copy else "")),
         # with mmap the repacked tensors' file pages were read once to repack them; those inside the
         # mapped span stay in RSS
         MemoryItem("mapped originals",

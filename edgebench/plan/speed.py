@@ -10,7 +10,14 @@ Defaults below are used until stored results on a device calibrate it (calibrate
 from __future__ import annotations
 
 from edgebench.models.gguf_info import ModelInfo
-from edgebench.plan.memory import STATE_BYTES, Runtime, kv_layer_bytes, recurrent_state_bytes, repacks
+from edgebench.plan.memory import (
+    STATE_BYTES,
+    Runtime,
+    kv_layer_bytes,
+    output_copy_bytes,
+    recurrent_state_bytes,
+    repacks,
+)
 
 # Published llama.cpp generation efficiency on Apple M-series spans 0.45-0.84 of peak bandwidth,
 # lower on wider buses; small SoCs sit in the middle.
@@ -65,7 +72,8 @@ def repacked_read_per_token(info: ModelInfo, cpu_arch: str, features=None) -> fl
             layer = by_index.get(int(tensor.name.split(".")[1]))
             share = layer.active_fraction if layer else 1.0
         total += tensor.n_bytes * share
-    return total
+    # the output matmul of tied embeddings reads the repacked copy (memory.output_copy_bytes)
+    return total + output_copy_bytes(info, cpu_arch, features)
 
 
 def attended(layer, depth: int) -> int:

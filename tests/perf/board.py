@@ -151,9 +151,11 @@ def main() -> int:
     # large enough that whole MiB and the repacked types (Q6_K, Q8_0 on Arm) show
     parser.add_argument("--memory-model", default=MEMORY_MODEL, help="model of the memory check")
     parser.add_argument("--parts", default="speed,memory", help="speed, memory or both")
+    parser.add_argument("--boot-timeout", type=float, default=600, help="seconds the board may take to boot "
+                        "(emulation beside other work on the host's cores needs more)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="edgebench-board-perf-"))
-    board = arm_board.Board(work / "board").start(log=lambda text: print(text, file=sys.stderr, flush=True))
+    board = arm_board.Board(work / "board").start(timeout_s=args.boot_timeout, log=lambda text: print(text, file=sys.stderr, flush=True))
     try:
         env = prepare(work, board)
         ok = True
