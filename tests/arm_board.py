@@ -54,7 +54,7 @@ BASE = {
 }
 # Bump when the configuration written into the root filesystem (configure_rootfs) changes: the
 # image's key is the base's and this, so a new configuration makes a new image in seconds.
-CONFIG_VERSION = 2
+CONFIG_VERSION = 3
 
 # The board's size: 4 cores and 2 GiB like a small SBC; "-cpu max" advertises the features
 # phones and Pis have (asimddp, i8mm, sve, bf16), which decide llama.cpp's build flags.
@@ -67,12 +67,13 @@ SEED_UNIT = """\
 Description=Install the SSH keys from the edgebench seed disk
 Before=ssh.service
 DefaultDependencies=no
-# by its label: qemu's virtio-mmio disks are numbered in the reverse order of the command line
-Requires=dev-disk-by\\x2dlabel-edgebench\\x2dseed.device
-After=local-fs.target dev-disk-by\\x2dlabel-edgebench\\x2dseed.device
+After=local-fs.target
 
 [Service]
 Type=oneshot
+# the script waits for the disk itself: under emulation beside other work udev may take longer to
+# name it than systemd's 90 s wait for a device unit, and sshd would then start without host keys
+TimeoutStartSec=15min
 ExecStart=/usr/local/sbin/edgebench-seed
 
 [Install]
@@ -83,8 +84,16 @@ SEED_SCRIPT = """\
 #!/bin/sh
 # Copy the keys from the seed disk (made per boot by tests/arm_board.py) into place.
 set -e
+# by its label (qemu numbers virtio-mmio disks in the reverse order of its command line), probed by
+# blkid itself rather than through udev's links, for up to 15 minutes
+seed=""
+for _ in $(seq 900); do
+    seed=$(blkid -L edgebench-seed) && break
+    sleep 1
+done
+[ -n "$seed" ] || { echo "edgebench-seed: no disk labelled edgebench-seed" >&2; exit 1; }
 mkdir -p /run/seed
-mount -o ro LABEL=edgebench-seed /run/seed
+mount -o ro "$seed" /run/seed
 install -d -m 700 /root/.ssh
 install -m 600 /run/seed/authorized_keys /root/.ssh/authorized_keys
 install -m 600 /run/seed/ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key
