@@ -218,6 +218,9 @@ def test_ctrl_c_or_a_dropped_connection_stops_the_build_and_the_next_call_goes_o
                             text=True).stdout.strip()
     assert (manifest["build_commit"], manifest["build_number"]) == (commit, 1)  # git's answers, from the controller
     assert manifest["llama_cpp_python"] is None and "in-process engine not offered" in again.stdout
+    # the install links the device's cached build; what it adds to build.json stays out of the cache
+    (cached,) = (tmp_path / "device-cache" / "edgebench-device" / "engine-builds").glob("*/build.json")
+    assert "in_process_unavailable" not in json.loads(cached.read_text())
 
 
 def _cmdline(pid: int) -> list[str]:

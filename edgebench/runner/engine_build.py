@@ -134,8 +134,9 @@ class Build:
         _say(stage=stage)
         self.child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                       env=env, start_new_session=True)
-        shown = None
+        shown, last = None, ""
         for raw in self.child.stdout:
+            last = raw.decode("utf-8", "replace").strip() or last
             log.write(raw.decode("utf-8", "replace"))
             log.flush()  # a user may follow the log on the device
             ninja, make = _NINJA.match(raw.decode("ascii", "replace")), _MAKE.match(raw.decode("ascii", "replace"))
@@ -145,7 +146,9 @@ class Build:
                 shown = done
         log.flush()
         code = self.child.wait()
-        if self.stopped.is_set():
+        # stopped by this controller, or by a signal from elsewhere (ninja: "interrupted by user"): not a
+        # broken source, so what was compiled stays for the next call
+        if self.stopped.is_set() or code < 0 or "interrupted" in last:
             raise BuildFailure({"stopped": stage}, EXIT_FAILED)
         if code != 0:
             shutil.rmtree(self.work, ignore_errors=True)  # a broken source: nothing to resume

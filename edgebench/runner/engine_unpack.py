@@ -90,16 +90,25 @@ def install(archive_path, workdir, key):
 
 def install_built(folder, workdir, key, fields, bindings_archive=None):
     def stage(partial):
-        shutil.copytree(folder, partial, symlinks=True)
+        # linked where the cache and the workdir share a file system: a small board keeps one copy
+        shutil.copytree(folder, partial, symlinks=True, copy_function=_link_or_copy)
         if bindings_archive:
             extract(bindings_archive, partial)
         manifest_path = os.path.join(partial, "build.json")
         with open(manifest_path) as f:
             manifest = json.load(f)
         manifest.update(fields)
+        os.remove(manifest_path)  # a link to the cache's: written anew, never through it
         with open(manifest_path, "w") as f:
             f.write(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return _install(workdir, key, stage)
+
+
+def _link_or_copy(source, destination):
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
 
 
 def _install(workdir, key, stage):
