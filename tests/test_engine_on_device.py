@@ -155,7 +155,7 @@ def test_a_device_without_cmake_is_told_which_packages_to_install(sshd, tmp_path
     assert done.returncode == EXIT_ERROR, done.stdout + done.stderr
     error = done.stderr.strip()
     assert error.count("\n") == 0 and "Traceback" not in error
-    assert "box has no cmake to build llama.cpp with: install them there (`sudo apt install cmake g++ make`" in error
+    assert "box has no cmake to build llama.cpp with: install it there (`sudo apt install cmake g++ make`" in error
     assert "`pkg install cmake clang make` in Termux" in error and "leave out --on-device" in error
     assert not (sshd.device_dir / "engine").exists()
 
@@ -228,3 +228,13 @@ def _cmdline(pid: int) -> list[str]:
         return [a for a in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0") if a]
     except OSError:
         return []
+
+
+def test_the_missing_tools_sentence_names_each_and_the_packages_for_the_device():
+    from edgebench.transport.device_compile import _missing_sentence
+
+    both = _missing_sentence("pi", ["cmake", "C++ compiler"], termux=False)
+    assert both.startswith("pi has no cmake and no C++ compiler to build llama.cpp with: install them there")
+    assert "sudo apt install cmake g++ make" in both
+    phone = _missing_sentence("pixel8", ["make or ninja"], termux=True)
+    assert "install it there (`pkg install cmake clang make` in Termux)" in phone and "apt" not in phone

@@ -75,9 +75,9 @@ def missing_tools(env):
     if not has("cmake"):
         lacking.append("cmake")
     if not has(env.get("CXX"), "c++", "g++", "clang++"):
-        lacking.append("a C++ compiler")
+        lacking.append("C++ compiler")
     elif not has(env.get("CC"), "cc", "gcc", "clang"):
-        lacking.append("a C compiler")
+        lacking.append("C compiler")
     if not has("ninja", "make"):
         lacking.append("make or ninja")
     return lacking

@@ -72,7 +72,8 @@ def source_archive(identity: SourceIdentity) -> Path:
 def _missing_sentence(device: str, lacking: list[str], termux: bool) -> str:
     install = "`pkg install cmake clang make` in Termux" if termux else \
         "`sudo apt install cmake g++ make` on Debian or Raspberry Pi OS, `pkg install cmake clang make` in Termux"
-    return (f"{device} has no {' and no '.join(lacking)} to build llama.cpp with: install them there ({install}), "
+    them = "it" if len(lacking) == 1 else "them"
+    return (f"{device} has no {' and no '.join(lacking)} to build llama.cpp with: install {them} there ({install}), "
             f"or leave out --on-device to cross-compile here")
 
 
