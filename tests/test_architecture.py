@@ -23,7 +23,8 @@ TOP_LEVEL = {"__init__", "__main__", "errors", "paths", "file_hashes"}
 # files and runs the runner, whatever a model is; compare and report read stored runs, they run nothing
 MAY_IMPORT = {
     "runner": set(),
-    "toolchain": set(),
+    # a build here and one on the device (runner/engine_build.py) share what they find in a build
+    "toolchain": {"runner"},
     "models": set(),
     "transport": {"runner", "toolchain"},
     "results": {"runner"},

@@ -28,6 +28,9 @@ def register(commands) -> None:
     install.add_argument("--source", type=Path, metavar="DIR",
                          help="with -d: a llama.cpp checkout to build (default: the llama.cpp that the engine "
                               "pins, vendored in llama-cpp-python's source)")
+    install.add_argument("--on-device", action="store_true",
+                         help="with -d: build llama.cpp on the device itself, with its own cmake and C++ compiler "
+                              "(same flags, cached there), where no cross compiler fits")
     add_devices_dir(install)
     install.set_defaults(handler=cmd_install_engine)
 
@@ -38,9 +41,10 @@ def cmd_install_engine(args, console) -> int:
     if args.device:
         from edgebench.cli.device_engine import install_on_device
         return install_on_device(args, console)
-    if args.source:
+    if args.source or args.on_device:
         from edgebench.errors import EdgebenchError
-        raise EdgebenchError("--source goes with -d DEVICE: this machine's engine is llama-cpp-python's own build")
+        option = "--source" if args.source else "--on-device"
+        raise EdgebenchError(f"{option} goes with -d DEVICE: this machine's engine is llama-cpp-python's own build")
 
     if args.print_flags:
         console.print(llama_cpp_wheel.cmake_args(), markup=False)

@@ -1,6 +1,12 @@
 """The device side of `edgebench install-engine -d`: unpack a pushed engine archive and switch to it.
 
     python3 runner.pyz engine install ARCHIVE WORKDIR KEY
+    python3 runner.pyz engine install-built FOLDER WORKDIR KEY FIELDS_JSON [BINDINGS_ARCHIVE]
+    python3 runner.pyz engine build ...                   # --on-device: build it here (engine_build.py)
+
+install-built takes a build made on the device (engine_build.py's cache folder) instead of an archive:
+it is copied, the pushed Python bindings added, FIELDS_JSON merged into its build.json, and it is then
+checked and switched to like an archive.
 
 The archive (pushed through the model store: content-addressed, verified, resumable) holds bin/,
 maybe python/, and build.json. It is unpacked into <workdir>/engines/.KEY.partial, its llama-bench is
@@ -43,7 +49,7 @@ def _safe_members(archive):
         yield member
 
 
-def _extract(archive_path, destination):
+def extract(archive_path, destination):
     try:
         with tarfile.open(archive_path) as archive:
             for member in _safe_members(archive):
@@ -79,13 +85,41 @@ def point(link, target):
 
 
 def install(archive_path, workdir, key):
+    return _install(workdir, key, lambda partial: extract(archive_path, partial))
+
+
+def install_built(folder, workdir, key, fields, bindings_archive=None):
+    def stage(partial):
+        # linked where the cache and the workdir share a file system: a small board keeps one copy
+        shutil.copytree(folder, partial, symlinks=True, copy_function=_link_or_copy)
+        if bindings_archive:
+            extract(bindings_archive, partial)
+        manifest_path = os.path.join(partial, "build.json")
+        with open(manifest_path) as f:
+            manifest = json.load(f)
+        manifest.update(fields)
+        os.remove(manifest_path)  # a link to the cache's: written anew, never through it
+        with open(manifest_path, "w") as f:
+            f.write(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return _install(workdir, key, stage)
+
+
+def _link_or_copy(source, destination):
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
+
+
+def _install(workdir, key, stage):
+    """`stage(partial)` fills the partial folder; it is checked, renamed into place and switched to."""
     engines = os.path.join(workdir, ENGINES)
     final = os.path.join(engines, key)
     partial = os.path.join(engines, "." + key + ".partial")
     os.makedirs(engines, exist_ok=True)
     if not os.path.isfile(os.path.join(final, "build.json")):
         shutil.rmtree(partial, ignore_errors=True)
-        _extract(archive_path, partial)
+        stage(partial)
         for name in os.listdir(os.path.join(partial, "bin")):
             if not os.path.islink(os.path.join(partial, "bin", name)):
                 os.chmod(os.path.join(partial, "bin", name), 0o755)
@@ -101,11 +135,19 @@ def install(archive_path, workdir, key):
 
 
 def main(argv):
-    if len(argv) != 4 or argv[0] != "install":
-        sys.stderr.write("edgebench: usage: engine install ARCHIVE WORKDIR KEY\n")
+    if argv[:1] == ["build"]:
+        from .engine_build import main as build
+        return build(argv[1:])
+    built = argv[:1] == ["install-built"] and len(argv) in (5, 6)
+    if not built and (len(argv) != 4 or argv[0] != "install"):
+        sys.stderr.write("edgebench: usage: engine install ARCHIVE WORKDIR KEY | install-built FOLDER WORKDIR "
+                         "KEY FIELDS_JSON [BINDINGS_ARCHIVE] | build ...\n")
         return EXIT_USAGE
     try:
-        report, code = install(*argv[1:])
+        if built:
+            report, code = install_built(argv[1], argv[2], argv[3], json.loads(argv[4]), *argv[5:])
+        else:
+            report, code = install(*argv[1:])
     except UnpackFailure as failure:
         sys.stderr.write("edgebench: %s\n" % failure)
         return failure.code

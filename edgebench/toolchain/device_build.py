@@ -29,6 +29,8 @@ from typing import Any, Callable
 
 from edgebench.errors import EdgebenchError
 from edgebench.paths import cache_root
+from edgebench.runner.engine_build import BASE_SYSTEM, TOOLS, build_info, compiler_version, runtime_library
+from edgebench.runner.engine_build import c_compiler as recorded_c_compiler
 from edgebench.toolchain import elf
 from edgebench.toolchain.cross import Compiler, compiler_for
 from edgebench.toolchain.llama_cpp_source import vendored_llama_cpp
@@ -36,7 +38,6 @@ from edgebench.toolchain.llama_cpp_wheel import LLAMA_CPP_PYTHON
 from edgebench.toolchain.source_identity import SourceIdentity, identify
 from edgebench.toolchain.target import BuildTarget, target_from_probe
 
-TOOLS = ("llama-bench", "llama-perplexity", "llama-fit-params")
 # the tools and the libraries they link, nothing else: no network code (curl, OpenSSL: a device would need
 # their libraries too), no tests, examples or server; ccache off so the log shows what really compiled
 ENGINE_FLAGS = ("-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=ON", "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF",
@@ -44,13 +45,6 @@ ENGINE_FLAGS = ("-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=ON", "-DLLAMA
                 "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF", "-DGGML_CCACHE=OFF",
                 # linked with their final search path: the folder they sit in
                 "-DCMAKE_BUILD_WITH_INSTALL_RPATH=ON", "-DCMAKE_INSTALL_RPATH=$ORIGIN")
-# what every device of the OS has, so a build need not carry it (libgomp is not among them: the emulated
-# Arm board had no OpenMP runtime)
-BASE_SYSTEM = {
-    "linux": re.compile(r"(libc\.so(\.6)?|libm\.so\.6|libdl\.so\.2|libpthread\.so\.0|librt\.so\.1|"
-                        r"ld-linux[\w.-]*\.so\.\d|ld-musl-\w+\.so\.1|libstdc\+\+\.so\.6|libgcc_s\.so\.1)"),
-    "android": re.compile(r"(libc|libm|libdl|liblog|libc\+\+_shared)\.so"),
-}
 MANIFEST = "build.json"
 FORMAT = 1  # of the cache folder and its build.json; part of the key
 
@@ -78,10 +72,25 @@ def build_flags(target: BuildTarget) -> tuple[str, ...]:
     return (*ENGINE_FLAGS, *target.cmake_flags())
 
 
-def build_key(source: SourceIdentity, flags: tuple[str, ...], target: BuildTarget, compiler: Compiler) -> str:
+def build_key(source: SourceIdentity, flags: tuple[str, ...], target: BuildTarget, toolchain: str | None) -> str:
+    """`toolchain`: the toolchain file's text (None: the controller's own compiler; "on-device": the device's)."""
     what = {"format": FORMAT, "source": source.identity, "flags": list(flags), "target": asdict(target),
-            "toolchain": compiler.toolchain_text, "tools": list(TOOLS)}
+            "toolchain": toolchain, "tools": list(TOOLS)}
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def source_identity(source: Path | None) -> SourceIdentity:
+    """A llama.cpp checkout's identity, or (None) that of the one the pinned llama-cpp-python vendors."""
+    if source is None:
+        return identify(vendored_llama_cpp(), use_git=False,
+                        description=f"llama.cpp vendored in llama-cpp-python {LLAMA_CPP_PYTHON}")
+    return identify(source)
+
+
+def source_fields(identity: SourceIdentity) -> dict[str, Any]:
+    """build.json's `source`."""
+    return {"description": identity.description, "path": str(identity.path), "commit": identity.commit,
+            "changed": identity.changed, "identity": identity.identity}
 
 
 def build_engine(target: BuildTarget, *, source: Path | None = None, toolchain_file: str | Path | None = None,
@@ -90,13 +99,9 @@ def build_engine(target: BuildTarget, *, source: Path | None = None, toolchain_f
     `source`: a llama.cpp checkout (default: the one the pinned llama-cpp-python vendors);
     `toolchain_file`: a CMake toolchain file to build with (a device profile's `toolchain_file`)."""
     compiler = compiler_for(target, toolchain_file)
-    if source is None:
-        identity = identify(vendored_llama_cpp(), use_git=False,
-                            description=f"llama.cpp vendored in llama-cpp-python {LLAMA_CPP_PYTHON}")
-    else:
-        identity = identify(source)
+    identity = source_identity(source)
     flags = build_flags(target)
-    key = build_key(identity, flags, target, compiler)
+    key = build_key(identity, flags, target, compiler.toolchain_text)
     final = engines_root() / key
     if (final / MANIFEST).is_file():
         log(f"llama.cpp for {target.describe()} is already built: {final}")
@@ -192,7 +197,7 @@ def collect(build_dir: Path, out: Path, c_compiler: str | None, target_os: str) 
         for needed in elf.read_elf(out / name).needed:
             if needed in collected or base_system.fullmatch(needed):
                 continue
-            found = made.get(needed) or runtime_library(c_compiler, needed)
+            found = made.get(needed) or _path(runtime_library(c_compiler, needed))
             if found is None:
                 raise EdgebenchError(f"{name} needs {needed}, which neither the build made nor the compiler "
                                      "can link, and a device's base system does not have it")
@@ -200,18 +205,8 @@ def collect(build_dir: Path, out: Path, c_compiler: str | None, target_os: str) 
     return collected
 
 
-def runtime_library(c_compiler: str | None, name: str) -> Path | None:
-    """Where the compiler finds library `name` (its runtime libgomp.so.1; for a cross compiler, its
-    sysroot's libraries); None where it finds none."""
-    if not c_compiler:
-        return None
-    try:
-        done = subprocess.run([c_compiler, f"-print-file-name={name}"], capture_output=True, text=True)
-    except OSError:
-        return None
-    found = Path(done.stdout.strip())
-    # gcc echoes the bare name back when it has no such file
-    return found.resolve() if done.returncode == 0 and found.is_absolute() and found.is_file() else None
+def _path(found: str | None) -> Path | None:
+    return Path(found) if found else None
 
 
 def _manifest(key: str, identity: SourceIdentity, pinned: str | None, flags: tuple[str, ...], target: BuildTarget,
@@ -222,8 +217,7 @@ def _manifest(key: str, identity: SourceIdentity, pinned: str | None, flags: tup
     return {
         "format": FORMAT,
         "key": key,
-        "source": {"description": identity.description, "path": str(identity.path), "commit": identity.commit,
-                   "changed": identity.changed, "identity": identity.identity},
+        "source": source_fields(identity),
         "llama_cpp_python": pinned,
         "build_commit": commit,
         "build_number": number,
@@ -231,7 +225,7 @@ def _manifest(key: str, identity: SourceIdentity, pinned: str | None, flags: tup
         "target": asdict(target),
         "triple": target.triple,
         "compiler": compiler.description,
-        "compiler_version": _compiler_version(c_compiler(build_dir, compiler)),
+        "compiler_version": compiler_version(c_compiler(build_dir, compiler)),
         "toolchain_file": str(compiler.toolchain_file) if compiler.toolchain_file else None,
         "machine": sorted({info.machine for info in infos.values()}),
         # the newest C (and C++) library versions the files need: a device's must be at least these
@@ -243,37 +237,12 @@ def _manifest(key: str, identity: SourceIdentity, pinned: str | None, flags: tup
     }
 
 
-def build_info(build_dir: Path) -> tuple[str | None, int | None]:
-    """The commit and build number llama.cpp's CMake recorded (from git; "unknown" and 0 without it)."""
-    generated = build_dir / "common" / "build-info.cpp"
-    if not generated.is_file():
-        return None, None
-    text = generated.read_text()
-    number = re.search(r"LLAMA_BUILD_NUMBER = (-?\d+);", text)
-    commit = re.search(r'LLAMA_COMMIT = "([^"]*)";', text)
-    return (commit[1] if commit else None), (int(number[1]) if number else None)
-
-
 def c_compiler(build_dir: Path, compiler: Compiler) -> str | None:
     """The C compiler the build used: the one edgebench chose, else what CMake found (a toolchain file's
     compiler is not in CMakeCache.txt; CMake records it in CMakeFiles/<version>/CMakeCCompiler.cmake)."""
     if compiler.c_compiler:
         return compiler.c_compiler
-    for recorded in sorted(build_dir.glob("CMakeFiles/*/CMakeCCompiler.cmake")):
-        found = re.search(r'^set\(CMAKE_C_COMPILER "([^"]+)"\)', recorded.read_text(), re.MULTILINE)
-        if found:
-            return found[1]
-    return None
-
-
-def _compiler_version(c_compiler: str | None) -> str | None:
-    if not c_compiler:
-        return None
-    try:
-        done = subprocess.run([c_compiler, "--version"], capture_output=True, text=True)
-    except OSError:
-        return None
-    return done.stdout.splitlines()[0].strip() if done.returncode == 0 and done.stdout else None
+    return recorded_c_compiler(str(build_dir))
 
 
 def _sha256(path: Path) -> str:

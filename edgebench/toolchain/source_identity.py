@@ -39,16 +39,24 @@ def identify(path: Path, *, description: str | None = None, use_git: bool = True
                           None, None)
 
 
+def git_build_info(path: Path) -> tuple[str | None, int | None]:
+    """The commit and commit count llama.cpp's CMake asks git for (cmake/build-info.cmake), where the source
+    is in a git checkout (the vendored copy is a submodule of the sdist); None where git says nothing."""
+    commit = _git(path, "rev-parse", "--short", "HEAD")
+    count = _git(path, "rev-list", "--count", "HEAD")
+    return commit or None, int(count) if count and count.isdigit() else None
+
+
 def content_hash(root: Path) -> str:
     """sha256 over the relative path and bytes of every file a build could read, in path order."""
     digest = hashlib.sha256()
-    for file in sorted(_build_inputs(root)):
+    for file in sorted(build_inputs(root)):
         digest.update(f"{file.relative_to(root).as_posix()}\0".encode())
         digest.update(hashlib.sha256(file.read_bytes()).digest())
     return digest.hexdigest()
 
 
-def _build_inputs(root: Path):
+def build_inputs(root: Path):
     for entry in root.iterdir():
         if entry.name.startswith(".") or entry.name.startswith("build") or entry.name in _NOT_BUILT:
             continue

@@ -9,6 +9,7 @@ the runner finds it there (runner/engines/installed.py).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import io
 import json
@@ -61,6 +62,32 @@ def _add(archive: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) ->
     archive.addfile(info, io.BytesIO(data))
 
 
+def _add_bindings(archive: tarfile.TarFile, bindings: Path) -> None:
+    for name in BINDING_FILES:
+        _add(archive, f"python/llama_cpp/{name}", (bindings / name).read_bytes())
+    _add(archive, "python/llama_cpp/__init__.py", b"")  # the runner imports llama_cpp.llama_cpp alone
+
+
+def bindings_archive(version: str | None) -> tuple[Path | None, str | None]:
+    """The Python bindings alone, as an archive beside the device builds (for a build made on the device),
+    or None and why they do not bind it."""
+    from edgebench.toolchain.device_build import engines_root
+
+    bindings, why_not = bindings_folder(version)
+    if bindings is None:
+        return None, why_not
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        _add_bindings(archive, bindings)
+    data = buffer.getvalue()
+    path = engines_root() / "bindings" / f"llama-cpp-python-{version}-{hashlib.sha256(data).hexdigest()[:16]}.tar"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.with_suffix(".partial").write_bytes(data)
+        path.with_suffix(".partial").rename(path)
+    return path, None
+
+
 def engine_archive(build) -> tuple[Path, bool]:
     """The build's archive (made once beside it) and whether it carries the Python bindings."""
     manifest = dict(build.manifest)
@@ -78,10 +105,8 @@ def engine_archive(build) -> tuple[Path, bool]:
                 alias = tarfile.TarInfo(f"bin/{file.name.split('.so.')[0]}.so")
                 alias.type, alias.linkname, alias.mtime = tarfile.SYMTYPE, file.name, 0
                 archive.addfile(alias)
-        for name in BINDING_FILES if bindings else ():
-            _add(archive, f"python/llama_cpp/{name}", (bindings / name).read_bytes())
         if bindings:
-            _add(archive, "python/llama_cpp/__init__.py", b"")  # the runner imports llama_cpp.llama_cpp alone
+            _add_bindings(archive, bindings)
         _add(archive, "build.json", (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
     partial.rename(path)
     return path, bindings is not None
@@ -98,11 +123,17 @@ def install_engine(transport, build, progress=None) -> InstalledEngine:
     # is installed beside it, never mistaken for it
     folder = f"{build.key}-{sha256[:8]}"
     argv = helper_argv(transport, runner, "engine", "install", pushed.path, transport.workdir_path(), folder)
-    code, out, err = run_to_end(transport, argv, "the engine's install", timeout_s=600)
+    done = run_to_end(transport, argv, "the engine's install", timeout_s=600)
+    return install_result(transport, done, build.manifest.get("triple"), pushed, bindings)
+
+
+def install_result(transport, done, triple: str | None, pushed: PushResult, bindings: bool) -> InstalledEngine:
+    """What the device's `engine install` (or install-built) said, or the one sentence of why it did not."""
+    code, out, err = done
     report = _last_json(out)
     name = transport.device.name
     if code == _EXIT_CANNOT_RUN:
-        raise EngineCannotRun(f"{name}: the engine built for {build.manifest.get('triple')} does not start "
+        raise EngineCannotRun(f"{name}: the engine built for {triple} does not start "
                               f"there ({report.get('cannot_run')}); the previous engine, if any, stays")
     if code != 0 or "path" not in report:
         raise TransportError(f"{name}: installing the engine failed (exit {code}): {(err or out).strip()[-400:]}")
