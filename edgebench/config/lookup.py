@@ -65,7 +65,7 @@ def is_builtin(device: DeviceProfile) -> bool:
 def is_this_machine(device: DeviceProfile) -> bool:
     """Whether probing the controller describes the device: only for `local`, because another
     local-transport profile may stand for a container or chroot with limits of its own."""
-    return device.name == LOCAL and not device.is_ssh
+    return device.name == LOCAL and device.transport == "local"
 
 
 def list_devices(devices_dir: str | os.PathLike | None = None) -> list[DeviceProfile]:
