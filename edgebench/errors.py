@@ -38,6 +38,12 @@ class DeviceNotFound(ConfigError):
     kind = "device-not-found"
 
 
+class ProfileNotFound(ConfigError):
+    """No benchmark profile at the path given (`file` is that path)."""
+
+    kind = "profile-not-found"
+
+
 class ModelFileError(EdgebenchError):
     """A model file is missing, truncated, foreign or fails its checksum."""
 

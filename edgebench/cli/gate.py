@@ -12,8 +12,8 @@ from edgebench.cli.common import (
     add_results_root,
     local_device,
 )
-from edgebench.cli.outputs import check_output_file, output_folder, write_output
 from edgebench.errors import EdgebenchError
+from edgebench.outputs import check_output_file, output_folder, write_output
 
 
 def add_gate_options(parser, baselines: bool = True):

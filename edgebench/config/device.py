@@ -23,15 +23,14 @@ from edgebench.config.fields import (
 from edgebench.config.telemetry import device_section
 from edgebench.config.transports import check_transport_settings, reach_section
 from edgebench.config.yamlsource import Document, load_yaml, parse_yaml
+from edgebench.paths import DIRECTORY_NAME, DIRECTORY_NAME_RULE
 from edgebench.transport import TRANSPORTS
 
 DEVICE_CLASSES = ("phone", "sbc", "laptop", "desktop", "server")
 DEFAULT_WORKDIR = "~/.cache/edgebench"
 
 # the name becomes a directory on the controller and on the device, and appears in shell commands
-NAME_RULE = matches(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}",
-                    "a device name becomes a directory name: use 1-64 letters, digits, '.', '_' or '-', "
-                    "starting with a letter or digit")
+NAME_RULE = matches(DIRECTORY_NAME, f"a device name becomes a directory name: {DIRECTORY_NAME_RULE}")
 # read on the controller, whatever directory a command runs from: so absolute (or from ~)
 TOOLCHAIN_FILE = matches(r"[/~]\S*\.cmake",
                          "must be the absolute path (or ~/...) of a CMake toolchain file ending in .cmake")

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from edgebench.outputs import write_whole
 from edgebench.paths import cache_root
 from edgebench.runner.quality.reference_file import (
     Reference,
@@ -102,7 +102,4 @@ def write_cached(key: str, reference: Reference) -> Path:
 
 def write_cached_bytes(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)  # whole or not at all: another controller may read it
-    return path
+    return write_whole(path, data)  # whole or not at all: another controller may read it
