@@ -113,12 +113,6 @@ class RunnerTimeout(RunnerError):
     kind = "timeout"
 
 
-class EngineError(RunnerError):
-    """The engine (llama.cpp, llama-bench, onnxruntime) failed on the device."""
-
-    kind = "engine"
-
-
 class ResultsError(EdgebenchError):
     """A results directory is missing, foreign or of an unsupported schema."""
 

@@ -7,7 +7,10 @@ rest of the suite and the golden runs.
 from __future__ import annotations
 
 import ast
+import json
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -126,6 +129,50 @@ def test_a_layer_imports_only_the_layers_below_it(layer):
              for path in (PACKAGE / layer).rglob("*.py")
              for part in edgebench_imports(path) - allowed}
     assert not wrong
+
+
+def _imported(node: ast.AST) -> list[str]:
+    """The top-level names an import statement reaches; none for a relative one (the runner's own)."""
+    if isinstance(node, ast.Import):
+        return [alias.name.split(".")[0] for alias in node.names]
+    if isinstance(node, ast.ImportFrom) and node.level == 0:
+        return [node.module.split(".")[0]]
+    return []
+
+
+def test_the_runner_is_python38_stdlib_only_with_relative_imports():
+    """The whole runner package ships alone in the zipapp and runs on a device's Python 3.8 with
+    nothing installed: standard-library imports, its own by relative import, and no 3.9+ syntax or
+    API. An engine's own library (onnxruntime) is imported inside its functions only, when a job asks
+    for that engine."""
+    stdlib = set(sys.stdlib_module_names) | {"__future__"}
+    wrong = set()
+    for path in sorted((PACKAGE / "runner").rglob("*.py")):
+        name = str(path.relative_to(PACKAGE / "runner"))
+        tree = ast.parse(path.read_text(), filename=str(path), feature_version=(3, 8))
+        in_functions = {id(inner) for node in ast.walk(tree)
+                        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) for inner in ast.walk(node)}
+        lazy_ok = name.startswith("engines/") and name.endswith("_engine.py")
+        for node in ast.walk(tree):
+            outside = {module for module in _imported(node) if module not in stdlib}
+            if outside and not (lazy_ok and id(node) in in_functions):
+                wrong |= {f"{name} imports {module}" for module in outside}
+            # 3.9+ APIs that ast's feature_version cannot catch
+            if isinstance(node, ast.Attribute) and node.attr in ("removeprefix", "removesuffix", "is_relative_to"):
+                wrong.add(f"{name} uses {node.attr}")
+    assert not wrong
+
+
+def test_a_like_preset_is_described_straight_from_its_shape():
+    """`plan --like PRESET` reads the preset's shape, not the synthetic-model writer or quantizer."""
+    script = ("import json, sys; from edgebench.models.gguf_info import info_from_preset; "
+              "info = info_from_preset('qwen3.5-4b', 'Q4_K_M'); "
+              "print(json.dumps([info.n_layer, [m for m in sys.modules if m.startswith('edgebench.models.synth.')]]))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, check=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    layers, loaded = json.loads(done.stdout)
+    assert layers > 0
+    assert not {"writer", "build", "quantize", "engine_log"} & {m.rsplit(".", 1)[1] for m in loaded}
 
 
 def test_ab_drives_a_device_through_the_workers_public_steps():

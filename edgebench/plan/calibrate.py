@@ -213,7 +213,7 @@ def _model_info(model: dict | None, row: dict, cache: dict) -> ModelInfo | None:
 
 
 def _from_spec(spec) -> ModelInfo | None:
-    from edgebench.models.synth.build import shape_for
+    from edgebench.models.synth.shapes import shape_for
     from edgebench.models.synth.spec import SynthSpec, parse_synth_spec
 
     try:
