@@ -26,7 +26,7 @@ TOP_LEVEL = {"__init__", "__main__", "errors", "paths", "file_hashes", "outputs"
 # what each package may import of edgebench (besides itself and the top-level modules), bottom up: the
 # runner, the builds, model files and the examples need nothing; transport places files and runs the
 # runner, whatever a model is; compare and report read stored runs, they run nothing; config reads
-# what transports, engines and telemetry sources declare; the controller's loop (run) drives devices;
+# what transports, engines and telemetry sources declare; the controller's loop (run/) drives devices;
 # the database loads run directories (results) and feeds a run as it goes (run's observer); the
 # command line sits on top of everything
 MAY_IMPORT = {

@@ -24,7 +24,7 @@ from edgebench.transport.local import LocalTransport
 from edgebench.transport.remote_store import install_runner, push_model
 
 REPO = Path(__file__).resolve().parent.parent
-HELPERS = ("device_store.py", "device_lock.py", "entry.py")
+HELPERS = ("device_store.py", "lock_holder.py", "entry.py")
 HOSTILE = "we ird;$(touch PWNED)`touch PWNED2`'\"\nname"
 
 

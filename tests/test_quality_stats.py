@@ -8,9 +8,9 @@ from array import array
 
 import pytest
 
-from edgebench.runner.quality.reference_file import Reference, ScoredToken, decode, encode
-from edgebench.runner.quality.stats import TokenScore, percentile, summarize
-from edgebench.runner.quality.token_score import score_token
+from edgebench.runner.scoring.reference_file import Reference, ScoredToken, decode, encode
+from edgebench.runner.scoring.stats import TokenScore, percentile, summarize
+from edgebench.runner.scoring.token_score import score_token
 
 LN2 = math.log(2)
 

@@ -1,4 +1,4 @@
-"""The compact reference (runner/quality/reference_file.py), computed once on the controller from the
+"""The compact reference (runner/scoring/reference_file.py), computed once on the controller from the
 reference model's full logits, cached by content and pushed to devices like a model.
 
 The entries per scored token are sized from llama-perplexity's base file: the whole reference stays
@@ -16,7 +16,7 @@ import numpy as np
 
 from edgebench.outputs import write_whole
 from edgebench.paths import cache_root
-from edgebench.runner.quality.reference_file import (
+from edgebench.runner.scoring.reference_file import (
     Reference,
     ScoredToken,
     encode,

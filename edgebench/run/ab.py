@@ -93,7 +93,7 @@ class Pair:
 
     def cell(self, variant: str, round_no: int) -> Cell:
         base = self.a if variant == "A" else self.b
-        return Cell(base.device, base.model, base.test, base.threads, label=f"{variant}{round_no}")
+        return Cell(base.device, base.model, base.test, base.threads, variant=variant, round=round_no)
 
     @property
     def label(self) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from edgebench.errors import EdgebenchError, TransportError
 from edgebench.file_hashes import sha256_file
 from edgebench.outputs import replacing
-from edgebench.transport.commands import helper_argv, run_to_end
+from edgebench.transport.output_polling import helper_argv, run_to_end
 from edgebench.transport.remote_store import PushResult, RemoteStore, install_runner
 
 # the parts of llama-cpp-python the in-process runner imports (its package __init__ is never run there)
