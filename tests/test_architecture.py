@@ -26,7 +26,7 @@ TOP_LEVEL = {"__init__", "__main__", "errors", "paths", "file_hashes", "outputs"
 # what each package may import of edgebench (besides itself and the top-level modules), bottom up: the
 # runner, the builds, model files and the examples need nothing; transport places files and runs the
 # runner, whatever a model is; compare and report read stored runs, they run nothing; config reads
-# what transports, engines and telemetry sources declare; the controller's loop (run/) drives devices;
+# what transports, engines and telemetry sources declare; the controller's loop (sweep/) drives devices;
 # the database loads run directories (results) and feeds a run as it goes (run's observer); the
 # command line sits on top of everything
 MAY_IMPORT = {
@@ -41,10 +41,10 @@ MAY_IMPORT = {
     "quality": {"models", "runner"},
     "config": {"compare", "models", "runner", "transport"},
     "facts": {"config", "models", "results", "runner", "transport"},
-    "run": {"compare", "config", "facts", "models", "quality", "results", "runner", "transport"},
-    "plan": {"config", "facts", "models", "results", "run", "runner"},
-    "db": {"compare", "config", "results", "run", "runner"},
-    "cli": {"compare", "config", "db", "examples", "facts", "models", "plan", "quality", "report", "results", "run",
+    "sweep": {"compare", "config", "facts", "models", "quality", "results", "runner", "transport"},
+    "plan": {"config", "facts", "models", "results", "sweep", "runner"},
+    "db": {"compare", "config", "results", "sweep", "runner"},
+    "cli": {"compare", "config", "db", "examples", "facts", "models", "plan", "quality", "report", "results", "sweep",
             "runner", "toolchain", "transport"},
 }
 PACKAGES = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
@@ -177,7 +177,7 @@ def test_a_like_preset_is_described_straight_from_its_shape():
 
 def test_ab_drives_a_device_through_the_workers_public_steps():
     """ab places a model and measures a cell; failing, retrying and marking a device down stay the worker's."""
-    tree = ast.parse((PACKAGE / "run" / "ab.py").read_text())
+    tree = ast.parse((PACKAGE / "sweep" / "ab.py").read_text())
     used = {node.attr for node in ast.walk(tree)
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "worker"}
     assert used == {"place", "measure", "disconnect"}

@@ -18,8 +18,8 @@ from edgebench.compare.paired import (
     signed_rank_p,
 )
 from edgebench.results.records import Sample
-from edgebench.run.disturbance import Disturbance
 from edgebench.runner.host_reading import HostReading, cpu_ticks
+from edgebench.sweep.disturbance import Disturbance
 
 
 def test_the_default_plan_looks_at_7_9_11_13_15_and_splits_alpha_over_the_looks_that_can_reject():

@@ -78,8 +78,8 @@ def cmd_run(args, console) -> int:
     from edgebench.cli.ui import RunDisplay
     from edgebench.config import load_profile, select_devices
     from edgebench.outputs import output_folder
-    from edgebench.run.cells import parse_shard, plan_cells, shard_cells
-    from edgebench.run.execute import RunInterrupted, resume_run, run_cells, stored_plan, unfinished_cells
+    from edgebench.sweep.cells import parse_shard, plan_cells, shard_cells
+    from edgebench.sweep.execute import RunInterrupted, resume_run, run_cells, stored_plan, unfinished_cells
 
     if (args.profile is None) == (args.resume is None):
         raise EdgebenchError("give a profile to run, or --resume RUN_DIR to finish a run (not both)")

@@ -1,4 +1,4 @@
-"""What else used the machine during a sample (the `host` reading, by which run/disturbance.py judges whether
+"""What else used the machine during a sample (the `host` reading, by which sweep/disturbance.py judges whether
 a measurement was disturbed): hypervisor steal time, run-queue waits and the load average.
 
 Read with every sample whether telemetry is on or not, because the A/B gate judges each round by them
