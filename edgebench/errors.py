@@ -38,6 +38,12 @@ class DeviceNotFound(ConfigError):
     kind = "device-not-found"
 
 
+class ProfileNotFound(ConfigError):
+    """No benchmark profile at the path given (`file` is that path)."""
+
+    kind = "profile-not-found"
+
+
 class ModelFileError(EdgebenchError):
     """A model file is missing, truncated, foreign or fails its checksum."""
 
@@ -105,12 +111,6 @@ def with_cause(message: str, cause: str | None) -> str:
 
 class RunnerTimeout(RunnerError):
     kind = "timeout"
-
-
-class EngineError(RunnerError):
-    """The engine (llama.cpp, llama-bench, onnxruntime) failed on the device."""
-
-    kind = "engine"
 
 
 class ResultsError(EdgebenchError):

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import threading
 from pathlib import Path
 
+from edgebench.outputs import write_whole
 from edgebench.paths import cache_root
 
 CHUNK = 8 << 20
@@ -36,9 +35,7 @@ def sha256_file(path: Path) -> str:
     index[key] = digest.hexdigest()
     try:
         index_file.parent.mkdir(parents=True, exist_ok=True)
-        partial = index_file.with_name(f"{index_file.name}.{os.getpid()}.{threading.get_ident()}")
-        partial.write_text(json.dumps(index))
-        partial.replace(index_file)
+        write_whole(index_file, json.dumps(index))
     except OSError:
         pass  # the index only saves time
     return index[key]

@@ -7,6 +7,11 @@ from pathlib import Path
 
 CACHE_ENV = "EDGEBENCH_CACHE"
 
+# a name that becomes a directory here and on a device (a device's, a baseline's), and appears in
+# shell commands: the pattern, and what it allows in words
+DIRECTORY_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+DIRECTORY_NAME_RULE = "use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+
 
 def cache_root() -> Path:
     """$EDGEBENCH_CACHE, else ~/.cache/edgebench."""

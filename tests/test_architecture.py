@@ -7,7 +7,10 @@ rest of the suite and the golden runs.
 from __future__ import annotations
 
 import ast
+import json
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,23 +19,36 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "edgebench"
 
-# shared by several parts, so they have no better home than the top
-TOP_LEVEL = {"__init__", "__main__", "errors", "paths", "file_hashes"}
+# shared by several parts, so they have no better home than the top (outputs.py: every writer's
+# temporary-name-and-rename, and the checks of a path from the command line)
+TOP_LEVEL = {"__init__", "__main__", "errors", "paths", "file_hashes", "outputs"}
 
-# what each layer may import of edgebench (besides itself and the top-level modules): transport places
-# files and runs the runner, whatever a model is; compare and report read stored runs, they run nothing
+# what each package may import of edgebench (besides itself and the top-level modules), bottom up: the
+# runner, the builds, model files and the examples need nothing; transport places files and runs the
+# runner, whatever a model is; compare and report read stored runs, they run nothing; config reads
+# what transports, engines and telemetry sources declare; the controller's loop (sweep/) drives devices;
+# the database loads run directories (results) and feeds a run as it goes (run's observer); the
+# command line sits on top of everything
 MAY_IMPORT = {
     "runner": set(),
     # a build here and one on the device (runner/engine_build.py) share what they find in a build
     "toolchain": {"runner"},
     "models": set(),
+    "examples": set(),
     "transport": {"runner", "toolchain"},
     "results": {"runner"},
-    "compare": {"config", "results", "runner"},
+    "compare": {"results", "runner"},
     "report": {"compare", "results", "runner"},
-    # the database loads run directories (results) and feeds a run as it goes (run's observer)
-    "db": {"compare", "config", "results", "run", "runner"},
+    "quality": {"models", "runner"},
+    "config": {"compare", "models", "runner", "transport"},
+    "facts": {"config", "models", "results", "runner", "transport"},
+    "sweep": {"compare", "config", "facts", "models", "quality", "results", "runner", "transport"},
+    "plan": {"config", "facts", "models", "results", "sweep", "runner"},
+    "db": {"compare", "config", "results", "sweep", "runner"},
+    "cli": {"compare", "config", "db", "examples", "facts", "models", "plan", "quality", "report", "results", "sweep",
+            "runner", "toolchain", "transport"},
 }
+PACKAGES = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
 
 
 def edgebench_imports(path: Path) -> set[str]:
@@ -55,9 +71,56 @@ def test_the_top_level_holds_only_what_parts_share():
     assert loose == TOP_LEVEL
 
 
+def test_the_top_level_imports_no_package():
+    """They sit below every package; only `python -m edgebench` starts the command line."""
+    wrong = {f"{path.name} imports edgebench.{part}" for path in PACKAGE.glob("*.py") if path.name != "__main__.py"
+             for part in edgebench_imports(path) - TOP_LEVEL - {"__version__"}}
+    assert not wrong
+
+
+# a finished build moved out of its work folder, where another build of the same key may win the name
+OWN_RENAME = {"edgebench/toolchain/device_build.py"}
+
+
+def test_one_temporary_name_and_rename_for_the_controller():
+    """Files are put in place whole through outputs.replacing; the runner, shipped alone, has its own.
+    A rename into the path `replacing` gives is that same helper at work."""
+    renames = set()
+    for path in PACKAGE.rglob("*.py"):
+        relative = str(path.relative_to(REPO))
+        if relative.startswith("edgebench/runner/") or relative == "edgebench/outputs.py" or relative in OWN_RENAME:
+            continue
+        tree = ast.parse(path.read_text())
+        given = {item.optional_vars.id for node in ast.walk(tree) if isinstance(node, ast.With)
+                 for item in node.items if isinstance(item.optional_vars, ast.Name)
+                 and isinstance(item.context_expr, ast.Call) and ast.unparse(item.context_expr.func) == "replacing"}
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("replace", "rename")):
+                continue
+            by_os = isinstance(node.func.value, ast.Name) and node.func.value.id == "os"
+            by_path = len(node.args) == 1 and not node.keywords
+            into_replacing = by_path and isinstance(node.args[0], ast.Name) and node.args[0].id in given
+            if (by_os or by_path) and not into_replacing:
+                renames.add(f"{relative}:{node.lineno}")
+    assert not renames
+
+
 def test_no_top_level_name_is_a_standard_library_module():
     names = {p.stem for p in PACKAGE.glob("*.py")} | {p.name for p in PACKAGE.iterdir() if p.is_dir()}
     assert not names & set(sys.stdlib_module_names)
+
+
+def test_every_package_has_an_allow_list():
+    assert set(MAY_IMPORT) == PACKAGES
+
+
+def test_the_allow_lists_have_no_loop():
+    """Each package may import only packages listed before it: the order above is the layering."""
+    order = list(MAY_IMPORT)
+    upward = {f"{layer} may import {part}" for layer in order for part in MAY_IMPORT[layer]
+              if part not in order[:order.index(layer)]}
+    assert not upward
 
 
 @pytest.mark.parametrize("layer", sorted(MAY_IMPORT))
@@ -69,9 +132,53 @@ def test_a_layer_imports_only_the_layers_below_it(layer):
     assert not wrong
 
 
+def _imported(node: ast.AST) -> list[str]:
+    """The top-level names an import statement reaches; none for a relative one (the runner's own)."""
+    if isinstance(node, ast.Import):
+        return [alias.name.split(".")[0] for alias in node.names]
+    if isinstance(node, ast.ImportFrom) and node.level == 0:
+        return [node.module.split(".")[0]]
+    return []
+
+
+def test_the_runner_is_python38_stdlib_only_with_relative_imports():
+    """The whole runner package ships alone in the zipapp and runs on a device's Python 3.8 with
+    nothing installed: standard-library imports, its own by relative import, and no 3.9+ syntax or
+    API. An engine's own library (onnxruntime) is imported inside its functions only, when a job asks
+    for that engine."""
+    stdlib = set(sys.stdlib_module_names) | {"__future__"}
+    wrong = set()
+    for path in sorted((PACKAGE / "runner").rglob("*.py")):
+        name = str(path.relative_to(PACKAGE / "runner"))
+        tree = ast.parse(path.read_text(), filename=str(path), feature_version=(3, 8))
+        in_functions = {id(inner) for node in ast.walk(tree)
+                        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) for inner in ast.walk(node)}
+        lazy_ok = name.startswith("engines/") and name.endswith("_engine.py")
+        for node in ast.walk(tree):
+            outside = {module for module in _imported(node) if module not in stdlib}
+            if outside and not (lazy_ok and id(node) in in_functions):
+                wrong |= {f"{name} imports {module}" for module in outside}
+            # 3.9+ APIs that ast's feature_version cannot catch
+            if isinstance(node, ast.Attribute) and node.attr in ("removeprefix", "removesuffix", "is_relative_to"):
+                wrong.add(f"{name} uses {node.attr}")
+    assert not wrong
+
+
+def test_a_like_preset_is_described_straight_from_its_shape():
+    """`plan --like PRESET` reads the preset's shape, not the synthetic-model writer or quantizer."""
+    script = ("import json, sys; from edgebench.models.gguf_info import info_from_preset; "
+              "info = info_from_preset('qwen3.5-4b', 'Q4_K_M'); "
+              "print(json.dumps([info.n_layer, [m for m in sys.modules if m.startswith('edgebench.models.synth.')]]))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, check=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    layers, loaded = json.loads(done.stdout)
+    assert layers > 0
+    assert not {"writer", "build", "quantize", "engine_log"} & {m.rsplit(".", 1)[1] for m in loaded}
+
+
 def test_ab_drives_a_device_through_the_workers_public_steps():
     """ab places a model and measures a cell; failing, retrying and marking a device down stay the worker's."""
-    tree = ast.parse((PACKAGE / "run" / "ab.py").read_text())
+    tree = ast.parse((PACKAGE / "sweep" / "ab.py").read_text())
     used = {node.attr for node in ast.walk(tree)
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "worker"}
     assert used == {"place", "measure", "disconnect"}

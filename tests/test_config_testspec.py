@@ -12,9 +12,9 @@ import onnx_models
 import pytest
 
 from edgebench.config import TestSpec, parse_device, parse_profile, parse_test
-from edgebench.run.cells import Cell
-from edgebench.run.device_worker import cell_job
 from edgebench.runner.testspec import KINDS
+from edgebench.sweep.cells import Cell
+from edgebench.sweep.device_worker import cell_job
 from edgebench.toolchain.runner_zipapp import write_runner
 
 

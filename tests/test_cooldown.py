@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from edgebench.config import parse_device, parse_profile
-from edgebench.run.device_worker import Observer
-from edgebench.run.execute import run_cells
 from edgebench.runner.cooldown import cool_down
+from edgebench.sweep.device_worker import Observer
+from edgebench.sweep.execute import run_cells
 
 
 def thermal_tree(root: Path, celsius: float) -> Path:

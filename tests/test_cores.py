@@ -25,10 +25,10 @@ from edgebench.errors import ConfigError
 from edgebench.facts import FACTS
 from edgebench.facts.cpu_clusters import fastest_cpus
 from edgebench.results.aggregate import run_rows
-from edgebench.run.cores import CoresError, place_on_cores
 from edgebench.runner.engines.cpu_mask import cpus_mask, mask_cpus
 from edgebench.runner.engines.llama_bench_engine import LlamaBenchEngine
 from edgebench.runner.testspec import parse_test
+from edgebench.sweep.cores import CoresError, place_on_cores
 from edgebench.toolchain.runner_zipapp import write_runner
 
 SYSFS = Path(__file__).parent / "fixtures" / "sysfs"

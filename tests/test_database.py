@@ -120,8 +120,8 @@ def test_a_bad_database_is_one_sentence_and_exit_3(measured_run, url, says, caps
 def test_a_run_is_in_the_database_cell_by_cell_while_it_goes(tmp_path, tiny_qwen35):
     from edgebench.config import parse_device, parse_profile
     from edgebench.db.feed import DbFeed
-    from edgebench.run.device_worker import Observer
-    from edgebench.run.execute import run_cells
+    from edgebench.sweep.device_worker import Observer
+    from edgebench.sweep.execute import run_cells
 
     url = parse_db_url(f"sqlite:///{tmp_path / 'live.sqlite'}")
     seen = []

@@ -13,12 +13,12 @@ import pytest
 
 from edgebench.config import parse_device, parse_profile
 from edgebench.config.fields import to_plain
-from edgebench.run.cells import plan_cells
-from edgebench.run.device_worker import cell_job, cooldown_job
 from edgebench.runner.job import TELEMETRY_DEFAULTS, parse_telemetry
 from edgebench.runner.protocol import RunnerFailure
 from edgebench.runner.telemetry import DEVICE, declared_settings
 from edgebench.runner.telemetry.settings import PROFILE
+from edgebench.sweep.cells import plan_cells
+from edgebench.sweep.device_worker import cell_job, cooldown_job
 from edgebench.toolchain.runner_zipapp import write_runner
 
 FIXTURES = Path(__file__).parent / "fixtures" / "telemetry"

@@ -22,9 +22,9 @@ from edgebench.config.fields import Where, read_value
 from edgebench.config.yamlsource import parse_yaml
 from edgebench.errors import ConfigError
 from edgebench.results.aggregate import FIELDS
-from edgebench.run.ab import variant_profile
 from edgebench.runner import engines
 from edgebench.runner.testspec import KINDS
+from edgebench.sweep.ab import variant_profile
 from edgebench.toolchain import runner_zipapp as zipapp
 
 REPO = Path(__file__).resolve().parent.parent

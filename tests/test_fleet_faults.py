@@ -19,8 +19,8 @@ from sshd_server import cmdline, wait_for
 
 from edgebench.config import parse_device, parse_profile
 from edgebench.results.aggregate import run_rows
-from edgebench.run.device_worker import Observer
-from edgebench.run.execute import resume_run, run_cells
+from edgebench.sweep.device_worker import Observer
+from edgebench.sweep.execute import resume_run, run_cells
 from edgebench.transport.trust import presented_key, record_presented
 
 REPO = Path(__file__).resolve().parent.parent

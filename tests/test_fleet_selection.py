@@ -12,7 +12,7 @@ import pytest
 
 from edgebench.config import parse_profile, select_devices
 from edgebench.errors import DeviceNotFound
-from edgebench.run.cells import parse_shard, plan_cells, shard_cells
+from edgebench.sweep.cells import parse_shard, plan_cells, shard_cells
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,5 +1,5 @@
 """The paired, sequential rule of `ab` (compare/paired.py) against known values, and the runner's steal and
-load reading (runner/interference.py) against /proc files of known content."""
+load reading (runner/host_reading.py) against /proc files of known content."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from edgebench.compare.paired import (
     signed_rank_p,
 )
 from edgebench.results.records import Sample
-from edgebench.run.disturbance import Disturbance
-from edgebench.runner.interference import Interference, cpu_ticks
+from edgebench.runner.host_reading import HostReading, cpu_ticks
+from edgebench.sweep.disturbance import Disturbance
 
 
 def test_the_default_plan_looks_at_7_9_11_13_15_and_splits_alpha_over_the_looks_that_can_reject():
@@ -161,15 +161,15 @@ def write_schedstat(root, pid: int, waits: dict) -> None:
 
 
 def test_the_runner_reads_the_run_queue_wait_of_the_engine_threads_over_the_repetition(tmp_path, monkeypatch):
-    from edgebench.runner import interference
+    from edgebench.runner import host_reading
 
     (tmp_path / "proc").mkdir()
     (tmp_path / "proc" / "loadavg").write_text("2.40 0.50 0.25 5/100 42\n")
     write_stat(tmp_path, steal=0, busy=100)
     clock = itertools.chain([0, 1_000_000_000, 1_100_000_000], itertools.count(2_000_000_000, 100_000_000))
-    monkeypatch.setattr(interference, "time", SimpleNamespace(monotonic_ns=lambda: next(clock)))
+    monkeypatch.setattr(host_reading, "time", SimpleNamespace(monotonic_ns=lambda: next(clock)))
     write_schedstat(tmp_path, 77, {77: 5_000_000, 78: 0})
-    host = Interference(str(tmp_path), pid=lambda: 77)  # t = 0
+    host = HostReading(str(tmp_path), pid=lambda: 77)  # t = 0
     host.mark()  # the repetition starts at t = 1 s
     # during its 100 ms, thread 78 waited 80 ms for a CPU, 77 waited 10 ms, and thread 79 began and waited 30 ms
     write_schedstat(tmp_path, 77, {77: 15_000_000, 78: 80_000_000, 79: 30_000_000})
@@ -178,7 +178,7 @@ def test_the_runner_reads_the_run_queue_wait_of_the_engine_threads_over_the_repe
     reading = host.reading()  # the window is the marked repetition, not the time since the last reading
     assert reading["cpu_wait_pct"] == pytest.approx(80.0) and reading["load1"] == 2.4
     assert host.reading()["cpu_wait_pct"] == 0.0  # no marks: since the previous reading, and nothing waited
-    assert Interference(str(tmp_path), pid=lambda: 999).reading()["cpu_wait_pct"] is None  # no such process
+    assert HostReading(str(tmp_path), pid=lambda: 999).reading()["cpu_wait_pct"] is None  # no such process
 
 
 def write_stat(root, steal: int, busy: int) -> None:
@@ -191,7 +191,7 @@ def test_the_runner_reads_steal_as_a_share_of_the_cpu_time_between_samples(tmp_p
     (tmp_path / "proc" / "loadavg").write_text("1.25 0.50 0.25 1/100 42\n")
     write_stat(tmp_path, steal=0, busy=100)
     assert cpu_ticks(str(tmp_path)) == (0, 1100)  # guest (50) is inside user already: not added again
-    host = Interference(str(tmp_path))
+    host = HostReading(str(tmp_path))
     write_stat(tmp_path, steal=30, busy=170)  # 100 more ticks, 30 of them stolen
     reading = host.reading()
     assert reading["steal_pct"] == pytest.approx(30.0) and reading["load1"] == 1.25 and reading["n_cpus"] >= 1
@@ -202,4 +202,4 @@ def test_a_kernel_without_a_steal_column_gives_none(tmp_path):
     (tmp_path / "proc").mkdir()
     (tmp_path / "proc" / "stat").write_text("cpu  1 2 3 4\n")
     assert cpu_ticks(str(tmp_path)) is None
-    assert Interference(str(tmp_path)).reading()["steal_pct"] is None
+    assert HostReading(str(tmp_path)).reading()["steal_pct"] is None

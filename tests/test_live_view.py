@@ -9,7 +9,7 @@ from rich.console import Console
 from edgebench.cli.ui import RunDisplay
 from edgebench.config import parse_device, parse_profile
 from edgebench.results.records import Sample
-from edgebench.run.cells import Cell
+from edgebench.sweep.cells import Cell
 
 
 def render(display: RunDisplay) -> str:

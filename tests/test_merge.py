@@ -12,7 +12,7 @@ from edgebench.config import parse_device, parse_profile
 from edgebench.errors import ResultsError
 from edgebench.results.aggregate import run_rows
 from edgebench.results.merge import merge_runs
-from edgebench.run.execute import run_cells
+from edgebench.sweep.execute import run_cells
 
 
 def fleet(tmp_path: Path, count: int = 3):

@@ -16,7 +16,7 @@ from edgebench.config import parse_device, parse_profile
 from edgebench.errors import ModelFileError
 from edgebench.models.onnx_files import describe
 from edgebench.models.resolve import resolve_model
-from edgebench.run.execute import run_cells
+from edgebench.sweep.execute import run_cells
 
 
 @pytest.fixture(scope="module")

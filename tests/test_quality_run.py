@@ -180,7 +180,7 @@ def test_a_kld_run_over_ssh_gives_the_local_figures(ladder_run, sshd, tmp_path):
 def test_the_engines_c_side_row_summary_is_the_pure_python_one(tiny_llama):
     """The argmax and log Σ exp llama.cpp's samplers give are what the stdlib fallback computes."""
     from edgebench.runner.engines.llama_cpp_engine import LlamaCppEngine
-    from edgebench.runner.quality.token_score import log_sum_exp
+    from edgebench.runner.scoring.token_score import log_sum_exp
 
     engine = LlamaCppEngine()
     engine.open(str(tiny_llama), {"threads": 2})
@@ -216,7 +216,7 @@ def test_ppl_alone_scores_tokens_sampled_from_each_model_itself(tmp_path, llama_
     from edgebench.models.synth.spec import parse_synth_spec
     from edgebench.quality.text import sampled_tokens
     from edgebench.runner.engines.llama_cpp_engine import LlamaCppEngine
-    from edgebench.runner.quality.tokens_file import TokenStream, encode_tokens
+    from edgebench.runner.scoring.tokens_file import TokenStream, encode_tokens
 
     local_device(tmp_path)
     models = ("synthetic:tiny-llama@Q8_0", "synthetic:tiny-llama@Q3_K_S")

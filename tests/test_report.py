@@ -26,7 +26,7 @@ from conftest import require
 from edgebench.cli import EXIT_OK, main
 from edgebench.config import parse_device, parse_profile
 from edgebench.report.svg import PALETTE
-from edgebench.run.execute import run_cells
+from edgebench.sweep.execute import run_cells
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 

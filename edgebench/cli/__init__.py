@@ -33,7 +33,8 @@ def main(argv=None) -> int:
     try:
         return args.handler(args, console)
     except EdgebenchError as error:
-        Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]error:[/] {escape(str(error))}")
+        errors = Console(stderr=True, highlight=False, soft_wrap=True)
+        errors.print(f"[red]error:[/] {escape(examples.explained(error))}")
         return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

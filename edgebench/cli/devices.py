@@ -64,13 +64,14 @@ def cmd_devices_list(args, console) -> int:
 
     from edgebench.cli.ui import print_table
     from edgebench.config.lookup import LOCAL, builtin_local, is_builtin, scan_devices
+    from edgebench.config.transports import address
 
     devices, problems = scan_devices(args.devices_dir)
     # `-d local` works without a profile, so the list shows it; `-d all` leaves it out, lest a
     # fleet run also benchmark the controller
     if not any(d.name == LOCAL for d in devices):
         devices = sorted([*devices, builtin_local()], key=lambda d: d.name)
-    rows = [[d.name, d.transport, d.device_class or "", ", ".join(d.tags), d.host or d.ssh_config_host or "",
+    rows = [[d.name, d.transport, d.device_class or "", ", ".join(d.tags), address(d) or "",
              "(built in: this machine)" if is_builtin(d) else d.source] for d in devices]
     print_table(console, ["name", "transport", "class", "tags", "host", "file"], rows)
     errors = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgebench.cli.common import EXIT_OK
+from edgebench.errors import EdgebenchError, ProfileNotFound
+from edgebench.examples import is_shipped_profile
 
 # the one example whose model edgebench cannot build: it measures the user's own ONNX model
 ONNX_MODEL_HINT = ("profiles/onnx-sweep.yaml measures your own ONNX model: export it to models/model.onnx "
@@ -23,6 +25,15 @@ def register(commands) -> None:
                       help="where to write them (default: the current folder)")
     init.add_argument("--force", action="store_true", help="overwrite example files that already exist")
     init.set_defaults(handler=cmd_init)
+
+
+def explained(error: EdgebenchError) -> str:
+    """The error's sentence; for a missing profile that `init` would write, how to get it. After a plain
+    `pip install` the README's first command lands here."""
+    if isinstance(error, ProfileNotFound) and is_shipped_profile(error.file):
+        return (f"{error}; {Path(error.file).name} is one of the example profiles that ship with edgebench: "
+                f"`edgebench init` writes them (and devices/local.yaml) into the current folder")
+    return str(error)
 
 
 def cmd_init(args, console) -> int:

@@ -12,8 +12,8 @@ from edgebench.cli.common import (
     add_results_root,
     local_device,
 )
-from edgebench.cli.outputs import check_output_file, output_folder, write_output
 from edgebench.errors import EdgebenchError
+from edgebench.outputs import check_output_file, output_folder, write_output
 
 
 def add_gate_options(parser, baselines: bool = True):
@@ -185,7 +185,7 @@ def cmd_compare(args, console) -> int:
 
 def _ab_settings(args):
     from edgebench.compare.paired import SequentialPlan
-    from edgebench.run.disturbance import Disturbance
+    from edgebench.sweep.disturbance import Disturbance
 
     if args.rounds < 2:
         raise EdgebenchError("--rounds must be at least 2")
@@ -220,7 +220,7 @@ def _compare_to_db_baseline(args, console, url, thresholds) -> int:
 
 def cmd_ab(args, console) -> int:
     from edgebench.config import load_profile, select_devices
-    from edgebench.run.ab import AbRun, variant_profile
+    from edgebench.sweep.ab import AbRun, variant_profile
 
     thresholds = _cli_thresholds(args)
     plan, disturbance = _ab_settings(args)

@@ -95,10 +95,10 @@ def register(commands) -> None:
 
 
 def cmd_synth(args, console) -> int:
-    from edgebench.cli.outputs import check_output_file, output_errors
     from edgebench.cli.ui import build_progress
     from edgebench.models.synth.build import build_synthetic
     from edgebench.models.synth.spec import parse_synth_spec
+    from edgebench.outputs import check_output_file, output_errors
 
     spec_text = f"{args.like}@{args.quant}" + (f"?layers={args.layers}" if args.layers is not None else "")
     spec = parse_synth_spec(spec_text)
@@ -112,8 +112,8 @@ def cmd_synth(args, console) -> int:
 
 
 def cmd_quantize(args, console) -> int:
-    from edgebench.cli.outputs import check_output_file, output_errors
     from edgebench.models.onnx_quantize import quantize_int8
+    from edgebench.outputs import check_output_file, output_errors
 
     check_output_file(args.output, "int8 model")
     with output_errors(args.output, "int8 model"):
@@ -126,7 +126,7 @@ def cmd_quantize(args, console) -> int:
 def cmd_inspect(args, console) -> int:
     if args.model.suffix.lower() == ".onnx":
         return _inspect_onnx(args, console)
-    from edgebench.plan.commands import cmd_inspect as inspect_model
+    from edgebench.cli.plan import cmd_inspect as inspect_model
     return inspect_model(args, console)
 
 
@@ -159,7 +159,7 @@ def _inspect_onnx(args, console) -> int:
 
 
 def cmd_plan(args, console) -> int:
-    from edgebench.plan.commands import cmd_plan as make_plan
+    from edgebench.cli.plan import cmd_plan as make_plan
     return make_plan(args, console)
 
 

@@ -75,11 +75,11 @@ def cmd_run(args, console) -> int:
 
     from rich.markup import escape
 
-    from edgebench.cli.outputs import output_folder
     from edgebench.cli.ui import RunDisplay
     from edgebench.config import load_profile, select_devices
-    from edgebench.run.cells import parse_shard, plan_cells, shard_cells
-    from edgebench.run.execute import RunInterrupted, resume_run, run_cells, stored_plan, unfinished_cells
+    from edgebench.outputs import output_folder
+    from edgebench.sweep.cells import parse_shard, plan_cells, shard_cells
+    from edgebench.sweep.execute import RunInterrupted, resume_run, run_cells, stored_plan, unfinished_cells
 
     if (args.profile is None) == (args.resume is None):
         raise EdgebenchError("give a profile to run, or --resume RUN_DIR to finish a run (not both)")
@@ -170,7 +170,7 @@ def _print_results(console, outcome) -> None:
 
 
 def cmd_show(args, console) -> int:
-    from edgebench.cli.outputs import check_output_file, output_file, write_output
+    from edgebench.outputs import check_output_file, output_file, write_output
     from edgebench.results.aggregate import run_rows
     from edgebench.results.export import FORMATS, write_sqlite
 
@@ -196,8 +196,8 @@ def cmd_show(args, console) -> int:
 def cmd_report(args, console) -> int:
     import tempfile
 
-    from edgebench.cli.outputs import OutputError, check_output_file, write_output
     from edgebench.db.url import configured_db
+    from edgebench.outputs import OutputError, check_output_file, write_output
     from edgebench.report.html import build_report
 
     output = args.output or _default_report(args.runs[0])
@@ -242,7 +242,7 @@ def _report_inputs(names: list[str], url, scratch: Path):
 
 
 def cmd_merge(args, console) -> int:
-    from edgebench.cli.outputs import output_errors
+    from edgebench.outputs import output_errors
     from edgebench.results.merge import merge_runs
 
     with output_errors(args.output, "merged run"):

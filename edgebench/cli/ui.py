@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from edgebench.results.export import markdown_table
-from edgebench.run.device_worker import WAITING_FOR_LOCK, Observer
+from edgebench.sweep.device_worker import WAITING_FOR_LOCK, Observer
 
 
 class _AmountColumn(ProgressColumn):

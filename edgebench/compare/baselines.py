@@ -6,12 +6,13 @@ against; it is put in place whole (copied beside, then renamed).
 
 from __future__ import annotations
 
-import os
+import re
 import shutil
 from pathlib import Path
 
-from edgebench.config.device import NAME_RULE
 from edgebench.errors import EdgebenchError, ResultsError
+from edgebench.outputs import replacing
+from edgebench.paths import DIRECTORY_NAME, DIRECTORY_NAME_RULE
 from edgebench.results.header import RunHeader
 from edgebench.results.store import read_header
 
@@ -19,9 +20,8 @@ DIRECTORY = "baselines"
 
 
 def _checked_name(name: str) -> str:
-    problem = NAME_RULE(name)  # a baseline name is a directory name, like a device's
-    if problem:
-        raise EdgebenchError(f"baseline name: {problem.replace('a device name', 'it')}")
+    if not re.fullmatch(DIRECTORY_NAME, name):  # a directory name, like a device's
+        raise EdgebenchError(f"baseline name: it becomes a directory name: {DIRECTORY_NAME_RULE}; got {name!r}")
     return name
 
 
@@ -37,14 +37,8 @@ def save_baseline(run_dir: Path, name: str, results_root: Path, replace: bool = 
     if dest.exists() and not replace:
         raise ResultsError(f"baseline {name!r} exists ({dest}); pass --replace to replace it")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    partial, old = dest.with_name(f".{name}.partial"), dest.with_name(f".{name}.old")
-    for leftover in (partial, old):
-        shutil.rmtree(leftover, ignore_errors=True)
-    shutil.copytree(run_dir, partial)
-    if dest.exists():
-        os.replace(dest, old)
-    os.replace(partial, dest)
-    shutil.rmtree(old, ignore_errors=True)
+    with replacing(dest) as partial:
+        shutil.copytree(run_dir, partial)
     return dest
 
 

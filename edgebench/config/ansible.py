@@ -30,7 +30,6 @@ import errno
 import os
 import re
 import string
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ from edgebench.config.fields import Where, describe, read_value, reject_unknown
 from edgebench.config.lookup import SUFFIXES
 from edgebench.config.yamlsource import Document, load_yaml, parse_yaml
 from edgebench.errors import ConfigError, EdgebenchError
+from edgebench.outputs import write_whole
 
 SECTIONS = ("children", "hosts", "vars")
 IMPLICIT_GROUPS = ("all", "ungrouped")
@@ -476,20 +476,10 @@ def write_profiles(planned: list[PlannedProfile], *, force: bool = False) -> tup
 def _write_atomic(path: Path, text: str, *, replace: bool) -> None:
     """Readers see the old file or the whole new one. Without `replace`, an existing file is
     never touched: the final name is a hard link, which fails if the name is taken."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
-        with open(tmp, "x", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        if replace:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)
+        write_whole(path, text, sync=True, exclusive=not replace)
     except FileExistsError:
         raise
     except OSError as exc:
         what = "no space left" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
         raise EdgebenchError(f"cannot write device profile {path}: {what}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)

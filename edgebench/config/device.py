@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +21,16 @@ from edgebench.config.fields import (
     to_plain,
 )
 from edgebench.config.telemetry import device_section
+from edgebench.config.transports import check_transport_settings, reach_section
 from edgebench.config.yamlsource import Document, load_yaml, parse_yaml
+from edgebench.paths import DIRECTORY_NAME, DIRECTORY_NAME_RULE
+from edgebench.transport import TRANSPORTS
 
-TRANSPORTS = ("local", "ssh")
 DEVICE_CLASSES = ("phone", "sbc", "laptop", "desktop", "server")
-SSH_KEYS = ("host", "port", "user", "identity", "ssh_config_host", "proxy_jump")
 DEFAULT_WORKDIR = "~/.cache/edgebench"
 
 # the name becomes a directory on the controller and on the device, and appears in shell commands
-NAME_RULE = matches(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}",
-                    "a device name becomes a directory name: use 1-64 letters, digits, '.', '_' or '-', "
-                    "starting with a letter or digit")
-# these end up as ssh arguments: a leading '-' would be read as an option (`-oProxyCommand=...`)
-SSH_WORD = matches(r"[^\s-]\S*", "must be a single word that does not start with '-'")
-
+NAME_RULE = matches(DIRECTORY_NAME, f"a device name becomes a directory name: {DIRECTORY_NAME_RULE}")
 # read on the controller, whatever directory a command runs from: so absolute (or from ~)
 TOOLCHAIN_FILE = matches(r"[/~]\S*\.cmake",
                          "must be the absolute path (or ~/...) of a CMake toolchain file ending in .cmake")
@@ -83,21 +79,21 @@ class DeviceLimits:
 
 
 @dataclass(frozen=True, kw_only=True)
-class DeviceProfile:
+class _DeviceIdentity:
     name: str = setting(types=str, check=NAME_RULE)
-    transport: str = setting("local", str, check=one_of(*TRANSPORTS))
+    transport: str = setting(next(iter(TRANSPORTS)), str, check=one_of(*TRANSPORTS))
     device_class: str | None = setting(None, str, key="class", check=one_of(*DEVICE_CLASSES))
     tags: tuple[str, ...] = setting((), list, convert=list_of(str, not_blank, unique=True))
     # kept as written: `~` means the device user's home, which only the transport can expand
     workdir: str = setting(DEFAULT_WORKDIR, str, check=not_blank)
 
-    host: str | None = setting(None, str, check=SSH_WORD)
-    port: int = setting(22, int, check=between(1, 65535))
-    user: str | None = setting(None, str, check=SSH_WORD)
-    identity: str | None = setting(**_optional_text)
-    ssh_config_host: str | None = setting(None, str, check=SSH_WORD)
-    proxy_jump: str | None = setting(None, str, check=SSH_WORD)
 
+# then every setting a transport declares (host:, port:, ...), read at the top level of the file
+_DeviceReach = reach_section(_DeviceIdentity)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceProfile(_DeviceReach):
     # None: the transport's own choice (the controller's interpreter locally, python3 over ssh)
     python: str | None = setting(**_optional_text)
     llama_bench: str | None = setting(**_optional_text)
@@ -115,17 +111,10 @@ class DeviceProfile:
 
     source: str = ""
 
-    @property
-    def is_ssh(self) -> bool:
-        return self.transport == "ssh"
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, under the YAML keys (`class`, not `device_class`). Holds no secrets:
         the loader refuses them."""
         return to_plain(self)
-
-
-_SSH_DEFAULTS = {f.name: f.default for f in fields(DeviceProfile) if f.name in SSH_KEYS}
 
 
 def load_device(path: str | Path) -> DeviceProfile:
@@ -139,7 +128,7 @@ def parse_device(text: str, file: str = "<string>") -> DeviceProfile:
 def device_from(doc: Document) -> DeviceProfile:
     where = Where(doc)
     device = build(DeviceProfile, where, doc.data, forbidden=FORBIDDEN, source=doc.file)
-    _check_transport(device, where, doc.data)
+    check_transport_settings(device, where, doc.data)
     _check_sources(device, where)
     _check_gpu(device, where)
     return device
@@ -160,18 +149,3 @@ def _check_sources(device: DeviceProfile, where: Where) -> None:
     if device.limits.min_battery_pct is not None and sources is not None and "battery" not in sources:
         raise where.child("telemetry").child("sources").error(
             "limits.min_battery_pct needs the battery source: add `battery` here or drop the limit")
-
-
-def _check_transport(device: DeviceProfile, where: Where, raw: dict[str, Any]) -> None:
-    if device.is_ssh:
-        if not (device.host or device.ssh_config_host):
-            raise where.child("transport").error(
-                "transport ssh needs `host` (or `ssh_config_host` naming a Host in ~/.ssh/config)")
-        return
-    # without this, a file that forgot `transport: ssh` would quietly benchmark the controller. A key
-    # at its default is no such slip: a run's stored device record (run.json) carries `port: 22` for
-    # every device, and `run --resume` reads that record back
-    for key in SSH_KEYS:
-        if raw.get(key) is not None and raw[key] != _SSH_DEFAULTS[key]:
-            raise where.child(key).error(f"{key!r} is only used with `transport: ssh`, "
-                                         f"but this device's transport is {device.transport!r}")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from edgebench.config.device import DeviceProfile, load_device, parse_device
 from edgebench.config.profile import BenchProfile, load_profile_file
-from edgebench.errors import ConfigError, DeviceNotFound
+from edgebench.errors import ConfigError, DeviceNotFound, ProfileNotFound
 
 ENV_VAR = "EDGEBENCH_DEVICES"
 SUFFIXES = (".yaml", ".yml")
@@ -65,7 +65,7 @@ def is_builtin(device: DeviceProfile) -> bool:
 def is_this_machine(device: DeviceProfile) -> bool:
     """Whether probing the controller describes the device: only for `local`, because another
     local-transport profile may stand for a container or chroot with limits of its own."""
-    return device.name == LOCAL and not device.is_ssh
+    return device.name == LOCAL and device.transport == "local"
 
 
 def list_devices(devices_dir: str | os.PathLike | None = None) -> list[DeviceProfile]:
@@ -123,13 +123,8 @@ def select_devices(selectors, devices_dir: str | os.PathLike | None = None) -> l
 
 def load_profile(path: str | os.PathLike) -> BenchProfile:
     if not Path(path).is_file():
-        from edgebench.examples import is_shipped_profile
-
-        # after a plain `pip install` the README's first command lands here: say how to get the examples
-        hint = (f"; {Path(path).name} is one of the example profiles that ship with edgebench: "
-                f"`edgebench init` writes them (and devices/local.yaml) into the current folder"
-                if is_shipped_profile(path) else "")
-        raise ConfigError(f"benchmark profile {os.fspath(path)!r} not found{hint}", file=os.fspath(path))
+        # the command line adds `init`'s hint when the name is one of the examples (cli/examples.py)
+        raise ProfileNotFound(f"benchmark profile {os.fspath(path)!r} not found", file=os.fspath(path))
     return load_profile_file(path)
 
 

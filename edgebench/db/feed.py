@@ -11,7 +11,7 @@ import threading
 from edgebench.db.connection import connect
 from edgebench.db.load import load_run
 from edgebench.errors import EdgebenchError
-from edgebench.run.device_worker import Observer
+from edgebench.sweep.device_worker import Observer
 
 
 class DbFeed(Observer):

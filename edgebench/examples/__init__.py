@@ -50,7 +50,7 @@ def is_shipped_profile(path: str | os.PathLike) -> bool:
 def write_examples(dest: Path, force: bool = False) -> tuple[list[Path], list[Path]]:
     """Write the examples under `dest`; keep a file that is already there unless `force`.
     Returns (written, kept)."""
-    from edgebench.cli.outputs import output_folder, write_output
+    from edgebench.outputs import output_folder, write_output
 
     output_folder(dest, "folder for the examples")
     written, kept = [], []

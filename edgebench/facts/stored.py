@@ -4,11 +4,10 @@ device's profile gives no facts, and says how old it is."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgebench.outputs import write_whole
 from edgebench.paths import state_root
 
 
@@ -27,11 +26,7 @@ def remember(device_name: str, facts: dict, date: str) -> Path:
     """Keep the facts, whole and atomically (a reader never sees half a file)."""
     path = probe_path(device_name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as out:
-        json.dump({"device": device_name, "date": date, "facts": facts}, out, indent=1, default=str)
-    os.replace(tmp, path)
-    return path
+    return write_whole(path, json.dumps({"device": device_name, "date": date, "facts": facts}, indent=1, default=str))
 
 
 def recall(device_name: str) -> StoredProbe | None:

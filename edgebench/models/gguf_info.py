@@ -146,7 +146,7 @@ class ModelInfo:
 def info_from_preset(preset: str, quant: str, layers: int | None = None) -> ModelInfo:
     """The model `edgebench synth --like PRESET --quant QUANT [--layers N]` would write."""
     from edgebench.errors import SynthError
-    from edgebench.models.synth.build import shape_for
+    from edgebench.models.synth.shapes import shape_for
     from edgebench.models.synth.spec import parse_synth_spec
 
     text = f"{preset}@{quant}" + (f"?layers={layers}" if layers is not None else "")

@@ -53,10 +53,6 @@ class LayerInfo:
         return bool(self.attention) and not self.kv_shared
 
     @property
-    def is_moe(self) -> bool:
-        return self.n_expert > 0 and self.expert_bytes > 0
-
-    @property
     def kind(self) -> str:
         attention = {"full": "full attention", "sliding": "sliding-window", "chunked": "chunked attention"}
         if self.attention and self.recurrent:

@@ -35,12 +35,12 @@ MAX_LOAD_PER_CPU = 1.5
 class Limits:
     max_steal_pct: float = MAX_STEAL_PCT
     max_load: float | None = None   # None: MAX_LOAD_PER_CPU x the CPUs the runner saw
-    max_cpu_wait_pct: float | None = None  # None: ab's default (run/disturbance.py)
+    max_cpu_wait_pct: float | None = None  # None: ab's default (sweep/disturbance.py)
 
     def why(self, samples) -> str | None:
         """Why a cell's samples do not describe the device, or None when nothing disturbed them: `ab`'s
         rule, with a lower default load (a plan wants the device's speed, not A against B)."""
-        from edgebench.run.disturbance import Disturbance
+        from edgebench.sweep.disturbance import Disturbance
 
         cpus = next((s.host.get("n_cpus") for s in samples if s.host and s.host.get("n_cpus")), None)
         load = self.max_load if self.max_load is not None else (MAX_LOAD_PER_CPU * cpus if cpus else float("inf"))
@@ -213,7 +213,7 @@ def _model_info(model: dict | None, row: dict, cache: dict) -> ModelInfo | None:
 
 
 def _from_spec(spec) -> ModelInfo | None:
-    from edgebench.models.synth.build import shape_for
+    from edgebench.models.synth.shapes import shape_for
     from edgebench.models.synth.spec import SynthSpec, parse_synth_spec
 
     try:

@@ -15,7 +15,7 @@ from edgebench.models.synth.engine_log import engine_log
 from edgebench.quality import reference as ref
 from edgebench.quality.text import DEFAULT_SEED, sampled_tokens
 from edgebench.quality.tokenizer import same_tokenizer
-from edgebench.runner.quality.tokens_file import TokenStream, encode_tokens
+from edgebench.runner.scoring.tokens_file import TokenStream, encode_tokens
 
 
 class QualityError(EdgebenchError):

@@ -1,4 +1,4 @@
-"""The compact reference (runner/quality/reference_file.py), computed once on the controller from the
+"""The compact reference (runner/scoring/reference_file.py), computed once on the controller from the
 reference model's full logits, cached by content and pushed to devices like a model.
 
 The entries per scored token are sized from llama-perplexity's base file: the whole reference stays
@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from edgebench.outputs import write_whole
 from edgebench.paths import cache_root
-from edgebench.runner.quality.reference_file import (
+from edgebench.runner.scoring.reference_file import (
     Reference,
     ScoredToken,
     encode,
@@ -102,7 +102,4 @@ def write_cached(key: str, reference: Reference) -> Path:
 
 def write_cached_bytes(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)  # whole or not at all: another controller may read it
-    return path
+    return write_whole(path, data)  # whole or not at all: another controller may read it

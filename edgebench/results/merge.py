@@ -9,11 +9,10 @@ own version (results/records.py).
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 from edgebench.errors import ResultsError
+from edgebench.outputs import replacing
 from edgebench.results.aggregate import run_rows
 from edgebench.results.header import STATUS_ORDER, MergedFrom, RunHeader
 from edgebench.results.records import now_iso
@@ -75,17 +74,9 @@ def merge_runs(sources: list[Path], dest: Path) -> Path:
     runs = [(Path(p), read_header(Path(p))) for p in sources]
     check_mergeable(runs)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    partial = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir()
-    try:
+    with replacing(dest) as partial:  # an empty folder there (checked above) makes way
+        partial.mkdir()
         copy_records([path for path, _ in runs], partial)
         write_header(partial, merged_header(dest.name, runs))
         write_summary(partial, dest.name, run_rows(partial))
-        if dest.exists():
-            dest.rmdir()  # empty, checked above
-        os.replace(partial, dest)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     return dest

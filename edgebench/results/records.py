@@ -315,7 +315,7 @@ def cell_record(data: Mapping) -> CellRecord:
 
 @dataclass(frozen=True)
 class QualityScores:
-    """What a quality test (`ppl`, `kld`) measured, as llama-perplexity prints it (runner/quality/stats.py):
+    """What a quality test (`ppl`, `kld`) measured, as llama-perplexity prints it (runner/scoring/stats.py):
     a `ppl` test fills ppl, ppl_stderr and n_scored; a `kld` test all of them. PPL(Q)/PPL(base) is
     `ppl_ratio`; `same_top_p` and `delta_p_rms` are fractions (llama-perplexity prints percent)."""
 
@@ -372,7 +372,7 @@ class Sample:
     ttft_ns: int | None = None
     window: Mapping[str, Any] = field(default_factory=dict)  # the telemetry summary over the repetition
     quality: QualityScores | None = None  # a quality test's scores (its one sample)
-    # what else used the device meanwhile (runner/interference.py): steal_pct, load1, n_cpus; {} in older lines
+    # what else used the device meanwhile (runner/host_reading.py): steal_pct, load1, n_cpus; {} in older lines
     host: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
 from edgebench.errors import DiskFullError, ResultsError
+from edgebench.outputs import write_whole
 from edgebench.results.header import SCHEMA_VERSION, AbDesign, PlannedCell, RunHeader
 from edgebench.results.records import (
     JSONL_READERS,
@@ -128,14 +129,8 @@ class RunStore:
 
 
 def write_header(path: Path, header: RunHeader) -> None:
-    def write():
-        partial = Path(path) / (HEADER + ".partial")
-        with open(partial, "w") as f:
-            json.dump(header.to_json(), f, indent=2, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        partial.replace(Path(path) / HEADER)
-    _write_guard(write)
+    _write_guard(lambda: write_whole(Path(path) / HEADER, json.dumps(header.to_json(), indent=2, default=str),
+                                     sync=True))
 
 
 def write_summary(path: Path, run_id: str, rows: list[dict]) -> None:

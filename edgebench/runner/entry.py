@@ -2,7 +2,7 @@
 
     python3 runner.pyz run | capabilities | cooldown ...   # JSON-lines events (main.py)
     python3 runner.pyz store ...                           # the model store's device side (device_store.py)
-    python3 runner.pyz lock ...                            # the device lock's holder (device_lock.py)
+    python3 runner.pyz lock ...                            # the device lock's holder (lock_holder.py)
     python3 runner.pyz engine install ...                  # an engine install-engine -d pushed (engine_unpack.py)
 
 The event modes load engines and telemetry (tens of milliseconds, more on a
@@ -22,7 +22,7 @@ def main(argv=None):
         from .device_store import main as store
         return store(argv[1:])
     if mode == "lock":
-        from .device_lock import main as lock
+        from .lock_holder import main as lock
         return lock(argv[1:])
     if mode == "engine":
         from .engine_unpack import main as engine

@@ -21,7 +21,7 @@ from .cooldown import cool_down
 from .crashes import SIGKILL
 from .engines import available as engines_available
 from .engines import load_engine
-from .interference import Interference
+from .host_reading import HostReading
 from .job import parse_job, parse_json_object, source_options
 from .modelfile import check_model_file
 from .oom_kills import kill_of, read_kernel_log, why_killed
@@ -79,7 +79,7 @@ def run_job(job, emit):
              telemetry=sampler.availability() if sampler else {})
         if sampler:
             sampler.start()
-        host = Interference(telemetry.get("root") or "/", engine.engine_pid)
+        host = HostReading(telemetry.get("root") or "/", engine.engine_pid)
 
         def mark():
             host.mark()

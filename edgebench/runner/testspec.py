@@ -4,7 +4,7 @@ pp = prompt processing of n_prompt tokens, tg = generation of n_gen tokens, and 
 is context filled (untimed) before the test, as llama-bench's `-p`, `-n`, `-pg` and `-d` mean.
 `b8` is one forward pass of a generic (non-LLM) ONNX model at batch size 8.
 `ppl` and `kld` measure quality as llama-perplexity does (the profile's `quality:` block says over
-which text, chunk length and reference; runner/quality/ scores them).
+which text, chunk length and reference; runner/scoring/ scores them).
 
 The one definition of a test: its name, kind and item count are read from here by the
 controller (profiles, rows, thresholds) and by the runner (jobs, rates), so the two cannot

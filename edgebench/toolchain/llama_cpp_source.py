@@ -15,6 +15,7 @@ import tarfile
 from pathlib import Path
 
 from edgebench.errors import EdgebenchError
+from edgebench.outputs import replacing
 from edgebench.paths import cache_root
 from edgebench.toolchain.llama_cpp_wheel import LLAMA_CPP_PYTHON
 
@@ -38,8 +39,8 @@ def vendored_llama_cpp(version: str = LLAMA_CPP_PYTHON) -> Path:
     unpacked = partial / f"llama_cpp_python-{version}"
     if not (unpacked / "vendor" / "llama.cpp" / "CMakeLists.txt").is_file():
         raise EdgebenchError(f"{sdist.name} holds no vendor/llama.cpp folder, so it cannot be built")
-    shutil.rmtree(src, ignore_errors=True)
-    unpacked.rename(src)
+    with replacing(src) as whole:
+        unpacked.rename(whole)
     shutil.rmtree(partial, ignore_errors=True)
     return tree
 

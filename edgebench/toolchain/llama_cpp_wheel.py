@@ -36,6 +36,7 @@ import sys
 from pathlib import Path
 
 from edgebench.errors import EdgebenchError
+from edgebench.outputs import replacing
 from edgebench.paths import cache_root
 from edgebench.toolchain import build_tools
 
@@ -123,8 +124,8 @@ def build_wheel(version: str = LLAMA_CPP_PYTHON, flags: str | None = None, log=p
     if done.returncode != 0:
         hint = f"; {build_tools.offline_hint(wanted)}" if wanted else ""
         raise EdgebenchError(f"pip wheel failed (exit {done.returncode}); its output above says why{hint}")
-    shutil.rmtree(target, ignore_errors=True)
-    partial.rename(target)
+    with replacing(target) as whole:
+        partial.rename(whole)
     return sorted(target.glob("llama_cpp_python-*.whl"))[0]
 
 

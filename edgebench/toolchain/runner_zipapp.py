@@ -13,6 +13,8 @@ import zipfile
 from functools import lru_cache
 from pathlib import Path
 
+from edgebench.outputs import write_whole
+
 RUNNER_SOURCE = Path(__file__).parent.parent / "runner"
 PACKAGE = "ebrunner"
 _EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -47,7 +49,5 @@ def write_runner(directory: Path) -> Path:
     target = Path(directory) / runner_sha256() / "runner.pyz"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(".partial")
-        partial.write_bytes(runner_bytes())
-        partial.replace(target)
+        write_whole(target, runner_bytes())
     return target

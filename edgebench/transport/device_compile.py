@@ -26,7 +26,7 @@ from edgebench.toolchain.device_build import build_flags, build_key, engines_roo
 from edgebench.toolchain.llama_cpp_wheel import LLAMA_CPP_PYTHON
 from edgebench.toolchain.source_identity import SourceIdentity, build_inputs, git_build_info
 from edgebench.toolchain.target import BuildTarget
-from edgebench.transport.commands import POLL_S, Lines, TextOutput, helper_argv, run_to_end
+from edgebench.transport.output_polling import POLL_S, Lines, TextOutput, helper_argv, run_to_end
 from edgebench.transport.engine_push import ENGINE_STORE, InstalledEngine, bindings_archive, install_result
 from edgebench.transport.remote_store import PushResult, RemoteStore, install_runner
 

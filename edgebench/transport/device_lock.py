@@ -1,6 +1,6 @@
 """One controller at a time per device: a lock held by a small process on the device.
 
-The holder is the runner's `lock` mode (runner/device_lock.py). It keeps an
+The holder is the runner's `lock` mode (runner/lock_holder.py). It keeps an
 flock on `<workdir>/lock` for as long as its stdin stays open, and its stdin
 is this controller's end: when the controller finishes, crashes or is
 `kill -9`ed, the holder reads EOF and exits, and the kernel drops the lock.
@@ -15,7 +15,7 @@ import time
 
 from edgebench.errors import DeviceBusy, TransportError
 from edgebench.transport.base import KILL_GRACE_S
-from edgebench.transport.commands import Lines, TextOutput, helper_argv
+from edgebench.transport.output_polling import Lines, TextOutput, helper_argv
 
 POLL_S = 0.5
 

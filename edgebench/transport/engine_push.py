@@ -19,7 +19,8 @@ from pathlib import Path
 
 from edgebench.errors import EdgebenchError, TransportError
 from edgebench.file_hashes import sha256_file
-from edgebench.transport.commands import helper_argv, run_to_end
+from edgebench.outputs import replacing
+from edgebench.transport.output_polling import helper_argv, run_to_end
 from edgebench.transport.remote_store import PushResult, RemoteStore, install_runner
 
 # the parts of llama-cpp-python the in-process runner imports (its package __init__ is never run there)
@@ -96,8 +97,7 @@ def engine_archive(build) -> tuple[Path, bool]:
     path = build.directory / ("engine.tar" if bindings else "engine-bench-only.tar")
     if path.exists():
         return path, bindings is not None
-    partial = path.with_suffix(".partial")
-    with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as archive:
+    with replacing(path) as partial, tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as archive:
         for file in sorted((build.directory / "bin").iterdir()):
             _add(archive, f"bin/{file.name}", file.read_bytes(), 0o755)
             # libllama.so beside libllama.so.0: the names loaders look for (llama-cpp-python, ggml_libs.py)
@@ -108,7 +108,6 @@ def engine_archive(build) -> tuple[Path, bool]:
         if bindings:
             _add_bindings(archive, bindings)
         _add(archive, "build.json", (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
-    partial.rename(path)
     return path, bindings is not None
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import paramiko
 
 from edgebench.errors import HostKeyError
+from edgebench.outputs import replacing
 
 KNOWN_HOSTS_ENV = "EDGEBENCH_KNOWN_HOSTS"
 
@@ -68,9 +69,8 @@ def record(host: str, port: int, key: paramiko.PKey, *, replace: bool = False) -
         del keys[entry]
     keys.add(entry, key.get_name(), key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    keys.save(str(partial))
-    partial.replace(path)
+    with replacing(path) as partial:
+        keys.save(str(partial))
     return path
 
 

@@ -7,12 +7,15 @@ import queue
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
 from edgebench.errors import TransportError
+from edgebench.outputs import write_whole
 from edgebench.transport.base import KILL_GRACE_S, SMALL_FILE_BYTES, Completed, Process, Transport
+from edgebench.transport.declaration import TransportDeclaration
+
+DECLARATION = TransportDeclaration("local", "this machine: the runner as a subprocess of the controller")
 
 READ_BYTES = 65536
 
@@ -54,9 +57,7 @@ class LocalTransport(Transport):
         target = Path(path)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".put-", delete=False) as f:
-                f.write(data)
-            os.replace(f.name, target)
+            write_whole(target, data)
         except OSError as exc:
             raise TransportError(f"cannot write {path}: {exc}") from exc
 
@@ -138,3 +139,6 @@ def _pump(pipe, name: str, pieces: queue.Queue) -> None:
             break
         pieces.put((name, data))
     pieces.put((name, b""))
+
+
+TRANSPORT = LocalTransport

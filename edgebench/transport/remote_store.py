@@ -29,7 +29,7 @@ from pathlib import Path
 from edgebench.errors import DiskFullError, ModelFileError, TransportError
 from edgebench.file_hashes import sha256_file
 from edgebench.toolchain.runner_zipapp import runner_bytes, runner_sha256
-from edgebench.transport.commands import helper_argv, run_to_end
+from edgebench.transport.output_polling import helper_argv, run_to_end
 
 # room left beside a model on the device for results and the OS
 FREE_MARGIN_BYTES = 64 << 20

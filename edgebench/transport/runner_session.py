@@ -18,7 +18,7 @@ from edgebench.runner import PROTOCOL_VERSION
 from edgebench.runner.crashes import SIGKILL, StderrTail, explain, in_engine, main_cause
 from edgebench.runner.oom_kills import KERNEL_LOG_COMMAND, KERNEL_LOG_TIMEOUT_S, kill_of, why_killed
 from edgebench.runner.protocol import EVENTS
-from edgebench.transport.commands import POLL_S, Lines, TextOutput
+from edgebench.transport.output_polling import POLL_S, Lines, TextOutput
 
 STDERR_TAIL_LINES = 30
 TELEMETRY_KEPT = 5

@@ -39,7 +39,7 @@ from sshd_server import SshServer  # noqa: E402
 from edgebench.config import parse_device, parse_profile  # noqa: E402
 from edgebench.models.synth.build import cached_synthetic  # noqa: E402
 from edgebench.models.synth.spec import parse_synth_spec  # noqa: E402
-from edgebench.run.execute import run_cells  # noqa: E402
+from edgebench.sweep.execute import run_cells  # noqa: E402
 from edgebench.transport.trust import presented_key, record_presented  # noqa: E402
 
 

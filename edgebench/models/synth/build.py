@@ -11,18 +11,9 @@ from pathlib import Path
 from edgebench.errors import SynthError
 from edgebench.models.synth import writer
 from edgebench.models.synth.quantize import Progress, quantize
-from edgebench.models.synth.shapes import PRESETS, ModelShape
+from edgebench.models.synth.shapes import shape_for
 from edgebench.models.synth.spec import SynthSpec
 from edgebench.paths import cache_root
-
-
-def shape_for(spec: SynthSpec) -> ModelShape:
-    try:
-        shape = PRESETS[spec.preset]
-    except KeyError:
-        raise SynthError(f"unknown synthetic preset {spec.preset!r}; "
-                         f"known: {', '.join(sorted(PRESETS))}") from None
-    return shape.with_layers(spec.layers) if spec.layers is not None else shape
 
 
 def build_synthetic(spec: SynthSpec, out_path: str | os.PathLike[str], *,

@@ -5,12 +5,12 @@ from __future__ import annotations
 import ctypes
 import os
 import re
-import uuid
 from pathlib import Path
 from typing import Callable
 
 from edgebench.errors import SynthError
 from edgebench.models.synth.engine_log import engine_log, log_tail
+from edgebench.outputs import replacing
 
 #: llama_ftype values (llama.h) for the quants a synthetic spec may ask for.
 FTYPES: dict[str, int] = {
@@ -59,20 +59,16 @@ def quantize(src: str | os.PathLike[str], dst: str | os.PathLike[str], quant: st
     params.ftype = FTYPES[quant]
     params.nthread = int(n_threads) if n_threads else 0  # <= 0: llama.cpp uses all cores
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
     def tensor_done(line: str) -> None:
         found = _TENSOR_DONE.match(line)
         if found and progress is not None:
             progress(int(found.group(1)), int(found.group(2)), "tensors")
-    try:
+    with replacing(dst) as tmp:
         with engine_log(f"quantize-{dst.name}-{quant}", on_line=tensor_done) as log:
             rc = llama_cpp.llama_model_quantize(os.fsencode(src), os.fsencode(tmp), ctypes.byref(params))
         if rc != 0 or not tmp.is_file() or tmp.stat().st_size == 0:
             tail = log_tail(log)
             raise SynthError(f"llama.cpp failed to quantize {src.name} to {quant} (code {rc}); its log is {log}"
                              + (f":\n{tail}" if tail else ""))
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
     return dst

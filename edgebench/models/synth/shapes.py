@@ -459,3 +459,13 @@ PRESETS: dict[str, ModelShape] = {
                "with YaRN x40 from 4096 (mscale_all_dim 0.707), ctx 163840, untied",
     ),
 }
+
+
+def shape_for(spec) -> ModelShape:
+    """The shape a synth spec (spec.py) names: its preset, cut to its layers."""
+    try:
+        shape = PRESETS[spec.preset]
+    except KeyError:
+        raise SynthError(f"unknown synthetic preset {spec.preset!r}; "
+                         f"known: {', '.join(sorted(PRESETS))}") from None
+    return shape.with_layers(spec.layers) if spec.layers is not None else shape

@@ -15,7 +15,6 @@ from __future__ import annotations
 import errno
 import os
 import struct
-import uuid
 from pathlib import Path
 from typing import Callable
 
@@ -23,6 +22,7 @@ import numpy as np
 
 from edgebench.errors import DiskFullError, SynthError
 from edgebench.models.synth.shapes import N_BASE_TOKENS, ModelShape, TensorSpec
+from edgebench.outputs import replacing
 
 #: Bump whenever the bytes written for a given shape change; `build.cached_synthetic` keys on it.
 WRITER_VERSION = 1
@@ -46,29 +46,27 @@ def write_gguf(shape: ModelShape, path: str | os.PathLike[str], *, seed: int = 0
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     specs = shape.tensors()
     total = sum(t.nbytes for t in specs)
     try:
-        writer = _fast_writer_class(gguf)(tmp, shape.arch)
-        try:
-            _add_metadata(writer, shape, gguf)
-            for t in specs:
-                dtype = np.float16 if t.dtype == "F16" else np.float32
-                writer.add_tensor_info(t.name, t.shape, np.dtype(dtype), t.nbytes)
-            writer.write_header_to_file()
-            writer.write_kv_data_to_file()
-            writer.write_ti_data_to_file()
-            fout = writer.fout[0]
-            writer.write_padding(fout, fout.tell())  # data section starts aligned
-            _write_data(fout, writer, specs, seed, total, progress)
-            fout.flush()
-            os.fsync(fout.fileno())
-        finally:
-            writer.close()
-        os.replace(tmp, path)
+        with replacing(path) as tmp:
+            writer = _fast_writer_class(gguf)(tmp, shape.arch)
+            try:
+                _add_metadata(writer, shape, gguf)
+                for t in specs:
+                    dtype = np.float16 if t.dtype == "F16" else np.float32
+                    writer.add_tensor_info(t.name, t.shape, np.dtype(dtype), t.nbytes)
+                writer.write_header_to_file()
+                writer.write_kv_data_to_file()
+                writer.write_ti_data_to_file()
+                fout = writer.fout[0]
+                writer.write_padding(fout, fout.tell())  # data section starts aligned
+                _write_data(fout, writer, specs, seed, total, progress)
+                fout.flush()
+                os.fsync(fout.fileno())
+            finally:
+                writer.close()
     except BaseException as exc:
-        tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             raise DiskFullError(f"no space left on {path.parent} for synthetic model {path.name} "
                                 f"(needs about {total / 1e9:.1f} GB): {exc}") from exc

@@ -17,7 +17,7 @@ import time
 
 from ..crashes import StderrTail, explain, killed_child
 from ..protocol import RunnerFailure
-from ..quality.measure import job_quality
+from ..scoring.measure import job_quality
 from . import installed
 from . import llama_settings as llama
 from .base import Engine, Measurement

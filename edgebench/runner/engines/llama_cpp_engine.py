@@ -18,7 +18,7 @@ import time
 import types
 
 from ..protocol import RunnerFailure
-from ..quality.measure import measure_quality
+from ..scoring.measure import measure_quality
 from . import ggml_devices as devices
 from . import installed
 from . import llama_settings as llama
@@ -409,7 +409,7 @@ class LlamaCppEngine(Engine):
             yield Measurement(rep=rep, t_ns=end - start, ttft_ns=ttft, t0=t0, t1=t1)
         self.device_memory.read("run")
 
-    # -- quality (runner/quality/) -------------------------------------------------------------------
+    # -- quality (runner/scoring/) -------------------------------------------------------------------
 
     def measure_quality(self, job, test_kind, mark):
         found = measure_quality(self, job, test_kind, mark)

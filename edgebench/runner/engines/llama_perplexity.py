@@ -22,7 +22,7 @@ import threading
 
 from ..crashes import StderrTail, explain, killed_child
 from ..protocol import RunnerFailure
-from ..quality.reference_file import scored_per_chunk
+from ..scoring.reference_file import scored_per_chunk
 
 _START = re.compile(r"calculating perplexity over (\d+) chunks, n_ctx=(\d+)")
 # --ppl-output-type 1, per chunk: first token, running PPL, mean NLL, its standard error

@@ -35,7 +35,7 @@ N_CPU_MOE = Option("n_cpu_moe", "int", 0, "keep the MoE expert weights of the fi
 SWA_FULL = Option("swa_full", "bool", False, "full-size cache for sliding-window layers (llama-server's "
                   "--swa-full; llama-bench always uses false)")
 # where the threads run: llama-bench's -C/--cpu-mask and --cpu-strict (ggml's threadpool cpumask and
-# strict_cpu). `cores` asks the controller for a mask from the device's probe instead (run/cores.py)
+# strict_cpu). `cores` asks the controller for a mask from the device's probe instead (sweep/cores.py)
 CPU_MASK = Option("cpu_mask", "mask", NO_MASK, "CPUs the threads may run on, as a hex mask (0xF0: CPUs 4-7; "
                   "llama-bench's -C); 0x0: wherever the OS puts them")
 CPU_STRICT = Option("cpu_strict", "bool", False, "one CPU of the mask per thread, in turn (llama-bench's "

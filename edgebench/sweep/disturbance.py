@@ -1,6 +1,6 @@
 """When an A/B round was disturbed: the hypervisor stole CPU time, or other work crowded the device.
 
-Each sample carries the runner's `host` reading (runner/interference.py), taken over that very repetition.
+Each sample carries the runner's `host` reading (runner/host_reading.py), taken over that very repetition.
 A round whose samples show more steal than `max_steal_pct`, or a benchmark thread that waited for a CPU more
 than `max_cpu_wait_pct` of the repetition (other runnable tasks held the cores), is flagged; `ab` waits
 `cool_off_s` for the burst to pass and measures it again, up to its repeat limit. A round still disturbed

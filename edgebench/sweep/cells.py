@@ -13,21 +13,15 @@ class Cell:
     model: object  # config.ModelRef
     test: object  # config.TestSpec
     threads: int | None
-    # an A/B run's variant and round, e.g. "B3": which profile the cell uses, and a unique id per round
-    label: str | None = None
-
-    @property
-    def variant(self) -> str | None:
-        return self.label[0] if self.label else None
-
-    @property
-    def round(self) -> int | None:
-        return int(self.label[1:]) if self.label else None
+    # an A/B run's variant ("A" or "B": which profile the cell uses) and round (from 1); None in a plain run
+    variant: str | None = None
+    round: int | None = None
 
     @property
     def id(self) -> str:
+        """Unique in a run: an A/B cell's id starts with its variant and round (`B3:`)."""
         base = f"{self.device.name}/{self.model.name}/{self.test.name}/t{self.threads or 'auto'}"
-        return f"{self.label}:{base}" if self.label else base
+        return f"{self.variant}{self.round}:{base}" if self.variant else base
 
 
 def plan_cells(profile: BenchProfile, devices: list[DeviceProfile]) -> list[Cell]:

@@ -1,4 +1,5 @@
-"""What else used the machine during a sample: hypervisor steal time, run-queue waits and the load average.
+"""What else used the machine during a sample (the `host` reading, by which sweep/disturbance.py judges whether
+a measurement was disturbed): hypervisor steal time, run-queue waits and the load average.
 
 Read with every sample whether telemetry is on or not, because the A/B gate judges each round by them
 (a round measured while the host stole CPU time or other work crowded the cores is repeated, not trusted).
@@ -75,7 +76,7 @@ def cpu_wait_pct(before: Tuple[int, Optional[Dict[str, int]]], after: Tuple[int,
     return round(min(100.0, 100.0 * max(0, worst) / (t1 - t0)), 3)
 
 
-class Interference(object):
+class HostReading(object):
     """Call `mark()` where the engine marks a repetition's start and end, and `reading()` at every sample:
     steal % since the previous reading (or since it was made), the run-queue wait of the engine's threads
     during the repetition (since the previous reading where no marks came), the 1-minute load average and the

@@ -1,4 +1,5 @@
-"""`edgebench inspect` and `edgebench plan`: argument handling between the CLI and the plan modules."""
+"""`edgebench inspect` (of a GGUF file) and `edgebench plan`: their arguments read, the plan modules asked,
+the answer shown."""
 
 from __future__ import annotations
 
@@ -78,7 +79,7 @@ def cmd_inspect(args, console) -> int:
     if args.json:
         sys.stdout.write(json.dumps(render.inspect_json(info), indent=2) + "\n")
         return 0
-    from edgebench.cli.ui import print_table
+    from edgebench.cli.ui import print_table  # rich, only for a table
     print_table(console, ["field", "value"], render.inspect_rows(info))
     if info.unknown_arch:
         console.print(info.unknown_arch)

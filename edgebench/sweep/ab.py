@@ -7,7 +7,7 @@ with one timed repetition after the warm-up. A round is the unit of evidence:
 its B against its A (compare/paired.py). The rounds are looked at after
 `first` and then every `step` rounds; a pair stops as soon as it is settled
 (different or same) and at the round budget at the latest. A round that steal
-time or other runnable tasks disturbed (run/disturbance.py) is measured again after a cool-off. Every device of
+time or other runnable tasks disturbed (sweep/disturbance.py) is measured again after a cool-off. Every device of
 a fleet runs its own A/B, up to `parallel` at a time, and gets its own verdict.
 """
 
@@ -30,10 +30,10 @@ from edgebench.results.aggregate import run_rows
 from edgebench.results.header import AbDesign
 from edgebench.results.records import Sample
 from edgebench.results.store import RunStore
-from edgebench.run.cells import Cell
-from edgebench.run.device_worker import DeviceWorker, Observer
-from edgebench.run.disturbance import Disturbance
-from edgebench.run.execute import SharedRun
+from edgebench.sweep.cells import Cell
+from edgebench.sweep.device_worker import DeviceWorker, Observer
+from edgebench.sweep.disturbance import Disturbance
+from edgebench.sweep.execute import SharedRun
 
 VARIANTS = ("A", "B")
 DEFAULT_PLAN = SequentialPlan()
@@ -93,7 +93,7 @@ class Pair:
 
     def cell(self, variant: str, round_no: int) -> Cell:
         base = self.a if variant == "A" else self.b
-        return Cell(base.device, base.model, base.test, base.threads, label=f"{variant}{round_no}")
+        return Cell(base.device, base.model, base.test, base.threads, variant=variant, round=round_no)
 
     @property
     def label(self) -> str:

@@ -22,8 +22,8 @@ from edgebench.quality.prepare import QualityFiles
 from edgebench.results.aggregate import run_rows
 from edgebench.results.header import PlannedCell
 from edgebench.results.store import HEADER, RunStore, read_attempts, read_header
-from edgebench.run.cells import Cell, plan_cells, shard_cells
-from edgebench.run.device_worker import DeviceWorker, Observer
+from edgebench.sweep.cells import Cell, plan_cells, shard_cells
+from edgebench.sweep.device_worker import DeviceWorker, Observer
 
 __all__ = ["Observer", "RunInterrupted", "RunOutcome", "SharedRun", "resume_run", "run_cells"]
 

@@ -31,9 +31,9 @@ from edgebench.results.records import (
     Sample,
     Telemetry,
 )
-from edgebench.run.cells import Cell
-from edgebench.run.cores import CoresError, place_on_cores
 from edgebench.runner.telemetry.thermal import hottest
+from edgebench.sweep.cells import Cell
+from edgebench.sweep.cores import CoresError, place_on_cores
 from edgebench.transport import open_transport
 from edgebench.transport.device_lock import DeviceLock
 from edgebench.transport.remote_store import install_runner, push_model
@@ -85,7 +85,7 @@ def engine_options(engine, device) -> dict:
 
 def placed_options(engine, cell: Cell, cpu=None) -> tuple[dict, int | None]:
     """The engine options and thread count the cell runs with: `cores:` made a cpu_mask from the device's
-    `cpu` fact (run/cores.py)."""
+    `cpu` fact (sweep/cores.py)."""
     return place_on_cores(engine_options(engine, cell.device), cell.threads, cpu, cell.device.name)
 
 
@@ -183,7 +183,7 @@ class DeviceWorker:
         self.lock = None
         self.runner = None
         self.probed = False
-        self.cpu = None  # the probe's cpu fact, for `cores:` (run/cores.py)
+        self.cpu = None  # the probe's cpu fact, for `cores:` (sweep/cores.py)
         self.down: EdgebenchError | None = None  # set when the device stays unreachable
         self.models: dict[object, object] = {}  # model reference -> LocalModel
         self.placed: dict[object, str] = {}  # LocalModel -> its path on the device
