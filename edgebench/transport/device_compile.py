@@ -21,13 +21,14 @@ from typing import Callable
 
 from edgebench.errors import ConnectionLost, EdgebenchError, TransportError
 from edgebench.file_hashes import sha256_file
+from edgebench.outputs import replacing
 from edgebench.toolchain import device_build
 from edgebench.toolchain.device_build import build_flags, build_key, engines_root, last_error, source_identity
 from edgebench.toolchain.llama_cpp_wheel import LLAMA_CPP_PYTHON
 from edgebench.toolchain.source_identity import SourceIdentity, build_inputs, git_build_info
 from edgebench.toolchain.target import BuildTarget
-from edgebench.transport.output_polling import POLL_S, Lines, TextOutput, helper_argv, run_to_end
 from edgebench.transport.engine_push import ENGINE_STORE, InstalledEngine, bindings_archive, install_result
+from edgebench.transport.output_polling import POLL_S, Lines, TextOutput, helper_argv, run_to_end
 from edgebench.transport.remote_store import PushResult, RemoteStore, install_runner
 
 ON_DEVICE = "on-device"  # the toolchain part of the build key
@@ -53,9 +54,8 @@ def source_archive(identity: SourceIdentity) -> Path:
     if path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
     root = identity.path
-    with open(partial, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as packed, \
+    with replacing(path) as partial, open(partial, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as packed, \
             tarfile.open(fileobj=packed, mode="w", format=tarfile.PAX_FORMAT) as archive:
         for file in sorted(build_inputs(root)):
             relative = file.relative_to(root).as_posix()
@@ -65,7 +65,6 @@ def source_archive(identity: SourceIdentity) -> Path:
             info.size, info.mode, info.mtime = file.stat().st_size, 0o644, 0
             with open(file, "rb") as data:
                 archive.addfile(info, data)
-    partial.rename(path)
     return path
 
 

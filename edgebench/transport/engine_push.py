@@ -19,7 +19,7 @@ from pathlib import Path
 
 from edgebench.errors import EdgebenchError, TransportError
 from edgebench.file_hashes import sha256_file
-from edgebench.outputs import replacing
+from edgebench.outputs import replacing, write_whole
 from edgebench.transport.output_polling import helper_argv, run_to_end
 from edgebench.transport.remote_store import PushResult, RemoteStore, install_runner
 
@@ -84,8 +84,7 @@ def bindings_archive(version: str | None) -> tuple[Path | None, str | None]:
     path = engines_root() / "bindings" / f"llama-cpp-python-{version}-{hashlib.sha256(data).hexdigest()[:16]}.tar"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.with_suffix(".partial").write_bytes(data)
-        path.with_suffix(".partial").rename(path)
+        write_whole(path, data)
     return path, None
 
 

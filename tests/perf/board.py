@@ -155,7 +155,8 @@ def main() -> int:
                         "(emulation beside other work on the host's cores needs more)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="edgebench-board-perf-"))
-    board = arm_board.Board(work / "board").start(timeout_s=args.boot_timeout, log=lambda text: print(text, file=sys.stderr, flush=True))
+    board = arm_board.Board(work / "board").start(timeout_s=args.boot_timeout,
+                                                  log=lambda text: print(text, file=sys.stderr, flush=True))
     try:
         env = prepare(work, board)
         ok = True
