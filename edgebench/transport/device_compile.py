@@ -55,7 +55,8 @@ def source_archive(identity: SourceIdentity) -> Path:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     root = identity.path
-    with replacing(path) as partial, open(partial, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as packed, \
+    with replacing(path) as partial, open(partial, "wb") as raw, \
+            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as packed, \
             tarfile.open(fileobj=packed, mode="w", format=tarfile.PAX_FORMAT) as archive:
         for file in sorted(build_inputs(root)):
             relative = file.relative_to(root).as_posix()
