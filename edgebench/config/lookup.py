@@ -114,7 +114,8 @@ def select_devices(selectors, devices_dir: str | os.PathLike | None = None) -> l
                 raise DeviceNotFound(f"no device is tagged {tag!r} in {_origin(devices_dir)}")
         else:
             picked = [find_device(text, devices_dir)]
-        for device in picked:
+        # a labgrid `select:` with `count: N` is N devices of the fleet, each holding a place of its own
+        for device in (slot for d in picked for slot in d.slots()):
             chosen.setdefault(device.name, device)
     if not chosen:
         raise DeviceNotFound(f"no devices in {_origin(devices_dir)}")

@@ -11,7 +11,7 @@ import paramiko
 from edgebench.errors import ConnectionLost, TransportError
 from edgebench.transport.base import KILL_GRACE_S, SMALL_FILE_BYTES, Process, Transport
 from edgebench.transport.ssh_bulk import BulkSender
-from edgebench.transport.sshconn import SshConnection, quote_argv, resolve_target
+from edgebench.transport.sshconn import SshConnection, SshTarget, quote_argv, resolve_target
 
 READ_BYTES = 65536
 # exit 66 (EX_NOINPUT): no such file, as opposed to one that cannot be read
@@ -39,11 +39,15 @@ class SshTransport(Transport):
 
     def __init__(self, device):
         super().__init__(device)
-        self.target = resolve_target(device)
+        self.target = self.resolve(device)
         self.conn = SshConnection(self.target)
         self.python = self.helper_python = device.python or "python3"
         self.workdir = self._absolute(device.workdir)
         self.bulk = BulkSender(self.conn)
+
+    def resolve(self, device) -> SshTarget:
+        """Where the device is: its profile, with ~/.ssh/config filling what it leaves unset."""
+        return resolve_target(device)
 
     def _absolute(self, path: str) -> str:
         """`~` means the device user's home, which only the device knows."""

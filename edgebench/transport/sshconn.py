@@ -57,6 +57,8 @@ class SshTarget:
     user: str
     identities: tuple[str, ...]
     proxy_jump: str | None
+    # a command whose stdin/stdout is the device's SSH port (labgrid's tunnel through a lab host)
+    proxy_command: str | None = None
 
 
 def _ssh_config() -> paramiko.SSHConfig:
@@ -176,6 +178,11 @@ class SshConnection:
                 self._jump.close()
                 raise Unreachable(f"jump host {target.proxy_jump} cannot reach {target.host}:{target.port}: "
                                      f"{exc}") from exc
+        elif target.proxy_command:
+            try:
+                sock = paramiko.ProxyCommand(target.proxy_command)
+            except paramiko.SSHException as exc:
+                raise Unreachable(f"cannot start the tunnel to {target.name} ({target.proxy_command}): {exc}") from exc
         self.client = open_client(target, sock=sock)
 
     @property
@@ -226,12 +233,13 @@ class SshConnection:
     @contextlib.contextmanager
     def ssh_process(self, command: str, **popen):
         """OpenSSH's `ssh` running `command` on the device, or None where it cannot stand in for
-        paramiko: no binary; a ProxyJump, whose hop would need a trust decision of its own; no
-        recorded key. It accepts only the keys recorded for this device in the known_hosts data
-        paramiko checked (StrictHostKeyChecking=yes, BatchMode=yes, no config file)."""
+        paramiko: no binary; a ProxyJump, whose hop would need a trust decision of its own; a
+        proxy command (paramiko already runs one); no recorded key. It accepts only the keys
+        recorded for this device in the known_hosts data paramiko checked (StrictHostKeyChecking=yes,
+        BatchMode=yes, no config file)."""
         binary = shutil.which(SSH_BINARY)
         keys = hostkeys.recorded_keys(self.target.host, self.target.port)
-        if not binary or self.target.proxy_jump or not keys:
+        if not binary or self.target.proxy_jump or self.target.proxy_command or not keys:
             yield None
             return
         with tempfile.TemporaryDirectory(prefix="edgebench-ssh-") as tmp:
