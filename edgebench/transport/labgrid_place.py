@@ -20,6 +20,7 @@ import atexit
 import getpass
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -134,7 +135,8 @@ class Coordinator:
         import grpc
 
         details = exc.details() or exc.code().name
-        if exc.code() == grpc.StatusCode.UNIMPLEMENTED or "http1" in details.lower():
+        # an HTTP/1 answer (labgrid < 25's crossbar WebSocket) or an RPC the server does not know
+        if exc.code() == grpc.StatusCode.UNIMPLEMENTED or re.search(r"http/?1|failed parsing http/2", details, re.I):
             return LabgridError(f"the labgrid coordinator at {self.address} does not speak this client's protocol "
                                 f"(labgrid {self.version}): client and coordinator versions must match, and labgrid "
                                 f"before 25.0 used crossbar instead of gRPC")
@@ -297,13 +299,22 @@ def _hold(device_name: str, coord: Coordinator, name: str, adopted: bool = False
     return held
 
 
-def _route(coord: Coordinator, name: str) -> tuple[str, SshRoute]:
-    """The place's NetworkService: its exporter (the lab), address, port, user and proxy command."""
+def _route(coord: Coordinator, name: str, acquired: bool = True) -> tuple[str, SshRoute]:
+    """The place's NetworkService: its exporter (the lab), address, port, user and proxy command. Read from
+    the resources it acquired, or (`acquired=False`, to see a host key) from those its matches name."""
     from labgrid.resource.networkservice import NetworkService
     from labgrid.util.proxy import proxymanager
 
     place = coord.places().get(name)
-    services = [path for path in (place.acquired_resources if place else ()) if path[2] == "NetworkService"]
+    if place is None:
+        raise LabgridError(f"the coordinator at {coord.address} has no place {name}")
+    if acquired:
+        paths = place.acquired_resources
+    else:
+        paths = [(lab, group, entry.cls, resource) for lab, groups in coord.session.resources.items()
+                 for group, entries in groups.items() for resource, entry in entries.items()
+                 if place.hasmatch((lab, group, entry.cls, resource))]
+    services = [path for path in paths if path[2] == "NetworkService"]
     if not services:
         raise LabgridError(f"place {name} has no NetworkService resource: add one (address, port, username) to "
                            f"its exporter's YAML and a match for it to the place")
@@ -321,6 +332,11 @@ def _route(coord: Coordinator, name: str) -> tuple[str, SshRoute]:
                           f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
     return lab, SshRoute(service.address, service.port, service.username,
                          " ".join(command) if command else None)
+
+
+def route_of(address: str, place: str) -> SshRoute:
+    """Where a place's device is, without acquiring it: for `devices trust`, which only reads a host key."""
+    return _route(coordinator(address), place, acquired=False)[1]
 
 
 def held(device_name: str) -> HeldPlace | None:
