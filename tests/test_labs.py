@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -19,6 +20,7 @@ from sshd_server import wait_for
 from edgebench.config import parse_device, parse_profile
 from edgebench.results.aggregate import run_rows
 from edgebench.run.execute import run_cells
+from edgebench.transport import labgrid_place
 
 
 def sleep_profile(model: Path, tests=("tg20", "tg30"), ts: float = 100.0) -> str:
@@ -67,6 +69,35 @@ def test_a_place_device_runs_there_and_lets_the_place_go(labs, tmp_path, tiny_qw
     # the runner ran in that place's device: its own HOME, its own workdir
     assert (labs.labs["one"].devices["pi-a"].device_dir / ".cache" / "edgebench").is_dir()
     assert labs.acquired_by("pi-a") is None
+
+    # a controller killed between its last cell and the release leaves the place acquired: resuming the
+    # finished run lets it go, and says so
+    labgrid_place.claim("leftover", labs.address, {"name": "pi-a"})
+    labgrid_place._HELD.pop("leftover")
+    resumed = _cli("run", "--resume", outcome.store.path)
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, out + err
+    assert "pi: released place pi-a, which the stopped run left acquired and no cell needs" in out
+    assert "nothing to resume" in out
+    assert labs.acquired_by("pi-a") is None
+
+
+def test_ctrl_c_cancels_a_waiting_reservation_and_releases_a_held_place(labs, tmp_path, tiny_qwen35):
+    devices = tmp_path / "devices"
+    write_device(devices, "pi", labs.shared_key, place="pi-b")
+    profile = tmp_path / "p.yaml"
+    profile.write_text(sleep_profile(tiny_qwen35, tests=("tg3000",)))
+    holder = _cli("run", profile, "-d", "pi", "--devices-dir", devices, "-o", tmp_path / "a")
+    wait_for(_cells_in(tmp_path / "a", "running"), timeout=120, what="the first run to measure")
+    waiter = _cli("run", profile, "-d", "pi", "--devices-dir", devices, "-o", tmp_path / "b")
+    coordinator = labgrid_place.coordinator(labs.address)
+    wait_for(lambda: coordinator.reservations(), timeout=60, what="the second run's reservation")
+    for run in (waiter, holder):
+        run.send_signal(signal.SIGINT)
+        out, err = run.communicate(timeout=60)
+        assert run.returncode == 130, out + err
+    assert coordinator.reservations() == []  # the waiting one was cancelled, not left to expire
+    assert labs.acquired_by("pi-b") is None
 
 
 def test_a_select_fleet_runs_on_places_of_both_labs_through_the_isolated_ones_tunnel(labs, tmp_path, tiny_qwen35):

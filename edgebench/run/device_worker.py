@@ -292,8 +292,12 @@ class DeviceWorker:
                 self.run_model(model_ref, list(model_cells))
             self.state("finished")
         finally:
-            self.disconnect()
-            let_go(self.device)
+            self.close()
+
+    def close(self) -> None:
+        """Done with the device: disconnect, and let a shared device's place go (labgrid)."""
+        self.disconnect()
+        let_go(self.device)
 
     def run_model(self, model_ref, cells: list[Cell]) -> None:
         placed = self.place(model_ref, cells)
