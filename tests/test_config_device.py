@@ -63,7 +63,7 @@ def test_examples_carry_their_facts():
     assert (jetson.facts.ram_gb, jetson.facts.mem_bandwidth_gbs) == (8.0, 68.0)
     assert jetson.tags == ("sbc", "jetson", "cuda")
     laptop = load_device(REPO / "devices" / "laptop.yaml")
-    assert laptop.ssh_config_host and laptop.host is None and laptop.is_ssh
+    assert laptop.ssh_config_host and laptop.host is None and laptop.transport == "ssh"
     local = load_device(REPO / "devices" / "local.yaml")
     assert local.transport == "local" and local.device_class in ("laptop", "desktop") and local.tags == ("local",)
 

@@ -13,11 +13,14 @@ import signal
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from sshd_server import wait_for
 
-from edgebench.config import parse_device, parse_profile
+from edgebench.config import parse_device, parse_profile, select_devices
+from edgebench.errors import ConfigError
 from edgebench.results.aggregate import run_rows
 from edgebench.run.execute import run_cells
 from edgebench.transport import labgrid_place
@@ -248,3 +251,28 @@ def test_devices_trust_reads_a_places_key_through_its_labs_tunnel(labs, tmp_path
     server = labs.labs["two"].devices["pi-c"]
     assert f"[{server.host}]:{server.port}" in private_known_hosts.read_text()
     assert labs.acquired_by("pi-c") is None  # reading a key takes no place
+
+
+@pytest.mark.parametrize("settings, line, key, message", [
+    ("", 2, "transport", "transport labgrid needs `place: NAME` or `select: {tag: value, ...}`"),
+    ("place: pi-a\nselect: {kind: sbc}\n", 2, "transport", "either `place: NAME` or `select:"),
+    ("place: pi-a\ncount: 2\n", 4, "count", "`count` is for `select:` devices"),
+    ("select: {Kind: sbc}\n", 3, "select.Kind", "a labgrid tag name is a lowercase letter"),
+    ("select: {kind: [a]}\n", 3, "select.kind", "expected one word, got a list"),
+    ("select: {kind: sbc}\ncount: 0\n", 4, "count", "must be between 1 and 4096"),
+    ("place: pi-a\nhost: pi.local\n", 4, "host", "'host' is only used with `transport: ssh`"),
+])
+def test_a_labgrid_profile_is_checked_with_file_line_and_key(settings, line, key, message):
+    with pytest.raises(ConfigError) as caught:
+        parse_device("name: lab\ntransport: labgrid\n" + settings, file="lab.yaml")
+    assert f"lab.yaml:{line}: {key}: " in str(caught.value) and message in str(caught.value)
+
+
+def test_a_select_device_is_count_devices_of_a_fleet(tmp_path):
+    write_device(tmp_path, "sbc", tmp_path / "key", select={"kind": "sbc", "soc": "bcm2712"}, count=3)
+    fleet = select_devices(["sbc"], tmp_path)
+    assert [d.name for d in fleet] == ["sbc.1", "sbc.2", "sbc.3"]
+    assert {d.count for d in fleet} == {1} and dict(fleet[0].select) == {"kind": "sbc", "soc": "bcm2712"}
+    # run.json stores each slot; resume reads it back the same
+    stored = {k: v for k, v in fleet[1].to_dict().items() if k != "source"}
+    assert replace(parse_device(json.dumps(stored), file="run.json"), source=fleet[1].source) == fleet[1]

@@ -10,15 +10,10 @@ lists the row column. The copy differs from this tree by that one file, so nothi
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
+from package_copy import REPO, copy_with, edgebench
 
 FAN_SOURCE = '''"""A fan's speed in RPM (a test toy): one file that the device profile names."""
 
@@ -55,27 +50,10 @@ def discover(ctx: Context) -> Reader:
 NEW_MODULE = Path("edgebench/runner/telemetry/fan.py")
 
 
-def code(root: Path) -> dict[str, bytes]:
-    """The package's Python files by path."""
-    return {str(p.relative_to(root.parent)): p.read_bytes() for p in sorted(root.rglob("*.py"))
-            if "__pycache__" not in p.parts}
-
-
 @pytest.fixture(scope="module")
 def with_fan(tmp_path_factory) -> Path:
     """A copy of the edgebench package with the fan module added, and nothing else changed."""
-    root = tmp_path_factory.mktemp("edgebench-with-fan")
-    shutil.copytree(REPO / "edgebench", root / "edgebench", ignore=shutil.ignore_patterns("__pycache__"))
-    (root / NEW_MODULE).write_text(FAN_SOURCE)
-    after = code(root / "edgebench")
-    assert after.pop(str(NEW_MODULE)) and after == code(REPO / "edgebench")
-    return root
-
-
-def edgebench(package_root: Path, *args, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(package_root)}
-    return subprocess.run([sys.executable, "-m", "edgebench", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return copy_with(tmp_path_factory.mktemp("edgebench-with-fan"), {NEW_MODULE: FAN_SOURCE})
 
 
 def workshop(tmp_path: Path, fan_path: str) -> Path:

@@ -75,13 +75,14 @@ def cmd_devices_list(args, console) -> int:
 
     from edgebench.cli.ui import print_table
     from edgebench.config.lookup import LOCAL, builtin_local, is_builtin, scan_devices
+    from edgebench.config.transports import address
 
     devices, problems = scan_devices(args.devices_dir)
     # `-d local` works without a profile, so the list shows it; `-d all` leaves it out, lest a
     # fleet run also benchmark the controller
     if not any(d.name == LOCAL for d in devices):
         devices = sorted([*devices, builtin_local()], key=lambda d: d.name)
-    rows = [[d.name, d.transport, d.device_class or "", ", ".join(d.tags), d.host or d.ssh_config_host or "",
+    rows = [[d.name, d.transport, d.device_class or "", ", ".join(d.tags), address(d) or "",
              "(built in: this machine)" if is_builtin(d) else d.source] for d in devices]
     print_table(console, ["name", "transport", "class", "tags", "host", "file"], rows)
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -130,9 +131,10 @@ def cmd_devices_release(args, console) -> int:
         raise EdgebenchError(f"{device.name} is a {device.transport} device: only labgrid devices have places "
                              f"to release")
     from edgebench.transport import labgrid_place
+    from edgebench.transport.labgrid import place_filter
 
-    address = labgrid_place.coordinator_address(device.coordinator)
-    released = labgrid_place.release_mine(address, device.place_filter)
+    coordinator = labgrid_place.coordinator_address(device.coordinator)
+    released = labgrid_place.release_mine(coordinator, place_filter(device))
     for place, lab in released:
         console.print(f"released place {escape(place)} (lab {escape(lab or '?')})", soft_wrap=True)
     if not released:

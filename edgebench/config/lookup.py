@@ -12,6 +12,7 @@ from pathlib import Path
 
 from edgebench.config.device import DeviceProfile, load_device, parse_device
 from edgebench.config.profile import BenchProfile, load_profile_file
+from edgebench.config.transports import fleet_slots
 from edgebench.errors import ConfigError, DeviceNotFound
 
 ENV_VAR = "EDGEBENCH_DEVICES"
@@ -65,7 +66,7 @@ def is_builtin(device: DeviceProfile) -> bool:
 def is_this_machine(device: DeviceProfile) -> bool:
     """Whether probing the controller describes the device: only for `local`, because another
     local-transport profile may stand for a container or chroot with limits of its own."""
-    return device.name == LOCAL and not device.is_ssh
+    return device.name == LOCAL and device.transport == "local"
 
 
 def list_devices(devices_dir: str | os.PathLike | None = None) -> list[DeviceProfile]:
@@ -115,7 +116,7 @@ def select_devices(selectors, devices_dir: str | os.PathLike | None = None) -> l
         else:
             picked = [find_device(text, devices_dir)]
         # a labgrid `select:` with `count: N` is N devices of the fleet, each holding a place of its own
-        for device in (slot for d in picked for slot in d.slots()):
+        for device in (slot for d in picked for slot in fleet_slots(d)):
             chosen.setdefault(device.name, device)
     if not chosen:
         raise DeviceNotFound(f"no devices in {_origin(devices_dir)}")

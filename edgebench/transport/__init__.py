@@ -1,4 +1,8 @@
-"""Transport plug-ins, looked up by the device profile's `transport` name."""
+"""Transport plug-ins, looked up by the device profile's `transport` name.
+
+A transport is one module here, named in TRANSPORTS, holding its DECLARATION (the profile settings
+it reads, declaration.py) and TRANSPORT (its class, taking the device profile).
+"""
 
 from __future__ import annotations
 
@@ -8,20 +12,31 @@ from typing import Callable, Mapping
 
 from edgebench.errors import ConfigError
 
-_TRANSPORTS = {
-    "local": "edgebench.transport.local:LocalTransport",
-    "ssh": "edgebench.transport.ssh:SshTransport",
-    "labgrid": "edgebench.transport.labgrid:LabgridTransport",
+# name -> module; the first is the default of a profile that names none
+TRANSPORTS = {
+    "local": "edgebench.transport.local",
+    "ssh": "edgebench.transport.ssh",
+    "labgrid": "edgebench.transport.labgrid",
 }
 
 
+def declared(name: str):
+    """The transport's TransportDeclaration, or None when there is no such transport."""
+    module = TRANSPORTS.get(name)
+    return import_module(module).DECLARATION if module else None
+
+
+def declarations() -> dict:
+    """name -> TransportDeclaration, for every transport, in TRANSPORTS' order."""
+    return {name: declared(name) for name in TRANSPORTS}
+
+
 def transport_class(device):
-    target = _TRANSPORTS.get(device.transport)
-    if target is None:
-        raise ConfigError(f"transport {device.transport!r} is not available; known: {', '.join(_TRANSPORTS)}",
+    module = TRANSPORTS.get(device.transport)
+    if module is None:
+        raise ConfigError(f"transport {device.transport!r} is not available; known: {', '.join(TRANSPORTS)}",
                           file=getattr(device, "source", None), key="transport")
-    module, _, cls = target.partition(":")
-    return getattr(import_module(module), cls)
+    return import_module(module).TRANSPORT
 
 
 def open_transport(device):

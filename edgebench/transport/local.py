@@ -13,6 +13,9 @@ from pathlib import Path
 
 from edgebench.errors import TransportError
 from edgebench.transport.base import KILL_GRACE_S, SMALL_FILE_BYTES, Completed, Process, Transport
+from edgebench.transport.declaration import TransportDeclaration
+
+DECLARATION = TransportDeclaration("local", "this machine: the runner as a subprocess of the controller")
 
 READ_BYTES = 65536
 
@@ -138,3 +141,6 @@ def _pump(pipe, name: str, pieces: queue.Queue) -> None:
             break
         pieces.put((name, data))
     pieces.put((name, b""))
+
+
+TRANSPORT = LocalTransport

@@ -3,15 +3,34 @@
 from __future__ import annotations
 
 import posixpath
+import shlex
 import socket
 from collections import deque
-
-import paramiko
+from typing import TYPE_CHECKING
 
 from edgebench.errors import ConnectionLost, TransportError
 from edgebench.transport.base import KILL_GRACE_S, SMALL_FILE_BYTES, Process, Transport
-from edgebench.transport.ssh_bulk import BulkSender
-from edgebench.transport.sshconn import SshConnection, SshTarget, quote_argv, resolve_target
+from edgebench.transport.declaration import WORD, TransportDeclaration, TransportSetting
+
+if TYPE_CHECKING:
+    import paramiko
+
+    from edgebench.transport.sshconn import SshConnection, SshTarget
+
+DECLARATION = TransportDeclaration(
+    "ssh", "a device over SSH (paramiko; OpenSSH's client for bulk copies where it can)",
+    settings=(
+        TransportSetting("host", str, None, "the device's address", pattern=WORD),
+        TransportSetting("port", int, 22, "sshd's port", between=(1, 65535)),
+        TransportSetting("user", str, None, "the login; default: ~/.ssh/config's, else yours", pattern=WORD),
+        TransportSetting("identity", str, None, "a private key file; default: ssh-agent and ~/.ssh/config"),
+        TransportSetting("ssh_config_host", str, None, "a Host alias of ~/.ssh/config to read the rest from",
+                         pattern=WORD),
+        TransportSetting("proxy_jump", str, None, "a jump host, [user@]host[:port]", pattern=WORD),
+    ),
+    needs_one_of=("host", "ssh_config_host"), needs="`host` (or `ssh_config_host` naming a Host in ~/.ssh/config)",
+    address=("host", "ssh_config_host"),
+)
 
 READ_BYTES = 65536
 # exit 66 (EX_NOINPUT): no such file, as opposed to one that cannot be read
@@ -31,13 +50,17 @@ _KILL = ('g="-$1"; kill -TERM "$g" 2>/dev/null || { g="$1"; kill -TERM "$g" 2>/d
 
 def _sh(script: str, *args) -> str:
     """A fixed script with its arguments quoted as data ($1, $2, ...)."""
-    return "sh -c " + quote_argv([script, "edgebench", *args])
+    return "sh -c " + shlex.join([script, "edgebench", *map(str, args)])
 
 
 class SshTransport(Transport):
     name = "ssh"
 
     def __init__(self, device):
+        # paramiko loads here, not with the module: config reads DECLARATION without it
+        from edgebench.transport.ssh_bulk import BulkSender
+        from edgebench.transport.sshconn import SshConnection
+
         super().__init__(device)
         self.target = self.resolve(device)
         self.conn = SshConnection(self.target)
@@ -47,6 +70,8 @@ class SshTransport(Transport):
 
     def resolve(self, device) -> SshTarget:
         """Where the device is: its profile, with ~/.ssh/config filling what it leaves unset."""
+        from edgebench.transport.sshconn import resolve_target
+
         return resolve_target(device)
 
     def _absolute(self, path: str) -> str:
@@ -76,7 +101,7 @@ class SshTransport(Transport):
             raise TransportError(f"{self.target.name}: cannot write {path}: {err.strip()}")
 
     def pipe_file(self, argv, source, offset, progress=None):
-        return self.bulk.send(quote_argv(argv), source, offset, progress)
+        return self.bulk.send(shlex.join(map(str, argv)), source, offset, progress)
 
     def run_shell(self, command, timeout_s=120):
         return self.conn.run(command, timeout=timeout_s)
@@ -140,6 +165,8 @@ class _RemoteProcess(Process):
     def kill(self, group=None):
         """Without a device pid, closing the channel is what stops it: the process reads EOF, or
         dies writing to the closed channel."""
+        import paramiko
+
         if group and self.conn.alive and not self.channel.exit_status_ready():
             try:
                 self.conn.run(_sh(_KILL, str(int(group)), str(int(KILL_GRACE_S))), timeout=30)
@@ -149,3 +176,6 @@ class _RemoteProcess(Process):
 
     def close(self):
         self.channel.close()
+
+
+TRANSPORT = SshTransport
