@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """256 devices in one fleet run: the controller's CPU and memory, and the wall time against one device's.
 
-    python tests/perf/scale.py [--devices 256] [--servers 4] [--cells 2] [--cell-s 8] [--via ssh,labgrid]
+    python tests/perf/scale.py [--devices 256] [--cells 2] [--cell-s 8] [--via ssh,labgrid]
 
 One sshd per simulated device does not reach 256 on 2 cores. The stand-in: a few sshd servers, each
-listening on many ports, each port a device with its own HOME (sshd's `Match LocalPort` + `SetEnv`),
-so its own `~/.cache/edgebench`: its own runner install, device lock, model store and probe, reached
-by its own SSH connection with its own host-key entry, through the real runner protocol. The same
+listening on 16 ports (sshd's MAX_LISTEN_SOCKS), each port a device with its own HOME (sshd's
+`Match LocalPort` + `SetEnv`), so its own `~/.cache/edgebench`: its own runner install, device lock,
+model store and probe, reached by its own SSH connection with its own host-key entry, through the
+real runner protocol. The same
 devices run twice: as plain SSH devices (`host:`/`port:` profiles), and as labgrid places (a real
 coordinator and two exporters publishing one NetworkService per port, 256 places tagged kind=sim,
 and one `select: {kind: sim}` profile with `count: 256`). Cells use the `sleep` engine, so the
@@ -44,6 +45,9 @@ from edgebench.models.synth.build import cached_synthetic  # noqa: E402
 from edgebench.models.synth.spec import parse_synth_spec  # noqa: E402
 from edgebench.results.store import read_cell_records  # noqa: E402
 from edgebench.run.execute import run_cells  # noqa: E402
+
+# sshd listens on at most 16 sockets (MAX_LISTEN_SOCKS)
+PORTS_PER_SSHD = 16
 
 
 class ManyPortServer(SshServer):
@@ -179,7 +183,6 @@ def measure(profile, devices, results: Path, parallel: int) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--devices", type=int, default=256)
-    parser.add_argument("--servers", type=int, default=4, help="sshd processes the devices share")
     parser.add_argument("--cells", type=int, default=2, help="cells per device")
     parser.add_argument("--cell-s", type=float, default=8.0, help="seconds each cell takes on the device")
     parser.add_argument("--via", default="ssh,labgrid", help="routes to measure: ssh, labgrid or both")
@@ -191,13 +194,14 @@ def main() -> int:
     os.environ["EDGEBENCH_STATE"] = str(work / "state")
     model = Path(cached_synthetic(parse_synth_spec("tiny-qwen35@Q8_0")))
     profile = parse_profile(profile_text(model, args.cells, args.cell_s), file=str(work / "scale.yaml"))
-    per_server = -(-args.devices // args.servers)
-    servers = [ManyPortServer(work / f"sshd-{i}", per_server).start() for i in range(args.servers)]
+    n_servers = -(-args.devices // PORTS_PER_SSHD)
+    per_server = -(-args.devices // n_servers)
+    servers = [ManyPortServer(work / f"sshd-{i}", per_server).start() for i in range(n_servers)]
     trust_all(servers, work / "known_hosts")
     lab = None
     figures = []
     try:
-        print(f"{args.devices} devices on {args.servers} sshd, {args.cells} cells each of {args.cell_s:g} s "
+        print(f"{args.devices} devices on {n_servers} sshd, {args.cells} cells each of {args.cell_s:g} s "
               f"(sleep engine); {os.cpu_count()} cores", flush=True)
         routes = args.via.split(",")
         for route in routes:
