@@ -41,6 +41,7 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 from sshd_server import SshServer, free_port, wait_for  # noqa: E402
 
 from edgebench.config import parse_device, parse_profile  # noqa: E402
+from edgebench.config.transports import fleet_slots  # noqa: E402
 from edgebench.models.synth.build import cached_synthetic  # noqa: E402
 from edgebench.models.synth.spec import parse_synth_spec  # noqa: E402
 from edgebench.results.store import read_cell_records  # noqa: E402
@@ -215,8 +216,8 @@ def main() -> int:
                         f"identity: {servers[0].client_key}\npython: {args.python}\n")
                 for server in servers[1:]:  # one key logs in on every server
                     server.authorized_keys_file.write_text(servers[0].client_key.with_suffix(".pub").read_text())
-                fleet = parse_device(text + f"count: {args.devices}\n", file="sim.yaml").slots()
-                one = parse_device(text, file="sim.yaml").slots()
+                fleet = fleet_slots(parse_device(text + f"count: {args.devices}\n", file="sim.yaml"))
+                one = [parse_device(text, file="sim.yaml")]
             base = measure(profile, one, work / f"results-{route}-1", 1)
             big = measure(profile, fleet, work / f"results-{route}-n", len(fleet))
             figures.append((route, base, big))
