@@ -146,6 +146,7 @@ class Labs:
         self.base, self.sshd_binary, self.gateway, self.shared_key = base, sshd_binary, gateway, shared_key
         self.coordinator = CoordinatorProcess(self.coordinator_bin, base / "coordinator")
         self.labs: dict[str, Lab] = {}
+        self.places: dict[str, tuple[str, dict]] = {}  # name -> (exporter, tags)
 
     @property
     def address(self) -> str:
@@ -167,6 +168,11 @@ class Labs:
     def start(self) -> None:
         self.coordinator.start()
         self.start_exporters()
+        # a coordinator killed before it saved places.yaml comes back without them
+        known = self._client().places()
+        for name, (exporter, tags) in self.places.items():
+            if name not in known:
+                self.add_place(name, exporter, **tags)
 
     def start_exporters(self) -> None:
         for lab in self.labs.values():
@@ -196,6 +202,7 @@ class Labs:
     def add_place(self, name: str, exporter: str, **tags: str) -> None:
         """A place matching the lab's `name` group's NetworkService, with tags (as `labgrid-client
         -p NAME create; add-match LAB/NAME/NetworkService; set-tags ...` makes it)."""
+        self.places[name] = (exporter, tags)
         client = self._client()
         pb2 = client.pb2
         client.rpc("AddPlace", pb2.AddPlaceRequest(name=name), "adding a place")

@@ -84,6 +84,12 @@ def test_a_place_device_runs_there_and_lets_the_place_go(labs, tmp_path, tiny_qw
     assert "nothing to resume" in out
     assert labs.acquired_by("pi-a") is None
 
+    # a place the coordinator does not have fails at once, instead of queueing for ever
+    missing = parse_device(lab_device("gone", labs.shared_key, place="pi-z"), file="gone.yaml")
+    outcome = run_cells(profile, [missing], tmp_path / "results")
+    assert outcome.status == "failed"
+    assert all("has no place matching name=pi-z" in reason for _, reason in outcome.failures)
+
 
 def test_ctrl_c_cancels_a_waiting_reservation_and_releases_a_held_place(labs, tmp_path, tiny_qwen35):
     devices = tmp_path / "devices"

@@ -237,6 +237,11 @@ def claim(device_name: str, address: str, tags: Mapping[str, str], *, cancel: th
 
 def _wait_for_allocation(coord: Coordinator, tags: dict, cancel, progress) -> str:
     pb2 = coord.pb2
+    # the coordinator queues a reservation nothing can ever match as patiently as any other
+    if not any(matches(name, place.tags, tags) for name, place in coord.places().items()):
+        raise LabgridError(f"the coordinator at {coord.address} has no place matching "
+                           f"{', '.join(f'{k}={v}' for k, v in tags.items())}: create it (labgrid-client "
+                           f"-p NAME create, add-match, set-tags)")
     request = pb2.CreateReservationRequest(filters={"main": pb2.Reservation.Filter(filter=tags)}, prio=0.0)
     token = coord.rpc("CreateReservation", request, "reserving a place").reservation.token
     wanted = describe_filter(tags)
