@@ -16,9 +16,9 @@ from missing_parts import missing
 
 REPO = Path(__file__).resolve().parent.parent
 
-# Real OpenSSH servers for the SSH tests (tests/sshd_fixtures.py), real PostgreSQL servers, and the
-# emulated Arm board (tests/board_fixtures.py).
-pytest_plugins = ["sshd_fixtures", "postgres_fixtures", "board_fixtures"]
+# Real OpenSSH servers for the SSH tests (tests/sshd_fixtures.py), real PostgreSQL servers, the
+# emulated Arm board (tests/board_fixtures.py) and labgrid labs (tests/labgrid_fixtures.py).
+pytest_plugins = ["sshd_fixtures", "postgres_fixtures", "board_fixtures", "labgrid_fixtures"]
 
 
 def pytest_configure(config):

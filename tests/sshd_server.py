@@ -205,7 +205,7 @@ class SshServer:
     host = HOST
 
     def __init__(self, base_dir: Path, *, user: str | None = None, port: int | None = None,
-                 sshd_path: str | None = None, start_timeout: float = 15.0) -> None:
+                 sshd_path: str | None = None, start_timeout: float = 15.0, own_home: bool = False) -> None:
         self.base_dir = Path(base_dir).resolve()
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self.user = user or current_user()
@@ -228,6 +228,9 @@ class SshServer:
         self.pid_file = self.base_dir / "sshd.pid"
         self.log_file = self.base_dir / "sshd.log"
         self.device_dir = self.base_dir / "device"
+        # sessions get HOME=device_dir: many simulated devices on one account, each with its own ~
+        # (so its own ~/.cache/edgebench), as separate boards would have
+        self.own_home = own_home
 
         self._prepare_login_user()
         _keygen(self.host_key_file, f"edgebench-test-host@{HOST}")
@@ -496,6 +499,9 @@ class SshServer:
             "PrintMotd no",
             "PrintLastLog no",
         ]
+        if self.own_home:
+            self.device_dir.mkdir(exist_ok=True)
+            lines.append(f'SetEnv "HOME={self.device_dir}"')
         if _sshd_version(self.sshd_path) >= (9, 8):
             # 9.8+ penalises a source address whose connections crash or fail auth by
             # refusing it for a while; kill_connections and the refusal tests would trip it

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from package_copy import REPO, copy_with, edgebench
 
+from edgebench.transport import TRANSPORTS
+
 NICE_TRANSPORT = '''"""This machine, with the runner started under nice (a test toy)."""
 
 from edgebench.transport.declaration import TransportDeclaration, TransportSetting
@@ -96,4 +98,4 @@ def test_without_the_module_the_transport_does_not_exist(tmp_path):
     assert "calm.yaml:4: niceness: unknown key 'niceness'" in proc.stderr
     (work / "devices/calm.yaml").write_text("name: calm\ntransport: nice\n")
     proc = edgebench(REPO, "run", "p.yaml", "-d", "calm", "-o", "results", cwd=work)
-    assert "calm.yaml:2: transport: must be one of local, ssh; got 'nice'" in proc.stderr
+    assert f"calm.yaml:2: transport: must be one of {', '.join(TRANSPORTS)}; got 'nice'" in proc.stderr

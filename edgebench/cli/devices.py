@@ -1,4 +1,4 @@
-"""`edgebench devices ...`: list, trust, check, import-ansible."""
+"""`edgebench devices ...`: list, trust, check, release, import-ansible."""
 
 from __future__ import annotations
 
@@ -45,6 +45,17 @@ def register(commands) -> None:
     check.add_argument("--no-self-test", action="store_true", help="only probe; do not run the engine self-test")
     add_devices_dir(check)
     check.set_defaults(handler=cmd_devices_check)
+
+    release = device_commands.add_parser(
+        "release", help="release the labgrid places of a device that a killed run left acquired",
+        description="labgrid's locks never expire: a controller killed with -9 leaves its places acquired. "
+                    "This releases every place the labgrid device NAME stands for (its `place:`, or each place "
+                    "its `select:` matches) that is acquired by this host and user (LG_HOSTNAME/LG_USERNAME), "
+                    "and nobody else's. `run --resume` of the killed run does the same for the places it "
+                    "no longer needs.")
+    release.add_argument("name", help="device name or profile file (transport: labgrid)")
+    add_devices_dir(release)
+    release.set_defaults(handler=cmd_devices_release)
 
     ansible = device_commands.add_parser(
         "import-ansible", help="write a device profile for each host of an Ansible YAML inventory",
@@ -107,6 +118,28 @@ def cmd_devices_trust(args, console) -> int:
             return EXIT_FAILED_CELLS  # 1: declined, so not done; 3 is kept for what went wrong
     path = trust.record_presented(presented, replace=args.replace)
     console.print(f"trusted: recorded in {path}")
+    return EXIT_OK
+
+
+def cmd_devices_release(args, console) -> int:
+    from rich.markup import escape
+
+    from edgebench.config import find_device
+
+    device = find_device(args.name, args.devices_dir)
+    if device.transport != "labgrid":
+        raise EdgebenchError(f"{device.name} is a {device.transport} device: only labgrid devices have places "
+                             f"to release")
+    from edgebench.transport import labgrid_place
+    from edgebench.transport.labgrid import place_filter
+
+    coordinator = labgrid_place.coordinator_address(device.coordinator)
+    released = labgrid_place.release_mine(coordinator, place_filter(device))
+    for place, lab in released:
+        console.print(f"released place {escape(place)} (lab {escape(lab or '?')})", soft_wrap=True)
+    if not released:
+        console.print(f"no place of {escape(device.name)} is acquired by {escape(labgrid_place.owner_name())}",
+                      soft_wrap=True)
     return EXIT_OK
 
 

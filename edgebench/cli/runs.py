@@ -79,7 +79,14 @@ def cmd_run(args, console) -> int:
     from edgebench.config import load_profile, select_devices
     from edgebench.outputs import output_folder
     from edgebench.sweep.cells import parse_shard, plan_cells, shard_cells
-    from edgebench.sweep.execute import RunInterrupted, resume_run, run_cells, stored_plan, unfinished_cells
+    from edgebench.sweep.execute import (
+        RunInterrupted,
+        resume_run,
+        run_cells,
+        settle_places,
+        stored_plan,
+        unfinished_cells,
+    )
 
     if (args.profile is None) == (args.resume is None):
         raise EdgebenchError("give a profile to run, or --resume RUN_DIR to finish a run (not both)")
@@ -90,9 +97,13 @@ def cmd_run(args, console) -> int:
         if args.device or args.shard:
             raise EdgebenchError("--resume runs the devices and shard the run was started with: "
                                  "drop -d/--shard")
-        total = len(unfinished_cells(args.resume, stored_plan(args.resume)[1])[0])
+        cells = stored_plan(args.resume)[1]
+        total = len(unfinished_cells(args.resume, cells)[0])
         start = partial(resume_run, args.resume)
         if not total:
+            # a run killed after its last cell may still hold places: they are let go all the same
+            for note in settle_places(args.resume, cells, []):
+                console.print(escape(note), soft_wrap=True)
             console.print(f"{args.resume}: every cell has finished; nothing to resume")
             return EXIT_OK
     else:

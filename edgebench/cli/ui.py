@@ -17,6 +17,9 @@ from rich.text import Text
 from edgebench.results.export import markdown_table
 from edgebench.sweep.device_worker import WAITING_FOR_LOCK, Observer
 
+# a device in a queue: another controller's lock, or a labgrid reservation
+WAITING = "waiting for "
+
 
 class _AmountColumn(ProgressColumn):
     """Bytes written, or tensors quantized once the builder has moved on to quantizing."""
@@ -110,7 +113,13 @@ class RunDisplay(Observer):
             # a line of its own, not only the live view's: piped output (CI) has no live view
             self.console.print(f"{escape(device)}: {escape(state)}; this run goes on there once that "
                                f"controller lets go", soft_wrap=True)
+        elif state.startswith(WAITING) and not line.state.startswith(WAITING):
+            # a shared device's queue (a labgrid reservation): said once, the count then moves in the live view
+            self.console.print(f"{escape(device)}: {escape(state)}", soft_wrap=True)
         line.state = state
+
+    def note(self, text):
+        self.console.print(escape(text), soft_wrap=True)
 
     def temperature(self, device, temp_c):
         self._line(device).temp_c = temp_c

@@ -177,6 +177,48 @@ def not_blank(v: str) -> str | None:
     return None if v.strip() else "must not be empty"
 
 
+class FrozenMap(Mapping):
+    """A mapping setting (labgrid's `select: {kind: sbc}`), frozen and hashable like the rest of a profile."""
+
+    def __init__(self, pairs=()):
+        self._items = dict(sorted(dict(pairs).items()))
+
+    def __getitem__(self, key):
+        return self._items[key]
+
+    def __iter__(self):
+        return iter(self._items)
+
+    def __len__(self):
+        return len(self._items)
+
+    def __hash__(self):
+        return hash(tuple(self._items.items()))
+
+    def __str__(self):
+        return "{" + ", ".join(f"{k}: {v}" for k, v in self._items.items()) + "}"
+
+    __repr__ = __str__
+
+
+def mapping_of(key_check: Check, value_check: Check) -> Convert:
+    """A conversion for a YAML mapping of words (scalars read as text) into a FrozenMap."""
+
+    def read(value: dict, where: Where) -> FrozenMap:
+        if not value:
+            raise where.error("must not be empty")
+        for key, item in value.items():
+            complaint = key_check(key) if isinstance(key, str) else "a key must be text"
+            if not complaint:
+                complaint = (value_check(str(item)) if isinstance(item, (str, int, float)) and
+                             not isinstance(item, bool) else f"expected one word, got {describe(item)}")
+            if complaint:
+                raise where.child(str(key)).error(complaint)
+        return FrozenMap((k, str(v)) for k, v in value.items())
+
+    return read
+
+
 # ---- back to plain data ---------------------------------------------------------------------
 
 def to_plain(value: Any) -> Any:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from edgebench.config.device import DeviceProfile, load_device, parse_device
 from edgebench.config.profile import BenchProfile, load_profile_file
+from edgebench.config.transports import fleet_slots
 from edgebench.errors import ConfigError, DeviceNotFound, ProfileNotFound
 
 ENV_VAR = "EDGEBENCH_DEVICES"
@@ -114,7 +115,8 @@ def select_devices(selectors, devices_dir: str | os.PathLike | None = None) -> l
                 raise DeviceNotFound(f"no device is tagged {tag!r} in {_origin(devices_dir)}")
         else:
             picked = [find_device(text, devices_dir)]
-        for device in picked:
+        # a labgrid `select:` with `count: N` is N devices of the fleet, each holding a place of its own
+        for device in (slot for d in picked for slot in fleet_slots(d)):
             chosen.setdefault(device.name, device)
     if not chosen:
         raise DeviceNotFound(f"no devices in {_origin(devices_dir)}")

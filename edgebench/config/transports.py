@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from edgebench.config.fields import Where, between, matches, not_blank, setting
+from edgebench.config.fields import Where, between, mapping_of, matches, not_blank, setting
 from edgebench.transport import declarations
 
 
@@ -23,7 +23,8 @@ def _field(declared) -> tuple[str, Any, Any]:
         check = matches(*declared.pattern)
     if declared.between is not None:
         check = between(*declared.between)
-    return declared.name, Any, setting(declared.default, declared.type, check=check)
+    convert = mapping_of(*(matches(*rule) for rule in declared.items)) if declared.items else None
+    return declared.name, Any, setting(declared.default, declared.type, check=check, convert=convert)
 
 
 def _settings() -> dict[str, list[str]]:
@@ -56,6 +57,9 @@ def check_transport_settings(device: Any, where: Where, raw: dict[str, Any]) -> 
     needed = declaration.needs_one_of
     if needed and not any(getattr(device, key) is not None for key in needed):
         raise where.child("transport").error(f"transport {declaration.name} needs {declaration.needs}")
+    broken = declaration.check(device) if declaration.check else None
+    if broken:
+        raise where.child(broken[0]).error(broken[1])
     # without this, a file that forgot `transport: ssh` would quietly benchmark the controller
     for key, users in _settings().items():
         if device.transport in users or raw.get(key) is None:
@@ -71,3 +75,13 @@ def address(device: Any) -> str | None:
     """Where the device is, in its transport's words (`devices list`): the first address setting set."""
     keys = declarations()[device.transport].address
     return next((str(getattr(device, key)) for key in keys if getattr(device, key) is not None), None)
+
+
+def fleet_slots(device: Any) -> list:
+    """The devices a profile stands for in a fleet: itself, or where its transport declares a fleet size
+    (labgrid's `count: N`), N devices `NAME.1` ... `NAME.N`, each of size 1."""
+    key = declarations()[device.transport].fleet_size
+    size = getattr(device, key) if key else 1
+    if size == 1:
+        return [device]
+    return [dataclasses.replace(device, name=f"{device.name}.{i}", **{key: 1}) for i in range(1, size + 1)]

@@ -63,6 +63,9 @@ class DbFeed(Observer):
     def device_state(self, device, state) -> None:
         self.inner.device_state(device, state)
 
+    def note(self, text) -> None:
+        self.inner.note(text)
+
     def temperature(self, device, temp_c) -> None:
         self.inner.temperature(device, temp_c)
 

@@ -35,7 +35,8 @@ QUALITY_FIELDS = QualityScores.ROW_FIELDS
 # what edgebench adds: where it ran, latency, quality, then telemetry (last: a new source's columns are
 # appended there, so existing exports keep their layout)
 EDGEBENCH_FIELDS = (
-    "device", "device_class", "engine", "engine_version", "system_info", "build_flags", "build_target", "swa_full",
+    "device", "device_class", "place", "lab",
+    "engine", "engine_version", "system_info", "build_flags", "build_target", "swa_full",
     "model", "model_sha256", "test",
     "variant", "round", "status", "error", "batch", "attempt", "cooldown_s", "start_temp_c", "n_samples",
     "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "ttft_ms", "stddev_ttft_ms", "samples_ttft_ns",
@@ -98,7 +99,8 @@ def cell_row(attempt: CellAttempt) -> dict:
         "model_filename": start and start.model_filename,
         "n_prompt": facts.n_prompt, "n_gen": facts.n_gen, "n_depth": facts.n_depth,
         "test_time": start and start.started,
-        "device": facts.device, "device_class": facts.device_class, "engine": facts.engine,
+        "device": facts.device, "device_class": facts.device_class, "place": facts.place, "lab": facts.lab,
+        "engine": facts.engine,
         "engine_version": info.get("engine_version"), "system_info": info.get("system_info"),
         # set when the engine is one `install-engine -d` built (runner/engines/installed.py)
         "build_flags": info.get("build_flags"), "build_target": info.get("build_target"),

@@ -120,14 +120,19 @@ class RunHeader:
     edgebench_version: str | None = __version__
     resumed: tuple[Resumed, ...] = ()
     merged_from: tuple[MergedFrom, ...] = ()
+    # device -> where a shared device ran (its labgrid place, lab and coordinator), the latest of each
+    places: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     _KEYS: ClassVar[tuple[str, ...]] = ("schema_version", "kind", "run_id", "edgebench_version", "created",
                                         "command", "status", "shard", "profile", "devices", "cells", "ab",
-                                        "merged_from", "finished", "resumed")
+                                        "merged_from", "finished", "resumed", "places")
 
     def ended(self, status: str) -> RunHeader:
         return replace(self, status=status, finished=now_iso())
+
+    def placed(self, device: str, where: Mapping[str, Any]) -> RunHeader:
+        return replace(self, places={**self.places, device: dict(where)})
 
     def resuming(self, n_cells: int) -> RunHeader:
         return replace(self, status="running", resumed=self.resumed + (Resumed(now_iso(), n_cells),))
@@ -141,7 +146,8 @@ class RunHeader:
                       cells=[c.to_json() for c in self.cells])
         optional = {"ab": self.ab and self.ab.to_json(),
                     "merged_from": [m.to_json() for m in self.merged_from] or None,
-                    "finished": self.finished, "resumed": [r.to_json() for r in self.resumed] or None}
+                    "finished": self.finished, "resumed": [r.to_json() for r in self.resumed] or None,
+                    "places": dict(self.places) or None}
         header.update({k: v for k, v in optional.items() if v is not None})
         header.update(self.extra)
         return header
@@ -163,4 +169,5 @@ class RunHeader:
                    edgebench_version=data.get("edgebench_version"),
                    resumed=tuple(Resumed.from_json(r) for r in data.get("resumed") or ()),
                    merged_from=tuple(MergedFrom.from_json(m) for m in data.get("merged_from") or ()),
+                   places=data.get("places") or {},
                    extra={k: v for k, v in data.items() if k not in cls._KEYS})

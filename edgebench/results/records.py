@@ -100,6 +100,9 @@ class CellFacts:
     round: int | None = None  # an ab run's round
     device: str | None = None
     device_class: str | None = None
+    # where a shared device was found: its labgrid place and lab (exporter); None for other devices
+    place: str | None = None
+    lab: str | None = None
     engine: str | None = None
     model: str | None = None
     test: str | None = None

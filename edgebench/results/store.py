@@ -100,6 +100,13 @@ class RunStore:
         self.header = self.header.resuming(n_cells)
         self.write_header()
 
+    def record_place(self, device: str, where: Mapping) -> None:
+        """Where a shared device ran (a labgrid place), into run.json: `devices release` and
+        `run --resume` read it back."""
+        with self._lock:
+            self.header = self.header.placed(device, where)
+            self.write_header()
+
     def finish(self, status: str, summary: list[dict]) -> None:
         self.header = self.header.ended(status)
         self.write_header()

@@ -173,7 +173,7 @@ class AbRun:
                 if not todo:
                     break
         finally:
-            worker.disconnect()
+            worker.close()
 
     def measure_round(self, worker: DeviceWorker, pair: Pair, round_no: int) -> None:
         order = VARIANTS if round_no % 2 else VARIANTS[::-1]  # AB, BA, AB, ...: drift cancels out

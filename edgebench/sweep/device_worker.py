@@ -34,7 +34,7 @@ from edgebench.results.records import (
 from edgebench.runner.telemetry.thermal import hottest
 from edgebench.sweep.cells import Cell
 from edgebench.sweep.cores import CoresError, place_on_cores
-from edgebench.transport import open_transport
+from edgebench.transport import claim, let_go, open_transport
 from edgebench.transport.device_lock import DeviceLock
 from edgebench.transport.remote_store import install_runner, push_model
 from edgebench.transport.runner_session import run_runner
@@ -68,6 +68,9 @@ class Observer:
 
     def run_started(self, run_dir) -> None:
         """The run's directory exists (called once, before any cell)."""
+
+    def note(self, text: str) -> None:
+        """Something the user should read once (a resumed run taking over or releasing a place)."""
 
 
 def engine_options(engine, device) -> dict:
@@ -124,9 +127,11 @@ def cooldown_job(device, options) -> dict:
             "min_battery_pct": device.limits.min_battery_pct}
 
 
-def cell_facts(profile, cell: Cell, cpu=None) -> CellFacts:
+def cell_facts(profile, cell: Cell, cpu=None, where=None) -> CellFacts:
+    """`where`: the place a shared device was claimed at (transport.claim), or None."""
+    where = where or {}
     return CellFacts(variant=cell.variant, round=cell.round, device=cell.device.name,
-                     device_class=cell.device.device_class,
+                     device_class=cell.device.device_class, place=where.get("place"), lab=where.get("lab"),
                      engine=profile.engine.name, model=cell.model.name, test=cell.test.name,
                      n_prompt=cell.test.n_prompt, n_gen=cell.test.n_gen, n_depth=cell.test.n_depth,
                      batch=cell.test.batch,
@@ -180,6 +185,7 @@ class DeviceWorker:
         self.run, self.device, self.cells = run, device, cells
         self.profile, self.store, self.observer = run.profile, run.store, run.observer
         self.transport = None
+        self.where = None  # the labgrid place (and lab) this worker holds, for a shared device
         self.lock = None
         self.runner = None
         self.probed = False
@@ -200,6 +206,10 @@ class DeviceWorker:
     def connect(self) -> None:
         if self.transport is not None:
             return
+        where = claim(self.device, self.cancel, self.state)
+        if where and where != self.where:
+            self.where = where
+            self.store.record_place(self.device.name, where)
         self.state("connecting")
         transport = open_transport(self.device)
         transport.cancel = self.cancel
@@ -282,7 +292,12 @@ class DeviceWorker:
                 self.run_model(model_ref, list(model_cells))
             self.state("finished")
         finally:
-            self.disconnect()
+            self.close()
+
+    def close(self) -> None:
+        """Done with the device: disconnect, and let a shared device's place go (labgrid)."""
+        self.disconnect()
+        let_go(self.device)
 
     def run_model(self, model_ref, cells: list[Cell]) -> None:
         placed = self.place(model_ref, cells)
@@ -361,7 +376,8 @@ class DeviceWorker:
             try:
                 self.connect()
                 waited = self.cool_down(cooldown)
-                self.store.append(CellStart(cell=cell.id, attempt=attempt, facts=cell_facts(profile, cell, self.cpu),
+                facts = cell_facts(profile, cell, self.cpu, self.where)
+                self.store.append(CellStart(cell=cell.id, attempt=attempt, facts=facts,
                                             model_filename=model.path.name, model_sha256=model.sha256,
                                             model_bytes=model.size, cooldown=waited, rerun_of=rerun_of))
                 self.observer.cell_started(cell)
@@ -432,8 +448,8 @@ class DeviceWorker:
             details = replace(details, exit_code=error.exit_code, signal=error.signal, stderr_tail=error.stderr_tail,
                               cause=error.cause)
         # a cell can fail before it starts (device unreachable, model missing): say what it was
-        self.store.append(CellEnd.failed(cell.id, attempt, cell_facts(self.run.profile_for(cell), cell, self.cpu),
-                                              details))
+        facts = cell_facts(self.run.profile_for(cell), cell, self.cpu, self.where)
+        self.store.append(CellEnd.failed(cell.id, attempt, facts, details))
         if final:
             self.run.failed(cell, error)
             self.observer.cell_finished(cell, str(error))

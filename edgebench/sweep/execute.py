@@ -24,6 +24,7 @@ from edgebench.results.header import PlannedCell
 from edgebench.results.store import HEADER, RunStore, read_attempts, read_header
 from edgebench.sweep.cells import Cell, plan_cells, shard_cells
 from edgebench.sweep.device_worker import DeviceWorker, Observer
+from edgebench.transport import settle_claim
 
 __all__ = ["Observer", "RunInterrupted", "RunOutcome", "SharedRun", "resume_run", "run_cells"]
 
@@ -123,13 +124,35 @@ def unfinished_cells(run_dir: Path, cells: list[Cell]) -> tuple[list[Cell], dict
     return todo, {cell_id: found.attempt for cell_id, found in latest.items()}
 
 
+def settle_places(run_dir: Path, cells: list[Cell], todo: list[Cell]) -> list[str]:
+    """What a stopped run may have left held on shared devices (labgrid places, in run.json): taken
+    over for the devices with cells still to run, released for the others; a sentence for each."""
+    places = read_header(run_dir).places
+    devices = {c.device.name: c.device for c in cells}
+    needed = {c.device.name for c in todo}
+    notes = []
+    for name, where in places.items():
+        if name not in devices:
+            continue
+        try:
+            note = settle_claim(devices[name], where, name in needed)
+        except EdgebenchError as error:
+            note = f"{name}: could not check place {where.get('place')}: {error}"
+        if note:
+            notes.append(note)
+    return notes
+
+
 def resume_run(run_dir: Path, observer: Observer | None = None, parallel: int = 1,
                wait_for_lock: bool = True) -> RunOutcome:
     profile, cells = stored_plan(run_dir)
-    store = RunStore.open(run_dir)
     todo, attempts = unfinished_cells(run_dir, cells)
+    observer = observer or Observer()
+    for note in settle_places(run_dir, cells, todo):
+        observer.note(note)
+    store = RunStore.open(run_dir)
     store.resume(len(todo))
-    return _execute(SharedRun(profile, store, observer or Observer(), wait_for_lock, attempts), todo, parallel)
+    return _execute(SharedRun(profile, store, observer, wait_for_lock, attempts), todo, parallel)
 
 
 def _execute(run: SharedRun, cells: list[Cell], parallel: int) -> RunOutcome:

@@ -107,6 +107,20 @@ class Transport(abc.ABC):
     def close(self) -> None:
         pass
 
+    @classmethod
+    def claim(cls, device, cancel: threading.Event | None, progress) -> dict | None:
+        """Hold the device for a run's worker (see transport.claim); most transports need not."""
+        return None
+
+    @classmethod
+    def let_go(cls, device) -> None:
+        """Give back what `claim` held."""
+
+    @classmethod
+    def settle_claim(cls, device, where, needed: bool) -> str | None:
+        """See transport.settle_claim."""
+        return None
+
     def __enter__(self):
         return self
 

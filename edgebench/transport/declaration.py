@@ -12,12 +12,12 @@ controller reads every declaration without it.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional, Tuple
+from typing import Any, Callable, NamedTuple, Optional, Tuple
 
 
 class TransportSetting(NamedTuple):
     name: str
-    type: type  # str, int, float or bool, as YAML writes it
+    type: type  # str, int, float, bool or dict, as YAML writes it
     default: Any  # None: unset (a setting at its default counts as unset for the other transports)
     doc: str
     # (low, high), both included, for numbers
@@ -25,6 +25,9 @@ class TransportSetting(NamedTuple):
     # (regular expression the whole value matches, the rule in words for the message); text without
     # one must simply not be blank
     pattern: Optional[Tuple[str, str]] = None
+    # for a mapping (type dict) of words: a pattern (as above) for its keys and one for its values; it is
+    # read into a frozen mapping
+    items: Optional[Tuple[Tuple[str, str], Tuple[str, str]]] = None
 
 
 class TransportDeclaration(NamedTuple):
@@ -37,6 +40,11 @@ class TransportDeclaration(NamedTuple):
     needs: str = ""
     # the settings that say where the device is, the first one set shown by `devices list`
     address: Tuple[str, ...] = ()
+    # a rule across settings, given the device profile: (key, message) where it is broken, else None
+    check: Optional[Callable[[Any], Optional[Tuple[str, str]]]] = None
+    # the setting that makes one profile stand for that many devices of a fleet (`NAME.1` ... `NAME.N`,
+    # each with the setting at 1): labgrid's `count:` of places
+    fleet_size: Optional[str] = None
 
     def setting(self, name: str) -> Optional[TransportSetting]:
         return next((s for s in self.settings if s.name == name), None)

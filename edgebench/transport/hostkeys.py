@@ -39,14 +39,35 @@ def fingerprint(key: paramiko.PKey) -> str:
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
+# the files as last parsed, by their paths, sizes and times: a fleet of hundreds of devices opens
+# hundreds of connections, and parsing every entry for each was most of the controller's CPU at 256
+_PARSED: dict[tuple, paramiko.HostKeys] = {}
+
+
+def _stamp(path: Path) -> tuple:
+    try:
+        found = path.stat()
+    except OSError:
+        return (str(path), None)
+    return (str(path), found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
+
+
 def load_known_hosts() -> paramiko.HostKeys:
+    """Both files' keys; read them, never change them (parsed once while the files stay the same)."""
+    paths = (user_known_hosts(), edgebench_known_hosts())
+    stamp = tuple(_stamp(path) for path in paths)
+    cached = _PARSED.get(stamp)
+    if cached is not None:
+        return cached
     keys = paramiko.HostKeys()
-    for path in (user_known_hosts(), edgebench_known_hosts()):
+    for path in paths:
         if path.is_file():
             try:
                 keys.load(str(path))
             except (OSError, paramiko.SSHException) as exc:
                 raise HostKeyError(f"cannot read known hosts file {path}: {exc}") from exc
+    _PARSED.clear()
+    _PARSED[stamp] = keys
     return keys
 
 

@@ -15,7 +15,7 @@ from edgebench.transport.declaration import WORD, TransportDeclaration, Transpor
 if TYPE_CHECKING:
     import paramiko
 
-    from edgebench.transport.sshconn import SshConnection
+    from edgebench.transport.sshconn import SshConnection, SshTarget
 
 DECLARATION = TransportDeclaration(
     "ssh", "a device over SSH (paramiko; OpenSSH's client for bulk copies where it can)",
@@ -59,14 +59,20 @@ class SshTransport(Transport):
     def __init__(self, device):
         # paramiko loads here, not with the module: config reads DECLARATION without it
         from edgebench.transport.ssh_bulk import BulkSender
-        from edgebench.transport.sshconn import SshConnection, resolve_target
+        from edgebench.transport.sshconn import SshConnection
 
         super().__init__(device)
-        self.target = resolve_target(device)
+        self.target = self.resolve(device)
         self.conn = SshConnection(self.target)
         self.python = self.helper_python = device.python or "python3"
         self.workdir = self._absolute(device.workdir)
         self.bulk = BulkSender(self.conn)
+
+    def resolve(self, device) -> SshTarget:
+        """Where the device is: its profile, with ~/.ssh/config filling what it leaves unset."""
+        from edgebench.transport.sshconn import resolve_target
+
+        return resolve_target(device)
 
     def _absolute(self, path: str) -> str:
         """`~` means the device user's home, which only the device knows."""

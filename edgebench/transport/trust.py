@@ -36,8 +36,10 @@ class PresentedKey:
 
 
 def presented_key(device) -> PresentedKey:
+    if device.transport == "labgrid":
+        return _labgrid_presented_key(device)
     if device.transport != "ssh":
-        raise ConfigError("only ssh devices have host keys", file=device.source, key="transport")
+        raise ConfigError("only ssh and labgrid devices have host keys", file=device.source, key="transport")
     target = resolve_target(device)
     sock = jump = None
     if target.proxy_jump:
@@ -53,3 +55,15 @@ def presented_key(device) -> PresentedKey:
 
 def record_presented(presented: PresentedKey, *, replace: bool) -> Path:
     return hostkeys.record(presented.host, presented.port, presented.key, replace=replace)
+
+
+def _labgrid_presented_key(device) -> PresentedKey:
+    """A place's key, under the address its NetworkService gives, through the lab's tunnel if it has one."""
+    from edgebench.transport import labgrid_place
+
+    if device.place is None:
+        raise ConfigError("a `select:` device stands for many places: trust each through a profile with "
+                          "`place: NAME`", file=device.source, key="select")
+    route = labgrid_place.route_of(labgrid_place.coordinator_address(device.coordinator), device.place)
+    sock = paramiko.ProxyCommand(route.proxy_command) if route.proxy_command else None
+    return PresentedKey(route.address, route.port, fetch_host_key(route.address, route.port, sock=sock))
