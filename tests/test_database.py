@@ -80,6 +80,41 @@ def test_run_with_a_database_loads_as_it_goes(db_url, tmp_path, tiny_qwen35, cap
     assert dump(db_url) == loaded
 
 
+def test_a_resumed_run_loads_what_it_adds_and_ends_as_db_load_of_its_directory(db_url, tmp_path, tiny_qwen35):
+    (tmp_path / "p.yaml").write_text(f"models: [{json.dumps(str(tiny_qwen35))}]\ntests: [tg4, tg8, tg12]\n"
+                                     "repetitions: 2\nwarmup: 0\nengine: {name: sleep, simulate_ts: 1000}\n"
+                                     "telemetry: {interval_s: 0.005}\n")
+    results = tmp_path / "results"
+    assert main(["run", str(tmp_path / "p.yaml"), "-d", "box", "--devices-dir", str(device_dir(tmp_path)),
+                 "-o", str(results), "--db", db_url]) == EXIT_OK
+    (run_dir,) = results.iterdir()
+    cells = run_dir / "cells.jsonl"
+    cells.write_text("".join(cells.read_text().splitlines(keepends=True)[:-1]))  # killed before tg12's end
+    assert main(["run", "--resume", str(run_dir), "--db", db_url]) == EXIT_OK
+    resumed = dump(db_url)
+    assert len(resumed["llama_bench"]) == 3 and {r[1] for r in db_query(db_url, "SELECT cell, attempt FROM samples")
+                                                  if "tg12" in r[0]} == {2}
+    assert main(["db", "load", str(run_dir), "--db", db_url]) == EXIT_OK
+    assert dump(db_url) == resumed
+
+
+def test_a_database_made_before_file_parts_keeps_its_runs(db_url, measured_run, tmp_path):
+    """run_files had one row per file and no `part`; opening such a database gives each file part 0."""
+    url = parse_db_url(db_url)
+    with opened(url) as db, db.transaction():
+        db.execute("DROP TABLE run_files")
+        db.execute("CREATE TABLE run_files (run_id TEXT, name TEXT, content TEXT, PRIMARY KEY (run_id, name))")
+        db.execute("INSERT INTO run_files (run_id, name, content) VALUES (?, ?, ?)",
+                   ("old", "run.json", (measured_run / "run.json").read_text()))
+    from edgebench.db.runs import materialize
+
+    with opened(url) as db:
+        assert db.query("SELECT run_id, name, part FROM run_files") == [("old", "run.json", 0)]
+        rebuilt = materialize(db, "old", tmp_path)
+    assert (rebuilt / "run.json").read_text() == (measured_run / "run.json").read_text()
+    assert main(["db", "load", str(measured_run), "--db", db_url]) == EXIT_OK
+
+
 def test_environment_variable_names_the_database(measured_run, tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'env.sqlite'}"
     monkeypatch.setenv("EDGEBENCH_DB", url)
@@ -120,6 +155,7 @@ def test_a_bad_database_is_one_sentence_and_exit_3(measured_run, url, says, caps
 def test_a_run_is_in_the_database_cell_by_cell_while_it_goes(tmp_path, tiny_qwen35):
     from edgebench.config import parse_device, parse_profile
     from edgebench.db.feed import DbFeed
+    from edgebench.db.runs import materialize
     from edgebench.sweep.device_worker import Observer
     from edgebench.sweep.execute import run_cells
 
@@ -127,9 +163,19 @@ def test_a_run_is_in_the_database_cell_by_cell_while_it_goes(tmp_path, tiny_qwen
     seen = []
 
     class CountAtEachStart(Observer):
+        def run_started(self, run_dir, records):
+            self.run_dir = run_dir
+
         def cell_started(self, cell):
             with opened(url) as db:
                 seen.append(len(db.query("SELECT cell FROM llama_bench WHERE status = 'done'")))
+                # the run read back from the database is the directory as it stands
+                copy = materialize(db, self.run_dir.name, tmp_path / f"copy{len(seen)}")
+            if len(seen) > 1:  # all but the start this cell just recorded
+                for name in ("run.json", "devices.jsonl", "samples.jsonl"):
+                    assert (copy / name).read_text() == (self.run_dir / name).read_text()
+                lines = (self.run_dir / "cells.jsonl").read_text().splitlines(keepends=True)
+                assert (copy / "cells.jsonl").read_text() == "".join(lines[:-1])
 
     profile = parse_profile(f"models: [{json.dumps(str(tiny_qwen35))}]\ntests: [tg4, tg8, tg12]\nrepetitions: 1\n"
                             "warmup: 0\nengine: {name: sleep, simulate_ts: 1000}\ntelemetry: {enabled: false}\n")

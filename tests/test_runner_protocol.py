@@ -48,12 +48,36 @@ def test_zipapp_is_reproducible_and_named_by_its_hash(tmp_path):
     # a batch is a generic model's test: no prompt beside it (TestSpec's rule, which the runner shares)
     (json.dumps(job(test={"n_prompt": 8, "n_gen": 0, "n_depth": 0, "batch": 4})), "job.test: invalid test"),
     (json.dumps({k: v for k, v in job().items() if k != "engine"}), "job.engine"),
+    (json.dumps(job(cooldown={"target_c": 50})), "job has unknown keys cooldown; known: engine, model_path"),
+    (json.dumps(job(limits={"max_temp": 80})), "job.limits has unknown keys max_temp; known: max_temp_c"),
+    (json.dumps(job(limits={"max_temp_c": "hot"})), "job.limits.max_temp_c must be a number or null"),
 ])
 def test_bad_jobs_are_refused_with_a_structured_error(runner, text, fragment):
     code, events, _ = run(runner, text)
     assert code == 1
     assert [e["event"] for e in events] == ["hello", "error"]
     assert events[1]["kind"] == "job" and fragment in events[1]["message"]
+
+
+def test_the_controllers_job_is_built_once_with_every_declared_key_and_passes_the_runners_check(tmp_path):
+    """One declaration (runner/job.py's JOB_KEYS): the controller's builder fills every key (no runner default
+    for an older controller is relied on), and the runner's parser accepts what it built unchanged."""
+    from edgebench.config import parse_device, parse_profile
+    from edgebench.runner.job import JOB_KEYS, parse_job
+    from edgebench.sweep.cells import plan_cells
+    from edgebench.sweep.device_worker import cell_job
+
+    profile = parse_profile("models: [m.gguf]\ntests: [pp8, tg4@d16, ppl]\nengine: {threads: 2}\n")
+    device = parse_device("name: box\ntransport: local\nlimits: {max_temp_c: 80}\n")
+    quality = {"n_ctx": 128, "chunks": 1, "reference": None, "text": "/t.txt", "tokens": None}
+    for cell in plan_cells(profile, [device]):
+        built = cell_job(profile, cell, "/m.gguf", quality if cell.test.quality else None)
+        optional = {key.name for key in JOB_KEYS if key.name == "quality" and not cell.test.quality}
+        assert set(built) == {key.name for key in JOB_KEYS} - optional, cell.test.name
+        assert built["limits"] == {"max_temp_c": 80} and built["engine_options"]["threads"] == 2
+        sent = json.loads(json.dumps(built))
+        parsed = parse_job(json.dumps(sent))
+        assert {k: parsed[k] for k in sent if k != "telemetry"} == {k: v for k, v in sent.items() if k != "telemetry"}
 
 
 def test_unknown_engine(runner):

@@ -78,15 +78,8 @@ def cmd_run(args, console) -> int:
     from edgebench.cli.ui import RunDisplay
     from edgebench.config import load_profile, select_devices
     from edgebench.outputs import output_folder
-    from edgebench.sweep.cells import parse_shard, plan_cells, shard_cells
-    from edgebench.sweep.execute import (
-        RunInterrupted,
-        resume_run,
-        run_cells,
-        settle_places,
-        stored_plan,
-        unfinished_cells,
-    )
+    from edgebench.sweep.cells import parse_shard
+    from edgebench.sweep.execute import RunInterrupted, plan_resume, plan_run, run_plan, settle_places
 
     if (args.profile is None) == (args.resume is None):
         raise EdgebenchError("give a profile to run, or --resume RUN_DIR to finish a run (not both)")
@@ -97,12 +90,10 @@ def cmd_run(args, console) -> int:
         if args.device or args.shard:
             raise EdgebenchError("--resume runs the devices and shard the run was started with: "
                                  "drop -d/--shard")
-        cells = stored_plan(args.resume)[1]
-        total = len(unfinished_cells(args.resume, cells)[0])
-        start = partial(resume_run, args.resume)
-        if not total:
+        plan = plan_resume(args.resume)
+        if not plan.cells:
             # a run killed after its last cell may still hold places: they are let go all the same
-            for note in settle_places(args.resume, cells, []):
+            for note in settle_places(plan.store.header, plan.planned, []):
                 console.print(escape(note), soft_wrap=True)
             console.print(f"{args.resume}: every cell has finished; nothing to resume")
             return EXIT_OK
@@ -113,13 +104,13 @@ def cmd_run(args, console) -> int:
             shard = parse_shard(args.shard) if args.shard else None
         except ValueError as exc:
             raise EdgebenchError(str(exc)) from exc
-        cells = plan_cells(profile, devices)
-        total = len(shard_cells(cells, *shard) if shard else cells)
-        if not total:
+        plan = plan_run(profile, devices, shard)
+        if not plan.cells:
             console.print(f"shard {args.shard} has no devices: nothing to run")
             return EXIT_OK
         output_folder(args.results, "results root")
-        start = partial(run_cells, profile, devices, args.results, shard=shard)
+    start = partial(run_plan, plan, args.results)
+    total = len(plan.cells)
     display = observer = RunDisplay(console, total=total)
     feed = _db_feed(args, display)
     if feed:

@@ -9,6 +9,7 @@ from edgebench.compare.inputs import history_settings
 from edgebench.db.schema import ROW_COLUMNS, RUN_TABLES, SAMPLE_COLUMNS, insert
 from edgebench.errors import ResultsError
 from edgebench.results.aggregate import rows_with_attempts
+from edgebench.results.records import CellAttempt
 from edgebench.results.store import read_header
 
 # the files that make a run directory (what `merge` and `--resume` read); summary.json is derived from them
@@ -23,17 +24,37 @@ def load_run(db, run_dir: Path) -> tuple[str, int]:
         raise ResultsError(f"{run_dir}: its run.json has no run_id")
     found = rows_with_attempts(run_dir)
     run_id = header.run_id
+    files = [(name, (run_dir / name).read_text()) for name in RUN_FILES if (run_dir / name).is_file()]
     with db.transaction():
-        for table in RUN_TABLES:
-            db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
-        insert(db, "runs", [(run_id, "ab" if header.ab else "run", header.created, header.finished, header.status,
-                             (header.profile or {}).get("name"), header.edgebench_version,
-                             json.dumps(header.to_json(), sort_keys=True))])
-        insert(db, "run_files", [(run_id, name, (run_dir / name).read_text()) for name in RUN_FILES
-                                 if (run_dir / name).is_file()])
-        insert(db, "llama_bench", [_row(run_id, attempt, row) for attempt, row in found])
-        insert(db, "samples", [_sample(run_id, s) for attempt, _ in found for s in attempt.samples])
+        forget_run(db, run_id)
+        insert(db, "runs", [run_row(header)])
+        insert(db, "run_files", [(run_id, name, 0, text) for name, text in files])
+        insert_cells(db, run_id, found)
     return run_id, len(found)
+
+
+def forget_run(db, run_id: str) -> None:
+    for table in RUN_TABLES:
+        db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+
+
+def forget_cells(db, run_id: str, cells: list[str]) -> None:
+    """These cells' rows and samples, to be inserted again from their latest attempt."""
+    for table in ("llama_bench", "samples"):
+        db.executemany(f"DELETE FROM {table} WHERE run_id = ? AND cell = ?", [(run_id, cell) for cell in cells])
+
+
+def run_row(header) -> tuple:
+    """The `runs` row of a run's header."""
+    return (header.run_id, "ab" if header.ab else "run", header.created, header.finished, header.status,
+            (header.profile or {}).get("name"), header.edgebench_version,
+            json.dumps(header.to_json(), sort_keys=True))
+
+
+def insert_cells(db, run_id: str, found: list[tuple[CellAttempt, dict]]) -> None:
+    """Each cell's row and the samples of its latest attempt."""
+    insert(db, "llama_bench", [_row(run_id, attempt, row) for attempt, row in found])
+    insert(db, "samples", [_sample(run_id, s) for attempt, _ in found for s in attempt.samples])
 
 
 def _row(run_id: str, attempt, row: dict) -> tuple:

@@ -13,14 +13,18 @@ def has_run(db, run_id: str) -> bool:
 
 
 def materialize(db, run_id: str, dest: Path) -> Path:
-    """Write the run's stored files into `dest`/<run_id> and return that directory."""
-    files = db.query("SELECT name, content FROM run_files WHERE run_id = ?", (run_id,))
-    if not files:
+    """Write the run's stored files into `dest`/<run_id> and return that directory. A file is its parts in
+    order (a run that `run --db` is still loading has one per cell)."""
+    parts = db.query("SELECT name, content FROM run_files WHERE run_id = ? ORDER BY name, part", (run_id,))
+    if not parts:
         raise EdgebenchError(f"no run {run_id!r} in the database {db.url}")
+    files: dict[str, list[str]] = {}
+    for name, content in parts:
+        files.setdefault(name, []).append(content)
     path = Path(dest) / run_id
     path.mkdir(parents=True, exist_ok=True)
-    for name, content in files:
-        (path / name).write_text(content)
+    for name, contents in files.items():
+        (path / name).write_text("".join(contents))
     return path
 
 

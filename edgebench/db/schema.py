@@ -3,7 +3,9 @@
     runs         one row per run directory: run_id, kind, created, finished, status, profile_name,
                  edgebench_version, header (run.json as JSON text)
     run_files    the run directory's files as they were (run.json and the jsonl records), so that a run
-                 read back from the database is the run: compare and report rebuild it from these
+                 read back from the database is the run: compare and report rebuild it from these. A file
+                 is its parts joined in order: `db load` writes each whole as part 0; `run --db` appends
+                 the lines of each cell as the next part, and joins them into part 0 when the run ends
     llama_bench  one row per cell (its latest attempt), llama-bench's field names where they overlap;
                  row_json holds the whole row (`edgebench show --format json`), engine_settings the engine
                  settings that make two cells one experiment (the series key of `history`), as JSON
@@ -13,6 +15,8 @@
 
 A run is loaded in one transaction that first removes what an earlier load of the same run_id wrote,
 so loading a run twice (or a resumed run again) leaves exactly one copy.
+
+Databases made before run_files had parts get the column when they are opened (`create_tables`).
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ RUN_COLUMNS = (
 )
 TABLES = {
     "runs": (RUN_COLUMNS, "run_id"),
-    "run_files": ((("run_id", "TEXT"), ("name", "TEXT"), ("content", "TEXT")), "run_id, name"),
+    "run_files": ((("run_id", "TEXT"), ("name", "TEXT"), ("part", "INTEGER"), ("content", "TEXT")),
+                  "run_id, name, part"),
     "llama_bench": (ROW_COLUMNS, "run_id, cell"),
     "samples": (SAMPLE_COLUMNS, "run_id, cell, attempt, rep"),
     "baselines": ((("name", "TEXT"), ("run_id", "TEXT")), "name"),
@@ -47,10 +52,29 @@ RUN_TABLES = ("runs", "run_files", "llama_bench", "samples")
 
 
 def create_tables(db) -> None:
-    for table, (columns, key) in TABLES.items():
-        body = ", ".join(f"{name} {kind}" for name, kind in columns)
-        db.execute(f"CREATE TABLE IF NOT EXISTS {table} ({body}, PRIMARY KEY ({key}))")
+    for table in TABLES:
+        db.execute(_create(table, table))
+    _add_file_parts(db)
     db.execute("CREATE INDEX IF NOT EXISTS llama_bench_series ON llama_bench (device, model_sha256, test)")
+
+
+def _create(table: str, name: str) -> str:
+    columns, key = TABLES[table]
+    body = ", ".join(f"{column} {kind}" for column, kind in columns)
+    return f"CREATE TABLE IF NOT EXISTS {name} ({body}, PRIMARY KEY ({key}))"
+
+
+def _add_file_parts(db) -> None:
+    """run_files as databases made before parts hold it, one row per file: each file becomes its part 0.
+    Copied into a new table (a key cannot be changed in place on SQLite), which then takes the name."""
+    found = [d[0] for d in db.execute("SELECT * FROM run_files WHERE 1 = 0").description]
+    if "part" in found:
+        return
+    db.execute(_create("run_files", "run_files_parts"))
+    db.execute("INSERT INTO run_files_parts (run_id, name, part, content) SELECT run_id, name, 0, content "
+               "FROM run_files")
+    db.execute("DROP TABLE run_files")
+    db.execute("ALTER TABLE run_files_parts RENAME TO run_files")
 
 
 def insert(db, table: str, rows) -> None:

@@ -9,6 +9,7 @@ were met); tg is one token at a time (the matrix-vector kernels). A K-quant exer
 from __future__ import annotations
 
 from edgebench.errors import EdgebenchError
+from edgebench.runner.job import make_job
 from edgebench.runner.testspec import TestSpec
 from edgebench.transport.remote_store import push_model
 from edgebench.transport.runner_session import run_runner
@@ -20,8 +21,7 @@ TIMEOUT_S = 300
 
 
 def _job(engine: str, model_path: str, test: TestSpec, device) -> dict:
-    return {"engine": engine, "model_path": model_path, "test": test._asdict(), "repetitions": 1, "warmup": 0,
-            "engine_options": {"binary": device.llama_bench}, "telemetry": {"enabled": False}}
+    return make_job(engine, model_path, test, 1, 0, {"binary": device.llama_bench}, {"enabled": False})
 
 
 def engines_to_test(runner_capabilities: dict, device) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import statistics
 from pathlib import Path
+from typing import Iterable
 
 from edgebench.errors import with_cause
 from edgebench.results.order_stats import quantile
@@ -151,7 +152,12 @@ def _status(attempt: CellAttempt) -> dict:
 
 
 def run_rows(path: Path) -> list[dict]:
-    return [cell_row(attempt) for attempt in read_attempts(path).values()]
+    return attempt_rows(read_attempts(path).values())
+
+
+def attempt_rows(attempts: Iterable[CellAttempt]) -> list[dict]:
+    """The rows of cells' latest attempts (a run in memory, results/run_records.py, gives its own)."""
+    return [cell_row(attempt) for attempt in attempts]
 
 
 def rows_with_attempts(path: Path) -> list[tuple[CellAttempt, dict]]:

@@ -8,7 +8,9 @@
     results/<run-id>/summary.json      the aggregated table, written when the run ends
 
 What each record holds, and its version, is results/records.py's; this module puts records in their
-files and reads them back, and nothing else touches the files. Every jsonl line is flushed and
+files and reads them back, and nothing else touches the files. What a store appends is also kept in
+memory (`store.records`, results/run_records.py): the run that writes a directory never reads it back.
+Every jsonl line is flushed and
 fsynced before the next one is taken, so a killed controller loses at most the line it was writing;
 readers skip a torn last line.
 """
@@ -38,6 +40,7 @@ from edgebench.results.records import (
     Telemetry,
     latest_attempts,
 )
+from edgebench.results.run_records import RunRecords
 
 HEADER = "run.json"
 SUMMARY = "summary.json"
@@ -55,9 +58,9 @@ def _write_guard(action):
 
 
 class RunStore:
-    def __init__(self, path: Path, header: RunHeader):
+    def __init__(self, path: Path, header: RunHeader, records: RunRecords | None = None):
         self.path = Path(path)
-        self.header = header
+        self.records = records or RunRecords(header)
         self._files = {}
         self._lock = threading.Lock()  # devices run in parallel threads
 
@@ -86,30 +89,35 @@ class RunStore:
 
     @classmethod
     def open(cls, path: Path) -> RunStore:
-        return cls(path, read_header(Path(path)))
+        """An existing run directory, its records read once, to go on appending to it."""
+        header = read_header(Path(path))
+        return cls(path, header, RunRecords.read(path, header))
+
+    @property
+    def header(self) -> RunHeader:
+        return self.records.header
 
     @property
     def run_id(self) -> str:
         return self.path.name
 
-    def write_header(self) -> None:
-        write_header(self.path, self.header)
+    def write_header(self, header: RunHeader | None = None) -> None:
+        """Write the header (this store's, or a new one), and keep it as a reader of run.json reads it."""
+        text = write_header(self.path, header or self.header)
+        self.records.set_header(RunHeader.from_json(json.loads(text)), text)
 
     def resume(self, n_cells: int) -> None:
         """The run goes on in this directory: running again, and the resume noted in its header."""
-        self.header = self.header.resuming(n_cells)
-        self.write_header()
+        self.write_header(self.header.resuming(n_cells))
 
     def record_place(self, device: str, where: Mapping) -> None:
         """Where a shared device ran (a labgrid place), into run.json: `devices release` and
         `run --resume` read it back."""
         with self._lock:
-            self.header = self.header.placed(device, where)
-            self.write_header()
+            self.write_header(self.header.placed(device, where))
 
     def finish(self, status: str, summary: list[dict]) -> None:
-        self.header = self.header.ended(status)
-        self.write_header()
+        self.write_header(self.header.ended(status))
         _write_guard(lambda: write_summary(self.path, self.run_id, summary))
         self.close()
 
@@ -117,9 +125,10 @@ class RunStore:
 
     def append(self, record: JsonlRecord) -> None:
         """One record, into the file its kind lives in."""
-        line = json.dumps(record.to_json(), separators=(",", ":"), default=str) + "\n"
+        line = json.dumps(record.to_json(), separators=(",", ":"), default=str)
         with self._lock:
-            _write_guard(lambda: self._write(record.FILE, line))
+            _write_guard(lambda: self._write(record.FILE, line + "\n"))
+            self.records.add(record.FILE, line)
 
     def _write(self, name: str, line: str) -> None:
         f = self._files.get(name)
@@ -135,9 +144,11 @@ class RunStore:
         self._files.clear()
 
 
-def write_header(path: Path, header: RunHeader) -> None:
-    _write_guard(lambda: write_whole(Path(path) / HEADER, json.dumps(header.to_json(), indent=2, default=str),
-                                     sync=True))
+def write_header(path: Path, header: RunHeader) -> str:
+    """Write run.json atomically; the text written."""
+    text = json.dumps(header.to_json(), indent=2, default=str)
+    _write_guard(lambda: write_whole(Path(path) / HEADER, text, sync=True))
+    return text
 
 
 def write_summary(path: Path, run_id: str, rows: list[dict]) -> None:
@@ -191,7 +202,12 @@ def _records(path: Path, parse: Callable) -> Iterator[tuple[str, JsonlRecord]]:
 
 def read_records(path: Path, name: str) -> list[JsonlRecord]:
     """The records of one jsonl file of a run directory."""
-    return [record for _, record in _records(Path(path) / name, JSONL_READERS[name])]
+    return [record for _, record in records_with_lines(path, name)]
+
+
+def records_with_lines(path: Path, name: str) -> Iterator[tuple[str, JsonlRecord]]:
+    """(line as stored, record) of one jsonl file of a run directory."""
+    return _records(Path(path) / name, JSONL_READERS[name])
 
 
 def read_cell_records(path: Path) -> list[CellRecord]:

@@ -1,8 +1,11 @@
-"""The job the controller sends: validated here because the runner trusts nothing it is sent."""
+"""The run job, declared once: `make_job` builds it (the controller, sweep/device_worker.py, and the scripts in
+tests/perf/), and `parse_job` checks what the runner is sent against the same declaration, because the runner
+trusts nothing it is sent."""
 
 from __future__ import annotations
 
 import json
+from typing import Any, NamedTuple
 
 from .protocol import RunnerFailure
 from .telemetry import declared_settings, source_settings
@@ -10,8 +13,37 @@ from .telemetry.settings import Invalid
 from .testspec import FIELDS as TEST_KEYS
 from .testspec import TestSpec
 
-REQUIRED = {"engine": str, "model_path": str, "test": dict, "repetitions": int, "warmup": int,
-            "engine_options": dict, "telemetry": dict}
+_REQUIRED = object()
+
+
+class JobKey(NamedTuple):
+    name: str
+    kind: type
+    # what a job without the key means; _REQUIRED: every job has it
+    default: Any = _REQUIRED
+
+
+# every key of a run job; the optional ones: a job for a test of another kind leaves `quality` out, and a
+# controller before thermal limits sent no `limits`
+JOB_KEYS = (
+    JobKey("engine", str), JobKey("model_path", str), JobKey("test", dict), JobKey("repetitions", int),
+    JobKey("warmup", int), JobKey("engine_options", dict), JobKey("telemetry", dict),
+    JobKey("limits", dict, {}), JobKey("quality", dict, None),
+)
+# the device's limits the telemetry summaries judge a window by: thermal, max_temp_c (null: none)
+LIMIT_KEYS = ("max_temp_c",)
+
+
+def make_job(engine, model_path, test, repetitions, warmup, engine_options, telemetry, limits=None, quality=None):
+    """The run job for a test (a TestSpec, or anything with its fields), every key explicit: the runner's
+    defaults for what older controllers left out are not relied on. `quality`, a quality test's files
+    and settings (quality/measure.py's JOB_KEYS), goes only into a quality test's job."""
+    job = {"engine": engine, "model_path": model_path, "test": {k: getattr(test, k) for k in TEST_KEYS},
+           "repetitions": repetitions, "warmup": warmup, "engine_options": dict(engine_options),
+           "telemetry": dict(telemetry), "limits": {k: (limits or {}).get(k) for k in LIMIT_KEYS}}
+    if quality is not None:
+        job["quality"] = quality
+    return job
 # every telemetry setting a job may carry, with its default; null means the default too
 TELEMETRY_DEFAULTS = {s.name: s.default for s in declared_settings()}
 
@@ -28,9 +60,16 @@ def parse_json_object(text):
 
 def parse_job(text):
     job = parse_json_object(text)
-    for key, kind in REQUIRED.items():
-        if not isinstance(job.get(key), kind):
-            raise RunnerFailure("job", "job.%s must be %s" % (key, kind.__name__))
+    unknown = sorted(set(job) - set(key.name for key in JOB_KEYS))
+    if unknown:
+        raise RunnerFailure("job", "job has unknown keys %s; known: %s"
+                            % (", ".join(unknown), ", ".join(key.name for key in JOB_KEYS)))
+    for key in JOB_KEYS:
+        if key.name not in job and key.default is not _REQUIRED:
+            job[key.name] = key.default
+        elif not isinstance(job.get(key.name), key.kind):
+            raise RunnerFailure("job", "job.%s must be %s" % (key.name, key.kind.__name__))
+    _check_limits(job["limits"])
     test = job["test"]
     test.setdefault("batch", 0)  # controllers before generic models did not send it
     test.setdefault("quality", "")  # nor before quality tests
@@ -49,6 +88,16 @@ def parse_job(text):
         raise RunnerFailure("job", "job.repetitions must be >= 1 and job.warmup >= 0")
     job["telemetry"] = parse_telemetry(job["telemetry"], "job.telemetry")
     return job
+
+
+def _check_limits(limits):
+    unknown = sorted(set(limits) - set(LIMIT_KEYS))
+    if unknown:
+        raise RunnerFailure("job", "job.limits has unknown keys %s; known: %s" % (", ".join(unknown),
+                                                                                 ", ".join(LIMIT_KEYS)))
+    for name, value in limits.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise RunnerFailure("job", "job.limits.%s must be a number or null" % name)
 
 
 def parse_telemetry(telemetry, where):

@@ -72,7 +72,7 @@ def run_job(job, emit):
                             % (job["engine"], "/".join(kinds), test.kind, test.name))
     n_tokens = test.n_items
     # the device's limits the summaries judge a window by (thermal: max_temp_c)
-    limits = job.get("limits") or {}
+    limits = job["limits"]
     try:
         info = engine.open(job["model_path"], job["engine_options"])
         emit("start", info=info, test=test.name, runner_rss_kb=runner_rss_kb,

@@ -26,7 +26,7 @@ from edgebench.config import parse_profile
 from edgebench.config.engine import without_foreign_options
 from edgebench.errors import ConfigError, ModelFileError
 from edgebench.models.synth.spec import PREFIX as SYNTH_PREFIX
-from edgebench.results.aggregate import run_rows
+from edgebench.results.aggregate import attempt_rows
 from edgebench.results.header import AbDesign
 from edgebench.results.records import Sample
 from edgebench.results.store import RunStore
@@ -157,7 +157,7 @@ class AbRun:
                     future.result()
             status = "complete" if not self.run.failures else "failed"
         finally:
-            self.store.finish(status, run_rows(self.store.path))
+            self.store.finish(status, attempt_rows(self.store.records.attempts().values()))
         return {d.name: self.report(d.name) for d in self.devices}
 
     def run_device(self, device) -> None:

@@ -31,6 +31,7 @@ from edgebench.results.records import (
     Sample,
     Telemetry,
 )
+from edgebench.runner.job import make_job
 from edgebench.runner.telemetry.thermal import hottest
 from edgebench.sweep.cells import Cell
 from edgebench.sweep.cores import CoresError, place_on_cores
@@ -66,8 +67,9 @@ class Observer:
 
     def cell_finished(self, cell: Cell, error: str | None) -> None: ...
 
-    def run_started(self, run_dir) -> None:
-        """The run's directory exists (called once, before any cell)."""
+    def run_started(self, run_dir, records) -> None:
+        """The run's directory exists (called once, before any cell); `records`, the run in memory
+        (results/run_records.py), grows as the run appends to it."""
 
     def note(self, text: str) -> None:
         """Something the user should read once (a resumed run taking over or releasing a place)."""
@@ -96,21 +98,11 @@ def cell_job(profile, cell: Cell, model_path: str, quality: dict | None = None, 
     """`cpu`: the device's probed cpu fact, which `cores:` needs."""
     engine = profile.engine
     options, threads = placed_options(engine, cell, cpu)
-    job = {
-        "engine": engine.name,
-        "model_path": model_path,
-        "test": {"n_prompt": cell.test.n_prompt, "n_gen": cell.test.n_gen, "n_depth": cell.test.n_depth,
-                 "batch": cell.test.batch, "quality": cell.test.quality},
-        "repetitions": profile.repetitions,
-        "warmup": profile.warmup,
-        "engine_options": {**options, "threads": threads},
-        "telemetry": {"enabled": profile.telemetry.enabled, "interval_s": profile.telemetry.interval_s,
-                      **_sensor_paths(cell.device)},
-        "limits": {"max_temp_c": cell.device.limits.max_temp_c},
-    }
-    if quality is not None:
-        job["quality"] = quality
-    return job
+    return make_job(engine.name, model_path, cell.test, profile.repetitions, profile.warmup,
+                    {**options, "threads": threads},
+                    {"enabled": profile.telemetry.enabled, "interval_s": profile.telemetry.interval_s,
+                     **_sensor_paths(cell.device)},
+                    limits={"max_temp_c": cell.device.limits.max_temp_c}, quality=quality)
 
 
 def _sensor_paths(device) -> dict:

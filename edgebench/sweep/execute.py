@@ -4,6 +4,9 @@ A cell that fails (crash, out of memory, timeout, bad model, unreachable
 device) is recorded with its reason and the sweep goes on; only an interrupt
 or a full results disk stops the run, and even then every finished sample is
 already on disk. `resume_run` finishes a stopped run in its own directory.
+
+Cells are planned once (`plan_run`, `plan_resume`) and the plan is passed down; what the run appends
+is kept in memory by its store, from which its rows are computed at the end.
 """
 
 from __future__ import annotations
@@ -14,19 +17,21 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
+from typing import Mapping
 
 from edgebench.config import parse_device, parse_profile
 from edgebench.config.engine import without_foreign_options
 from edgebench.errors import EdgebenchError, ResultsError
 from edgebench.quality.prepare import QualityFiles
-from edgebench.results.aggregate import run_rows
+from edgebench.results.aggregate import attempt_rows
 from edgebench.results.header import PlannedCell
-from edgebench.results.store import HEADER, RunStore, read_attempts, read_header
+from edgebench.results.store import HEADER, RunStore
 from edgebench.sweep.cells import Cell, plan_cells, shard_cells
 from edgebench.sweep.device_worker import DeviceWorker, Observer
 from edgebench.transport import settle_claim
 
-__all__ = ["Observer", "RunInterrupted", "RunOutcome", "SharedRun", "resume_run", "run_cells"]
+__all__ = ["Observer", "RunInterrupted", "RunOutcome", "RunPlan", "SharedRun", "plan_resume", "plan_run", "resume_run",
+           "run_cells", "run_plan"]
 
 
 @dataclass
@@ -60,7 +65,7 @@ class SharedRun:
         self._attempts = dict(attempts)
         self._lock = threading.Lock()
         self._quality: dict[object, QualityFiles] = {}
-        observer.run_started(store.path)
+        observer.run_started(store.path, store.records)
 
     def profile_for(self, cell: Cell):
         """The profile a cell runs with: an A/B run gives each variant its own."""
@@ -83,21 +88,71 @@ class SharedRun:
             self.failures.append((cell.id, str(error)))
 
 
-def run_cells(profile, devices, results_root, observer: Observer | None = None,
-              shard: tuple[int, int] | None = None, parallel: int = 1, wait_for_lock: bool = True) -> RunOutcome:
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run measures, planned once: the profile and the cells to run now. A new run also has the
+    devices its header names and its shard; a resumed run has its store (its records read) and the number
+    of attempts each cell has had."""
+    profile: object
+    cells: tuple[Cell, ...]
+    devices: tuple = ()
+    shard: tuple[int, int] | None = None
+    store: RunStore | None = None
+    attempts: Mapping[str, int] = field(default_factory=dict)
+    planned: tuple[Cell, ...] = ()  # a resumed run's cells, finished or not: the devices it may hold
+
+
+def plan_run(profile, devices, shard: tuple[int, int] | None = None) -> RunPlan:
     cells = plan_cells(profile, devices)
     if shard:
         cells = shard_cells(cells, *shard)
-    store = RunStore.create(results_root, profile=profile.to_dict(),
-                            devices={d.name: d.to_dict() for d in devices if any(c.device == d for c in cells)},
-                            cells=[PlannedCell.of(c) for c in cells], shard=f"{shard[0]}/{shard[1]}" if shard else None)
-    return _execute(SharedRun(profile, store, observer or Observer(), wait_for_lock, {}), cells, parallel)
+    return RunPlan(profile, tuple(cells), tuple(d for d in devices if any(c.device == d for c in cells)), shard)
 
 
-def stored_plan(run_dir: Path) -> tuple[object, list[Cell]]:
-    """The profile, devices and cells a run was started with, rebuilt from its run.json."""
-    header = read_header(run_dir)
-    source = str(Path(run_dir) / HEADER)
+def plan_resume(run_dir: Path) -> RunPlan:
+    """A stopped run's unfinished cells (failed, interrupted, never started), with the profile and devices
+    it was started with."""
+    store = RunStore.open(run_dir)
+    profile, cells = stored_plan(store.header, Path(run_dir) / HEADER)
+    latest = store.records.attempts()
+    todo = tuple(c for c in cells if c.id not in latest or not latest[c.id].finished)
+    return RunPlan(profile, todo, store=store,
+                   attempts={cell_id: found.attempt for cell_id, found in latest.items()}, planned=tuple(cells))
+
+
+def run_plan(plan: RunPlan, results_root: Path | None = None, observer: Observer | None = None,
+             parallel: int = 1, wait_for_lock: bool = True) -> RunOutcome:
+    """Measure a plan: a new run in a new directory under results_root, or a resumed one in its own."""
+    observer = observer or Observer()
+    store = plan.store
+    if store is None:
+        shard = plan.shard
+        store = RunStore.create(results_root, profile=plan.profile.to_dict(),
+                                devices={d.name: d.to_dict() for d in plan.devices},
+                                cells=[PlannedCell.of(c) for c in plan.cells],
+                                shard=f"{shard[0]}/{shard[1]}" if shard else None)
+    else:
+        for note in settle_places(store.header, plan.planned, plan.cells):
+            observer.note(note)
+        store.resume(len(plan.cells))
+    shared = SharedRun(plan.profile, store, observer, wait_for_lock, dict(plan.attempts))
+    return _execute(shared, list(plan.cells), parallel)
+
+
+def run_cells(profile, devices, results_root, observer: Observer | None = None,
+              shard: tuple[int, int] | None = None, parallel: int = 1, wait_for_lock: bool = True) -> RunOutcome:
+    return run_plan(plan_run(profile, devices, shard), results_root, observer, parallel, wait_for_lock)
+
+
+def resume_run(run_dir: Path, observer: Observer | None = None, parallel: int = 1,
+               wait_for_lock: bool = True) -> RunOutcome:
+    return run_plan(plan_resume(run_dir), None, observer, parallel, wait_for_lock)
+
+
+def stored_plan(header, source: Path) -> tuple[object, list[Cell]]:
+    """The profile, devices and cells a run was started with, rebuilt from its header (`source`, its run.json)."""
+    source = str(source)
+
     def settings(stored: dict) -> str:
         return json.dumps({k: v for k, v in stored.items() if k != "source"})  # JSON is YAML
 
@@ -116,22 +171,13 @@ def stored_plan(run_dir: Path) -> tuple[object, list[Cell]]:
     return profile, [c for c in plan_cells(profile, devices) if c.id in wanted]
 
 
-def unfinished_cells(run_dir: Path, cells: list[Cell]) -> tuple[list[Cell], dict[str, int]]:
-    """Cells whose latest attempt did not finish (failed, interrupted, never started), and the
-    number of attempts each cell has had so far."""
-    latest = read_attempts(run_dir)
-    todo = [c for c in cells if c.id not in latest or not latest[c.id].finished]
-    return todo, {cell_id: found.attempt for cell_id, found in latest.items()}
-
-
-def settle_places(run_dir: Path, cells: list[Cell], todo: list[Cell]) -> list[str]:
-    """What a stopped run may have left held on shared devices (labgrid places, in run.json): taken
+def settle_places(header, cells, todo) -> list[str]:
+    """What a stopped run may have left held on shared devices (labgrid places, in its header): taken
     over for the devices with cells still to run, released for the others; a sentence for each."""
-    places = read_header(run_dir).places
     devices = {c.device.name: c.device for c in cells}
     needed = {c.device.name for c in todo}
     notes = []
-    for name, where in places.items():
+    for name, where in header.places.items():
         if name not in devices:
             continue
         try:
@@ -141,18 +187,6 @@ def settle_places(run_dir: Path, cells: list[Cell], todo: list[Cell]) -> list[st
         if note:
             notes.append(note)
     return notes
-
-
-def resume_run(run_dir: Path, observer: Observer | None = None, parallel: int = 1,
-               wait_for_lock: bool = True) -> RunOutcome:
-    profile, cells = stored_plan(run_dir)
-    todo, attempts = unfinished_cells(run_dir, cells)
-    observer = observer or Observer()
-    for note in settle_places(run_dir, cells, todo):
-        observer.note(note)
-    store = RunStore.open(run_dir)
-    store.resume(len(todo))
-    return _execute(SharedRun(profile, store, observer, wait_for_lock, attempts), todo, parallel)
 
 
 def _execute(run: SharedRun, cells: list[Cell], parallel: int) -> RunOutcome:
@@ -175,15 +209,11 @@ def _execute(run: SharedRun, cells: list[Cell], parallel: int) -> RunOutcome:
         outcome.status = "interrupted"
         raise RunInterrupted(outcome) from None  # the rows are filled in below, before it reaches the caller
     finally:
+        # from the records the run kept as it appended them: it never reads its own files back
+        records = run.store.records
         outcome.failures = run.failures
-        outcome.rows = run_rows(run.store.path)
-        if outcome.status == "complete" and not _all_finished(run.store):
+        outcome.rows = attempt_rows(records.attempts().values())
+        if outcome.status == "complete" and not {c.id for c in records.header.cells} <= records.finished():
             outcome.status = "failed"
         run.store.finish(outcome.status, outcome.rows)
     return outcome
-
-
-def _all_finished(store: RunStore) -> bool:
-    planned = {c.id for c in store.header.cells}
-    finished = {cell_id for cell_id, found in read_attempts(store.path).items() if found.finished}
-    return planned <= finished

@@ -16,6 +16,8 @@ sys.path.insert(0, str(REPO))
 from edgebench.config import parse_device  # noqa: E402
 from edgebench.models.synth.build import cached_synthetic  # noqa: E402
 from edgebench.models.synth.spec import parse_synth_spec  # noqa: E402
+from edgebench.runner.job import make_job  # noqa: E402
+from edgebench.runner.testspec import TestSpec  # noqa: E402
 from edgebench.transport.local import LocalTransport  # noqa: E402
 from edgebench.transport.runner_session import run_runner  # noqa: E402
 
@@ -47,10 +49,9 @@ def run_edgebench(transport, runner, model, n_prompt, n_gen, threads, reps, tele
     """One runner job through the local transport; returns (samples, done event). `events`, a list,
     collects every event (the start event's info too)."""
     samples = []
-    job = {"engine": "llama.cpp", "model_path": str(model),
-           "test": {"n_prompt": n_prompt, "n_gen": n_gen, "n_depth": 0}, "repetitions": reps, "warmup": 1,
-           "engine_options": dict({"threads": threads}, **(engine_options or {})),
-           "telemetry": {"enabled": telemetry, "interval_s": interval_s}}
+    job = make_job("llama.cpp", str(model), TestSpec(n_prompt=n_prompt, n_gen=n_gen), reps, 1,
+                   dict({"threads": threads}, **(engine_options or {})),
+                   {"enabled": telemetry, "interval_s": interval_s})
     def keep(event):
         if event["event"] == "sample":
             samples.append(event)

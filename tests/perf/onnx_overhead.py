@@ -26,6 +26,8 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import onnx_models  # noqa: E402
 
+from edgebench.runner.job import make_job  # noqa: E402
+from edgebench.runner.testspec import TestSpec  # noqa: E402
 from edgebench.transport.remote_store import install_runner  # noqa: E402
 from edgebench.transport.runner_session import run_runner  # noqa: E402
 
@@ -49,9 +51,8 @@ BARE = textwrap.dedent("""
 
 def runner_median(transport, runner, model: Path, batch: int, reps: int, threads: int) -> float:
     samples = []
-    job = {"engine": "onnxruntime", "model_path": str(model),
-           "test": {"n_prompt": 0, "n_gen": 0, "n_depth": 0, "batch": batch}, "repetitions": reps, "warmup": 1,
-           "engine_options": {"threads": threads}, "telemetry": {"enabled": True, "interval_s": 0.5}}
+    job = make_job("onnxruntime", str(model), TestSpec(batch=batch), reps, 1, {"threads": threads},
+                   {"enabled": True, "interval_s": 0.5})
     run_runner(transport, runner, "run", job, 3600,
                lambda e: samples.append(e["t_ns"]) if e["event"] == "sample" else None)
     return statistics.median(samples)

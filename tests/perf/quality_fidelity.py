@@ -32,6 +32,8 @@ from edgebench.models.resolve import file_model
 from edgebench.models.synth.build import cached_synthetic
 from edgebench.models.synth.spec import parse_synth_spec
 from edgebench.quality.prepare import build_reference
+from edgebench.runner.job import make_job
+from edgebench.runner.testspec import TestSpec
 from edgebench.transport.remote_store import install_runner
 from edgebench.transport.runner_session import run_runner
 
@@ -69,12 +71,9 @@ def parse_llama(text):
 
 def edgebench_kld(transport, runner, model, reference, n_ctx, chunks, threads):
     samples = []
-    job = {"engine": "llama.cpp", "model_path": str(model), "test": {"n_prompt": 0, "n_gen": 0, "n_depth": 0,
-                                                                      "batch": 0, "quality": "kld"},
-           "repetitions": 1, "warmup": 0, "engine_options": {"threads": threads},
-           "telemetry": {"enabled": False}, "quality": {"n_ctx": n_ctx, "chunks": chunks,
-                                                        "reference": str(reference), "text": None,
-                                                        "tokens": None}}
+    job = make_job("llama.cpp", str(model), TestSpec(quality="kld"), 1, 0, {"threads": threads}, {"enabled": False},
+                   quality={"n_ctx": n_ctx, "chunks": chunks, "reference": str(reference), "text": None,
+                            "tokens": None})
     start = time.perf_counter()
     run_runner(transport, runner, "run", job, 3600, lambda e: samples.append(e) if e["event"] == "sample" else None)
     return samples[0]["quality"], time.perf_counter() - start, samples[0]["t_ns"] / 1e9
