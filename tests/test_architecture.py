@@ -177,11 +177,12 @@ def test_a_like_preset_is_described_straight_from_its_shape():
 
 
 def test_ab_drives_a_device_through_the_workers_public_steps():
-    """ab places a model and measures a cell; failing, retrying and marking a device down stay the worker's."""
+    """ab places a model and measures a cell; failing, retrying, marking a device down and letting it go
+    stay the worker's."""
     tree = ast.parse((PACKAGE / "sweep" / "ab.py").read_text())
     used = {node.attr for node in ast.walk(tree)
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "worker"}
-    assert used == {"place", "measure", "disconnect"}
+    assert used == {"place", "measure", "close"}
 
 
 def test_one_median_for_the_rows_and_the_gate():
