@@ -16,12 +16,12 @@ from itertools import groupby
 from pathlib import Path
 
 from edgebench.config import parse_device, parse_profile
-from edgebench.config.engine import without_foreign_options
 from edgebench.errors import EdgebenchError, ResultsError
 from edgebench.quality.prepare import QualityFiles
 from edgebench.results.aggregate import run_rows
 from edgebench.results.header import PlannedCell
-from edgebench.results.store import HEADER, RunStore, read_attempts, read_header
+from edgebench.results.model import load, load_header
+from edgebench.results.store import HEADER, RunStore
 from edgebench.run.cells import Cell, plan_cells, shard_cells
 from edgebench.run.device_worker import DeviceWorker, Observer
 
@@ -95,7 +95,7 @@ def run_cells(profile, devices, results_root, observer: Observer | None = None,
 
 def stored_plan(run_dir: Path) -> tuple[object, list[Cell]]:
     """The profile, devices and cells a run was started with, rebuilt from its run.json."""
-    header = read_header(run_dir)
+    header = load_header(run_dir)  # its profile as this edgebench writes it
     source = str(Path(run_dir) / HEADER)
     def settings(stored: dict) -> str:
         return json.dumps({k: v for k, v in stored.items() if k != "source"})  # JSON is YAML
@@ -104,10 +104,7 @@ def stored_plan(run_dir: Path) -> tuple[object, list[Cell]]:
         if not isinstance(getattr(header, part), dict):
             raise ResultsError(f"{source} does not describe a run that can be resumed: missing '{part}'")
     try:
-        stored = dict(header.profile)
-        if isinstance(stored.get("engine"), dict):  # older runs stored every engine's options
-            stored = {**stored, "engine": without_foreign_options(stored["engine"])}
-        profile = parse_profile(settings(stored), file=source)
+        profile = parse_profile(settings(dict(header.profile)), file=source)
         devices = [parse_device(settings(d), file=source) for d in header.devices.values()]
     except (KeyError, AttributeError) as exc:
         raise ResultsError(f"{source} does not describe a run that can be resumed: missing {exc}") from exc
@@ -118,7 +115,7 @@ def stored_plan(run_dir: Path) -> tuple[object, list[Cell]]:
 def unfinished_cells(run_dir: Path, cells: list[Cell]) -> tuple[list[Cell], dict[str, int]]:
     """Cells whose latest attempt did not finish (failed, interrupted, never started), and the
     number of attempts each cell has had so far."""
-    latest = read_attempts(run_dir)
+    latest = {cell.cell: cell for cell in load(run_dir).cells}
     todo = [c for c in cells if c.id not in latest or not latest[c.id].finished]
     return todo, {cell_id: found.attempt for cell_id, found in latest.items()}
 
@@ -162,5 +159,5 @@ def _execute(run: SharedRun, cells: list[Cell], parallel: int) -> RunOutcome:
 
 def _all_finished(store: RunStore) -> bool:
     planned = {c.id for c in store.header.cells}
-    finished = {cell_id for cell_id, found in read_attempts(store.path).items() if found.finished}
+    finished = {cell.cell for cell in load(store.path).cells if cell.finished}
     return planned <= finished
