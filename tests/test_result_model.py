@@ -204,3 +204,13 @@ def test_cell_results_are_immutable():
     cell = load(golden_run("local")).cells[0]
     with pytest.raises(dataclasses.FrozenInstanceError):
         cell.attempt = 3
+
+
+def test_a_report_of_two_runs_on_different_machines_compares_them_and_says_so(tmp_path):
+    from edgebench.report.html import build_report
+
+    other = with_probe(tmp_path, "local", "other", cpu="Cortex-A76")
+    text = build_report([golden_run("local"), other])
+    assert "different machines under one device name: local: CPU &#x27;AMD EPYC&#x27; vs &#x27;Cortex-A76&#x27;" \
+           in text and "<h2>Comparison:" in text
+    assert "different machines" not in build_report([golden_run("local"), golden_run("local")])

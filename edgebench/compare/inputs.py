@@ -52,13 +52,18 @@ class Side:
     machines: dict[str, Machine] = field(default_factory=dict, hash=False)
 
 
-def _engine_key(row: dict, builds: dict | None = None, settings: dict | None = None) -> tuple:
-    """(name, value) for each of the engine's compare keys: the row's field of that name, else the cell's
-    setting (CellResult.settings) where there is one."""
-    declared = engines.declared(row.get("engine") or "") or engines.declared(_FALLBACK_ENGINE)
-    row = {**row, "system_info": (builds or {}).get((row.get("device"), row.get("engine")), row.get("system_info"))}
-    found = {**(settings or {}), **row}
+def _engine_key(engine: str | None, found: dict) -> tuple:
+    """(name, value) for each of the engine's compare keys, from `found` (row fields and settings)."""
+    declared = engines.declared(engine or "") or engines.declared(_FALLBACK_ENGINE)
     return tuple((name, _hashable(found.get(name))) for name in declared.compare_keys)
+
+
+def _cell_engine_key(cell: CellResult, row: dict, builds: dict) -> tuple:
+    """A cell's engine key: its row's field of each name, else its setting (CellResult.settings), and the
+    engine build seen on its device."""
+    facts = cell.facts
+    build = builds.get((facts.device, facts.engine), row["system_info"])
+    return _engine_key(facts.engine, {**cell.settings, **row, "system_info": build})
 
 
 def _hashable(value):
@@ -81,10 +86,11 @@ def history_settings(cell: CellResult, row: dict | None = None) -> dict:
     return {**settings, "n_threads": facts.n_threads}
 
 
-def _builds(rows) -> dict:
+def _builds(cells) -> dict:
     """(device, engine) -> the engine build seen there: a cell that failed before its engine reported
     anything ran on that same build, and must still meet its twin in the other run."""
-    return {(row.get("device"), row.get("engine")): row["system_info"] for row in rows if row.get("system_info")}
+    return {(cell.facts.device, cell.facts.engine): build for cell in cells
+            if (build := cell.engine_info.get("system_info"))}
 
 
 def row_test(row: dict) -> TestSpec:
@@ -95,13 +101,12 @@ def row_test(row: dict) -> TestSpec:
 
 
 def _edgebench_cells(run: RunResults) -> list[MeasuredCell]:
-    found = [(cell, cell.row()) for cell in run.cells]
-    builds = _builds(row for _, row in found)
-    return [_measured_cell(cell, row, builds) for cell, row in found]
+    builds = _builds(run.cells)
+    return [_measured_cell(cell, builds) for cell in run.cells]
 
 
-def _measured_cell(cell: CellResult, row: dict, builds: dict) -> MeasuredCell:
-    facts = cell.facts
+def _measured_cell(cell: CellResult, builds: dict) -> MeasuredCell:
+    facts, row = cell.facts, cell.row()
     test = cell_test(cell)
     # a cell that did not finish (a timeout after one repetition, say) failed: its partial samples
     # are no measurement to hold the other side to
@@ -109,7 +114,7 @@ def _measured_cell(cell: CellResult, row: dict, builds: dict) -> MeasuredCell:
     model = cell.model_identity
     threads = facts.n_threads  # as configured: a failed cell never reports how many "auto" came to
     return MeasuredCell(
-        key=(facts.device, model, test.name, threads, facts.engine, _engine_key(row, builds, cell.settings)),
+        key=(facts.device, model, test.name, threads, facts.engine, _cell_engine_key(cell, row, builds)),
         label=f"{facts.device}/{facts.model}/{test.name}/t{threads or 'auto'}",
         test=test, status=row["status"] or "unknown", error=row["error"], values=values)
 
@@ -142,7 +147,8 @@ def _llama_bench_cells(path: Path) -> list[MeasuredCell]:
     for row in _llama_bench_rows(path):
         test = row_test(row)
         model = (row.get("model_filename"), row.get("model_type"), row.get("model_size"))
-        key = (row.get("cpu_info"), model, test.name, row.get("n_threads"), "llama-bench", _engine_key(row))
+        key = (row.get("cpu_info"), model, test.name, row.get("n_threads"), "llama-bench",
+               _engine_key(row.get("engine"), row))
         cell = merged.setdefault(key, {"row": row, "test": test, "ts": []})
         # the same test run again (llama-bench invoked twice into one file) adds repetitions
         cell["ts"].extend(float(v) for v in row.get("samples_ts") or ())

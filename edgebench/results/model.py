@@ -13,7 +13,8 @@ export (results/export.py) writes.
 Every conversion of an older layout is here, applied once as records are taken in; readers see only
 the current one. The history (a jsonl record's "v"; run.json's schema_version is results/header.py's):
 
-    v1, no "v"  records before they carried their version: the same layout as v1.
+    v1, no "v"  records before they carried their version: the same layout as v1. Samples and
+                telemetry of every version read as they are (fields they gained since are None or empty).
     v1          a failure's `cause` (the engine's own line for why) only inside `stderr_tail`: taken out.
     v1          `engine_options` of every engine, whatever ran (before engines declared what they
                 record): their row fields are llama.cpp's.
@@ -271,7 +272,6 @@ class ResultsBuilder:
         elif isinstance(record, Telemetry):
             self._telemetry.append(record)
         elif isinstance(record, Sample):
-            record = converted_sample(record)
             self._samples.append(record)
             self._measured.setdefault((record.cell, record.attempt), []).append(record)
             self._made.pop(record.cell, None)
@@ -328,10 +328,6 @@ def converted_cell_record(record: CellRecord) -> CellRecord:
     if error.cause is None and error.stderr_tail:
         return replace(record, error=replace(error, cause=main_cause(error.stderr_tail)))
     return record
-
-
-def converted_sample(sample: Sample) -> Sample:
-    return sample  # every sample layout reads as the current one (absent fields are None or empty)
 
 
 def _facts_version(cell: CellResult) -> int:

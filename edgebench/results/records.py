@@ -150,7 +150,7 @@ class CoolDown:
 @dataclass(frozen=True)
 class CellError:
     """Why an attempt failed; `cause` is the engine's own line for why (records written before it was
-    kept apart have it only in `stderr_tail`)."""
+    kept apart have it only in `stderr_tail`, where the loader, results/model.py, finds it)."""
 
     kind: str | None = None
     message: str | None = None
