@@ -45,6 +45,8 @@ def register(commands) -> None:
                          help="BASE CANDIDATE, or only CANDIDATE with --baseline")
     compare.add_argument("--baseline", metavar="NAME", help="use the saved baseline NAME as the base")
     add_db_option(compare, "holding the --baseline (a name saved with `baseline save --db`, or a run id)")
+    compare.add_argument("--allow-different-devices", action="store_true",
+                         help="compare even where a device's probe (CPU model, cores, RAM) differs between the runs")
     add_gate_options(compare)
     compare.set_defaults(handler=cmd_compare)
 
@@ -179,7 +181,8 @@ def cmd_compare(args, console) -> int:
         raise EdgebenchError("compare takes BASE CANDIDATE (or --baseline NAME CANDIDATE)")
     else:
         paths = args.runs
-    report = compare_sides(load_side(paths[0]), load_side(paths[1]), thresholds)
+    report = compare_sides(load_side(paths[0]), load_side(paths[1]), thresholds,
+                           allow_different_devices=args.allow_different_devices)
     return _gate_outputs(args, console, report)
 
 
@@ -214,7 +217,8 @@ def _compare_to_db_baseline(args, console, url, thresholds) -> int:
             raise EdgebenchError(f"no baseline or run {args.baseline!r} in the database {url} (save one with "
                                  f"`edgebench baseline save RUN --name {args.baseline} --db URL`)")
         base = load_side(materialize(db, run_id, Path(scratch)))
-    report = compare_sides(base, load_side(args.runs[0]), thresholds)
+    report = compare_sides(base, load_side(args.runs[0]), thresholds,
+                           allow_different_devices=args.allow_different_devices)
     return _gate_outputs(args, console, report)
 
 

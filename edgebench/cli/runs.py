@@ -173,21 +173,21 @@ def _print_results(console, outcome) -> None:
 
 def cmd_show(args, console) -> int:
     from edgebench.outputs import check_output_file, output_file, write_output
-    from edgebench.results.aggregate import run_rows
     from edgebench.results.export import FORMATS, write_sqlite
+    from edgebench.results.model import load
 
     what = f"{args.format} export"
     if args.format == "sqlite" and not args.output:
         raise EdgebenchError("--format sqlite needs -o FILE")
     if args.output:
         check_output_file(args.output, what)
-    rows = run_rows(args.run_dir)
+    cells = load(args.run_dir).cells
     if args.format == "sqlite":
         with output_file(args.output, what) as partial:
-            write_sqlite(rows, partial)
+            write_sqlite(cells, partial)
         console.print(f"wrote {args.output}")
         return EXIT_OK
-    text = FORMATS[args.format](rows)
+    text = FORMATS[args.format](cells)
     if args.output:
         write_output(args.output, text, what)
     else:

@@ -19,6 +19,7 @@ from edgebench.compare.paired import SequentialPlan, decide_paired
 from edgebench.compare.point import decide_point
 from edgebench.compare.stats import ALPHA, Decision, decide
 from edgebench.compare.thresholds import threshold_for
+from edgebench.errors import ResultsError
 from edgebench.results.order_stats import median
 
 EXIT_PASS, EXIT_REGRESSED, EXIT_INCONCLUSIVE, EXIT_NOTHING_COMPARED = 0, 1, 2, 3
@@ -129,7 +130,31 @@ def fleet_exit_code(codes: dict[str, int]) -> int:
     return EXIT_PASS
 
 
-def compare_sides(base: Side, cand: Side, cli_thresholds: dict | None = None, alpha: float = ALPHA) -> GateReport:
+def different_machines(base: Side, cand: Side) -> list[str]:
+    """Each device both sides name whose probes say it is another machine (CPU model, cores, RAM), with
+    what differs. A side without probes (llama-bench output) has nothing to hold the other to."""
+    found = []
+    for device in sorted(set(base.machines) & set(cand.machines)):
+        differs = base.machines[device].differences(cand.machines[device])
+        if differs:
+            found.append(f"{device}: {', '.join(differs)}")
+    return found
+
+
+def check_same_machines(base: Side, cand: Side) -> None:
+    differs = different_machines(base, cand)
+    if differs:
+        raise ResultsError(f"{base.source} and {cand.source} ran on different machines under the same device "
+                           f"name ({'; '.join(differs)}): the comparison would measure the machines, not the "
+                           f"change; give --allow-different-devices to compare them anyway")
+
+
+def compare_sides(base: Side, cand: Side, cli_thresholds: dict | None = None, alpha: float = ALPHA,
+                  allow_different_devices: bool = False) -> GateReport:
+    """The gate's report of cand against base; refused when a device is another machine on each side,
+    unless allowed."""
+    if not allow_different_devices:
+        check_same_machines(base, cand)
     thresholds = {**cand.thresholds, **(cli_thresholds or {})}
     report = GateReport(base.source, cand.source, alpha)
     cand_by_key = {c.key: c for c in cand.cells}

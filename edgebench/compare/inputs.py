@@ -2,7 +2,10 @@
 
 Each measured cell becomes a `MeasuredCell`: a key of everything that must be
 equal for two cells to be comparable (device, model identity, test, threads,
-engine settings) and one sample per timed repetition for each metric.
+engine settings) and one sample per timed repetition for each metric. A run
+directory's cells are its result model's CellResults (results/model.py); a
+side also says which machine each of its devices is (their probes), which two
+runs must share to be compared.
 """
 
 from __future__ import annotations
@@ -13,9 +16,7 @@ from pathlib import Path
 
 from edgebench.compare.metrics import metric_values
 from edgebench.errors import ResultsError
-from edgebench.results.aggregate import rows_with_attempts
-from edgebench.results.header import RunHeader
-from edgebench.results.store import read_header
+from edgebench.results.model import CellResult, Machine, RunResults, load
 from edgebench.runner import engines
 from edgebench.runner.testspec import QUALITY_KINDS, TestSpec, parse_test
 
@@ -47,53 +48,49 @@ class Side:
     cells: tuple[MeasuredCell, ...]
     # the thresholds of the profile the run used (empty for llama-bench files)
     thresholds: dict[str, float] = field(default_factory=dict, hash=False)
+    # device name -> what its probe says the machine is (none for llama-bench files: they hold no probe)
+    machines: dict[str, Machine] = field(default_factory=dict, hash=False)
 
 
-def _engine_key(row: dict, builds: dict | None = None, settings: dict | None = None) -> tuple:
-    """(name, value) for each of the engine's compare keys: the row's field of that name, else the setting
-    (see _settings) where there is one."""
-    declared = engines.declared(row.get("engine") or "") or engines.declared(_FALLBACK_ENGINE)
-    row = {**row, "system_info": (builds or {}).get((row.get("device"), row.get("engine")), row.get("system_info"))}
-    found = {**(settings or {}), **row}
+def _engine_key(engine: str | None, found: dict) -> tuple:
+    """(name, value) for each of the engine's compare keys, from `found` (row fields and settings)."""
+    declared = engines.declared(engine or "") or engines.declared(_FALLBACK_ENGINE)
     return tuple((name, _hashable(found.get(name))) for name in declared.compare_keys)
+
+
+def _cell_engine_key(cell: CellResult, row: dict, builds: dict) -> tuple:
+    """A cell's engine key: its row's field of each name, else its setting (CellResult.settings), and the
+    engine build seen on its device."""
+    facts = cell.facts
+    build = builds.get((facts.device, facts.engine), row["system_info"])
+    return _engine_key(facts.engine, {**cell.settings, **row, "system_info": build})
 
 
 def _hashable(value):
     return _Shown(json.dumps(value, sort_keys=True)) if isinstance(value, (list, tuple, dict)) else value
 
 
-def _settings(facts, header: RunHeader) -> dict:
-    """A cell's engine settings: what the cell recorded, else what its run's profile said (a run written
-    before the engine recorded the setting stored it there), else the engine's declared default."""
-    declared = engines.declared(facts.engine or "")
-    if declared is None:
-        return {}
-    profiles = {None: header.profile or {}, **(header.ab.variants if header.ab else {})}
-    stored = (profiles.get(facts.variant) or {}).get("engine") or {}
-    if stored.get("name") != declared.name:
-        stored = {}
-    return {**declared.defaults(), **stored, **(facts.engine_options or {})}
-
-
 # compare keys that describe the engine's build, not its settings: history puts builds on its x-axis
 _BUILD_KEYS = ("system_info",)
 
 
-def history_settings(row: dict, attempt) -> dict:
+def history_settings(cell: CellResult, row: dict | None = None) -> dict:
     """The engine settings that key a history series: the engine's compare keys without its build, and the
     threads as configured (a series spans engine builds; a change of settings starts another series)."""
-    declared = engines.declared(row.get("engine") or "") or engines.declared(_FALLBACK_ENGINE)
-    facts = attempt.facts
+    row = cell.row() if row is None else row
+    facts = cell.facts
+    declared = engines.declared(facts.engine or "") or engines.declared(_FALLBACK_ENGINE)
     own = engines.declared(facts.engine or "")
     found = {**(own.defaults() if own else {}), **(facts.engine_options or {}), **row}
     settings = {name: found.get(name) for name in declared.compare_keys if name not in _BUILD_KEYS}
     return {**settings, "n_threads": facts.n_threads}
 
 
-def _builds(rows) -> dict:
+def _builds(cells) -> dict:
     """(device, engine) -> the engine build seen there: a cell that failed before its engine reported
     anything ran on that same build, and must still meet its twin in the other run."""
-    return {(row.get("device"), row.get("engine")): row["system_info"] for row in rows if row.get("system_info")}
+    return {(cell.facts.device, cell.facts.engine): build for cell in cells
+            if (build := cell.engine_info.get("system_info"))}
 
 
 def row_test(row: dict) -> TestSpec:
@@ -103,23 +100,30 @@ def row_test(row: dict) -> TestSpec:
                     int(row.get("batch") or 0))
 
 
-def _edgebench_cells(path: Path, header: RunHeader) -> list[MeasuredCell]:
-    cells = []
-    found = rows_with_attempts(path)
-    builds = _builds(row for _, row in found)
-    for attempt, row in found:
-        test = row_test(row)
-        # a cell that did not finish (a timeout after one repetition, say) failed: its partial samples
-        # are no measurement to hold the other side to
-        values = metric_values(attempt.samples) if row["status"] == "done" else {}
-        model = row.get("model_sha256") or row.get("model")
-        threads = attempt.facts.n_threads  # as configured: a failed cell never reports how many "auto" came to
-        cells.append(MeasuredCell(
-            key=(row.get("device"), model, test.name, threads, row.get("engine"),
-                 _engine_key(row, builds, _settings(attempt.facts, header))),
-            label=f"{row.get('device')}/{row.get('model')}/{test.name}/t{threads or 'auto'}",
-            test=test, status=row.get("status") or "unknown", error=row.get("error"), values=values))
-    return cells
+def _edgebench_cells(run: RunResults) -> list[MeasuredCell]:
+    builds = _builds(run.cells)
+    return [_measured_cell(cell, builds) for cell in run.cells]
+
+
+def _measured_cell(cell: CellResult, builds: dict) -> MeasuredCell:
+    facts, row = cell.facts, cell.row()
+    test = cell_test(cell)
+    # a cell that did not finish (a timeout after one repetition, say) failed: its partial samples
+    # are no measurement to hold the other side to
+    values = metric_values(cell.samples) if row["status"] == "done" else {}
+    model = cell.model_identity
+    threads = facts.n_threads  # as configured: a failed cell never reports how many "auto" came to
+    return MeasuredCell(
+        key=(facts.device, model, test.name, threads, facts.engine, _cell_engine_key(cell, row, builds)),
+        label=f"{facts.device}/{facts.model}/{test.name}/t{threads or 'auto'}",
+        test=test, status=row["status"] or "unknown", error=row["error"], values=values)
+
+
+def cell_test(cell: CellResult) -> TestSpec:
+    facts = cell.facts
+    if facts.test in QUALITY_KINDS:  # counted by its `quality:` block, not by its counts
+        return parse_test(facts.test)
+    return TestSpec(facts.n_prompt or 0, facts.n_gen or 0, facts.n_depth or 0, facts.batch or 0)
 
 
 def _llama_bench_rows(path: Path) -> list[dict]:
@@ -143,7 +147,8 @@ def _llama_bench_cells(path: Path) -> list[MeasuredCell]:
     for row in _llama_bench_rows(path):
         test = row_test(row)
         model = (row.get("model_filename"), row.get("model_type"), row.get("model_size"))
-        key = (row.get("cpu_info"), model, test.name, row.get("n_threads"), "llama-bench", _engine_key(row))
+        key = (row.get("cpu_info"), model, test.name, row.get("n_threads"), "llama-bench",
+               _engine_key(row.get("engine"), row))
         cell = merged.setdefault(key, {"row": row, "test": test, "ts": []})
         # the same test run again (llama-bench invoked twice into one file) adds repetitions
         cell["ts"].extend(float(v) for v in row.get("samples_ts") or ())
@@ -157,9 +162,9 @@ def _llama_bench_cells(path: Path) -> list[MeasuredCell]:
 def load_side(path: Path) -> Side:
     path = Path(path)
     if path.is_dir():
-        header = read_header(path)
-        return Side(str(path), tuple(_edgebench_cells(path, header)),
-                    dict((header.profile or {}).get("thresholds") or {}))
+        run = load(path)
+        return Side(str(path), tuple(_edgebench_cells(run)), dict((run.header.profile or {}).get("thresholds") or {}),
+                    {probe.device: run.machine(probe.device) for probe in run.devices if run.machine(probe.device)})
     if not path.is_file():
         raise ResultsError(f"{path}: no such run directory or file")
     return Side(str(path), tuple(_llama_bench_cells(path)))

@@ -103,8 +103,8 @@ def read_engine(value: dict, where: Where) -> EngineOptions:
 
 def without_foreign_options(section: dict, keep: tuple[str, ...] = ()) -> dict:
     """An engine section as plain data, less the options its engine does not take, except those in `keep`
-    (still checked when it is read). For a run.json written before engines declared their options, which
-    holds every engine's options at their defaults, and for an `ab` variant that switches engines."""
+    (still checked when it is read): an `ab` variant that switches engines. (A run.json written before
+    engines declared their options is converted by the loader, results/model.py.)"""
     name = section.get("name") or DEFAULT_ENGINE
     declared = engines.declared(name) if isinstance(name, str) else None
     if declared is None:

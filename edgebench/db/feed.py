@@ -17,7 +17,7 @@ from edgebench.db.connection import connect
 from edgebench.db.load import forget_cells, insert_cells, load_run, run_row
 from edgebench.db.schema import insert
 from edgebench.errors import EdgebenchError
-from edgebench.results.aggregate import cell_row
+from edgebench.results.model import converted_header
 from edgebench.results.records import CellStart, Sample
 from edgebench.results.store import HEADER
 from edgebench.sweep.device_worker import Observer
@@ -67,14 +67,14 @@ class DbFeed(Observer):
             if header_text != self._header_text:
                 db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
                 db.execute("DELETE FROM run_files WHERE run_id = ? AND name = ?", (run_id, HEADER))
-                insert(db, "runs", [run_row(header)])
+                insert(db, "runs", [run_row(converted_header(header))])  # as `db load` stores it
                 insert(db, "run_files", [(run_id, HEADER, 0, header_text)])
             parts = dict(self._parts)
             for name, added in lines.items():
                 parts[name] = parts.get(name, 0) + 1
                 insert(db, "run_files", [(run_id, name, parts[name], "".join(added))])
             forget_cells(db, run_id, list(cells))
-            insert_cells(db, run_id, [(attempt, cell_row(attempt)) for attempt in attempts])
+            insert_cells(db, run_id, attempts)
         self._header_text, self._parts = header_text, parts
 
     def _finish(self, db) -> None:

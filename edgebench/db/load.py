@@ -8,9 +8,7 @@ from pathlib import Path
 from edgebench.compare.inputs import history_settings
 from edgebench.db.schema import ROW_COLUMNS, RUN_TABLES, SAMPLE_COLUMNS, insert
 from edgebench.errors import ResultsError
-from edgebench.results.aggregate import rows_with_attempts
-from edgebench.results.records import CellAttempt
-from edgebench.results.store import read_header
+from edgebench.results.model import CellResult, load
 
 # the files that make a run directory (what `merge` and `--resume` read); summary.json is derived from them
 RUN_FILES = ("run.json", "devices.jsonl", "cells.jsonl", "samples.jsonl", "telemetry.jsonl")
@@ -19,18 +17,18 @@ RUN_FILES = ("run.json", "devices.jsonl", "cells.jsonl", "samples.jsonl", "telem
 def load_run(db, run_dir: Path) -> tuple[str, int]:
     """Load one run directory (replacing an earlier load of the same run); its run_id and how many cells."""
     run_dir = Path(run_dir)
-    header = read_header(run_dir)
+    run = load(run_dir)
+    header = run.header
     if not header.run_id:
         raise ResultsError(f"{run_dir}: its run.json has no run_id")
-    found = rows_with_attempts(run_dir)
     run_id = header.run_id
     files = [(name, (run_dir / name).read_text()) for name in RUN_FILES if (run_dir / name).is_file()]
     with db.transaction():
         forget_run(db, run_id)
         insert(db, "runs", [run_row(header)])
         insert(db, "run_files", [(run_id, name, 0, text) for name, text in files])
-        insert_cells(db, run_id, found)
-    return run_id, len(found)
+        insert_cells(db, run_id, run.cells)
+    return run_id, len(run.cells)
 
 
 def forget_run(db, run_id: str) -> None:
@@ -51,15 +49,16 @@ def run_row(header) -> tuple:
             json.dumps(header.to_json(), sort_keys=True))
 
 
-def insert_cells(db, run_id: str, found: list[tuple[CellAttempt, dict]]) -> None:
-    """Each cell's row and the samples of its latest attempt."""
-    insert(db, "llama_bench", [_row(run_id, attempt, row) for attempt, row in found])
-    insert(db, "samples", [_sample(run_id, s) for attempt, _ in found for s in attempt.samples])
+def insert_cells(db, run_id: str, cells) -> None:
+    """Each cell's row and the samples of its latest attempt (CellResults)."""
+    insert(db, "llama_bench", [_row(run_id, cell) for cell in cells])
+    insert(db, "samples", [_sample(run_id, s) for cell in cells for s in cell.samples])
 
 
-def _row(run_id: str, attempt, row: dict) -> tuple:
-    derived = {"run_id": run_id, "cell": attempt.cell, "engine_settings": json.dumps(history_settings(row, attempt),
-                                                                                    sort_keys=True),
+def _row(run_id: str, cell: CellResult) -> tuple:
+    row = cell.row()
+    derived = {"run_id": run_id, "cell": cell.cell,
+               "engine_settings": json.dumps(history_settings(cell, row), sort_keys=True),
                "row_json": json.dumps(row, sort_keys=True, default=str)}
     return tuple(derived[name] if name in derived else _plain(row.get(name)) for name, _ in ROW_COLUMNS)
 

@@ -15,6 +15,7 @@ import statistics
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgebench.errors import EdgebenchError
 from edgebench.models.gguf_info import ModelInfo, info_from_shape, read_gguf
@@ -22,6 +23,9 @@ from edgebench.plan.memory import Runtime
 from edgebench.plan.speed import flops_per_token, token_cost
 from edgebench.plan.tg_fit import TgFit, TgPoint, fit_tg
 from edgebench.results.store import HEADER
+
+if TYPE_CHECKING:
+    from edgebench.results.model import CellResult
 
 MEASURING_ENGINES = ("llama.cpp", "llama-bench")
 # a cell is disturbed when a sample saw more steal than this (the hypervisor ran another guest) ...
@@ -129,47 +133,49 @@ def calibrate(root: Path, limits: Limits = Limits()) -> dict[str, Calibration]:
 
 
 def _run_candidates(run: Path, found: dict, model_cache: dict, limits: Limits):
-    from edgebench.results.aggregate import rows_with_attempts
-    from edgebench.results.store import read_device_probes, read_header
+    from edgebench.results.model import load
 
     try:
-        header = read_header(run)
-        rows = rows_with_attempts(run)
-        probes = read_device_probes(run)
+        results = load(run)
     except (EdgebenchError, OSError, ValueError, KeyError):
         return
+    header = results.header
     arch = {}
-    for probe in probes:
+    for probe in results.devices:
         if isinstance(probe.facts, dict):
             cal = found.setdefault(probe.device, Calibration(probe.device))
             # sorted by name = by time
             cal.probe, cal.probe_run, cal.probe_date = probe.facts, run.name, header.created
             arch[probe.device] = probe.facts.get("arch")
     models = {m.get("name"): m for m in (header.profile or {}).get("models") or []}
-    for attempt, row in rows:
-        if row.get("status") != "done" or not row.get("avg_ts") or row.get("engine") not in MEASURING_ENGINES:
+    for cell in results.cells:
+        facts = cell.facts
+        if not cell.finished or not cell.tokens_per_s or facts.engine not in MEASURING_ENGINES:
             continue
-        info = _model_info(models.get(row.get("model")), row, model_cache)
+        info = _model_info(models.get(facts.model), cell, model_cache)
         if info is None:
             continue
-        cal = found.get(row["device"])
+        cal = found.get(facts.device)
         # which weights were repacked, and so how fast they were read, depends on the CPU
-        cpu_arch = arch.get(row["device"]) or ((cal.probe if cal else None) or {}).get("arch") or Runtime.cpu_arch
-        point = _point(run.name, row, info, Runtime(kv_type=row.get("type_k") or "f16", cpu_arch=cpu_arch))
+        cpu_arch = arch.get(facts.device) or ((cal.probe if cal else None) or {}).get("arch") or Runtime.cpu_arch
+        runtime = Runtime(kv_type=cell.settings.get("type_k") or "f16", cpu_arch=cpu_arch)
+        point = _point(run.name, cell, info, runtime)
         if point is not None:
-            key = (row.get("model_sha256") or row.get("model"), row.get("test"))
-            yield row["device"], _Candidate(point[1], point[0], key, limits.why(attempt.samples))
+            yield facts.device, _Candidate(point[1], point[0], (cell.model_identity, facts.test),
+                                           limits.why(cell.samples))
 
 
-def _point(run: str, row: dict, info: ModelInfo, runtime: Runtime) -> tuple[str, TgPoint | PpPoint] | None:
-    n_prompt, n_gen, depth = row.get("n_prompt") or 0, row.get("n_gen") or 0, row.get("n_depth") or 0
-    common = dict(run=run, model=row.get("model") or "?", test=row.get("test") or "?", ts=row["avg_ts"],
-                  threads=row.get("n_threads"), started=row.get("test_time"))
+def _point(run: str, cell: CellResult, info: ModelInfo, runtime: Runtime) -> tuple[str, TgPoint | PpPoint] | None:
+    facts, ts = cell.facts, cell.tokens_per_s
+    n_prompt, n_gen, depth = facts.n_prompt or 0, facts.n_gen or 0, facts.n_depth or 0
+    # the threads the engine used (what it reported), not the configured "auto"
+    common = dict(run=run, model=facts.model or "?", test=facts.test or "?", ts=ts,
+                  threads=cell.engine_info.get("n_threads"), started=cell.start and cell.start.started)
     if n_gen and not n_prompt:
         reads, fixed = token_cost(info, runtime, depth + n_gen // 2)
         return "tg", TgPoint(reads=reads, fixed=fixed, **common)
     if n_prompt and not n_gen:
-        return "pp", PpPoint(flops=row["avg_ts"] * flops_per_token(info, depth + n_prompt // 2), **common)
+        return "pp", PpPoint(flops=ts * flops_per_token(info, depth + n_prompt // 2), **common)
     return None
 
 
@@ -193,9 +199,9 @@ def _choose(cal: Calibration, cells: list[_Candidate]) -> None:
         (cal.tg if cell.kind == "tg" else cal.pp).append(cell.point)
 
 
-def _model_info(model: dict | None, row: dict, cache: dict) -> ModelInfo | None:
+def _model_info(model: dict | None, cell: CellResult, cache: dict) -> ModelInfo | None:
     """The measured model's facts: its file if it is still there, its synth spec, else none."""
-    key = row.get("model_sha256") or row.get("model")
+    key = cell.model_identity
     if key in cache:
         return cache[key]
     info = None

@@ -16,7 +16,7 @@ from edgebench.compare.report import HEADER, table_rows
 from edgebench.compare.stats import ALPHA
 from edgebench.report import svg
 from edgebench.report.parts import figure, ratio_chart, verdict_cell
-from edgebench.results.aggregate import rows_with_attempts
+from edgebench.results.model import CellResult
 from edgebench.results.records import Sample
 from edgebench.runner.testspec import parse_test
 
@@ -47,25 +47,25 @@ def _pair_label(a, b) -> str:
     return f"{a.device}/{a.test} ({models}, {threads})"
 
 
-def read_pairs(path, design) -> list[Pair]:
+def read_pairs(cells: tuple[CellResult, ...], design) -> list[Pair]:
     """The run's pairs, their rounds, and their verdicts judged again. Within a device's round the k-th A
     cell and the k-th B cell are one pair (`ab` measures each pair's A and B back to back)."""
-    found = rows_with_attempts(path)
     rounds: dict[tuple, dict[str, list]] = {}
-    for position, (attempt, row) in enumerate(found):
-        if row.get("variant") in VARIANTS and row.get("round"):
-            rounds.setdefault((row["device"], row["round"]), {"A": [], "B": []})[row["variant"]].append(
-                (position, attempt, row))
+    for position, cell in enumerate(cells):
+        facts = cell.facts
+        if facts.variant in VARIANTS and facts.round:
+            rounds.setdefault((facts.device, facts.round), {"A": [], "B": []})[facts.variant].append((position, cell))
     pairs: dict[tuple, Pair] = {}
     for (_device, number), sides in sorted(rounds.items(), key=lambda item: item[0][1]):
-        for (pa, a, row_a), (pb, b, row_b) in zip(sides["A"], sides["B"]):
+        for (pa, a), (pb, b) in zip(sides["A"], sides["B"]):
             key = (a.cell.split(":", 1)[1], b.cell.split(":", 1)[1])
-            pair = pairs.setdefault(key, Pair(_pair_label(a.facts, b.facts), row_a["test"]))
+            pair = pairs.setdefault(key, Pair(_pair_label(a.facts, b.facts), a.facts.test))
             pair.order[number] = "AB" if pa < pb else "BA"
-            pair.rounds[number] = {v: att.samples[-1] for v, att, row in (("A", a, row_a), ("B", b, row_b))
-                                   if row["status"] == "done" and att.samples}
+            # a cell that ended otherwise than done keeps its partial samples, but measured nothing
+            pair.rounds[number] = {v: cell.samples[-1] for v, cell in (("A", a), ("B", b))
+                                   if cell.end is not None and cell.end.is_done and cell.samples}
     plan = SequentialPlan(first=design.rounds, last=max(design.rounds, design.max_rounds), alpha=design.alpha or ALPHA)
-    thresholds = design.thresholds or (design.variants.get("B") or {}).get("thresholds") or {}
+    thresholds = design.thresholds  # an older run's are its variant B's (the loader fills them in)
     for pair in pairs.values():
         a, b = pair.side("A"), pair.side("B")
         # the run is over: a metric still open is "not worse" or inconclusive, as `ab` said at its end
@@ -122,7 +122,7 @@ def ab_section(run) -> str:
     """The A/B part of an `ab` run's report: what B changes, the verdicts with their intervals, a chart
     of every pair's B/A, and per pair its rounds (chart and table)."""
     design = run.header.ab
-    pairs = read_pairs(run.path, design)
+    pairs = read_pairs(run.results.cells, design)
     comparisons = [c for p in pairs for c in p.comparisons]
     changes = variant_difference(design.variants)
     said = "; ".join(f"{key}: {a} → {b}" for key, a, b in changes)

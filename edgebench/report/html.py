@@ -25,9 +25,8 @@ from edgebench.report.gpu_plots import gpu_section
 from edgebench.report.parts import figure as _figure
 from edgebench.report.parts import peaks_chart, ratio_chart, verdict_cell
 from edgebench.report.quality import quality_plots
-from edgebench.results.aggregate import rows_with_attempts
+from edgebench.results.model import load
 from edgebench.results.records import Telemetry
-from edgebench.results.store import read_device_probes, read_header, read_telemetry
 
 # the sources' own readings of a telemetry record, so the plots judge it as the window summaries do
 from edgebench.runner.telemetry.cpufreq import THROTTLE_RATIO, freq_ratio
@@ -60,13 +59,15 @@ def _table(header: list[str], rows: list[list]) -> str:
 class RunData:
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.header = read_header(self.path)
-        found = rows_with_attempts(self.path)
+        self.results = load(self.path, telemetry=True)
+        self.header = self.results.header
+        # the plots draw the rows, the cells' llama-bench view
+        found = [(cell, cell.row()) for cell in self.results.cells]
         self.rows = [row for _, row in found]
         # the thread count each cell was given (None: auto), which a row, holding what the engine used, lacks
-        self._threads = {id(row): attempt.facts.n_threads for attempt, row in found}
-        self.devices = {probe.device: probe for probe in read_device_probes(self.path)}
-        self.telemetry = read_telemetry(self.path)
+        self._threads = {id(row): cell.facts.n_threads for cell, row in found}
+        self.devices = {probe.device: probe for probe in self.results.devices}
+        self.telemetry = list(self.results.telemetry)
 
     @property
     def label(self) -> str:
@@ -205,13 +206,18 @@ def energy_plot(run: RunData) -> list[str]:
 
 
 def comparison(base: RunData, cand: RunData) -> str:
-    from edgebench.compare.gate import compare_sides
+    from edgebench.compare.gate import compare_sides, different_machines
     from edgebench.compare.inputs import load_side
     from edgebench.compare.report import HEADER, table_rows
 
-    report = compare_sides(load_side(base.path), load_side(cand.path))
-    parts = [f"<h2>Comparison: {escape(cand.label)} against {escape(base.label)}</h2>",
-             ratio_chart("t/s ratio candidate / base, by verdict", [c for c in report.comparisons if c.metric == "ts"])]
+    sides = load_side(base.path), load_side(cand.path)
+    # a report shows both runs whatever they ran on, and says so where a device is another machine
+    report = compare_sides(*sides, allow_different_devices=True)
+    parts = [f"<h2>Comparison: {escape(cand.label)} against {escape(base.label)}</h2>"]
+    parts += [f'<p class="failed">different machines under one device name: {escape(d)}</p>'
+              for d in different_machines(*sides)]
+    parts.append(ratio_chart("t/s ratio candidate / base, by verdict",
+                             [c for c in report.comparisons if c.metric == "ts"]))
     body = "".join(f'<tr>{"".join(f"<td>{escape(str(v))}</td>" for v in row[:-1])}{verdict_cell(row[-1])}</tr>'
                    for row in table_rows(report))
     parts.append("<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in HEADER) + f"</tr>{body}</table>")

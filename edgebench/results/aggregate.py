@@ -1,4 +1,5 @@
-"""From a run directory's records to one row per cell, in llama-bench's vocabulary.
+"""The llama-bench row: a view of a CellResult (results/model.py) in llama-bench's vocabulary, one per cell,
+with edgebench's fields after llama-bench's. Every export (results/export.py) writes it.
 
 Rows are always derived from the cell records and samples of each cell's latest
 attempt, never from summary.json, so an interrupted run shows exactly what it measured.
@@ -6,19 +7,17 @@ attempt, never from summary.json, so an interrupted run shows exactly what it me
 
 from __future__ import annotations
 
-import math
-import statistics
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from edgebench.errors import with_cause
-from edgebench.results.order_stats import quantile
-from edgebench.results.records import FAILED, INTERRUPTED, CellAttempt, CellError, CellFacts, QualityScores
-from edgebench.results.store import read_attempts
+from edgebench.results.records import FAILED, INTERRUPTED, CellError, QualityScores
 from edgebench.runner import engines
-from edgebench.runner.crashes import main_cause
 from edgebench.runner.telemetry import row_columns
 from edgebench.runner.telemetry.columns import Windows
+
+if TYPE_CHECKING:
+    from edgebench.results.model import CellResult
 
 # llama-bench's output fields, in its order (tools/llama-bench/llama-bench.cpp, get_fields)
 LLAMA_BENCH_FIELDS = (
@@ -55,20 +54,14 @@ UNFINISHED_ERROR = ("never finished: the controller was stopped (interrupted or 
                     "unless the run is still going; `edgebench run --resume` measures it again")
 
 
-def _stdev(values):
-    return statistics.stdev(values) if len(values) > 1 else 0.0
-
-
 def _failure(error: CellError | None) -> str | None:
-    """A failed cell's message, ending with the engine's own line for why; records written before
-    that line was kept apart have it only in their stderr tail."""
+    """A failed cell's message, ending with the engine's own line for why."""
     if not error:
         return None
-    cause = error.cause or main_cause(error.stderr_tail or "")
-    return with_cause(error.message or error.kind or "failed", cause)
+    return with_cause(error.message or error.kind or "failed", error.cause)
 
 
-def _window_summary(attempt: CellAttempt) -> dict:
+def _window_summary(attempt: CellResult) -> dict:
     """The telemetry columns: each declared column reduces the samples' windows (and the cell's end
     record, for the runner's own peak memory and the engine's GPU memory readings) to one value."""
     samples, end = attempt.samples, attempt.end
@@ -78,24 +71,20 @@ def _window_summary(attempt: CellAttempt) -> dict:
     return {column.name: column.reduce(windows) for column in row_columns()}
 
 
-def engine_row_fields(facts: CellFacts) -> dict:
-    """The row fields the cell's engine fills from the options recorded with it (its declared row fields).
-    Records written before engines declared what they record hold llama.cpp's options whatever the
-    engine, and their rows show them as they always did."""
-    options = dict(facts.engine_options or {})
-    declared = engines.declared(facts.engine or "")
-    if declared is None or not set(options) <= set(declared.facts):
-        declared = engines.declared("llama.cpp")
-    return declared.row_fields(options)
+def engine_row_fields(cell: CellResult) -> dict:
+    """The row fields the engine fills from the options recorded with the cell (its declared row fields;
+    the loader says which engine's they are)."""
+    return engines.declared(cell.row_engine).row_fields(dict(cell.row_options))
 
 
-def cell_row(attempt: CellAttempt) -> dict:
+def cell_row(attempt: CellResult) -> dict:
+    """The row of a cell's latest attempt: the same fields in the same order for every cell."""
     facts, start, samples = attempt.facts, attempt.start, attempt.samples
     info = attempt.engine_info
     cooldown = start.cooldown if start else None
     row = dict(_LLAMA_BENCH_CONSTANTS)
     row.update({k: info[k] for k in LLAMA_BENCH_FIELDS if k in info})
-    row.update(engine_row_fields(facts))
+    row.update(engine_row_fields(attempt))
     row.update({
         "model_filename": start and start.model_filename,
         "n_prompt": facts.n_prompt, "n_gen": facts.n_gen, "n_depth": facts.n_depth,
@@ -117,29 +106,31 @@ def cell_row(attempt: CellAttempt) -> dict:
     # engines that do not report the model's size (onnxruntime): the files the controller sent
     if row.get("model_size") is None:
         row["model_size"] = start and start.model_bytes
-    ns = [s.t_ns for s in samples]
-    ts = [s.ts for s in samples]
-    ttft = [s.ttft_ns for s in samples if s.ttft_ns is not None]
+    ns, ttft = attempt.values("t_ns"), attempt.values("ttft_ns")
     row.update({
         "n_samples": len(samples),
-        "avg_ns": int(statistics.mean(ns)) if ns else None, "stddev_ns": int(_stdev(ns)) if ns else None,
-        "avg_ts": statistics.mean(ts) if ts else None, "stddev_ts": _stdev(ts) if ts else None,
-        "samples_ns": ns, "samples_ts": ts,
-        **{f"latency_p{q}_ms": (quantile(sorted(ns), q / 100) / 1e6 if ns else None) for q in (50, 90, 99)},
-        "ttft_ms": statistics.mean(ttft) / 1e6 if ttft else None,
-        "stddev_ttft_ms": _stdev(ttft) / 1e6 if ttft else None, "samples_ttft_ns": ttft,
+        "avg_ns": _scaled(attempt.mean("t_ns"), int), "stddev_ns": _scaled(attempt.stdev("t_ns"), int),
+        "avg_ts": attempt.mean("ts"), "stddev_ts": attempt.stdev("ts"),
+        "samples_ns": list(ns), "samples_ts": list(attempt.values("ts")),
+        **{f"latency_p{q}_ms": _scaled(attempt.percentile(q, "t_ns"), lambda v: v / 1e6) for q in (50, 90, 99)},
+        "ttft_ms": _scaled(attempt.mean("ttft_ns"), lambda v: v / 1e6),
+        "stddev_ttft_ms": _scaled(attempt.stdev("ttft_ns"), lambda v: v / 1e6), "samples_ttft_ns": list(ttft),
         **_window_summary(attempt),
         **_quality(attempt),
     })
     return {k: row.get(k) for k in FIELDS}
 
 
-def _quality(attempt: CellAttempt) -> dict:
+def _scaled(value, convert):
+    return None if value is None else convert(value)
+
+
+def _quality(attempt: CellResult) -> dict:
     scored = [s.quality for s in attempt.samples if s.quality is not None]
     return scored[-1].row() if scored else {}
 
 
-def _status(attempt: CellAttempt) -> dict:
+def _status(attempt: CellResult) -> dict:
     """Only a cell that ended as done, with samples, is measured. A failed one (a timeout after some
     repetitions, say) keeps its partial samples in the row and the files, but stays failed."""
     end = attempt.end
@@ -152,19 +143,16 @@ def _status(attempt: CellAttempt) -> dict:
 
 
 def run_rows(path: Path) -> list[dict]:
-    return attempt_rows(read_attempts(path).values())
+    """The rows of a run directory, one per cell."""
+    from edgebench.results.model import load
+
+    return load(path).rows()
 
 
-def attempt_rows(attempts: Iterable[CellAttempt]) -> list[dict]:
+def attempt_rows(attempts: Iterable[CellResult]) -> list[dict]:
     """The rows of cells' latest attempts (a run in memory, results/run_records.py, gives its own)."""
     return [cell_row(attempt) for attempt in attempts]
 
 
-def rows_with_attempts(path: Path) -> list[tuple[CellAttempt, dict]]:
-    """Each cell's latest attempt (its facts as configured: `n_threads` None means auto; its samples with
-    their telemetry windows) and its row."""
-    return [(attempt, cell_row(attempt)) for attempt in read_attempts(path).values()]
-
-
 def is_measured(row: dict) -> bool:
-    return row["status"] == "done" and row["avg_ts"] is not None and not math.isnan(row["avg_ts"])
+    return row["status"] == "done" and row["avg_ts"] is not None and row["avg_ts"] == row["avg_ts"]  # not NaN

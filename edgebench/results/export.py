@@ -1,4 +1,5 @@
-"""Output formats for `edgebench show`, a registry keyed by format name.
+"""Output formats for `edgebench show`, a registry keyed by format name: each writes a run's CellResults
+(results/model.py) through their llama-bench row (results/aggregate.py).
 
 jsonl, json, csv and sqlite carry llama-bench's field names (and its sqlite
 table layout), so llama.cpp's compare-llama-bench.py reads them; they hold
@@ -12,20 +13,27 @@ import io
 import json
 import sqlite3
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from edgebench.results.aggregate import FIELDS, is_measured
+from edgebench.results.model import CellResult
 
-FORMATS: dict[str, Callable[[list[dict]], str]] = {}
+# format name -> the text of the cells in it
+FORMATS: dict[str, Callable[[Sequence[CellResult]], str]] = {}
 # list-valued fields are stored as JSON text where a format has no lists
 _LIST_FIELDS = ("samples_ns", "samples_ts", "samples_ttft_ns")
 
 
 def exporter(name):
-    def register(fn):
-        FORMATS[name] = fn
+    """Registers a writer of rows as the format of cells (their rows in order)."""
+    def register(fn: Callable[[list[dict]], str]):
+        FORMATS[name] = lambda cells: fn(rows_of(cells))
         return fn
     return register
+
+
+def rows_of(cells: Sequence[CellResult]) -> list[dict]:
+    return [cell.row() for cell in cells]
 
 
 def _flat(row: dict) -> dict:
@@ -64,10 +72,10 @@ def _sql_type(values) -> str:
     return "TEXT"
 
 
-def write_sqlite(rows, path: Path) -> Path:
+def write_sqlite(cells: Sequence[CellResult], path: Path) -> Path:
     """llama-bench's `llama_bench` table (its columns first), with edgebench's columns after; a table
     already in the file is replaced, so exporting a run twice does not double its rows."""
-    measured = [_flat(r) for r in rows if is_measured(r)]
+    measured = [_flat(r) for r in rows_of(cells) if is_measured(r)]
     columns = [(f, _sql_type(r[f] for r in measured)) for f in FIELDS]
     db = sqlite3.connect(path)
     try:

@@ -46,7 +46,7 @@ class PlannedCell:
 class AbDesign:
     """An `ab` run's variants (each a profile, as stored), its rounds, and what judged them: the thresholds
     in force (variant B's profile, overridden by `--threshold`) and alpha. A run written before these were
-    stored reads them as unknown (empty, None)."""
+    stored reads them as unknown (empty, None); the loader (results/model.py) takes variant B's thresholds."""
 
     variants: Mapping[str, Mapping[str, Any]]
     rounds: int

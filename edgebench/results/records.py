@@ -11,20 +11,20 @@
 
 Every writer builds these and every reader gets them back (results/store.py moves them to and from
 the files); nothing outside these modules knows a record's keys or cells.jsonl's `state` strings.
-`CellAttempt` is a cell's latest attempt, put together from its records: what rows are made of.
+results/model.py puts them together into what readers take: a run's cells, each its latest attempt.
 
 Versions. run.json carries `schema_version`, the layout of the header (results/header.py). Each
 jsonl line carries its own `"v"`, the layout of that one record, because records are never
 rewritten: `merge` copies them as they were written and `run --resume` appends new ones beside old
 ones, so one file can hold lines of two layouts, which a version in the header could not tell apart.
-Lines without `"v"` were written before records carried it; their layout is the same, version 1,
-and the fields it gained since (an ab run's `round`, `repack` in the engine options) read as None
-where absent. A version newer than this edgebench knows is refused in a sentence that says to
-upgrade, never guessed at.
+Lines without `"v"` were written before records carried it; their layout is version 1. Each record
+keeps the version it was read in (`version`), and results/model.py, the one loader, converts older
+layouts into what this edgebench writes, with the history of versions at its top. A version newer
+than this edgebench knows is refused in a sentence that says to upgrade, never guessed at.
 
-A new field gets a default (None) so older lines still read, and the version stays. A change to
-what a field means or how it is shaped bumps RECORD_VERSION, and that kind's from_json learns to
-read the older layout into the current type (as pyperf reads older result files into its model).
+A new field gets a default (None) so older lines still read. A change to what a field means or how
+it is shaped bumps RECORD_VERSION, and the loader learns to convert the older layout (as pyperf reads
+older result files into its model).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import datetime as _dt
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Mapping, Union
 
-RECORD_VERSION = 1  # the layout of every jsonl record this edgebench writes
+RECORD_VERSION = 2  # the layout of every jsonl record this edgebench writes (results/model.py: the history)
 VERSION_KEY = "v"
 UNVERSIONED = 1  # the layout of a line written before records carried their version
 
@@ -51,7 +51,8 @@ class RecordError(ValueError):
     """A JSON object that is no record of its kind; the reader adds the file and line."""
 
 
-def _versioned(data: Mapping) -> Mapping:
+def _versioned(data: Mapping) -> int:
+    """The layout version of a record's JSON (refused when it is none, or newer than this edgebench)."""
     if not isinstance(data, Mapping):
         raise RecordError(f"a record is a JSON object, not {type(data).__name__}")
     version = data.get(VERSION_KEY, UNVERSIONED)
@@ -60,7 +61,7 @@ def _versioned(data: Mapping) -> Mapping:
     if version > RECORD_VERSION:
         raise RecordError(f"record version {version}: this edgebench reads up to {RECORD_VERSION}; "
                           f"upgrade edgebench")
-    return data
+    return version
 
 
 def _required(data: Mapping, key: str, kind: str):
@@ -152,7 +153,7 @@ class CoolDown:
 @dataclass(frozen=True)
 class CellError:
     """Why an attempt failed; `cause` is the engine's own line for why (records written before it was
-    kept apart have it only in `stderr_tail`)."""
+    kept apart have it only in `stderr_tail`, where the loader, results/model.py, finds it)."""
 
     kind: str | None = None
     message: str | None = None
@@ -197,6 +198,8 @@ class CellStart:
     model_bytes: int | None = None
     cooldown: CoolDown | None = None
     rerun_of: str | None = None  # "throttled": measured again after a longer cool-down
+    # the layout it was read in (what this edgebench writes is RECORD_VERSION): the loader converts older ones
+    version: int = field(default=RECORD_VERSION, compare=False, repr=False)
 
     def to_json(self) -> dict:
         return _stamped(cell=self.cell, **self.facts.to_json(), attempt=self.attempt, state=self.state,
@@ -206,9 +209,9 @@ class CellStart:
 
     @classmethod
     def from_json(cls, data: Mapping) -> CellStart:
-        _versioned(data)
-        return cls(cell=_required(data, "cell", "cell"), attempt=_count(data, "attempt", "cell", 1),
-                   facts=CellFacts.from_json(data) or NO_FACTS, started=data.get("started"),
+        return cls(version=_versioned(data), cell=_required(data, "cell", "cell"),
+                   attempt=_count(data, "attempt", "cell", 1), facts=CellFacts.from_json(data) or NO_FACTS,
+                   started=data.get("started"),
                    model_filename=data.get("model_filename"), model_sha256=data.get("model_sha256"),
                    model_bytes=data.get("model_bytes"), cooldown=CoolDown.from_json(data.get("cooldown")),
                    rerun_of=data.get("rerun_of"))
@@ -226,6 +229,8 @@ class CellRunning:
     info: Mapping[str, Any] = field(default_factory=dict)  # llama-bench's fields the engine reports
     telemetry_sources: Mapping[str, str] | None = None
     runner_rss_kb: int | None = None
+    # the layout it was read in (what this edgebench writes is RECORD_VERSION): the loader converts older ones
+    version: int = field(default=RECORD_VERSION, compare=False, repr=False)
 
     def to_json(self) -> dict:
         return _stamped(cell=self.cell, attempt=self.attempt, state=self.state, info=self.info,
@@ -233,9 +238,9 @@ class CellRunning:
 
     @classmethod
     def from_json(cls, data: Mapping) -> CellRunning:
-        _versioned(data)
-        return cls(cell=_required(data, "cell", "cell"), attempt=_count(data, "attempt", "cell", 1),
-                   info=data.get("info") or {}, telemetry_sources=data.get("telemetry_sources"),
+        return cls(version=_versioned(data), cell=_required(data, "cell", "cell"),
+                   attempt=_count(data, "attempt", "cell", 1), info=data.get("info") or {},
+                   telemetry_sources=data.get("telemetry_sources"),
                    runner_rss_kb=data.get("runner_rss_kb"))
 
 
@@ -256,6 +261,8 @@ class CellEnd:
     info: Mapping[str, Any] = field(default_factory=dict)
     peak_rss_kb: int | None = None
     throttled: bool | None = None
+    # the layout it was read in (what this edgebench writes is RECORD_VERSION): the loader converts older ones
+    version: int = field(default=RECORD_VERSION, compare=False, repr=False)
 
     def __post_init__(self):
         if self.outcome not in self.OUTCOMES:
@@ -294,9 +301,9 @@ class CellEnd:
 
     @classmethod
     def from_json(cls, data: Mapping) -> CellEnd:
-        _versioned(data)
-        return cls(cell=_required(data, "cell", "cell"), attempt=_count(data, "attempt", "cell", 1),
-                   outcome=data["state"], ended=data.get("ended"), facts=CellFacts.from_json(data),
+        return cls(version=_versioned(data), cell=_required(data, "cell", "cell"),
+                   attempt=_count(data, "attempt", "cell", 1), outcome=data["state"], ended=data.get("ended"),
+                   facts=CellFacts.from_json(data),
                    error=CellError.from_json(data.get("error")), info=data.get("info") or {},
                    peak_rss_kb=data.get("peak_rss_kb"), throttled=data.get("throttled"))
 
@@ -307,7 +314,8 @@ _CELL_RECORDS = {STARTED: CellStart, RUNNING: CellRunning, DONE: CellEnd, FAILED
 
 def cell_record(data: Mapping) -> CellRecord:
     """A cells.jsonl line, of the kind its `state` says."""
-    kind = _CELL_RECORDS.get(_versioned(data).get("state"))
+    _versioned(data)
+    kind = _CELL_RECORDS.get(data.get("state"))
     if kind is None:
         raise RecordError(f"cell record with state {data.get('state')!r}; known: {', '.join(_CELL_RECORDS)}")
     return kind.from_json(data)
@@ -377,6 +385,8 @@ class Sample:
     quality: QualityScores | None = None  # a quality test's scores (its one sample)
     # what else used the device meanwhile (runner/host_reading.py): steal_pct, load1, n_cpus; {} in older lines
     host: Mapping[str, Any] = field(default_factory=dict)
+    # the layout it was read in (what this edgebench writes is RECORD_VERSION): the loader converts older ones
+    version: int = field(default=RECORD_VERSION, compare=False, repr=False)
 
     def to_json(self) -> dict:
         found = _stamped(cell=self.cell, attempt=self.attempt, n_tokens=self.n_tokens, rep=self.rep, t_ns=self.t_ns,
@@ -388,8 +398,8 @@ class Sample:
 
     @classmethod
     def from_json(cls, data: Mapping) -> Sample:
-        _versioned(data)
-        return cls(cell=_required(data, "cell", "sample"), attempt=_count(data, "attempt", "sample", 1),
+        return cls(version=_versioned(data), cell=_required(data, "cell", "sample"),
+                   attempt=_count(data, "attempt", "sample", 1),
                    n_tokens=_count(data, "n_tokens", "sample"), rep=_count(data, "rep", "sample"),
                    t_ns=_number(data, "t_ns", "sample"), ts=_number(data, "ts", "sample"),
                    ttft_ns=data.get("ttft_ns"), window=data.get("window") or {},
@@ -407,15 +417,18 @@ class Telemetry:
     attempt: int = 1
     t: float
     readings: Mapping[str, Any] = field(default_factory=dict)
+    # the layout it was read in (what this edgebench writes is RECORD_VERSION): the loader converts older ones
+    version: int = field(default=RECORD_VERSION, compare=False, repr=False)
 
     def to_json(self) -> dict:
         return _stamped(cell=self.cell, attempt=self.attempt, t=self.t, **self.readings)
 
     @classmethod
     def from_json(cls, data: Mapping) -> Telemetry:
-        _versioned(data)
+        version = _versioned(data)
         readings = {k: v for k, v in data.items() if k not in (VERSION_KEY, "cell", "attempt", "t")}
-        return cls(cell=_required(data, "cell", "telemetry"), attempt=_count(data, "attempt", "telemetry", 1),
+        return cls(version=version, cell=_required(data, "cell", "telemetry"),
+                   attempt=_count(data, "attempt", "telemetry", 1),
                    t=_number(data, "t", "telemetry"), readings=readings)
 
 
@@ -430,6 +443,8 @@ class DeviceProbe:
     facts: Mapping[str, Any] | None = None
     runner: Mapping[str, Any] | None = None  # the runner's view: engines, telemetry sources
     error: Mapping[str, Any] | None = None
+    # the layout it was read in (what this edgebench writes is RECORD_VERSION): the loader converts older ones
+    version: int = field(default=RECORD_VERSION, compare=False, repr=False)
 
     def to_json(self) -> dict:
         optional = {"facts": self.facts, "runner": self.runner, "error": self.error}
@@ -438,79 +453,12 @@ class DeviceProbe:
 
     @classmethod
     def from_json(cls, data: Mapping) -> DeviceProbe:
-        _versioned(data)
-        return cls(device=_required(data, "device", "device"), transport=data.get("transport"),
-                   facts=data.get("facts"), runner=data.get("runner"), error=data.get("error"))
+        return cls(version=_versioned(data), device=_required(data, "device", "device"),
+                   transport=data.get("transport"), facts=data.get("facts"),
+                   runner=data.get("runner"), error=data.get("error"))
 
 
 JsonlRecord = Union[CellStart, CellRunning, CellEnd, Sample, Telemetry, DeviceProbe]
 # each jsonl file and how its lines are read, in the order merge copies them
 JSONL_READERS = {DeviceProbe.FILE: DeviceProbe.from_json, CellStart.FILE: cell_record,
                  Sample.FILE: Sample.from_json, Telemetry.FILE: Telemetry.from_json}
-
-
-# -- a cell's latest attempt -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CellAttempt:
-    """A cell's latest attempt, from its records in the order they were written, with its samples.
-    A retry or a resumed run supersedes what went before, which stays in the files."""
-
-    cell: str
-    attempt: int
-    records: tuple[CellRecord, ...]
-    samples: tuple[Sample, ...] = ()
-
-    @property
-    def facts(self) -> CellFacts:
-        """What the cell is, from its latest record that says (a failed end may be the only one)."""
-        return next((r.facts for r in reversed(self.records) if getattr(r, "facts", None) not in (None, NO_FACTS)),
-                    NO_FACTS)
-
-    @property
-    def start(self) -> CellStart | None:
-        return next((r for r in reversed(self.records) if isinstance(r, CellStart)), None)
-
-    @property
-    def end(self) -> CellEnd | None:
-        """How the attempt ended; None if it never did (the controller was killed, or is still measuring)."""
-        last = self.records[-1]
-        return last if isinstance(last, CellEnd) else None
-
-    @property
-    def error(self) -> CellError | None:
-        return next((r.error for r in reversed(self.records) if isinstance(r, CellEnd) and r.error), None)
-
-    @property
-    def engine_info(self) -> dict:
-        """What the engine said about itself, when it loaded and when it finished (later facts refine)."""
-        info: dict = {}
-        for record in self.records:
-            if not isinstance(record, CellStart):
-                info.update({k: v for k, v in record.info.items() if v is not None})
-        return info
-
-    @property
-    def finished(self) -> bool:
-        """Measured: ended as done with at least one sample."""
-        return self.end is not None and self.end.is_done and bool(self.samples)
-
-
-def latest_attempts(cell_records: list[CellRecord], samples: list[Sample]) -> dict[str, CellAttempt]:
-    """Per cell (in the order cells first appear), its latest attempt with that attempt's samples by rep."""
-    numbers: dict[str, int] = {}
-    records: dict[str, list[CellRecord]] = {}
-    for record in cell_records:
-        number = numbers.get(record.cell)
-        if number is None or record.attempt > number:
-            numbers[record.cell], records[record.cell] = record.attempt, [record]
-        elif record.attempt == number:
-            records[record.cell].append(record)
-    measured: dict[str, list[Sample]] = {}
-    for sample in samples:
-        if numbers.get(sample.cell) == sample.attempt:
-            measured.setdefault(sample.cell, []).append(sample)
-    return {cell: CellAttempt(cell, numbers[cell], tuple(found),
-                              tuple(sorted(measured.get(cell, ()), key=lambda s: s.rep)))
-            for cell, found in records.items()}

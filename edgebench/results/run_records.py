@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgebench.results.header import RunHeader
-from edgebench.results.records import JSONL_READERS, CellStart, DeviceProbe, Sample, latest_attempts
+from edgebench.results.model import CellResult, ResultsBuilder, RunResults
+from edgebench.results.records import JSONL_READERS, CellStart, DeviceProbe, Sample
 
 if TYPE_CHECKING:
-    from edgebench.results.records import CellAttempt, CellRecord, JsonlRecord
+    from edgebench.results.records import CellRecord, JsonlRecord
 
 
 class RunRecords:
@@ -29,8 +30,8 @@ class RunRecords:
         self.devices: list[DeviceProbe] = []
         self.cells: list[CellRecord] = []
         self.samples: list[Sample] = []
-        self._cell_records: dict[str, list[CellRecord]] = {}
-        self._cell_samples: dict[str, list[Sample]] = {}
+        # the result model of what was kept, remade cell by cell as records arrive (results/model.py)
+        self._results = ResultsBuilder(header)
         self._new: list[tuple[str, str, JsonlRecord]] | None = None  # kept only while followed
         self._lock = threading.Lock()
 
@@ -44,31 +45,35 @@ class RunRecords:
         with self._lock:
             if name == CellStart.FILE:
                 self.cells.append(record)
-                self._cell_records.setdefault(record.cell, []).append(record)
             elif name == Sample.FILE:
                 self.samples.append(record)
-                self._cell_samples.setdefault(record.cell, []).append(record)
             elif name == DeviceProbe.FILE:
                 self.devices.append(record)
+            else:
+                return
+            self._results.add(record)
             if self._new is not None:
                 self._new.append((name, line, record))
 
     def set_header(self, header: RunHeader, text: str) -> None:
         with self._lock:
             self.header, self.header_text = header, text
+            self._results.set_header(header)
 
     # -- what the run computes from them -----------------------------------------------------------
 
-    def attempts(self) -> dict[str, CellAttempt]:
-        """Per recorded cell (in the order cells first appear), its latest attempt with its samples."""
+    def results(self) -> RunResults:
+        """The run as the result model, as a reader of the directory would load it now."""
         with self._lock:
-            return latest_attempts(list(self.cells), list(self.samples))
+            return self._results.results()
 
-    def attempt(self, cell: str) -> CellAttempt | None:
-        """One cell's latest attempt, from that cell's records only."""
-        with self._lock:
-            found = latest_attempts(list(self._cell_records.get(cell, ())), list(self._cell_samples.get(cell, ())))
-        return found.get(cell)
+    def attempts(self) -> dict[str, CellResult]:
+        """Per recorded cell (in the order cells first appear), its latest attempt with its samples."""
+        return {cell.cell: cell for cell in self.results().cells}
+
+    def attempt(self, cell: str) -> CellResult | None:
+        """One cell's latest attempt."""
+        return self.results().cell(cell)
 
     def finished(self) -> set[str]:
         """The cells whose latest attempt was measured."""

@@ -8,9 +8,10 @@
     results/<run-id>/summary.json      the aggregated table, written when the run ends
 
 What each record holds, and its version, is results/records.py's; this module puts records in their
-files and reads them back, and nothing else touches the files. What a store appends is also kept in
-memory (`store.records`, results/run_records.py): the run that writes a directory never reads it back.
-Every jsonl line is flushed and
+files and reads them back, and nothing else touches the files (results/model.py's `load` makes the
+result model of what it reads). What a store appends is also kept in memory (`store.records`,
+results/run_records.py, which keeps the result model of it): the run that writes a directory never
+reads it back. Every jsonl line is flushed and
 fsynced before the next one is taken, so a killed controller loses at most the line it was writing;
 readers skip a torn last line.
 """
@@ -30,7 +31,6 @@ from edgebench.outputs import write_whole
 from edgebench.results.header import SCHEMA_VERSION, AbDesign, PlannedCell, RunHeader
 from edgebench.results.records import (
     JSONL_READERS,
-    CellAttempt,
     CellRecord,
     CellStart,
     DeviceProbe,
@@ -38,7 +38,6 @@ from edgebench.results.records import (
     RecordError,
     Sample,
     Telemetry,
-    latest_attempts,
 )
 from edgebench.results.run_records import RunRecords
 
@@ -224,12 +223,6 @@ def read_telemetry(path: Path) -> list[Telemetry]:
 
 def read_device_probes(path: Path) -> list[DeviceProbe]:
     return read_records(path, DeviceProbe.FILE)
-
-
-def read_attempts(path: Path) -> dict[str, CellAttempt]:
-    """Per recorded cell of a run directory, its latest attempt with that attempt's samples."""
-    read_header(path)
-    return latest_attempts(read_cell_records(path), read_samples(path))
 
 
 def copy_records(sources: Sequence[Path], dest: Path) -> None:

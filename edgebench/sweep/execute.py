@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Mapping
 
 from edgebench.config import parse_device, parse_profile
-from edgebench.config.engine import without_foreign_options
 from edgebench.errors import EdgebenchError, ResultsError
 from edgebench.quality.prepare import QualityFiles
 from edgebench.results.aggregate import attempt_rows
 from edgebench.results.header import PlannedCell
+from edgebench.results.model import converted_header
 from edgebench.results.store import HEADER, RunStore
 from edgebench.sweep.cells import Cell, plan_cells, shard_cells
 from edgebench.sweep.device_worker import DeviceWorker, Observer
@@ -113,7 +113,7 @@ def plan_resume(run_dir: Path) -> RunPlan:
     """A stopped run's unfinished cells (failed, interrupted, never started), with the profile and devices
     it was started with."""
     store = RunStore.open(run_dir)
-    profile, cells = stored_plan(store.header, Path(run_dir) / HEADER)
+    profile, cells = stored_plan(converted_header(store.header), Path(run_dir) / HEADER)
     latest = store.records.attempts()
     todo = tuple(c for c in cells if c.id not in latest or not latest[c.id].finished)
     return RunPlan(profile, todo, store=store,
@@ -160,10 +160,7 @@ def stored_plan(header, source: Path) -> tuple[object, list[Cell]]:
         if not isinstance(getattr(header, part), dict):
             raise ResultsError(f"{source} does not describe a run that can be resumed: missing '{part}'")
     try:
-        stored = dict(header.profile)
-        if isinstance(stored.get("engine"), dict):  # older runs stored every engine's options
-            stored = {**stored, "engine": without_foreign_options(stored["engine"])}
-        profile = parse_profile(settings(stored), file=source)
+        profile = parse_profile(settings(dict(header.profile)), file=source)
         devices = [parse_device(settings(d), file=source) for d in header.devices.values()]
     except (KeyError, AttributeError) as exc:
         raise ResultsError(f"{source} does not describe a run that can be resumed: missing {exc}") from exc

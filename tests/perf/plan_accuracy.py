@@ -229,13 +229,13 @@ def _readme_plan(root: Path, label: str, limits: list[str], measured: float) -> 
 
 def _disturbance(run: Path) -> list[str]:
     """Each cell's t/s with the highest steal and load its samples saw."""
-    from edgebench.results.aggregate import rows_with_attempts
+    from edgebench.results.model import load as load_run
     out = []
-    for attempt, row in rows_with_attempts(run):
-        hosts = [s.host for s in attempt.samples if s.host]
+    for cell in load_run(run).cells:
+        hosts = [s.host for s in cell.samples if s.host]
         steal = max((h.get("steal_pct") or 0 for h in hosts), default=0)
         load = max((h.get("load1") or 0 for h in hosts), default=0)
-        out.append(f"{row['model']} {row['test']} {row['avg_ts'] or 0:.2f} t/s (steal <= {steal:.1f}%, "
+        out.append(f"{cell.facts.model} {cell.facts.test} {cell.tokens_per_s or 0:.2f} t/s (steal <= {steal:.1f}%, "
                    f"load <= {load:.2f})")
     return out
 

@@ -53,16 +53,16 @@ CPU_FACTS = ("cpu_mask", "cpu_strict")
 
 
 def row_fields(facts: dict) -> dict:
-    """llama-bench's setting fields of a result row, from a cell's recorded options. One a record lacks
-    (written before edgebench recorded it) reads as llama.cpp's default."""
+    """llama-bench's setting fields of a result row, from a cell's recorded options (the controller's loader,
+    results/model.py, gives a record written before an option was recorded that option's default)."""
     return {
         "n_batch": facts.get("n_batch"), "n_ubatch": facts.get("n_ubatch"), "type_k": facts.get("type_k"),
         "type_v": facts.get("type_v"), "n_gpu_layers": facts.get("n_gpu_layers"),
         "flash_attn": FLASH_ATTN.get(facts.get("flash_attn"), -1),
-        "load_mode": "auto" if facts.get("use_mmap", True) else "none",
-        "repack": bool(facts.get("repack", True)),
+        "load_mode": "auto" if facts.get("use_mmap") else "none",
+        "repack": bool(facts.get("repack")),
         "n_cpu_moe": int(facts.get("n_cpu_moe") or 0),
-        "swa_full": bool(facts.get("swa_full", False)),
+        "swa_full": bool(facts.get("swa_full")),
         "cpu_mask": facts.get("cpu_mask") or NO_MASK,
-        "cpu_strict": bool(facts.get("cpu_strict", False)),
+        "cpu_strict": bool(facts.get("cpu_strict")),
     }
