@@ -49,10 +49,9 @@ class RunRecords:
                 self.samples.append(record)
             elif name == DeviceProbe.FILE:
                 self.devices.append(record)
-            else:
-                return
-            self._results.add(record)
-            if self._new is not None:
+            if name in (CellStart.FILE, Sample.FILE, DeviceProbe.FILE):
+                self._results.add(record)
+            if self._new is not None:  # telemetry too: the database keeps every file
                 self._new.append((name, line, record))
 
     def set_header(self, header: RunHeader, text: str) -> None:
