@@ -108,6 +108,10 @@ def cmd_run(args, console) -> int:
             console.print(f"shard {args.shard} has no devices: nothing to run")
             return EXIT_OK
         output_folder(args.results, "results root")
+        from edgebench.run.engine_refs import prepare
+
+        # an engine at a commit (engine.source/ref): built for and installed on each device first
+        profile = prepare({"run": profile}, devices, log=lambda text: console.print(text, markup=False))[0]["run"]
         start = partial(run_cells, profile, devices, args.results, shard=shard)
     display = observer = RunDisplay(console, total=total)
     feed = _db_feed(args, display)

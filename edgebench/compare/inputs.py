@@ -47,6 +47,15 @@ class Side:
     cells: tuple[MeasuredCell, ...]
     # the thresholds of the profile the run used (empty for llama-bench files)
     thresholds: dict[str, float] = field(default_factory=dict, hash=False)
+    # the llama.cpp commit its rows name (build_commit), where they name exactly one
+    commit: str | None = None
+
+
+def one_commit(rows) -> str | None:
+    """The build_commit every row with one names, cut to 8 digits as compare-llama-bench.py shows it; None
+    when none or several (or "unknown")."""
+    found = {str(row.get("build_commit"))[:8] for row in rows if row.get("build_commit") not in (None, "", "unknown")}
+    return found.pop() if len(found) == 1 else None
 
 
 def _engine_key(row: dict, builds: dict | None = None, settings: dict | None = None) -> tuple:
@@ -159,7 +168,8 @@ def load_side(path: Path) -> Side:
     if path.is_dir():
         header = read_header(path)
         return Side(str(path), tuple(_edgebench_cells(path, header)),
-                    dict((header.profile or {}).get("thresholds") or {}))
+                    dict((header.profile or {}).get("thresholds") or {}),
+                    one_commit(row for _, row in rows_with_attempts(path)))
     if not path.is_file():
         raise ResultsError(f"{path}: no such run directory or file")
-    return Side(str(path), tuple(_llama_bench_cells(path)))
+    return Side(str(path), tuple(_llama_bench_cells(path)), commit=one_commit(_llama_bench_rows(path)))

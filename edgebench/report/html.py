@@ -207,14 +207,14 @@ def energy_plot(run: RunData) -> list[str]:
 def comparison(base: RunData, cand: RunData) -> str:
     from edgebench.compare.gate import compare_sides
     from edgebench.compare.inputs import load_side
-    from edgebench.compare.report import HEADER, table_rows
+    from edgebench.compare.report import header, table_rows
 
     report = compare_sides(load_side(base.path), load_side(cand.path))
     parts = [f"<h2>Comparison: {escape(cand.label)} against {escape(base.label)}</h2>",
              ratio_chart("t/s ratio candidate / base, by verdict", [c for c in report.comparisons if c.metric == "ts"])]
     body = "".join(f'<tr>{"".join(f"<td>{escape(str(v))}</td>" for v in row[:-1])}{verdict_cell(row[-1])}</tr>'
                    for row in table_rows(report))
-    parts.append("<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in HEADER) + f"</tr>{body}</table>")
+    parts.append("<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in header(report)) + f"</tr>{body}</table>")
     return "".join(parts)
 
 

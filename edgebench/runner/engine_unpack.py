@@ -1,12 +1,14 @@
 """The device side of `edgebench install-engine -d`: unpack a pushed engine archive and switch to it.
 
-    python3 runner.pyz engine install ARCHIVE WORKDIR KEY
+    python3 runner.pyz engine install ARCHIVE WORKDIR KEY [LINK]
 
 The archive (pushed through the model store: content-addressed, verified, resumable) holds bin/,
 maybe python/, and build.json. It is unpacked into <workdir>/engines/.KEY.partial, its llama-bench is
 started once (`--help`) so that a library the device lacks or a C library too old for the build is
 found now and not in the first cell, and only then is it renamed to engines/KEY and the link
-<workdir>/engine switched to it. A failure leaves the previous engine in place and nothing half-made.
+<workdir>/engine switched to it (or LINK, a path under the workdir: engines/commit-<hash> for the build
+of one commit, which leaves <workdir>/engine as it was). A failure leaves the previous engine in place and
+nothing half-made.
 
 Prints one JSON line: {"path": ..., "build": {...}} or, on failure, one line on stderr and exit 1
 (5 when the build cannot start here: the JSON line then says why, under "cannot_run").
@@ -78,7 +80,7 @@ def point(link, target):
     os.replace(temporary, link)
 
 
-def install(archive_path, workdir, key):
+def install(archive_path, workdir, key, link=LINK):
     engines = os.path.join(workdir, ENGINES)
     final = os.path.join(engines, key)
     partial = os.path.join(engines, "." + key + ".partial")
@@ -95,14 +97,17 @@ def install(archive_path, workdir, key):
             return {"cannot_run": problem}, EXIT_CANNOT_RUN
         shutil.rmtree(final, ignore_errors=True)
         os.rename(partial, final)
-    point(os.path.join(workdir, LINK), os.path.join(ENGINES, key))
+    link_path = os.path.join(workdir, link)
+    if link != LINK and (not link.startswith(ENGINES + "/") or ".." in link.split("/")):
+        raise UnpackFailure("the engine link %r is not under the workdir's engines/" % link, EXIT_USAGE)
+    point(link_path, os.path.relpath(final, os.path.dirname(link_path)))
     with open(os.path.join(final, "build.json")) as f:
         return {"path": final, "build": json.load(f)}, 0
 
 
 def main(argv):
-    if len(argv) != 4 or argv[0] != "install":
-        sys.stderr.write("edgebench: usage: engine install ARCHIVE WORKDIR KEY\n")
+    if len(argv) not in (4, 5) or argv[0] != "install":
+        sys.stderr.write("edgebench: usage: engine install ARCHIVE WORKDIR KEY [LINK]\n")
         return EXIT_USAGE
     try:
         report, code = install(*argv[1:])
