@@ -95,8 +95,46 @@ def make_repo(vendored: Path, repo: Path) -> list[str]:
     return commits
 
 
+def local_target():
+    """This machine's build target, from the local device's probe (as install-engine -d reads it)."""
+    from edgebench.config import find_device
+    from edgebench.config.lookup import LOCAL
+    from edgebench.facts.device_probe import probe_with
+    from edgebench.toolchain.target import target_from_probe
+    from edgebench.transport import open_transport
+
+    with open_transport(find_device(LOCAL, None)) as transport:
+        return target_from_probe(probe_with(transport)["facts"])
+
+
+def build_all(log=print) -> None:
+    """Build every commit of the series for this machine into the cache (the build tree, then the engine
+    cache): .ci/run does it before the tests, as it builds the board's engine, since a cold tree takes longer
+    than a test may. Cached builds cost nothing; a commit that does not compile is remembered."""
+    import tempfile
+    import time
+
+    from edgebench.toolchain.build_tree import BuildFailed, build_commit
+    from edgebench.toolchain.llama_cpp_source import vendored_llama_cpp
+
+    target = local_target()
+    with tempfile.TemporaryDirectory(prefix="edgebench-llama-commits-") as scratch:
+        repo = Path(scratch) / "llama.cpp"
+        for commit in make_repo(vendored_llama_cpp(), repo):
+            started = time.monotonic()
+            try:
+                built = build_commit(str(repo), commit, target, log=log)
+                what = f"built in {built.seconds:.0f} s" if built.built else "cached"
+            except BuildFailed as failed:
+                what = "does not build" + (" (remembered)" if failed.cached else "")
+            log(f"{commit[:12]}: {what} ({time.monotonic() - started:.0f} s)")
+
+
 if __name__ == "__main__":
     import sys
 
-    for commit in make_repo(Path(sys.argv[1]), Path(sys.argv[2])):
-        print(commit)
+    if sys.argv[1:] == ["build"]:
+        build_all(lambda text: print(text, file=sys.stderr))
+    else:
+        for commit in make_repo(Path(sys.argv[1]), Path(sys.argv[2])):
+            print(commit)

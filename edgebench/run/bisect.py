@@ -244,5 +244,6 @@ class Bisect:
 
 
 def build_bound(commits: int) -> int:
-    """The most builds a bisect of `commits` candidate commits should need: ceil(log2 N) midpoints and 2 ends."""
+    """The builds a bisect of a range of `commits` commits (good excluded, bad included) should need at most:
+    ceil(log2 N) midpoints and the 2 ends. Commits left out for changing no build input leave room for a skip."""
     return math.ceil(math.log2(max(commits, 1))) + 2
