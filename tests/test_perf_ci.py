@@ -55,6 +55,9 @@ def bisect(setup, *args) -> tuple[int, dict]:
     return code, json.loads(out.read_text()) if out.exists() else {}
 
 
+# a cold build tree (a machine where `.ci/run`, or `python tests/llama_commits.py build`, has not built the
+# series yet) is built here: one full llama.cpp build, longer than a test's usual limit
+@pytest.mark.timeout(3600)
 def test_bisect_names_the_slow_commit_skips_the_broken_one_and_stays_within_the_build_bound(perf_setup, capsys):
     code, outcome = bisect(perf_setup)
     out = capsys.readouterr().out

@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -78,14 +79,6 @@ def failed_marker(key: str) -> Path:
     return engines_root() / "failed" / f"{key}.json"
 
 
-def cached_commit(commit: str, target: BuildTarget, toolchain_file=None, source: str = "") -> EngineBuild | None:
-    """The finished build of `commit` for `target`, if there is one (no build is started)."""
-    compiler = compiler_for(target, toolchain_file)
-    key = build_key(commit_identity(source, commit), build_flags(target), target, compiler)
-    final = engines_root() / key
-    return load_build(final) if (final / MANIFEST).is_file() else None
-
-
 def build_commit(source: str, commit: str, target: BuildTarget, *, toolchain_file=None,
                  log: Callable[[str], None] = print) -> CommitBuild:
     """The build of `commit` (a full hash) of the git repository `source` for `target`. Raises BuildFailed
@@ -116,8 +109,10 @@ def build_commit(source: str, commit: str, target: BuildTarget, *, toolchain_fil
             try:
                 _compile(src, build_dir, tree, flags, compiler, out, configure=cold)
             except BuildFailed as error:
-                failed.parent.mkdir(parents=True, exist_ok=True)
-                failed.write_text(json.dumps({"commit": commit, "error": str(error)}) + "\n")
+                out.flush()
+                if _the_source_is_at_fault(Path(out.name).read_text()):
+                    failed.parent.mkdir(parents=True, exist_ok=True)
+                    failed.write_text(json.dumps({"commit": commit, "error": str(error)}) + "\n")
                 raise
         work = Path(tempfile.mkdtemp(prefix=f".collecting-{key}-", dir=engines_root()))
         try:
@@ -133,6 +128,15 @@ def build_commit(source: str, commit: str, target: BuildTarget, *, toolchain_fil
             shutil.rmtree(work, ignore_errors=True)
     log(f"built {commit[:12]} in {seconds:.0f} s ({'cold' if cold else 'incremental'})")
     return CommitBuild(load_build(final), True, seconds)
+
+
+def _the_source_is_at_fault(log_text: str) -> bool:
+    """A compiler's error about the code, which the same commit will always give, not this machine's trouble
+    (a compiler killed for memory, a full disk, a missing tool), which must not be remembered."""
+    machine = re.compile(r"Killed signal|No space left|cannot allocate memory|No such file or directory: "
+                         r"'(cmake|ninja)", re.IGNORECASE)
+    errors = [line for line in log_text.splitlines() if re.search(r"\berror:", line, re.IGNORECASE)]
+    return bool(errors) and not any(machine.search(line) for line in errors)
 
 
 @contextmanager
