@@ -10,6 +10,9 @@ a second CI run without building).
     c4  ggml-cpu: a comment                 c8, c9  ggml-cpu: comments
 
 Every code change is in ggml/src/ggml-cpu/ggml-cpu.c, so an incremental build compiles one file and relinks.
+
+    python tests/llama_commits.py build      # every commit for this machine, into the cache (.ci/run does it)
+    python tests/llama_commits.py SRC REPO   # only write the repository from the llama.cpp source SRC
 """
 
 from __future__ import annotations

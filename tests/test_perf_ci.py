@@ -10,6 +10,7 @@ CI run on this machine builds nothing; a cold tree costs one full llama.cpp buil
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import xml.etree.ElementTree as ET
 
@@ -76,7 +77,9 @@ def test_bisect_names_the_slow_commit_skips_the_broken_one_and_stays_within_the_
     assert effect["verdict"] == "regressed" and effect["ci_high"] < 0.9
     assert f"first bad commit: {commits[SLOW_INDEX][:12]} ggml-cpu: extra work" in out
     assert "skipped (does not build): " + commits[BROKEN_INDEX][:8] in out
-    assert "builds: " in out and "rounds: " in out
+    assert f"effect: tg16 ts ×{effect['ratio']:.3f} [95% CI " in out and f"against good {commits[0][:8]}" in out
+    assert re.search(r"builds: \d+ compiled, \d+ from the cache; rounds: \d+ in 4 measurements \(0 reused\)", out)
+    assert "left out (no build input changed): " + commits[DOCS_INDEX][:8] in out
 
 
 def test_a_second_bisect_over_the_same_range_builds_and_measures_nothing(perf_setup, capsys):
