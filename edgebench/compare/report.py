@@ -141,7 +141,9 @@ def to_json(report: GateReport, exit_code: int) -> str:
         entry["decision"] = asdict(c.decision) if c.decision else None
         comparisons.append(entry)
     return json.dumps({"schema_version": 1, "kind": "edgebench-compare", "base": report.base, "candidate": report.cand,
-                       "base_commit": report.base_commit, "candidate_commit": report.cand_commit,
+                       # the llama.cpp commits, where the sides name them (absent otherwise)
+                       **{key: value for key, value in (("base_commit", report.base_commit),
+                                                        ("candidate_commit", report.cand_commit)) if value},
                        "alpha": report.alpha, "exit_code": exit_code, "nothing_compared": report.nothing_compared(),
                        "comparisons": comparisons,
                        "only_base": report.only_base, "only_candidate": report.only_cand,
