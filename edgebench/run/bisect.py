@@ -105,7 +105,10 @@ class Bisect:
         try:
             built = install_commit(self.device, commit, self.log)
         except BuildFailed as failed:
-            if not failed.cached:
+            # a commit known not to build is an answer from the cache too
+            if failed.cached:
+                self.outcome.cached_builds += 1
+            else:
                 self.outcome.builds += 1
             self.log(f"{commit.short} does not build, skipped: {failed}")
             return False
