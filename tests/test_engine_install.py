@@ -61,6 +61,26 @@ def test_an_installed_engine_is_the_runners_llama_bench(tmp_path, device, llama_
     assert capabilities(device)["engines"]["llama-bench"] == "ok"  # no binary configured: the installed one
 
 
+def test_a_commits_build_is_installed_beside_the_engine_and_only_a_job_naming_that_commit_runs_it(tmp_path, device,
+                                                                                                   llama_bench_binary):
+    current = install_engine(device, build_of(tmp_path, llama_bench_binary, "current"))
+    commit = "51beffa3a88ee6253c736f05fd99e13b2e91a891"
+    done = install_engine(device, build_of(tmp_path, llama_bench_binary, "at-commit"),
+                          link=installed.commit_link(commit))
+    engines = tmp_path / "device" / "engines"
+    assert (tmp_path / "device" / "engine").resolve() == Path(current.path)  # not switched
+    assert (engines / f"commit-{commit}").resolve() == Path(done.path)
+    found = capabilities(device)["engines"]
+    assert found["llama-bench"] == "ok"
+    from edgebench.runner.engines.llama_bench_engine import LlamaBenchEngine
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(installed.HOME_ENV, str(tmp_path / "device" / "engine"))
+        assert LlamaBenchEngine.binary_for({"ref": commit}) == str(Path(done.path) / "bin" / "llama-bench")
+        assert LlamaBenchEngine.binary_for({}) == str(Path(current.path) / "bin" / "llama-bench")
+        assert "no llama-bench of llama.cpp 0123abcd is installed" in LlamaBenchEngine.missing({"ref": "0123abcd"})
+
+
 def test_a_build_for_another_machine_is_refused_and_the_previous_engine_stays(tmp_path, device, llama_bench_binary):
     from test_device_build import BOARD, need_cross_tools
 

@@ -92,7 +92,8 @@ def test_an_ab_variant_on_another_engine_keeps_only_the_settings_that_engine_tak
     assert dict(variant.engine) == {"name": "llama-bench", "threads": (2,), "n_batch": 64, "n_ubatch": 512,
                                     "type_k": "f16", "type_v": "f16", "flash_attn": "auto", "n_gpu_layers": 0,
                                     "n_cpu_moe": 0, "repack": True, "cpu_mask": "0x0", "cpu_strict": False,
-                                    "cores": "all", "binary": None, "perplexity_binary": None}
+                                    "cores": "all", "binary": None, "source": None, "ref": None,
+                                    "perplexity_binary": None}
     with pytest.raises(ConfigError, match="only the llama.cpp engine takes n_ctx"):
         variant_profile(base, "B", ["engine.name=llama-bench", "engine.n_ctx=512"], None)
 

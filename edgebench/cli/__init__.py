@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from edgebench import __version__
-from edgebench.cli import database, devices, engine, examples, gate, models, runs
+from edgebench.cli import bisect, database, devices, engine, examples, gate, models, runs
 from edgebench.cli.common import EXIT_ERROR, EXIT_FAILED_CELLS, EXIT_INTERRUPTED, EXIT_OK
 from edgebench.errors import EdgebenchError
 
@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Deploy quantized LLMs to edge devices and benchmark them the way llama-bench does."))
     parser.add_argument("--version", action="version", version=f"edgebench {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for group in (examples, runs, models, gate, database, devices, engine):
+    for group in (examples, runs, models, gate, bisect, database, devices, engine):
         group.register(commands)
     return parser
 

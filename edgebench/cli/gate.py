@@ -116,7 +116,7 @@ def _gate_outputs(args, console, report, code: int | None = None) -> int:
     from edgebench.compare import report as out
 
     code = report.exit_code(args.inconclusive) if code is None else code
-    print_table(console, out.HEADER, out.table_rows(report))
+    print_table(console, out.header(report), out.table_rows(report))
     for line in out.unmatched_lines(report) + [f"inconclusive: {n}" for n in out.notes(report)]:
         console.print(escape(line))
     for line in out.device_lines(report):
@@ -234,6 +234,9 @@ def cmd_ab(args, console) -> int:
     devices = select_devices(args.device, args.devices_dir) if args.device else [local_device(args)]
     _check_gate_outputs(args)
     output_folder(args.results, "results root")
+    from edgebench.sweep.engine_refs import prepare
+
+    variants, commits = prepare(variants, devices, log=lambda text: console.print(text, markup=False))
     ab = AbRun(profile, variants, devices, args.results, thresholds, plan=plan, disturbance=disturbance,
                repeat_disturbed=args.repeat_disturbed, parallel=args.parallel, wait_for_lock=not args.no_wait)
     from edgebench.cli.ui import RunDisplay
@@ -249,15 +252,20 @@ def cmd_ab(args, console) -> int:
     console.print(f"results: {ab.store.path}")
     for cell_id, reason in ab.run.failures:
         console.print(f"  [red]{cell_id}[/]: {reason}")
-    return _fleet_outputs(args, console, reports)
+    return _fleet_outputs(args, console, reports, commits)
 
 
-def _fleet_outputs(args, console, reports: dict) -> int:
+def _fleet_outputs(args, console, reports: dict, commits: dict | None = None) -> int:
     """Every device's verdict, then one report of all comparisons with the fleet's exit code."""
     from edgebench.compare.gate import GateReport, fleet_exit_code
+    from edgebench.sweep.engine_refs import variant_name
 
     codes = {name: report.exit_code(args.inconclusive) for name, report in reports.items()}
-    merged = GateReport(base="A", cand="B", alpha=next(iter(reports.values())).alpha)
+    commits = commits or {}
+    merged = GateReport(base=variant_name("A", commits.get("A")), cand=variant_name("B", commits.get("B")),
+                        alpha=next(iter(reports.values())).alpha,
+                        base_commit=commits["A"].short if "A" in commits else None,
+                        cand_commit=commits["B"].short if "B" in commits else None)
     for report in reports.values():
         merged.comparisons += report.comparisons
         merged.base_unmeasured += report.base_unmeasured

@@ -109,6 +109,13 @@ def cmd_run(args, console) -> int:
             console.print(f"shard {args.shard} has no devices: nothing to run")
             return EXIT_OK
         output_folder(args.results, "results root")
+        from edgebench.sweep.engine_refs import prepare
+
+        # an engine at a commit (engine.source/ref): built for and installed on each device first; the
+        # cells then run that build
+        prepared = prepare({"run": profile}, devices, log=lambda text: console.print(text, markup=False))[0]["run"]
+        if prepared is not profile:
+            plan = plan_run(prepared, devices, shard)
     start = partial(run_plan, plan, args.results)
     total = len(plan.cells)
     display = observer = RunDisplay(console, total=total)

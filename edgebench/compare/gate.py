@@ -55,6 +55,9 @@ class GateReport:
     disturbed: dict[str, list[str]] = field(default_factory=dict)
     # ab over a fleet: device -> its own exit code
     device_codes: dict[str, int] = field(default_factory=dict)
+    # the llama.cpp commits of the two sides, where known (8 hex digits, as compare-llama-bench.py names them)
+    base_commit: str | None = None
+    cand_commit: str | None = None
 
     def count(self, verdict: str) -> int:
         return sum(c.verdict == verdict for c in self.comparisons)
@@ -156,7 +159,7 @@ def compare_sides(base: Side, cand: Side, cli_thresholds: dict | None = None, al
     if not allow_different_devices:
         check_same_machines(base, cand)
     thresholds = {**cand.thresholds, **(cli_thresholds or {})}
-    report = GateReport(base.source, cand.source, alpha)
+    report = GateReport(base.source, cand.source, alpha, base_commit=base.commit, cand_commit=cand.commit)
     cand_by_key = {c.key: c for c in cand.cells}
     base_keys = {c.key for c in base.cells}
     for cell in base.cells:

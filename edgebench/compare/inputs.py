@@ -50,6 +50,15 @@ class Side:
     thresholds: dict[str, float] = field(default_factory=dict, hash=False)
     # device name -> what its probe says the machine is (none for llama-bench files: they hold no probe)
     machines: dict[str, Machine] = field(default_factory=dict, hash=False)
+    # the llama.cpp commit its rows name (build_commit), where they name exactly one
+    commit: str | None = None
+
+
+def one_commit(rows) -> str | None:
+    """The build_commit every row with one names, cut to 8 digits as compare-llama-bench.py shows it; None
+    when none or several (or "unknown")."""
+    found = {str(row.get("build_commit"))[:8] for row in rows if row.get("build_commit") not in (None, "", "unknown")}
+    return found.pop() if len(found) == 1 else None
 
 
 def _engine_key(engine: str | None, found: dict) -> tuple:
@@ -164,7 +173,8 @@ def load_side(path: Path) -> Side:
     if path.is_dir():
         run = load(path)
         return Side(str(path), tuple(_edgebench_cells(run)), dict((run.header.profile or {}).get("thresholds") or {}),
-                    {probe.device: run.machine(probe.device) for probe in run.devices if run.machine(probe.device)})
+                    {probe.device: run.machine(probe.device) for probe in run.devices if run.machine(probe.device)},
+                    one_commit(run.rows()))
     if not path.is_file():
         raise ResultsError(f"{path}: no such run directory or file")
-    return Side(str(path), tuple(_llama_bench_cells(path)))
+    return Side(str(path), tuple(_llama_bench_cells(path)), commit=one_commit(_llama_bench_rows(path)))

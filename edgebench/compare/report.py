@@ -21,6 +21,22 @@ def _num(value, digits=2) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
+def header(report: GateReport) -> list[str]:
+    """HEADER, with each side's column naming its llama.cpp commit where known (compare-llama-bench.py's
+    `t/s 51beffa3` columns)."""
+    base = f"base {report.base_commit}" if report.base_commit else "base"
+    cand = f"candidate {report.cand_commit}" if report.cand_commit else "candidate"
+    return [HEADER[0], HEADER[1], base, cand, *HEADER[4:]]
+
+
+def sides(report: GateReport) -> str:
+    """`base` → `candidate`, each with its commit where known and not already in its name."""
+    def named(name: str, commit: str | None) -> str:
+        return f"{name} ({commit})" if commit and commit not in name else name
+
+    return f"`{named(report.base, report.base_commit)}` → `{named(report.cand, report.cand_commit)}`"
+
+
 def table_rows(report: GateReport, marks: bool = False) -> list[list[str]]:
     rows = []
     for c in report.comparisons:
@@ -71,8 +87,8 @@ def notes(report: GateReport) -> list[str]:
 
 
 def to_markdown(report: GateReport) -> str:
-    lines = ["### edgebench regression gate", "", f"`{report.base}` → `{report.cand}`: {summary_line(report)}", ""]
-    lines += markdown_table(HEADER, table_rows(report, marks=True))
+    lines = ["### edgebench regression gate", "", f"{sides(report)}: {summary_line(report)}", ""]
+    lines += markdown_table(header(report), table_rows(report, marks=True))
     extra = unmatched_lines(report) + [f"inconclusive: {n}" for n in notes(report)] + device_lines(report)
     if extra:
         lines += [""] + [f"- {line}" for line in extra]
@@ -91,6 +107,11 @@ def to_junit(report: GateReport) -> str:
     suite = ET.Element("testsuite", name="edgebench.compare", tests=str(len(report.comparisons)),
                        failures=str(report.count("regressed") + report.count("failed")),
                        skipped=str(report.count("inconclusive")))
+    if report.base_commit or report.cand_commit:
+        properties = ET.SubElement(suite, "properties")
+        for name, value in (("base_commit", report.base_commit), ("candidate_commit", report.cand_commit)):
+            if value:
+                ET.SubElement(properties, "property", name=name, value=value)
     why = report.nothing_compared()
     if why:  # a suite of no tests reads as a pass
         suite.set("tests", "1")
@@ -100,7 +121,8 @@ def to_junit(report: GateReport) -> str:
     for c in report.comparisons:
         case = ET.SubElement(suite, "testcase", classname=c.label, name=c.metric)
         d = c.decision
-        text = (f"{c.metric}: base {_num(c.base_median)} {c.unit}, candidate {_num(c.cand_median)} {c.unit}"
+        base, cand = header(report)[2:4]
+        text = (f"{c.metric}: {base} {_num(c.base_median)} {c.unit}, {cand} {_num(c.cand_median)} {c.unit}"
                 + (f", ratio {d.ratio:.3f} [{d.ci_low:.3f}, {d.ci_high:.3f}], p {d.p_value:.4f}: {d.reason}"
                    if d else ": the candidate has no samples"))
         if c.verdict in ("regressed", "failed"):
@@ -119,6 +141,9 @@ def to_json(report: GateReport, exit_code: int) -> str:
         entry["decision"] = asdict(c.decision) if c.decision else None
         comparisons.append(entry)
     return json.dumps({"schema_version": 1, "kind": "edgebench-compare", "base": report.base, "candidate": report.cand,
+                       # the llama.cpp commits, where the sides name them (absent otherwise)
+                       **{key: value for key, value in (("base_commit", report.base_commit),
+                                                        ("candidate_commit", report.cand_commit)) if value},
                        "alpha": report.alpha, "exit_code": exit_code, "nothing_compared": report.nothing_compared(),
                        "comparisons": comparisons,
                        "only_base": report.only_base, "only_candidate": report.only_cand,

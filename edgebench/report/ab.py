@@ -12,7 +12,7 @@ from html import escape
 
 from edgebench.compare.gate import Comparison, GateReport, compare_rounds
 from edgebench.compare.paired import SequentialPlan
-from edgebench.compare.report import HEADER, table_rows
+from edgebench.compare.report import header, table_rows
 from edgebench.compare.stats import ALPHA
 from edgebench.report import svg
 from edgebench.report.parts import figure, ratio_chart, verdict_cell
@@ -118,6 +118,12 @@ def _rounds_table(pair: Pair) -> str:
             f"<th>B/A</th></tr>{''.join(rows)}</table>")
 
 
+def variant_commit(design, variant: str) -> str | None:
+    """The llama.cpp commit a variant's engine was built at (engine.ref, pinned to the full hash), 8 digits."""
+    ref = ((design.variants.get(variant) or {}).get("engine") or {}).get("ref")
+    return str(ref)[:8] if ref else None
+
+
 def ab_section(run) -> str:
     """The A/B part of an `ab` run's report: what B changes, the verdicts with their intervals, a chart
     of every pair's B/A, and per pair its rounds (chart and table)."""
@@ -132,10 +138,12 @@ def ab_section(run) -> str:
              f"{design.max_rounds}, alpha {design.alpha or ALPHA}.</p>"]
     if not comparisons:
         return "".join(parts) + '<p class="note">No pair has rounds measured by both A and B: no verdict.</p>'
+    report = GateReport("A", "B", design.alpha or ALPHA, comparisons, base_commit=variant_commit(design, "A"),
+                        cand_commit=variant_commit(design, "B"))
     body = "".join("<tr>" + "".join(f"<td>{escape(v)}</td>" for v in row[:-1]) + verdict_cell(row[-1]) + "</tr>"
-                   for row in table_rows(GateReport("A", "B", design.alpha or ALPHA, comparisons)))
+                   for row in table_rows(report))
     parts.append("<table><tr>" + "".join(f"<th>{escape(h.replace('base', 'A').replace('candidate', 'B'))}</th>"
-                                         for h in HEADER) + f"</tr>{body}</table>")
+                                         for h in header(report)) + f"</tr>{body}</table>")
     unjudged = [p.label for p in pairs if not p.comparisons]
     if unjudged:
         parts.append(f'<p class="note">not judged (A measured no round of it): {escape(", ".join(unjudged))}</p>')

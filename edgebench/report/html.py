@@ -208,7 +208,7 @@ def energy_plot(run: RunData) -> list[str]:
 def comparison(base: RunData, cand: RunData) -> str:
     from edgebench.compare.gate import compare_sides, different_machines
     from edgebench.compare.inputs import load_side
-    from edgebench.compare.report import HEADER, table_rows
+    from edgebench.compare.report import header, table_rows
 
     sides = load_side(base.path), load_side(cand.path)
     # a report shows both runs whatever they ran on, and says so where a device is another machine
@@ -220,7 +220,7 @@ def comparison(base: RunData, cand: RunData) -> str:
                              [c for c in report.comparisons if c.metric == "ts"]))
     body = "".join(f'<tr>{"".join(f"<td>{escape(str(v))}</td>" for v in row[:-1])}{verdict_cell(row[-1])}</tr>'
                    for row in table_rows(report))
-    parts.append("<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in HEADER) + f"</tr>{body}</table>")
+    parts.append("<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in header(report)) + f"</tr>{body}</table>")
     return "".join(parts)
 
 

@@ -1,6 +1,6 @@
 """The device side of `edgebench install-engine -d`: unpack a pushed engine archive and switch to it.
 
-    python3 runner.pyz engine install ARCHIVE WORKDIR KEY
+    python3 runner.pyz engine install ARCHIVE WORKDIR KEY [LINK]
     python3 runner.pyz engine install-built FOLDER WORKDIR KEY FIELDS_JSON [BINDINGS_ARCHIVE]
     python3 runner.pyz engine build ...                   # --on-device: build it here (engine_build.py)
 
@@ -12,7 +12,9 @@ The archive (pushed through the model store: content-addressed, verified, resuma
 maybe python/, and build.json. It is unpacked into <workdir>/engines/.KEY.partial, its llama-bench is
 started once (`--help`) so that a library the device lacks or a C library too old for the build is
 found now and not in the first cell, and only then is it renamed to engines/KEY and the link
-<workdir>/engine switched to it. A failure leaves the previous engine in place and nothing half-made.
+<workdir>/engine switched to it (or LINK, a path under the workdir: engines/commit-<hash> for the build
+of one commit, which leaves <workdir>/engine as it was). A failure leaves the previous engine in place and
+nothing half-made.
 
 Prints one JSON line: {"path": ..., "build": {...}} or, on failure, one line on stderr and exit 1
 (5 when the build cannot start here: the JSON line then says why, under "cannot_run").
@@ -84,8 +86,8 @@ def point(link, target):
     os.replace(temporary, link)
 
 
-def install(archive_path, workdir, key):
-    return _install(workdir, key, lambda partial: extract(archive_path, partial))
+def install(archive_path, workdir, key, link=LINK):
+    return _install(workdir, key, lambda partial: extract(archive_path, partial), link)
 
 
 def install_built(folder, workdir, key, fields, bindings_archive=None):
@@ -111,7 +113,7 @@ def _link_or_copy(source, destination):
         shutil.copy2(source, destination)
 
 
-def _install(workdir, key, stage):
+def _install(workdir, key, stage, link=LINK):
     """`stage(partial)` fills the partial folder; it is checked, renamed into place and switched to."""
     engines = os.path.join(workdir, ENGINES)
     final = os.path.join(engines, key)
@@ -129,7 +131,10 @@ def _install(workdir, key, stage):
             return {"cannot_run": problem}, EXIT_CANNOT_RUN
         shutil.rmtree(final, ignore_errors=True)
         os.rename(partial, final)
-    point(os.path.join(workdir, LINK), os.path.join(ENGINES, key))
+    link_path = os.path.join(workdir, link)
+    if link != LINK and (not link.startswith(ENGINES + "/") or ".." in link.split("/")):
+        raise UnpackFailure("the engine link %r is not under the workdir's engines/" % link, EXIT_USAGE)
+    point(link_path, os.path.relpath(final, os.path.dirname(link_path)))
     with open(os.path.join(final, "build.json")) as f:
         return {"path": final, "build": json.load(f)}, 0
 
@@ -139,9 +144,9 @@ def main(argv):
         from .engine_build import main as build
         return build(argv[1:])
     built = argv[:1] == ["install-built"] and len(argv) in (5, 6)
-    if not built and (len(argv) != 4 or argv[0] != "install"):
-        sys.stderr.write("edgebench: usage: engine install ARCHIVE WORKDIR KEY | install-built FOLDER WORKDIR "
-                         "KEY FIELDS_JSON [BINDINGS_ARCHIVE] | build ...\n")
+    if not built and (len(argv) not in (4, 5) or argv[0] != "install"):
+        sys.stderr.write("edgebench: usage: engine install ARCHIVE WORKDIR KEY [LINK] | install-built FOLDER "
+                         "WORKDIR KEY FIELDS_JSON [BINDINGS_ARCHIVE] | build ...\n")
         return EXIT_USAGE
     try:
         if built:

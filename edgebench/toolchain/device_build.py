@@ -139,6 +139,28 @@ def load_build(directory: Path) -> EngineBuild:
 
 def _compile(source: Path, work: Path, flags: tuple[str, ...], compiler: Compiler, log_path: Path) -> Path:
     build_dir = work / "build"
+    configure = configure_argv(source, build_dir, flags, compiler, work)
+    build = build_argv(build_dir)
+    with open(log_path, "w") as out:
+        for stage, argv in (("configuring", configure), ("compiling", build)):
+            run_logged(argv, out, f"{stage} llama.cpp")
+    return build_dir
+
+
+def run_logged(argv: list[str], out, what: str, error: type[EdgebenchError] = EdgebenchError) -> None:
+    """Run one build step into the open log `out`; a failure raises `error`, quoting the log's last error."""
+    out.write(f"$ {' '.join(argv)}\n")
+    out.flush()
+    # in English and ASCII, so the error line a failure quotes reads the same everywhere
+    done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                          env={**os.environ, "LC_ALL": "C"})
+    if done.returncode != 0:
+        out.flush()
+        raise error(f"{what} failed with: {last_error(Path(out.name).read_text())} (the full log is {out.name})")
+
+
+def configure_argv(source: Path, build_dir: Path, flags: tuple[str, ...], compiler: Compiler, work: Path) -> list[str]:
+    """CMake's configure command (Ninja where there is one); a generated toolchain file is written to `work`."""
     toolchain: list[str] = []
     if compiler.toolchain_file is not None:
         toolchain = [f"-DCMAKE_TOOLCHAIN_FILE={compiler.toolchain_file}"]
@@ -147,20 +169,11 @@ def _compile(source: Path, work: Path, flags: tuple[str, ...], compiler: Compile
         generated.write_text(compiler.toolchain_text)
         toolchain = [f"-DCMAKE_TOOLCHAIN_FILE={generated}"]
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
-    configure = ["cmake", "-S", str(source), "-B", str(build_dir), *generator, *toolchain, *flags]
-    build = ["cmake", "--build", str(build_dir), "--target", *TOOLS, "-j", str(os.cpu_count() or 1)]
-    with open(log_path, "w") as out:
-        for stage, argv in (("configuring", configure), ("compiling", build)):
-            out.write(f"$ {' '.join(argv)}\n")
-            out.flush()
-            # in English and ASCII, so the error line a failure quotes reads the same everywhere
-            done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                  env={**os.environ, "LC_ALL": "C"})
-            if done.returncode != 0:
-                out.close()
-                raise EdgebenchError(f"{stage} llama.cpp failed with: {last_error(log_path.read_text())} "
-                                     f"(the full log is {log_path})")
-    return build_dir
+    return ["cmake", "-S", str(source), "-B", str(build_dir), *generator, *toolchain, *flags]
+
+
+def build_argv(build_dir: Path) -> list[str]:
+    return ["cmake", "--build", str(build_dir), "--target", *TOOLS, "-j", str(os.cpu_count() or 1)]
 
 
 def last_error(log_text: str) -> str:

@@ -110,8 +110,9 @@ def engine_archive(build) -> tuple[Path, bool]:
     return path, bindings is not None
 
 
-def install_engine(transport, build, progress=None) -> InstalledEngine:
-    """Push the build's archive and install it on the device; raises EngineCannotRun when it does not start."""
+def install_engine(transport, build, progress=None, link: str | None = None) -> InstalledEngine:
+    """Push the build's archive and install it on the device; raises EngineCannotRun when it does not start.
+    `link`: where under the workdir to link it instead of switching `<workdir>/engine` (a commit's build)."""
     archive, bindings = engine_archive(build)
     runner = install_runner(transport)
     store = RemoteStore(transport, runner, area=ENGINE_STORE, evict=False)
@@ -120,7 +121,8 @@ def install_engine(transport, build, progress=None) -> InstalledEngine:
     # named by the build and by what was pushed: another archive of one build (with or without the bindings)
     # is installed beside it, never mistaken for it
     folder = f"{build.key}-{sha256[:8]}"
-    argv = helper_argv(transport, runner, "engine", "install", pushed.path, transport.workdir_path(), folder)
+    argv = helper_argv(transport, runner, "engine", "install", pushed.path, transport.workdir_path(), folder,
+                       *([link] if link else []))
     done = run_to_end(transport, argv, "the engine's install", timeout_s=600)
     return install_result(transport, done, build.manifest.get("triple"), pushed, bindings)
 

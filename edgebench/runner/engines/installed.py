@@ -4,6 +4,8 @@
     <workdir>/engines/<key>/bin/             llama-bench, llama-perplexity, llama-fit-params, lib*.so
     <workdir>/engines/<key>/python/          llama-cpp-python's ctypes bindings, when they bind this build
     <workdir>/engines/<key>/build.json       what was built: source, commit, flags, target
+    <workdir>/engines/commit-<hash> -> <key> a build of one llama.cpp commit (engine.ref), installed beside
+                                             the current engine without switching it
 
 The runner finds it from its own place, `<workdir>/runner/<sha256>/runner.pyz`, so every mode (a
 run, the capabilities probe, the self-test) sees the same engine without the controller naming paths.
@@ -31,19 +33,27 @@ def _workdir_of_zipapp() -> Optional[str]:
     return os.path.dirname(os.path.dirname(os.path.dirname(zipapp)))
 
 
-def home() -> Optional[str]:
-    """The installed engine's folder, or None when nothing was installed."""
+def commit_link(commit: str) -> str:
+    """Where, under the workdir, the build of one llama.cpp commit is linked (engine_unpack installs it so)."""
+    return os.path.join("engines", "commit-" + commit)
+
+
+def home(commit: Optional[str] = None) -> Optional[str]:
+    """The installed engine's folder (of `commit` when given), or None when nothing was installed."""
     folder = os.environ.get(HOME_ENV)
+    if folder and commit:
+        # beside the test's engine folder, as engines/commit-<hash> is beside <workdir>/engine
+        folder = os.path.join(os.path.dirname(folder), commit_link(commit))
     if not folder:
         workdir = _workdir_of_zipapp()
-        folder = os.path.join(workdir, "engine") if workdir else None
+        folder = os.path.join(workdir, commit_link(commit) if commit else "engine") if workdir else None
     if folder and os.path.isfile(os.path.join(folder, "build.json")):
         return os.path.realpath(folder)
     return None
 
 
-def manifest() -> Optional[dict]:
-    folder = home()
+def manifest(commit: Optional[str] = None) -> Optional[dict]:
+    folder = home(commit)
     if folder is None:
         return None
     try:
@@ -54,9 +64,9 @@ def manifest() -> Optional[dict]:
     return found if isinstance(found, dict) else None
 
 
-def tool(name: str) -> Optional[str]:
-    """An installed llama.cpp tool (llama-bench, llama-perplexity, ...), or None."""
-    folder = home()
+def tool(name: str, commit: Optional[str] = None) -> Optional[str]:
+    """An installed llama.cpp tool (llama-bench, llama-perplexity, ...), of `commit` when given, or None."""
+    folder = home(commit)
     path = os.path.join(folder, "bin", name) if folder else None
     return path if path and os.access(path, os.X_OK) else None
 
@@ -73,9 +83,9 @@ def bindings() -> tuple:
     return None, (manifest() or {}).get("in_process_unavailable") or "the installed engine has no Python bindings"
 
 
-def build_fields() -> dict:
+def build_fields(commit: Optional[str] = None) -> dict:
     """What rows record about the installed build (empty when none is installed)."""
-    found = manifest() or {}
+    found = manifest(commit) or {}
     # the CPU's flags (GGML_CPU_ARM_ARCH, GGML_AVX2, ...), not the build's fixed ones (shared libraries, no curl)
     cpu_flags = [flag for flag in found.get("cmake_flags") or ()
                  if flag.startswith("-DGGML_") and not flag.startswith("-DGGML_CCACHE")]
@@ -99,10 +109,10 @@ def _cpu_features() -> Optional[set]:
     return common
 
 
-def lacking_features() -> list:
+def lacking_features(commit: Optional[str] = None) -> list:
     """The CPU features the installed build was compiled for that this CPU lacks: such a build dies
     with SIGILL in its first kernel, so the engines refuse it up front and name them."""
-    target = (manifest() or {}).get("target") or {}
+    target = (manifest(commit) or {}).get("target") or {}
     wanted = target.get("features") if isinstance(target, dict) else None
     have = _cpu_features()
     if not wanted or have is None:
@@ -110,9 +120,9 @@ def lacking_features() -> list:
     return sorted(set(wanted) - have)
 
 
-def unusable() -> Optional[str]:
+def unusable(commit: Optional[str] = None) -> Optional[str]:
     """Why the installed build cannot run on this CPU, or None."""
-    lacking = lacking_features()
+    lacking = lacking_features(commit)
     if not lacking:
         return None
     return ("the installed engine was built for CPU features this CPU lacks (%s): run `edgebench "

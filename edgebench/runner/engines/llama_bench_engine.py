@@ -35,6 +35,10 @@ DECLARATION = EngineDeclaration(
              Option("binary", "text", None, "the llama-bench binary; default: the device's llama_bench, else the "
                     "one `edgebench install-engine -d` installed, else llama-bench on PATH",
                     device_setting="llama_bench"),
+             Option("source", "text", None, "a llama.cpp git checkout (a path) or a URL git can fetch: the run "
+                    "builds `ref` of it for each device and installs it there (edgebench; the device never sees it)"),
+             Option("ref", "text", None, "the commit, tag or branch of `source` to build (default HEAD); "
+                    "resolved to its commit before the run, which then runs that commit's installed llama-bench"),
              Option("perplexity_binary", "text", None, "the llama-perplexity binary that runs ppl tests; default: "
                     "the device's llama_perplexity, else the one beside llama-bench",
                     device_setting="llama_perplexity")),
@@ -64,6 +68,9 @@ class LlamaBenchEngine(Engine):
         """The binary comes with the job (the device's `llama_bench`, or the profile's engine.binary);
         without one, the installed engine's (installed.py), else llama-bench on PATH."""
         binary = LlamaBenchEngine.binary_for(options or {})
+        if not binary and options and options.get("ref"):
+            return ("no llama-bench of llama.cpp %s is installed on this device (edgebench builds and installs "
+                    "engine.ref before a run)" % options["ref"])
         if not binary:
             return ("no llama-bench binary: none is configured (llama_bench in the device profile, or "
                     "engine.binary in the benchmark profile), none is installed (edgebench install-engine "
@@ -72,10 +79,16 @@ class LlamaBenchEngine(Engine):
             return "llama-bench binary %s is not an executable file" % binary
         if binary == installed.tool("llama-bench"):
             return installed.unusable()
+        if options and options.get("ref") and binary == installed.tool("llama-bench", commit=options["ref"]):
+            return installed.unusable(commit=options["ref"])
         return None
 
     @staticmethod
     def binary_for(options):
+        if options.get("ref"):
+            # an engine at a commit: the build installed for it, never another llama-bench (not even the
+            # device profile's llama_bench)
+            return installed.tool("llama-bench", commit=options["ref"])
         return options.get("binary") or installed.tool("llama-bench") or shutil.which("llama-bench")
 
     def __init__(self):
@@ -95,6 +108,8 @@ class LlamaBenchEngine(Engine):
         info = {"engine_version": "llama-bench " + binary, "system_info": system_info_beside(binary)}
         if binary == installed.tool("llama-bench"):
             info.update(installed.build_fields())
+        elif options.get("ref") and binary == installed.tool("llama-bench", commit=options["ref"]):
+            info.update(installed.build_fields(commit=options["ref"]))
         return info
 
     def command(self, test, repetitions, warmup):
