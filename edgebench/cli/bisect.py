@@ -43,7 +43,7 @@ def register(commands) -> None:
 
 def cmd_bisect(args, console) -> int:
     from edgebench.cli.gate import _cli_thresholds
-    from edgebench.cli.outputs import check_output_file, output_folder, write_output
+    from edgebench.outputs import check_output_file, output_folder, write_output
     from edgebench.compare.metrics import METRICS
     from edgebench.compare.paired import SequentialPlan
     from edgebench.config import find_device, load_profile
