@@ -43,11 +43,11 @@ def register(commands) -> None:
 
 def cmd_bisect(args, console) -> int:
     from edgebench.cli.gate import _cli_thresholds
-    from edgebench.outputs import check_output_file, output_folder, write_output
     from edgebench.compare.metrics import METRICS
     from edgebench.compare.paired import SequentialPlan
     from edgebench.config import find_device, load_profile
     from edgebench.db.url import configured_db
+    from edgebench.outputs import check_output_file, output_folder, write_output
     from edgebench.sweep.bisect import Bisect
     from edgebench.sweep.disturbance import Disturbance
     from edgebench.sweep.engine_refs import engine_commit, resolve

@@ -17,9 +17,7 @@ import fcntl
 import hashlib
 import json
 import re
-import shutil
 import subprocess
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -27,6 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from edgebench.errors import EdgebenchError
+from edgebench.outputs import replacing
 from edgebench.toolchain.cross import Compiler, compiler_for
 from edgebench.toolchain.device_build import (
     FORMAT,
@@ -114,18 +113,14 @@ def build_commit(source: str, commit: str, target: BuildTarget, *, toolchain_fil
                     failed.parent.mkdir(parents=True, exist_ok=True)
                     failed.write_text(json.dumps({"commit": commit, "error": str(error)}) + "\n")
                 raise
-        work = Path(tempfile.mkdtemp(prefix=f".collecting-{key}-", dir=engines_root()))
-        try:
-            out_dir = work / "engine"
+        # the tree's lock is held: no other build of this commit can take the name meanwhile
+        with replacing(final) as out_dir:
             files = collect(build_dir, out_dir / "bin", c_compiler(build_dir, compiler), target.os)
             seconds = time.monotonic() - started
             manifest = _manifest(key, identity, None, flags, target, compiler, build_dir, out_dir / "bin", files,
                                  seconds)
             manifest["incremental"] = not cold
             (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-            out_dir.rename(final)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
     log(f"built {commit[:12]} in {seconds:.0f} s ({'cold' if cold else 'incremental'})")
     return CommitBuild(load_build(final), True, seconds)
 
