@@ -85,7 +85,7 @@ def build_commit(source: str, commit: str, target: BuildTarget, *, toolchain_fil
     compiler = compiler_for(target, toolchain_file)
     flags = build_flags(target)
     identity = commit_identity(source, commit)
-    key = build_key(identity, flags, target, compiler)
+    key = build_key(identity, flags, target, compiler.toolchain_text)
     final = engines_root() / key
     if (final / MANIFEST).is_file():
         return CommitBuild(load_build(final), False, 0.0)
