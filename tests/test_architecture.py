@@ -26,8 +26,9 @@ TOP_LEVEL = {"__init__", "__main__", "errors", "paths", "file_hashes", "outputs"
 # what each package may import of edgebench (besides itself and the top-level modules), bottom up: the
 # runner, the builds, model files and the examples need nothing; transport places files and runs the
 # runner, whatever a model is; compare and report read stored runs, they run nothing; config reads
-# what transports, engines and telemetry sources declare; the controller's loop (sweep/) drives devices;
-# the database loads run directories (results) and feeds a run as it goes (run's observer); the
+# what transports, engines and telemetry sources declare; the controller's loop (sweep/) drives devices
+# and builds the engine at a commit for them (toolchain);
+# the database loads run directories (results) and feeds a run as it goes (sweep's observer); the
 # command line sits on top of everything
 MAY_IMPORT = {
     "runner": set(),
@@ -42,7 +43,7 @@ MAY_IMPORT = {
     "quality": {"models", "runner"},
     "config": {"compare", "models", "runner", "transport"},
     "facts": {"config", "models", "results", "runner", "transport"},
-    "sweep": {"compare", "config", "facts", "models", "quality", "results", "runner", "transport"},
+    "sweep": {"compare", "config", "facts", "models", "quality", "results", "runner", "toolchain", "transport"},
     "plan": {"config", "facts", "models", "results", "sweep", "runner"},
     "db": {"compare", "config", "results", "sweep", "runner"},
     "cli": {"compare", "config", "db", "examples", "facts", "models", "plan", "quality", "report", "results", "sweep",

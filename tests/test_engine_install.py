@@ -111,10 +111,10 @@ def test_the_runner_finds_no_engine_where_none_was_installed(tmp_path, monkeypat
 
 
 def test_a_glibc_older_than_the_build_needs_is_one_sentence_with_both_versions():
-    from edgebench.cli.device_engine import _check_libc
+    from edgebench.toolchain.libc_check import check_libc
     from edgebench.toolchain.target import BuildTarget
 
     old = BuildTarget(arch="aarch64", os="linux", libc="glibc", libc_version="2.31", features=())
     with pytest.raises(EdgebenchError, match=r"glibc 2\.31\) is older than the glibc 2\.34 this build needs"):
-        _check_libc(old, {"glibc_needed": "2.34"})
-    _check_libc(old, {"glibc_needed": "2.17"})  # older is fine
+        check_libc(old, {"glibc_needed": "2.34"})
+    check_libc(old, {"glibc_needed": "2.17"})  # older is fine

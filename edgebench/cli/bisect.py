@@ -77,9 +77,17 @@ def cmd_bisect(args, console) -> int:
     device = find_device(args.device, args.devices_dir)
     plan = SequentialPlan(first=args.rounds, last=max(args.rounds, args.max_rounds))
     disturbance = Disturbance(args.max_steal, args.max_cpu_wait, None, 5.0)
+    db_url = configured_db(args.db, default=False)
+
+    def stored(run) -> None:
+        if db_url is not None:
+            from edgebench.db.connection import opened
+            from edgebench.db.load import load_run
+
+            with opened(db_url) as db:
+                load_run(db, run)
     bisect = Bisect(profile, device, good, bad, test, args.metric, {**profile.thresholds, **thresholds}, plan,
-                    disturbance, args.results, db_url=configured_db(args.db, default=False), fresh=args.fresh,
-                    log=say)
+                    disturbance, args.results, stored=stored, fresh=args.fresh, log=say)
     outcome = bisect.run()
     if args.json:
         import json

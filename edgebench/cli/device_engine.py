@@ -6,26 +6,6 @@ from __future__ import annotations
 import time
 
 from edgebench.cli.common import EXIT_OK
-from edgebench.errors import EdgebenchError
-
-
-def _version(text: str) -> tuple:
-    """"2.36" -> (2, 36); a part that is not a number ("2.35+deb") counts as far as its digits go."""
-    parts = []
-    for part in text.split("."):
-        digits = "".join(c for c in part if c.isdigit()) if part[:1].isdigit() else ""
-        parts.append(int(digits) if digits else 0)
-    return tuple(parts)
-
-
-def _check_libc(target, manifest: dict) -> None:
-    """A build linked against a newer glibc than the device's fails in its loader; say so before pushing."""
-    needed, have = manifest.get("glibc_needed"), target.libc_version
-    if target.libc != "glibc" or not needed or not have:
-        return
-    if _version(needed) > _version(have):
-        raise EdgebenchError(f"the device's C library (glibc {have}) is older than the glibc {needed} this build "
-                             f"needs: build with a toolchain for that glibc (toolchain_file in the device profile)")
 
 
 def _build_there(transport, target, facts: dict, source, say):
@@ -44,6 +24,7 @@ def install_on_device(args, console) -> int:
     from edgebench.facts.stored import remember
     from edgebench.results.records import now_iso
     from edgebench.toolchain.device_build import build_engine
+    from edgebench.toolchain.libc_check import check_libc
     from edgebench.toolchain.target import target_from_probe
     from edgebench.transport import open_transport
     from edgebench.transport.device_compile import install_device_build
@@ -66,7 +47,7 @@ def install_on_device(args, console) -> int:
         else:
             build = build_engine(target, source=args.source, toolchain_file=device.toolchain_file, log=say)
             say(f"build {build.key} ready in {time.monotonic() - started:.0f} s: {build.directory}")
-            _check_libc(target, build.manifest)
+            check_libc(target, build.manifest)
             started = time.monotonic()
             installed = install_engine(transport, build)
         pushed = installed.archive

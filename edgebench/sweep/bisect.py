@@ -89,12 +89,13 @@ class Outcome:
 
 class Bisect:
     def __init__(self, profile, device, good: Commit, bad: Commit, test, metric: str, thresholds: dict, plan,
-                 disturbance, results_root: Path, *, db_url=None, fresh: bool = False,
-                 log: Callable[[str], None] = print):
+                 disturbance, results_root: Path, *, stored: Callable[[Path], None] | None = None,
+                 fresh: bool = False, log: Callable[[str], None] = print):
+        """`stored`: called with each measurement's run directory once it is written (`--db` loads it)."""
         self.profile, self.device, self.good, self.bad = profile, device, good, bad
         self.test, self.metric, self.thresholds = test, metric, thresholds
         self.plan, self.disturbance, self.results_root = plan, disturbance, Path(results_root)
-        self.db_url, self.fresh, self.log = db_url, fresh, log
+        self.stored, self.fresh, self.log = stored, fresh, log
         self.outcome: Outcome | None = None
         self._good_profile = None
 
@@ -165,7 +166,8 @@ class Bisect:
         step = Step(commit.commit, decision.verdict, side, decision.ratio, decision.ci_low, decision.ci_high,
                     decision.rounds or 0, str(ab.store.path))
         (ab.store.path / STEP_FILE).write_text(json.dumps({"key": key, "step": asdict(step)}, indent=2) + "\n")
-        self._load_into_db(ab.store.path)
+        if self.stored is not None:
+            self.stored(ab.store.path)
         self.log(f"{commit.short}: {step.verdict}, ratio {step.ratio:.3f} [{step.ci_low:.3f}, {step.ci_high:.3f}] "
                  f"in {step.rounds} rounds ({ab.store.path})")
         return step
@@ -177,15 +179,6 @@ class Bisect:
             self._good_profile = variant_profile(pinned(self.profile, self.good), "A",
                                                  [f"tests=[{self.test.name}]"], None)
         return self._good_profile
-
-    def _load_into_db(self, run: Path) -> None:
-        if self.db_url is None:
-            return
-        from edgebench.db.connection import opened
-        from edgebench.db.load import load_run
-
-        with opened(self.db_url) as db:
-            load_run(db, run)
 
     # -- the search ---------------------------------------------------------------------------------------
 

@@ -114,10 +114,10 @@ def pinned(profile, commit: Commit):
 def install_commit(device, commit: Commit, log: Callable[[str], None]):
     """Build `commit` for the device (cache, else the build tree) and install it there; the CommitBuild.
     Raises build_tree.BuildFailed when the commit does not compile."""
-    from edgebench.cli.device_engine import _check_libc
     from edgebench.facts.device_probe import probe_with
     from edgebench.runner.engines.installed import commit_link
     from edgebench.toolchain.build_tree import build_commit
+    from edgebench.toolchain.libc_check import check_libc
     from edgebench.toolchain.target import target_from_probe
     from edgebench.transport import open_transport
     from edgebench.transport.engine_push import install_engine
@@ -125,7 +125,7 @@ def install_commit(device, commit: Commit, log: Callable[[str], None]):
     with open_transport(device) as transport:
         target = target_from_probe(probe_with(transport)["facts"])
         built = build_commit(commit.source, commit.commit, target, toolchain_file=device.toolchain_file, log=log)
-        _check_libc(target, built.build.manifest)
+        check_libc(target, built.build.manifest)
         install_engine(transport, built.build, link=commit_link(commit.commit))
     return built
 

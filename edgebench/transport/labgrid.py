@@ -77,7 +77,7 @@ class LabgridTransport(SshTransport):
             raise
         self.place = held
 
-    def resolve(self, device):
+    def _resolve(self, device):
         return target_of(device, labgrid_place.held(device.name))
 
     @staticmethod

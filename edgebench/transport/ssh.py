@@ -62,13 +62,13 @@ class SshTransport(Transport):
         from edgebench.transport.sshconn import SshConnection
 
         super().__init__(device)
-        self.target = self.resolve(device)
+        self.target = self._resolve(device)
         self.conn = SshConnection(self.target)
         self.python = self.helper_python = device.python or "python3"
         self.workdir = self._absolute(device.workdir)
         self.bulk = BulkSender(self.conn)
 
-    def resolve(self, device) -> SshTarget:
+    def _resolve(self, device) -> SshTarget:
         """Where the device is: its profile, with ~/.ssh/config filling what it leaves unset."""
         from edgebench.transport.sshconn import resolve_target
 
