@@ -181,6 +181,7 @@ def as_written_before_engines_recorded_their_options(run: Path, dest: Path) -> P
     shutil.copytree(run, dest)
     records = [json.loads(line) for line in (dest / "cells.jsonl").read_text().splitlines()]
     for record in records:
+        record["v"] = 1  # what an edgebench of that time wrote: the loader converts version-1 records
         if "engine_options" in record:
             record["engine_options"] = dict(OLD_ENGINE_OPTIONS)
     (dest / "cells.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
