@@ -11,7 +11,8 @@ a second CI run without building).
 
 Every code change is in ggml/src/ggml-cpu/ggml-cpu.c, so an incremental build compiles one file and relinks.
 
-    python tests/llama_commits.py build      # every commit for this machine, into the cache (.ci/run does it)
+    python tests/llama_commits.py build          # every commit for this machine, into the cache (.ci/run does it)
+    python tests/llama_commits.py build --board  # the same for the emulated Arm board's CPU (cross-built)
     python tests/llama_commits.py SRC REPO   # only write the repository from the llama.cpp source SRC
 """
 
@@ -98,6 +99,12 @@ def make_repo(vendored: Path, repo: Path) -> list[str]:
     return commits
 
 
+def abbreviates(short: str, commit: str) -> bool:
+    """Whether `short` names `commit` as llama-bench's build_commit does: git's --short, whose length (7 or
+    more) git picks from the repository's object count, so two build trees may differ."""
+    return len(short) >= 7 and commit.startswith(short)
+
+
 def local_target():
     """This machine's build target, from the local device's probe (as install-engine -d reads it)."""
     from edgebench.config import find_device
@@ -110,17 +117,22 @@ def local_target():
         return target_from_probe(probe_with(transport)["facts"])
 
 
-def build_all(log=print) -> None:
-    """Build every commit of the series for this machine into the cache (the build tree, then the engine
-    cache): .ci/run does it before the tests, as it builds the board's engine, since a cold tree takes longer
-    than a test may. Cached builds cost nothing; a commit that does not compile is remembered."""
+def board_target():
+    """The emulated Arm board's build target, from its `-cpu max` probe (as install-engine -d reads it)."""
+    from test_device_build import BOARD
+    return BOARD
+
+
+def build_all(target, log=print) -> None:
+    """Build every commit of the series for `target` into the cache (the build tree, then the engine cache):
+    .ci/run does it before the tests, as it builds the board's engine, since a cold tree takes longer than a
+    test may. Cached builds cost nothing; a commit that does not compile is remembered."""
     import tempfile
     import time
 
     from edgebench.toolchain.build_tree import BuildFailed, build_commit
     from edgebench.toolchain.llama_cpp_source import vendored_llama_cpp
 
-    target = local_target()
     with tempfile.TemporaryDirectory(prefix="edgebench-llama-commits-") as scratch:
         repo = Path(scratch) / "llama.cpp"
         for commit in make_repo(vendored_llama_cpp(), repo):
@@ -136,8 +148,9 @@ def build_all(log=print) -> None:
 if __name__ == "__main__":
     import sys
 
-    if sys.argv[1:] == ["build"]:
-        build_all(lambda text: print(text, file=sys.stderr))
+    if sys.argv[1:] in (["build"], ["build", "--board"]):
+        target = board_target() if sys.argv[2:] else local_target()
+        build_all(target, lambda text: print(text, file=sys.stderr))
     else:
         for commit in make_repo(Path(sys.argv[1]), Path(sys.argv[2])):
             print(commit)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 
 import pytest
-from llama_commits import BROKEN_INDEX, DOCS_INDEX, SLOW_INDEX, make_repo
+from llama_commits import BROKEN_INDEX, DOCS_INDEX, SLOW_INDEX, abbreviates, make_repo
 
 from edgebench.cli import main
 from edgebench.results.aggregate import run_rows
@@ -82,8 +83,16 @@ def test_bisect_names_the_slow_commit_skips_the_broken_one_and_stays_within_the_
     assert "left out (no build input changed): " + commits[DOCS_INDEX][:8] in out
 
 
-def test_a_second_bisect_over_the_same_range_builds_and_measures_nothing(perf_setup, capsys):
-    code, outcome = bisect(perf_setup)
+def test_a_second_bisect_over_the_same_range_builds_installs_and_measures_nothing(perf_setup, capsys):
+    # the device's engines moved away: a bisect that installed anything would put them back
+    engines = perf_setup[0] / "device" / "engines"
+    engines.rename(engines.with_name("engines-away"))
+    try:
+        code, outcome = bisect(perf_setup)
+        assert not engines.exists()
+    finally:
+        shutil.rmtree(engines, ignore_errors=True)
+        engines.with_name("engines-away").rename(engines)
     assert code == 0 and outcome["first_bad"]["commit"] == perf_setup[3][SLOW_INDEX]
     assert outcome["builds"] == 0 and outcome["rounds"] == 0
     assert all(step["reused"] for step in outcome["steps"])
@@ -109,7 +118,9 @@ def test_ab_between_the_ends_regresses_and_names_both_commits(perf_setup):
     # the rows record the commit llama-bench was built from, as llama-bench does
     (run,) = (root / "ab").iterdir()
     rows = run_rows(run)
-    assert {r["variant"]: r["build_commit"] for r in rows} == {"A": good[:7], "B": bad[:7]}
+    assert {r["variant"] for r in rows} == {"A", "B"}
+    # llama-bench's short hash is git's --short: 7 digits or more, as the repository's object count makes it
+    assert all(abbreviates(r["build_commit"], good if r["variant"] == "A" else bad) for r in rows), rows
     assert {r["build_number"] for r in rows} == {1, len(commits)}
 
 
@@ -130,15 +141,15 @@ def test_compare_reads_llama_bench_outputs_and_edgebench_runs_of_two_commits_ali
     for commit in (good, bad):
         # the build the device got, run as a user runs llama-bench
         installed = root / "device" / "engines" / f"commit-{commit}"
-        assert json.loads((installed / "build.json").read_text())["build_commit"] == commit[:7]
+        assert abbreviates(json.loads((installed / "build.json").read_text())["build_commit"], commit)
         done = subprocess.run([str(installed / "bin" / "llama-bench"), "-m", str(tiny_llama), "-p", "0", "-n", "16",
                                "-r", "5", "-t", "1", "-o", "json"], capture_output=True, text=True, check=True)
         outputs.append(root / f"bench-{commit[:8]}.json")
         outputs[-1].write_text(done.stdout)
     code = main(["compare", *map(str, outputs), "--json", str(root / "cmp.json")])
     report = json.loads((root / "cmp.json").read_text())
-    assert code == 1 and report["base_commit"] == good[:7] and report["candidate_commit"] == bad[:7]
-    assert f"candidate {bad[:7]}" in capsys.readouterr().out
+    assert code == 1 and abbreviates(report["base_commit"], good) and abbreviates(report["candidate_commit"], bad)
+    assert f"candidate {report['candidate_commit']}" in capsys.readouterr().out
     runs = []
     for name, commit in (("good", good), ("bad", bad)):
         variant = root / f"p-{name}.yaml"
@@ -150,7 +161,7 @@ def test_compare_reads_llama_bench_outputs_and_edgebench_runs_of_two_commits_ali
         runs.append(run)
     code = main(["compare", *map(str, runs), "--json", str(root / "cmp-runs.json")])
     report = json.loads((root / "cmp-runs.json").read_text())
-    assert code == 1 and report["base_commit"] == good[:7] and report["candidate_commit"] == bad[:7]
+    assert code == 1 and abbreviates(report["base_commit"], good) and abbreviates(report["candidate_commit"], bad)
 
 
 def test_ends_that_are_not_worse_stop_the_bisect_with_exit_3(perf_setup, capsys):

@@ -98,8 +98,17 @@ class Bisect:
         self.stored, self.fresh, self.log = stored, fresh, log
         self.outcome: Outcome | None = None
         self._good_profile = None
+        self._good_installed = False
 
     # -- building -----------------------------------------------------------------------------------------
+
+    def _ready(self, commit: Commit) -> bool:
+        """`commit` built and installed, or measured before (then it was built, and is cached: a bisect run
+        again neither builds nor installs it); False when it does not compile."""
+        if self._stored(self._key(commit)) is not None:
+            self.outcome.cached_builds += 1
+            return True
+        return self._install(commit)
 
     def _install(self, commit: Commit) -> bool:
         """Build and install `commit`; False when it does not compile."""
@@ -117,6 +126,7 @@ class Bisect:
             self.outcome.builds += 1
         else:
             self.outcome.cached_builds += 1
+        self._good_installed |= commit.commit == self.good.commit
         return True
 
     # -- measuring ----------------------------------------------------------------------------------------
@@ -153,6 +163,9 @@ class Bisect:
             return stored
         from edgebench.sweep.ab import AbRun
 
+        if not self._good_installed:  # the ends were measured before, so not installed in this bisect
+            install_commit(self.device, self.good, self.log)
+            self._good_installed = True
         variants = {"A": self._good_variant(), "B": self._variant(commit)}
         ab = AbRun(self.profile, variants, [self.device], self.results_root, self.thresholds, plan=self.plan,
                    disturbance=self.disturbance)
@@ -184,8 +197,12 @@ class Bisect:
 
     def run(self) -> Outcome:
         self.outcome = outcome = Outcome(self.good, self.bad, confirmed=None)  # type: ignore[arg-type]
+        # measured before, the ends were built then: the confirmation is reused, and nothing is installed
+        confirmed_before = self._stored(self._key(self.bad)) is not None
         for end in (self.good, self.bad):
-            if not self._install(end):
+            if confirmed_before:
+                outcome.cached_builds += 1
+            elif not self._install(end):
                 raise EdgebenchError(f"the {'good' if end is self.good else 'bad'} end {end.short} "
                                      f"({end.subject}) does not build: name ends that do")
         outcome.confirmed = confirmed = self.measure(self.bad)
@@ -209,7 +226,7 @@ class Bisect:
             middle = (lo + hi) / 2
             index = min(open_, key=lambda i: (abs(i - middle), i))
             commit = line[index]
-            if not self._install(commit):
+            if not self._ready(commit):
                 skipped.add(index)
                 outcome.unbuildable.append(commit)
                 continue
