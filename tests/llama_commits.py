@@ -13,7 +13,7 @@ Every code change is in ggml/src/ggml-cpu/ggml-cpu.c, so an incremental build co
 
     python tests/llama_commits.py build          # every commit for this machine, into the cache (.ci/run does it)
     python tests/llama_commits.py build --board  # the same for the emulated Arm board's CPU (cross-built)
-    python tests/llama_commits.py SRC REPO   # only write the repository from the llama.cpp source SRC
+    python tests/llama_commits.py SRC REPO       # only write the repository from the llama.cpp source SRC
 """
 
 from __future__ import annotations

@@ -81,6 +81,7 @@ def test_ab_on_the_board_between_the_ends_regresses_and_names_both_commits(board
         assert abbreviates(row["build_commit"], good if row["variant"] == "A" else bad), row["build_commit"]
         assert row["build_target"] == "aarch64-linux-gnu" and "NEON = 1" in row["system_info"]
 
+
 @pytest.mark.timeout(BOARD_TIMEOUT_S)
 def test_ab_on_the_board_between_two_commits_before_the_slow_one_does_not_regress(board_perf):
     work, env, profile, commits = board_perf

@@ -197,14 +197,13 @@ class Bisect:
 
     def run(self) -> Outcome:
         self.outcome = outcome = Outcome(self.good, self.bad, confirmed=None)  # type: ignore[arg-type]
-        # measured before, the ends were built then: the confirmation is reused, and nothing is installed
-        confirmed_before = self._stored(self._key(self.bad)) is not None
-        for end in (self.good, self.bad):
-            if confirmed_before:
-                outcome.cached_builds += 1
-            elif not self._install(end):
-                raise EdgebenchError(f"the {'good' if end is self.good else 'bad'} end {end.short} "
-                                     f"({end.subject}) does not build: name ends that do")
+        if self._stored(self._key(self.bad)) is not None:
+            outcome.cached_builds += 2  # measured before, both ends were built then: the confirmation is reused
+        else:
+            for end in (self.good, self.bad):
+                if not self._install(end):
+                    raise EdgebenchError(f"the {'good' if end is self.good else 'bad'} end {end.short} "
+                                         f"({end.subject}) does not build: name ends that do")
         outcome.confirmed = confirmed = self.measure(self.bad)
         outcome.steps.append(confirmed)
         if confirmed.side != BAD:

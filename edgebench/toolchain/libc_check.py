@@ -23,4 +23,3 @@ def check_libc(target, manifest: dict) -> None:
     if glibc_version(needed) > glibc_version(have):
         raise EdgebenchError(f"the device's C library (glibc {have}) is older than the glibc {needed} this build "
                              f"needs: build with a toolchain for that glibc (toolchain_file in the device profile)")
-
